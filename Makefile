@@ -1,0 +1,56 @@
+# Spindle: `make run` serves the API with a worker and the scheduler; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Test services (the machine's PostgreSQL and Redis); override on the command line if yours differ.
+TEST_DATABASE_URL ?= postgres://$(or $(PGUSER),postgres)@127.0.0.1:5432/test
+TEST_REDIS ?= redis://127.0.0.1:6379
+
+.PHONY: run test bench lint install install-dev migrate clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/activate
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/activate
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(PY) manage.py migrate --no-input -v0
+	$(PY) manage.py createcachetable
+
+run: migrate
+	$(PY) manage.py bootstrap_demo
+	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho -f Procfile start
+
+test: install-dev
+	DATABASE_URL=$(TEST_DATABASE_URL) \
+	CELERY_BROKER_URL=$(TEST_REDIS)/14 \
+	CACHE_URL=$(TEST_REDIS)/15 \
+	SECRET_KEY=test-only-not-secret \
+	SPINDLE_TESTING=1 \
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install-dev
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_REDIS)/13 CACHE_URL=$(TEST_REDIS)/12 \
+	SECRET_KEY=bench-only-not-secret SPINDLE_ALLOW_PRIVATE_TARGETS=1 \
+	$(PY) bench/run.py $(if $(BENCH),--only $(BENCH)) $(if $(SIZE),--size $(SIZE))
+
+clean:
+	rm -rf var/ $(VENV)

@@ -1,0 +1,63 @@
+"""Bearer authentication with workspace API keys (`rt_ws_…`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from .models import ApiKey, Workspace
+from .services import KEY_PREFIX, hash_api_key
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass
+class WorkspacePrincipal:
+    """request.user for API calls: the workspace acting, and the user behind it if any."""
+
+    workspace: Workspace
+    user: object | None = None
+    api_key: ApiKey | None = None
+    is_authenticated: bool = True
+    is_staff: bool = False
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+
+def bearer_token(request: Request) -> str | None:
+    header = authentication.get_authorization_header(request).decode("latin-1")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip() or " " in token.strip():
+        raise exceptions.AuthenticationFailed("Malformed Authorization header: expected 'Bearer <key>'.")
+    return token.strip()
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[WorkspacePrincipal, ApiKey] | None:
+        token = bearer_token(request)
+        if token is None or not token.startswith(KEY_PREFIX):
+            return None  # another authenticator (JWT) may take it; none -> 401
+        # The lookup is by SHA-256 digest on a unique index: no timing signal about stored keys.
+        key = (
+            ApiKey.objects.select_related("workspace", "workspace__plan")
+            .filter(key_hash=hash_api_key(token))
+            .first()
+        )
+        if key is None or key.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        now = timezone.now()
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            # At most one write a minute per key, and never blocking on a concurrent one.
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return WorkspacePrincipal(workspace=key.workspace, api_key=key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="spindle"'

@@ -1,0 +1,66 @@
+"""Tenancy: workspaces and their API keys."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from config.ids import new_id
+
+
+def _workspace_id() -> str:
+    return new_id("ws")
+
+
+def _key_id() -> str:
+    return new_id("key")
+
+
+class Workspace(models.Model):
+    """The tenant: every object belongs to exactly one workspace."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=_workspace_id, editable=False)
+    name = models.CharField(max_length=200)
+    plan = models.ForeignKey("billing.Plan", on_delete=models.PROTECT, related_name="workspaces", default="free")
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="workspace"
+    )
+    is_anonymous = models.BooleanField(default=False)
+    stripe_customer_id = models.CharField(max_length=64, blank=True, default="")
+    stripe_subscription_id = models.CharField(max_length=64, blank=True, default="")
+    subscription_status = models.CharField(max_length=32, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            # Stripe webhooks find the workspace by customer id.
+            models.Index(fields=["stripe_customer_id"], name="accounts_ws_stripe_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class ApiKey(models.Model):
+    """A workspace key `rt_ws_…`: only its SHA-256 hash and a short visible prefix are stored."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=_key_id, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    is_primary = models.BooleanField(default=False, help_text="The key that rotate-key replaces.")
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "created_at"], name="accounts_key_ws_created")]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

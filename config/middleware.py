@@ -1,0 +1,77 @@
+"""Gives requests DRF never handles the same error envelope: unknown routes, oversized bodies, crashes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from .exceptions import error_response
+
+logger = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: ("BAD_REQUEST", "The request is malformed."),
+    403: ("FORBIDDEN", "You are not allowed to do this."),
+    404: ("NOT_FOUND", "Not found."),
+    405: ("METHOD_NOT_ALLOWED", "Method not allowed."),
+    500: ("INTERNAL", "An internal error occurred."),
+}
+
+
+class ErrorEnvelopeMiddleware:
+    """Outermost middleware for the API: body size check first, envelope on bare Django errors."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        is_api = request.path.startswith("/v1/") or request.path == "/v1"
+        if is_api:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return error_response("BAD_REQUEST", "Invalid Content-Length header.", 400)
+            if length > settings.SPINDLE_MAX_REQUEST_BYTES:
+                return error_response(
+                    "PAYLOAD_TOO_LARGE",
+                    "The request body is too large.",
+                    413,
+                    {"limit_bytes": settings.SPINDLE_MAX_REQUEST_BYTES},
+                )
+        response = self.get_response(request)
+        if is_api and response.status_code in _STATUS_CODES and not _is_json(response):
+            code, message = _STATUS_CODES[response.status_code]
+            enveloped = error_response(code, message, response.status_code)
+            if response.has_header("Allow"):
+                enveloped["Allow"] = response["Allow"]
+            return enveloped
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/v1/"):
+            return None
+        logger.exception("unhandled error on %s %s", request.method, request.path, exc_info=exception)
+        return error_response("INTERNAL", "An internal error occurred.", 500)
+
+
+def _is_json(response: HttpResponse) -> bool:
+    return isinstance(response, JsonResponse) or response.get("Content-Type", "").startswith("application/json")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response("NOT_FOUND", "Not found.", 404)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    return error_response("INTERNAL", "An internal error occurred.", 500)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response("BAD_REQUEST", "The request is malformed.", 400)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response("FORBIDDEN", "You are not allowed to do this.", 403)

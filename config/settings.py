@@ -1,0 +1,250 @@
+"""Spindle settings: everything comes from the environment, with an embedded default.
+
+With no environment at all Spindle runs on a SQLite file (WAL mode), a filesystem Celery broker and a
+local-memory cache, so `make run` needs no server. DATABASE_URL, CELERY_BROKER_URL and CACHE_URL switch it
+to PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("SPINDLE_VAR_DIR", BASE_DIR / "var"))
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
+
+VERSION = "0.1.0"
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if DEBUG or not os.environ.get("DATABASE_URL"):
+        # Embedded/dev default: a per-checkout key kept in var/, never committed.
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        key_file = VAR_DIR / "secret_key"
+        if not key_file.exists():
+            import secrets
+
+            key_file.write_text(secrets.token_urlsafe(50))
+        SECRET_KEY = key_file.read_text().strip()
+    else:
+        raise RuntimeError("SECRET_KEY must be set")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "accounts",
+    "billing",
+    "queues",
+    "jobs",
+    "schedules",
+    "alerts",
+]
+
+MIDDLEWARE = [
+    "config.middleware.ErrorEnvelopeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+APPEND_SLASH = False
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- database -------------------------------------------------------------------------------------
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        DATABASES["default"].setdefault("OPTIONS", {})
+        # Short transactions keep SKIP LOCKED claimers flowing (DESIGN.md, lessons).
+        DATABASES["default"]["OPTIONS"]["options"] = (
+            f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=30000)}"
+            f" -c idle_in_transaction_session_timeout={env.int('DB_IDLE_TX_TIMEOUT_MS', default=60000)}"
+        )
+        if os.environ.get("TEST_DB_NAME"):
+            DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DB_NAME"]}
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env.str("SQLITE_PATH", default=str(VAR_DIR / "spindle.sqlite3")),
+            "OPTIONS": {
+                # One writer at a time: BEGIN IMMEDIATE stands in for FOR UPDATE SKIP LOCKED.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache ----------------------------------------------------------------------------------------
+if os.environ.get("CACHE_URL"):
+    CACHES = {"default": env.cache("CACHE_URL")}
+    EMBEDDED_CACHE = False
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "spindle_cache",
+        }
+    }
+    EMBEDDED_CACHE = True
+    # django-ratelimit wants a shared cache; the database cache is shared by every local process.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# --- celery ---------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    for sub in ("queue", "processed"):
+        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.05,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 600
+CELERY_TASK_SOFT_TIME_LIMIT = 540
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+# System periodic tasks; django-celery-beat's DatabaseScheduler syncs them into its tables at start.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+
+# --- auth -----------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+]
+
+# --- REST framework -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasWorkspace"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": None,
+    "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Spindle API",
+    "DESCRIPTION": "Background jobs over REST: queues, jobs, push delivery, pull workers, schedules.",
+    "VERSION": VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    },
+    "SECURITY": [{"bearerAuth": []}],
+}
+
+# --- limits and behaviour -------------------------------------------------------------------------
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SPINDLE_MAX_REQUEST_BYTES", default=10 * 1024 * 1024)
+SPINDLE_MAX_REQUEST_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
+SPINDLE_MAX_PAYLOAD_BYTES = env.int("SPINDLE_MAX_PAYLOAD_BYTES", default=1024 * 1024)
+SPINDLE_ALLOW_PRIVATE_TARGETS = env.bool("SPINDLE_ALLOW_PRIVATE_TARGETS", default=False)
+SPINDLE_REGISTER_RATE = env.str("SPINDLE_REGISTER_RATE", default="5/h")
+SPINDLE_LOGIN_RATE = env.str("SPINDLE_LOGIN_RATE", default="10/m")
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+
+# Engine timing. Values below the production floors are refused unless SPINDLE_TESTING is on, so a
+# misconfigured production deployment cannot run with test-sized leases.
+SPINDLE_TESTING = env.bool("SPINDLE_TESTING", default=False)
+SPINDLE_SWEEP_INTERVAL_S = env.float("SPINDLE_SWEEP_INTERVAL_S", default=1.0)
+SPINDLE_MIN_LEASE_MS = env.int("SPINDLE_MIN_LEASE_MS", default=1000)
+SPINDLE_BACKOFF_SCALE = env.float("SPINDLE_BACKOFF_SCALE", default=1.0)
+SPINDLE_DELIVERY_BATCH = env.int("SPINDLE_DELIVERY_BATCH", default=100)
+if not SPINDLE_TESTING and (
+    SPINDLE_SWEEP_INTERVAL_S < 0.5 or SPINDLE_MIN_LEASE_MS < 1000 or SPINDLE_BACKOFF_SCALE != 1.0
+):
+    raise RuntimeError("test-only engine timings need SPINDLE_TESTING=1")
+
+# --- Stripe ---------------------------------------------------------------------------------------
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # tests point this at a local fake
+STRIPE_PRICE_PRO = env.str("STRIPE_PRICE_PRO", default="")
+STRIPE_PRICE_TEAM = env.str("STRIPE_PRICE_TEAM", default="")
+BILLING_SUCCESS_URL = env.str("BILLING_SUCCESS_URL", default="http://localhost:8000/billing/success")
+BILLING_CANCEL_URL = env.str("BILLING_CANCEL_URL", default="http://localhost:8000/billing/cancel")
+
+# --- email ----------------------------------------------------------------------------------------
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="spindle@localhost")
+
+# --- i18n, static ---------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,60 @@
+"""Queues: where jobs wait, with their delivery mode and flow-control settings."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from config.ids import new_id
+
+DEFAULT_RETRY_POLICY = {
+    "max_attempts": 4,
+    "backoff": "exponential",
+    "initial_delay_ms": 1000,
+    "multiplier": 2,
+    "max_delay_ms": 300000,
+    "jitter": True,
+}
+
+
+def _queue_id() -> str:
+    return new_id("que")
+
+
+def default_retry_policy() -> dict:
+    return dict(DEFAULT_RETRY_POLICY)
+
+
+class Queue(models.Model):
+    class Delivery(models.TextChoices):
+        PUSH = "push", "Push: Spindle POSTs each job to the endpoint"
+        PULL = "pull", "Pull: the workspace's workers claim jobs"
+
+    id = models.CharField(primary_key=True, max_length=40, default=_queue_id, editable=False)
+    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="queues")
+    name = models.CharField(max_length=64)
+    delivery = models.CharField(max_length=8, choices=Delivery.choices, default=Delivery.PUSH)
+    # {"url", "method", "headers", "timeout_ms"} or null (push jobs then need their own `http` target).
+    endpoint = models.JSONField(null=True, blank=True)
+    paused = models.BooleanField(default=False)
+    paused_job_names = models.JSONField(default=list, blank=True)
+    concurrency = models.PositiveIntegerField(default=10)
+    group_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    # {"max", "per_ms"} or null.
+    rate_limit = models.JSONField(null=True, blank=True)
+    retry_policy = models.JSONField(default=default_retry_policy)
+    lease_ms = models.PositiveIntegerField(default=300000)
+    signing_secret = models.CharField(max_length=100)
+    previous_signing_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="queues_queue_ws_name_uniq"),
+            models.CheckConstraint(condition=models.Q(delivery__in=["push", "pull"]), name="queues_queue_delivery_valid"),
+            models.CheckConstraint(condition=models.Q(concurrency__gte=1), name="queues_queue_concurrency_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -160,7 +160,15 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 # System periodic tasks; django-celery-beat's DatabaseScheduler syncs them into its tables at start.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Task names are fixed here; each app's tasks.py implements its own.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # jobs: promote due delayed jobs, rescue expired leases, re-kick queues whose hint was lost.
+    "spindle-sweeper": {"task": "jobs.sweep", "schedule": env.float("SPINDLE_SWEEP_INTERVAL_S", default=1.0)},
+    # schedules: fire every due workspace schedule, set-based (DESIGN.md invariant 7).
+    "spindle-schedule-ticker": {"task": "schedules.tick", "schedule": 1.0},
+    # billing: delete what each plan no longer retains, in bounded batches.
+    "spindle-retention": {"task": "billing.apply_retention", "schedule": 3600.0},
+}
 
 # --- auth -----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

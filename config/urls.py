@@ -1,9 +1,21 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import converters
 from config.health import health
+
+for _name, _cls in {
+    "jobid": converters.JobId,
+    "exeid": converters.ExecutionId,
+    "wkrid": converters.WorkerId,
+    "alrid": converters.AlertId,
+    "whid": converters.WebhookId,
+    "keyid": converters.KeyId,
+    "name": converters.Name,
+}.items():
+    register_converter(_cls, _name)
 
 handler400 = "config.middleware.handler400"
 handler403 = "config.middleware.handler403"

@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+"""Job routes, one module per concern. Order matters: fixed segments (`jobs/claim`, `jobs/batch`) are
+matched before `jobs/<jobid:job_id>`, which only matches `job_…` ids anyway."""
 
-urlpatterns: list = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("jobs.urls_pull")),
+    path("", include("jobs.urls_operations")),
+    path("", include("jobs.urls_executions")),
+    path("", include("jobs.urls_jobs")),
+]

@@ -1,0 +1,141 @@
+"""Smoke test of the embedded mode: SQLite + filesystem broker, no servers, real web and worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _embedded_env(var_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "TEST_DB_NAME", "SECRET_KEY"}}
+    env.update(
+        SPINDLE_VAR_DIR=str(var_dir),
+        SPINDLE_ALLOW_PRIVATE_TARGETS="1",
+        DJANGO_SETTINGS_MODULE="config.settings",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _call(method: str, url: str, key: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"ok": true}')
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_embedded_mode_serves_and_completes_a_job(tmp_path):
+    env = _embedded_env(tmp_path)
+    python = str(BIN / "python")
+    subprocess.run([python, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run([python, "manage.py", "createcachetable"], cwd=ROOT, env=env, check=True, timeout=60)
+    out = subprocess.run(
+        [python, "manage.py", "bootstrap_demo"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    key = next(word for word in out.split() if word.startswith("rt_ws_"))
+    again = subprocess.run(
+        [python, "manage.py", "bootstrap_demo"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
+    assert "rt_ws_" not in again and "issue_key" in again
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    port = _free_port()
+    logs = open(tmp_path / "procs.log", "w")
+    web = subprocess.Popen(
+        [str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"],
+        cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    worker = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "config", "worker", "-B", "-l", "info", "--concurrency", "1",
+         "-s", str(tmp_path / "beat-schedule")],
+        cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status, health = _call("GET", f"{base}/v1/health")
+                if status == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200, "embedded web server did not answer /v1/health"
+        assert health["services"]["database"]["status"] == "ok"
+
+        status, queue = _call(
+            "POST", f"{base}/v1/queues", key,
+            {"name": "hooks", "delivery": "push", "endpoint": {"url": f"http://127.0.0.1:{receiver.server_port}/hook"}},
+        )
+        assert status == 201, queue
+        status, job = _call("POST", f"{base}/v1/queues/hooks/jobs", key, {"payload": {"hello": "embedded"}})
+        assert status == 201, job
+
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            _, current = _call("GET", f"{base}/v1/queues/hooks/jobs/{job['id']}", key)
+            if current.get("state") == "completed":
+                break
+            time.sleep(0.3)
+        assert current["state"] == "completed", current
+        assert current["result"]["http_status"] == 200
+        assert _Receiver.received and _Receiver.received[0]["payload"] == {"hello": "embedded"}
+    finally:
+        for proc in (web, worker):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in (web, worker):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        receiver.shutdown()
+        logs.close()

@@ -1,4 +1,4 @@
-"""Bearer authentication with workspace API keys (`rt_ws_…`)."""
+"""Bearer authentication: workspace API keys (`rt_ws_…`) and users' JWT access tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import AccessToken
 
 from .models import ApiKey, Workspace
 from .services import KEY_PREFIX, hash_api_key
@@ -58,6 +61,37 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             # At most one write a minute per key, and never blocking on a concurrent one.
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         return WorkspacePrincipal(workspace=key.workspace, api_key=key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="spindle"'
+
+
+class JwtAuthentication(authentication.BaseAuthentication):
+    """A user's access token acts on the user's workspace, with the same principal shape as a key.
+
+    Runs after ApiKeyAuthentication: any bearer token that is not a key must be a valid access token, so an
+    unknown token is a 401 here rather than falling through to "not authenticated".
+    """
+
+    def authenticate(self, request: Request) -> tuple[WorkspacePrincipal, AccessToken] | None:
+        token = bearer_token(request)
+        if token is None or token.startswith(KEY_PREFIX):
+            return None
+        try:
+            access = AccessToken(token)  # signature, expiry and token type (a refresh token is refused)
+        except TokenError:
+            raise exceptions.AuthenticationFailed("Invalid or expired token.") from None
+        user_id = access.payload.get(jwt_settings.USER_ID_CLAIM)
+        workspace = (
+            Workspace.objects.select_related("plan", "owner")
+            .filter(owner_id=user_id, owner__is_active=True)
+            .first()
+        )
+        if workspace is None:
+            raise exceptions.AuthenticationFailed("The user of this token has no active workspace.")
+        user = workspace.owner
+        principal = WorkspacePrincipal(workspace=workspace, user=user, is_staff=bool(user.is_staff))
+        return principal, access
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="spindle"'

@@ -21,7 +21,9 @@ class Workspace(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=_workspace_id, editable=False)
     name = models.CharField(max_length=200)
-    plan = models.ForeignKey("billing.Plan", on_delete=models.PROTECT, related_name="workspaces", default="free")
+    plan = models.ForeignKey(
+        "billing.Plan", on_delete=models.PROTECT, related_name="workspaces", default="free"
+    )
     owner = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="workspace"
     )
@@ -29,6 +31,8 @@ class Workspace(models.Model):
     stripe_customer_id = models.CharField(max_length=64, blank=True, default="")
     stripe_subscription_id = models.CharField(max_length=64, blank=True, default="")
     subscription_status = models.CharField(max_length=32, blank=True, default="")
+    # Stripe's `created` of the last subscription event applied: older events arriving late are ignored.
+    billing_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

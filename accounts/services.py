@@ -1,21 +1,30 @@
-"""Writes for workspaces and API keys."""
+"""Writes for users, workspaces, API keys and JWT tokens."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from django.db import transaction
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from billing.models import Plan
-from config.exceptions import NotFound, ValidationFailed
+from config.exceptions import Conflict, NotFound, ValidationFailed
 
+from .exceptions import Unauthorized
 from .models import ApiKey, Workspace
 
 KEY_PREFIX = "rt_ws_"
 VISIBLE_PREFIX_LEN = 12
+MAX_ACTIVE_KEYS = 100
 
 
 def hash_api_key(raw_key: str) -> str:
@@ -42,18 +51,52 @@ def api_key_create(*, workspace: Workspace, name: str = "default", is_primary: b
     return IssuedKey(key=key, raw=raw)
 
 
+def api_key_create_named(*, workspace: Workspace, name: str) -> IssuedKey:
+    """An extra named key (`POST /v1/keys`), capped so a leaked key cannot mint keys without bound."""
+    with transaction.atomic():
+        # Lock the workspace row so two parallel creates cannot both pass the cap.
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+        active = ApiKey.objects.filter(workspace=workspace, revoked_at__isnull=True).count()
+        if active >= MAX_ACTIVE_KEYS:
+            raise Conflict(
+                f"A workspace can have at most {MAX_ACTIVE_KEYS} active keys.",
+                details={"limit": MAX_ACTIVE_KEYS},
+            )
+        return api_key_create(workspace=workspace, name=name)
+
+
 def api_key_revoke(*, workspace: Workspace, key_id: str) -> ApiKey:
-    """Revoke a key of this workspace; it stops authenticating at once."""
+    """Revoke an active key of this workspace; it stops authenticating at once. Unknown or revoked: 404."""
+    now = timezone.now()
     updated = ApiKey.objects.filter(workspace=workspace, id=key_id, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
+        revoked_at=now, is_primary=False
     )
-    key = ApiKey.objects.filter(workspace=workspace, id=key_id).first()
-    if key is None or (not updated and key.revoked_at is None):
+    if not updated:
         raise NotFound("API key not found.")
-    return key
+    return ApiKey.objects.get(workspace=workspace, id=key_id)
 
 
-def workspace_create(*, name: str, plan_code: str = "free", is_anonymous: bool = False, owner=None) -> tuple[Workspace, IssuedKey]:
+def api_keys_revoke(*, key_ids: list[str]) -> int:
+    """Staff action: revoke these keys, whatever their workspace. Returns how many were active."""
+    return ApiKey.objects.filter(id__in=key_ids, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), is_primary=False
+    )
+
+
+def api_key_rotate_primary(*, workspace: Workspace) -> IssuedKey:
+    """Replace the workspace's primary key: the old one is revoked in the same transaction."""
+    with transaction.atomic():
+        # Serialise rotations of one workspace: two parallel calls must not leave two primary keys.
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+        ApiKey.objects.filter(workspace=workspace, is_primary=True, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), is_primary=False
+        )
+        return api_key_create(workspace=workspace, name="default", is_primary=True)
+
+
+def workspace_create(
+    *, name: str, plan_code: str = "free", is_anonymous: bool = False, owner: Any = None
+) -> tuple[Workspace, IssuedKey]:
     """Create a workspace with its primary key."""
     plan = Plan.objects.filter(code=plan_code).first()
     if plan is None:
@@ -62,3 +105,90 @@ def workspace_create(*, name: str, plan_code: str = "free", is_anonymous: bool =
         workspace = Workspace.objects.create(name=name, plan=plan, is_anonymous=is_anonymous, owner=owner)
         issued = api_key_create(workspace=workspace, name="default", is_primary=True)
     return workspace, issued
+
+
+def workspace_set_plan(*, workspace: Workspace, plan_code: str) -> Workspace:
+    """Staff or billing: move the workspace to another plan (caps apply to the next request)."""
+    if not Plan.objects.filter(code=plan_code).exists():
+        raise ValidationFailed(details={"plan": [f"Unknown plan '{plan_code}'."]})
+    Workspace.objects.filter(pk=workspace.pk).update(plan_id=plan_code, updated_at=timezone.now())
+    workspace.refresh_from_db()
+    return workspace
+
+
+# --- users and tokens ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"access": self.access, "refresh": self.refresh}
+
+
+def _tokens_for(user: AbstractBaseUser) -> TokenPair:
+    refresh = RefreshToken.for_user(user)  # records an OutstandingToken, so it can be blacklisted
+    return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
+
+
+@dataclass(frozen=True)
+class Registration:
+    user: Any
+    workspace: Workspace
+    key: IssuedKey
+    tokens: TokenPair
+
+
+def user_register(*, email: str, password: str, name: str) -> Registration:
+    """Create a user, their workspace (free plan) and its primary key; return fresh tokens."""
+    User = get_user_model()
+    email = email.strip().lower()
+    if User.objects.filter(username=email).exists():
+        raise Conflict(
+            "An account with this email already exists.", details={"email": ["Already registered."]}
+        )
+    try:
+        with transaction.atomic():
+            user = User(username=email, email=email, first_name=name[:150])
+            user.set_password(password)
+            user.save()
+            workspace, issued = workspace_create(name=name, owner=user)
+    except IntegrityError:
+        # A parallel registration of the same email won the unique username index.
+        raise Conflict(
+            "An account with this email already exists.", details={"email": ["Already registered."]}
+        ) from None
+    return Registration(user=user, workspace=workspace, key=issued, tokens=_tokens_for(user))
+
+
+def user_login(*, email: str, password: str) -> tuple[Any, TokenPair]:
+    """Check the credentials and issue tokens; a user without a workspace (e.g. staff) gets one now."""
+    # authenticate() runs the hasher for unknown users too, so timing does not reveal which emails exist.
+    user = authenticate(None, username=email.strip().lower(), password=password)
+    if user is None:
+        raise Unauthorized("Wrong email or password.")
+    if not Workspace.objects.filter(owner=user).exists():
+        workspace_create(name=user.get_full_name() or user.get_username(), owner=user)
+    return user, _tokens_for(user)
+
+
+def tokens_refresh(*, refresh: str) -> TokenPair:
+    """Trade a refresh token for a new pair; the used one is blacklisted and answers 401 from then on."""
+    try:
+        token = RefreshToken(refresh)  # signature, expiry, type and blacklist
+    except TokenError:
+        raise Unauthorized("Invalid, expired or already used refresh token.") from None
+    jti = token.payload.get(jwt_settings.JTI_CLAIM)
+    user_id = token.payload.get(jwt_settings.USER_ID_CLAIM)
+    with transaction.atomic():
+        # Lock the outstanding row: two parallel refreshes with one token must not both succeed.
+        outstanding = OutstandingToken.objects.select_for_update().filter(jti=jti).first()
+        if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
+            raise Unauthorized("Invalid, expired or already used refresh token.")
+        BlacklistedToken.objects.create(token=outstanding)
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise Unauthorized("The user of this token no longer exists or is inactive.")
+        return _tokens_for(user)

@@ -1,16 +1,32 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import error_responses
+from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import ValidationFailed
+from config.pagination import paginate
+from config.ratelimit import login_rate_check, register_rate_check
 
-from . import services
-from .serializers import RegisterAnonymousInSerializer, WorkspaceOutSerializer
+from . import selectors, services
+from .serializers import (
+    ApiKeyCreatedOutSerializer,
+    ApiKeyInSerializer,
+    ApiKeyOutSerializer,
+    LoginInSerializer,
+    PlanOutSerializer,
+    RefreshInSerializer,
+    RegisterAnonymousInSerializer,
+    RegisterInSerializer,
+    TokensOutSerializer,
+    UserOutSerializer,
+    WorkspaceOutSerializer,
+)
 
 
 def strict_body(request: Request, allowed: set[str]) -> dict:
@@ -23,28 +39,198 @@ def strict_body(request: Request, allowed: set[str]) -> dict:
     return data
 
 
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=strict_body(request, set(serializer_class().fields)))
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 @extend_schema(
     tags=["Accounts"],
     auth=[],
     request=RegisterAnonymousInSerializer,
     responses={
         201: inline_serializer(
-            "RegisterAnonymousOut", fields={"workspace": WorkspaceOutSerializer(), "api_key": serializers.CharField()}
+            "RegisterAnonymousOut",
+            fields={"workspace": WorkspaceOutSerializer(), "api_key": serializers.CharField()},
         ),
         **error_responses(400, 415, 429),
     },
-    description="Create a workspace without a user. The API key is shown once.",
+    description="Create a workspace without a user. The API key is shown once. "
+    "Shares the per-address SPINDLE_REGISTER_RATE budget with register.",
 )
 @api_view(["POST"])
 @authentication_classes([])
 @permission_classes([])
 def register_anonymous(request: Request) -> Response:
-    data = strict_body(request, {"name"})
-    serializer = RegisterAnonymousInSerializer(data=data)
-    serializer.is_valid(raise_exception=True)
+    register_rate_check(request)
+    data = _validated(RegisterAnonymousInSerializer, request)
     workspace, issued = services.workspace_create(
-        name=serializer.validated_data.get("name") or "Anonymous workspace", is_anonymous=True
+        name=data.get("name") or "Anonymous workspace", is_anonymous=True
     )
     return Response(
-        {"workspace": WorkspaceOutSerializer(workspace).data, "api_key": issued.raw}, status=status.HTTP_201_CREATED
+        {"workspace": WorkspaceOutSerializer(workspace).data, "api_key": issued.raw},
+        status=status.HTTP_201_CREATED,
     )
+
+
+@extend_schema(
+    tags=["Accounts"],
+    auth=[],
+    request=RegisterInSerializer,
+    responses={
+        201: inline_serializer(
+            "RegisterOut",
+            fields={
+                "user": UserOutSerializer(),
+                "workspace": WorkspaceOutSerializer(),
+                "tokens": TokensOutSerializer(),
+                "api_key": serializers.CharField(help_text="The workspace's primary key, shown once"),
+            },
+        ),
+        **error_responses(400, 409, 415, 429),
+    },
+    description="Create a user with a workspace on the free plan. 409 CONFLICT if the email is registered. "
+    "Limited per client address (SPINDLE_REGISTER_RATE, shared with register-anonymous).",
+)
+@api_view(["POST"])
+@authentication_classes([])
+@permission_classes([])
+def register(request: Request) -> Response:
+    register_rate_check(request)
+    data = _validated(RegisterInSerializer, request)
+    result = services.user_register(email=data["email"], password=data["password"], name=data["name"])
+    body = {
+        "user": UserOutSerializer(result.user).data,
+        "workspace": WorkspaceOutSerializer(result.workspace).data,
+        "tokens": result.tokens.as_dict(),
+        "api_key": result.key.raw,
+    }
+    return Response(body, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(
+    tags=["Accounts"],
+    auth=[],
+    request=LoginInSerializer,
+    responses={
+        200: inline_serializer(
+            "LoginOut", fields={"user": UserOutSerializer(), "tokens": TokensOutSerializer()}
+        ),
+        **error_responses(400, 401, 415, 429),
+    },
+    description="Exchange email and password for JWTs (access 15 min, refresh 30 days). "
+    "Every attempt counts against SPINDLE_LOGIN_RATE per client address.",
+)
+@api_view(["POST"])
+@authentication_classes([])
+@permission_classes([])
+def login(request: Request) -> Response:
+    login_rate_check(request)
+    data = _validated(LoginInSerializer, request)
+    user, tokens = services.user_login(email=data["email"], password=data["password"])
+    return Response({"user": UserOutSerializer(user).data, "tokens": tokens.as_dict()})
+
+
+@extend_schema(
+    tags=["Accounts"],
+    auth=[],
+    request=RefreshInSerializer,
+    responses={200: TokensOutSerializer, **error_responses(400, 401, 415)},
+    description="Rotate a refresh token: answers a new pair; the refresh token sent is then refused (401).",
+)
+@api_view(["POST"])
+@authentication_classes([])
+@permission_classes([])
+def refresh(request: Request) -> Response:
+    data = _validated(RefreshInSerializer, request)
+    return Response(services.tokens_refresh(refresh=data["refresh"]).as_dict())
+
+
+@extend_schema(
+    tags=["Accounts"],
+    responses={
+        200: inline_serializer(
+            "MeOut",
+            fields={
+                "user": UserOutSerializer(allow_null=True, help_text="null for an anonymous workspace"),
+                "workspace": WorkspaceOutSerializer(),
+                "plan": PlanOutSerializer(),
+                "api_key_prefix": serializers.CharField(
+                    allow_null=True, help_text="Prefix of the primary key"
+                ),
+                "auth": serializers.ChoiceField(choices=["api_key", "jwt"]),
+            },
+        ),
+        **error_responses(401, 429),
+    },
+    description="Who is calling: the user (or null for a key-only workspace), the workspace and its plan.",
+)
+@api_view(["GET"])
+def me(request: Request) -> Response:
+    principal = request.user
+    workspace = principal.workspace
+    user = principal.user if principal.user is not None else workspace.owner
+    return Response(
+        {
+            "user": UserOutSerializer(user).data if user is not None else None,
+            "workspace": WorkspaceOutSerializer(workspace).data,
+            "plan": PlanOutSerializer(workspace.plan).data,
+            "api_key_prefix": selectors.api_key_primary_prefix(workspace=workspace),
+            "auth": "api_key" if principal.api_key is not None else "jwt",
+        }
+    )
+
+
+@extend_schema(
+    tags=["Accounts"],
+    request=None,
+    responses={
+        200: inline_serializer(
+            "RotateKeyOut",
+            fields={"api_key": serializers.CharField(), "api_key_prefix": serializers.CharField()},
+        ),
+        **error_responses(401, 429),
+    },
+    description="Replace the workspace's primary key. The old primary key stops working at once; "
+    "named extra keys are not touched.",
+)
+@api_view(["POST"])
+def rotate_key(request: Request) -> Response:
+    issued = services.api_key_rotate_primary(workspace=request.user.workspace)
+    return Response({"api_key": issued.raw, "api_key_prefix": issued.key.prefix})
+
+
+class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
+    """Named extra keys: list, create (the key is shown once), revoke."""
+
+    @extend_schema(
+        tags=["Accounts"],
+        responses={200: list_envelope("ApiKeyList", ApiKeyOutSerializer), **error_responses(400, 401, 429)},
+        description="The workspace's active keys (the primary key included, `is_primary: true`), newest first.",
+    )
+    def list(self, request: Request) -> Response:
+        queryset = selectors.api_keys_active(workspace=self.workspace)
+        return Response(
+            paginate(queryset, request.query_params, lambda rows: ApiKeyOutSerializer(rows, many=True).data)
+        )
+
+    @extend_schema(
+        tags=["Accounts"],
+        request=ApiKeyInSerializer,
+        responses={201: ApiKeyCreatedOutSerializer, **error_responses(400, 401, 409, 415, 429)},
+        description="Issue a named key. `api_key` is in this response only.",
+    )
+    def create(self, request: Request) -> Response:
+        data = _validated(ApiKeyInSerializer, request)
+        issued = services.api_key_create_named(workspace=self.workspace, name=data["name"])
+        return Response(ApiKeyCreatedOutSerializer(issued.key, context={"raw": issued.raw}).data, status=201)
+
+    @extend_schema(
+        tags=["Accounts"],
+        responses={204: OpenApiResponse(description="Revoked"), **error_responses(401, 404, 429)},
+        description="Revoke a key: it stops working at once. Unknown, revoked or another workspace's key: 404.",
+    )
+    def destroy(self, request: Request, key_id: str) -> Response:
+        services.api_key_revoke(workspace=self.workspace, key_id=key_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -19,8 +19,15 @@ def seed_default_plans(plan_model) -> None:
         plan_model.objects.get_or_create(
             code=code,
             defaults=dict(
-                name=name, requests_per_minute=rpm, jobs_per_month=jobs, retention_days=retention,
-                max_queues=queues, max_schedules=schedules, max_alerts=alerts, max_attempts=attempts,
-                max_timeout_ms=timeout, sort_order=order,
+                name=name,
+                requests_per_minute=rpm,
+                jobs_per_month=jobs,
+                retention_days=retention,
+                max_queues=queues,
+                max_schedules=schedules,
+                max_alerts=alerts,
+                max_attempts=attempts,
+                max_timeout_ms=timeout,
+                sort_order=order,
             ),
         )

@@ -63,6 +63,9 @@ class Job(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker_id = models.CharField(max_length=40, null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # The execution row of the current attempt: outcomes update it without a lookup, and push deliveries
+    # send it as `webhook-id`.
+    execution_id = models.CharField(max_length=40, null=True, blank=True)
     schedule_id = models.CharField(max_length=40, null=True, blank=True, db_index=False)
     replay_of = models.CharField(max_length=40, null=True, blank=True)
     created_at = models.DateTimeField()
@@ -169,6 +172,8 @@ class Execution(models.Model):
             models.Index(fields=["workspace", "status", "-id"], name="jobs_exec_ws_status"),
             # GET …/jobs/{id}/executions and the running execution of a lease.
             models.Index(fields=["job", "attempt"], name="jobs_exec_job_attempt"),
+            # Claim rate limit: attempts a queue started inside the window (`started_at > now() - per_ms`).
+            models.Index(fields=["queue", "started_at"], name="jobs_exec_queue_started"),
             models.Index(fields=["workspace", "schedule_id", "-id"], condition=models.Q(schedule_id__isnull=False),
                          name="jobs_exec_ws_schedule"),
         ]
@@ -218,6 +223,16 @@ class Worker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+
+class QueueClaimState(models.Model):
+    """Per-queue claim bookkeeping: the group served last, so groups are served round-robin across claims."""
+
+    queue = models.OneToOneField("queues.Queue", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_group = models.CharField(max_length=128, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.queue_id} after {self.last_group!r}"
 
 
 class QueueMinuteStat(models.Model):

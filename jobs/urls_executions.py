@@ -1,3 +1,15 @@
-from django.urls import path  # noqa: F401
+"""Execution routes: the workspace-wide list, one execution, and a job's attempts."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from jobs.views.executions import ExecutionsViewSet
+
+urlpatterns = [
+    path("executions", ExecutionsViewSet.as_view({"get": "list"}), name="execution-list"),
+    path("executions/<exeid:execution_id>", ExecutionsViewSet.as_view({"get": "retrieve"}), name="execution-detail"),
+    path(
+        "queues/<name:name>/jobs/<jobid:job_id>/executions",
+        ExecutionsViewSet.as_view({"get": "for_job"}),
+        name="job-execution-list",
+    ),
+]

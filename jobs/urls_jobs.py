@@ -1,3 +1,20 @@
-from django.urls import path  # noqa: F401
+"""Enqueue, get and list jobs. `jobs/batch` is a fixed segment; `<jobid:…>` only matches `job_…` ids."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from jobs.views.jobs import JobsViewSet, QueueJobsViewSet
+
+urlpatterns = [
+    path("jobs", JobsViewSet.as_view({"get": "list"}), name="job-list-all"),
+    path(
+        "queues/<name:name>/jobs",
+        QueueJobsViewSet.as_view({"get": "list", "post": "create"}),
+        name="queue-job-list",
+    ),
+    path("queues/<name:name>/jobs/batch", QueueJobsViewSet.as_view({"post": "batch"}), name="queue-job-batch"),
+    path(
+        "queues/<name:name>/jobs/<jobid:job_id>",
+        QueueJobsViewSet.as_view({"get": "retrieve"}),
+        name="queue-job-detail",
+    ),
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 
 from config.ids import new_id
@@ -58,3 +60,10 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def active_signing_secrets(self, now: datetime) -> list[str]:
+        """Secrets that sign a delivery at `now`: the current one, plus the previous one for 24 h after rotation."""
+        keys = [self.signing_secret]
+        if self.previous_signing_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+            keys.append(self.previous_signing_secret)
+        return keys

@@ -1,10 +1,89 @@
-"""Broker hints after commit. (Stub: the engine fills this in.)"""
+"""Broker hints after commit (DESIGN.md invariant 1: PostgreSQL is the truth, the broker only carries hints).
+
+Push queues get one de-duplicated Celery task per queue ("jobs.deliver_queue"); pull queues get a PostgreSQL
+NOTIFY that wakes long-polling claimers. A lost hint costs latency, never a job: the sweeper re-kicks every
+queue that has ready jobs.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+
+from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+
+logger = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "spindle_jobs"
+DELIVER_TASK = "jobs.deliver_queue"
+# While a hint for a queue is pending, further kicks are dropped. The running task deletes the flag as it
+# starts, so a kick that arrives during its work schedules the next run. The TTL bounds the damage of a hint
+# lost with its flag still set (the sweeper's next kick after the TTL repairs it).
+KICK_TTL_S = 5
+
+# queue id -> delivery mode; a queue's delivery mode never changes after creation.
+_DELIVERY: dict[str, str] = {}
+
+
+def kick_key(queue_id: str) -> str:
+    return f"spindle:kick:{queue_id}"
+
+
+def _deliveries(queue_ids: list[str]) -> dict[str, str]:
+    missing = [q for q in queue_ids if q not in _DELIVERY]
+    if missing:
+        from queues.models import Queue
+
+        if len(_DELIVERY) > 10000:
+            _DELIVERY.clear()
+        _DELIVERY.update(Queue.objects.filter(id__in=missing).values_list("id", "delivery"))
+    return {q: _DELIVERY[q] for q in queue_ids if q in _DELIVERY}
 
 
 def kick_on_commit(queue_ids: Iterable[str]) -> None:
     """After the current transaction commits, tell workers these queues may have ready jobs."""
-    return None
+    ids = sorted(set(queue_ids))
+    if not ids:
+        return
+    modes = _deliveries(ids)
+    pull = [q for q in ids if modes.get(q) == "pull"]
+    push = [q for q in ids if modes.get(q) == "push"]
+    if pull and connection.vendor == "postgresql":
+        # NOTIFY is transactional: delivered at commit, dropped on rollback, and PostgreSQL folds identical
+        # notifications of one transaction into one. One statement for all pull queues (never one per row).
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q", [NOTIFY_CHANNEL, pull])
+    if push:
+        transaction.on_commit(lambda: send_hints(push))
+
+
+def send_hints(queue_ids: Iterable[str]) -> None:
+    """Send the de-duplicated deliver task for each push queue (now; callers are outside a transaction)."""
+    for queue_id in queue_ids:
+        try:
+            if not cache.add(kick_key(queue_id), 1, timeout=KICK_TTL_S):
+                continue
+            current_app.send_task(DELIVER_TASK, args=[queue_id], queue=hint_queue())
+        except Exception:  # noqa: BLE001 - a broker outage must not fail the committed request
+            # The job is committed; the sweeper re-kicks the queue once the broker is back.
+            logger.warning("could not send the delivery hint for %s", queue_id, exc_info=True)
+            try:
+                cache.delete(kick_key(queue_id))
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def hint_queue() -> str:
+    """The broker queue workers consume (`-Q`); read per call so tests can point it at their own."""
+    return getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", None) or "celery"
+
+
+def clear_kick(queue_id: str) -> None:
+    """Called by the deliver task as it starts, so kicks arriving while it works are not lost."""
+    try:
+        cache.delete(kick_key(queue_id))
+    except Exception:  # noqa: BLE001
+        logger.warning("could not clear the kick flag of %s", queue_id, exc_info=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -78,6 +78,6 @@ def iso(value: datetime | None) -> str | None:
     """ISO 8601 UTC with a Z, as API.md shows (`2026-01-15T12:00:00Z`, milliseconds kept)."""
     if value is None:
         return None
-    value = value.astimezone(timezone.UTC) if value.tzinfo else value
+    value = value.astimezone(UTC) if value.tzinfo else value
     text = value.isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")

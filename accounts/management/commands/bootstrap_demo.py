@@ -9,7 +9,9 @@ DEMO_NAME = "demo"
 
 
 class Command(BaseCommand):
-    help = "On first run create the demo workspace and print its API key; later runs say how to get a new one."
+    help = (
+        "On first run create the demo workspace and print its API key; later runs say how to get a new one."
+    )
 
     def handle(self, *args, **options) -> None:
         existing = Workspace.objects.filter(name=DEMO_NAME, is_anonymous=False).order_by("created_at").first()

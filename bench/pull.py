@@ -1,0 +1,323 @@
+"""Pull-worker throughput (PERF.md): REST claim + ack against gunicorn, beside a raw SQL claim+complete loop.
+
+- `pull_batch_jobs_per_s`: 4 worker processes, each claiming 100 jobs per request and acknowledging them with
+  one `POST …/jobs/ack`; baseline: the raw SQL loop (SKIP LOCKED claim of 100 + one completing UPDATE, 4
+  connections) on the same database in the same run. Goal: >= 0.2x the baseline.
+- `pull_single_jobs_per_s`: 4 worker processes, each one job at a time (claim 1, complete 1). Goal: >= 400 jobs/s.
+
+Everything runs in a throw-away database (`spindle_bench_pull`, created and migrated here, dropped at the end)
+on the server of DATABASE_URL. `run(size)` is called by bench/run.py; alone: `python bench/pull.py --size N`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "spindle_bench_pull"
+DEFAULT_SIZE = 20_000
+WORKERS = 4
+BATCH = 100
+GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "4"))
+GUNICORN_THREADS = int(os.environ.get("BENCH_GUNICORN_THREADS", "2"))
+QUEUES = ("bench-batch", "bench-single", "bench-raw")
+
+
+# --- database ---------------------------------------------------------------------------------------
+
+
+def _base_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise SystemExit("bench/pull.py needs DATABASE_URL pointing at PostgreSQL (as `make bench` sets it)")
+    return url
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _recreate_db(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_with_db(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def _drop_db(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_with_db(url, "postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def _env(bench_url: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": bench_url, "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only"}
+    env.pop("TEST_DB_NAME", None)
+    env.setdefault("CACHE_URL", "redis://127.0.0.1:6379/12")
+    env.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
+    return env
+
+
+def _setup(jobs_batch: int, jobs_single: int, jobs_raw: int) -> None:
+    """(Subprocess, bench database) an enterprise workspace, three pull queues and their jobs; prints the key."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.utils import timezone
+
+    from accounts.services import workspace_create
+    from billing.models import Plan
+    from billing.plans import seed_default_plans
+    from config.ids import new_ids
+    from jobs.models import Job
+    from queues.models import Queue
+
+    seed_default_plans(Plan)
+    workspace, key = workspace_create(name="bench-pull", plan_code="enterprise")
+    now = timezone.now()
+    for name, count in zip(QUEUES, (jobs_batch, jobs_single, jobs_raw), strict=True):
+        queue = Queue.objects.create(
+            workspace=workspace, name=name, delivery="pull", concurrency=1_000_000, signing_secret="whsec_bench"
+        )
+        for start in range(0, count, 5000):
+            n = min(5000, count - start)
+            Job.objects.bulk_create(
+                [
+                    Job(id=job_id, workspace=workspace, queue=queue, payload={"i": start + i}, run_at=now,
+                        created_at=now, updated_at=now)
+                    for i, job_id in enumerate(new_ids("job", n))
+                ],
+                batch_size=5000,
+            )
+    with django.db.connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE jobs_job")
+    print(json.dumps({"key": key.raw, "raw_queue": Queue.objects.get(workspace=workspace, name="bench-raw").id}))
+
+
+# --- the REST workers -------------------------------------------------------------------------------
+
+
+def _worker(port: int, key: str, queue: str, batch: int) -> None:
+    """(Subprocess) claim `batch` jobs per request until none is left; ack them. Prints counts and times."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def post(path: str, body: dict) -> dict:
+        conn.request("POST", path, body=json.dumps(body), headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path}: {response.status} {data[:300]!r}")
+        return json.loads(data)
+
+    done = lost = 0
+    started = time.time()
+    while True:
+        claimed = post(f"/v1/queues/{queue}/jobs/claim", {"limit": batch})["data"]
+        if not claimed:
+            break
+        if batch == 1:
+            job = claimed[0]
+            post(f"/v1/queues/{queue}/jobs/{job['id']}/complete", {"lease_token": job["lease_token"]})
+            done += 1
+        else:
+            acked = post(
+                f"/v1/queues/{queue}/jobs/ack",
+                {"completed": [{"id": j["id"], "lease_token": j["lease_token"]} for j in claimed]},
+            )
+            done += acked["acked"]
+            lost += len(acked["lease_lost"])
+    print(json.dumps({"done": done, "lost": lost, "start": started, "end": time.time()}))
+
+
+def _run_workers(port: int, key: str, queue: str, batch: int, env: dict[str, str]) -> tuple[int, float]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", str(port), key, queue, str(batch)],
+            env=env, cwd=str(ROOT), stdout=subprocess.PIPE, text=True,
+        )
+        for _ in range(WORKERS)
+    ]
+    reports = []
+    for p in procs:
+        out, _ = p.communicate(timeout=1800)
+        if p.returncode != 0:
+            raise RuntimeError(f"pull bench worker failed ({p.returncode})")
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    done = sum(r["done"] for r in reports)
+    elapsed = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+    return done, elapsed
+
+
+# --- the raw SQL baseline ---------------------------------------------------------------------------
+
+# Same table, same partial index (jobs_job_ready) as the engine's claim: SKIP LOCKED batch, lease, then one
+# completing UPDATE per batch fenced by the token; two commits per batch, as the REST path has.
+_RAW_CLAIM = """
+    WITH c AS (
+        SELECT id FROM jobs_job WHERE queue_id = %s AND state = 'waiting'
+        ORDER BY priority DESC, run_at, id LIMIT %s FOR UPDATE SKIP LOCKED
+    )
+    UPDATE jobs_job j SET state = 'active', attempts = j.attempts + 1, lease_token = md5(random()::text),
+        lease_expires_at = now() + interval '5 minutes', started_at = now(), updated_at = now()
+    FROM c WHERE j.id = c.id RETURNING j.id, j.lease_token
+"""
+_RAW_COMPLETE = """
+    UPDATE jobs_job j SET state = 'completed', finished_at = now(), lease_token = NULL, lease_expires_at = NULL,
+        updated_at = now()
+    FROM unnest(%s::text[], %s::text[]) AS d(id, token)
+    WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'active'
+"""
+
+
+def _raw_loop(bench_url: str, queue_id: str) -> tuple[int, float]:
+    import psycopg
+
+    counts = [0] * WORKERS
+    barrier = threading.Barrier(WORKERS + 1)
+
+    def loop(index: int) -> None:
+        with psycopg.connect(bench_url) as conn:
+            barrier.wait()
+            while True:
+                with conn.transaction():
+                    rows = conn.execute(_RAW_CLAIM, (queue_id, BATCH)).fetchall()
+                if not rows:
+                    return
+                with conn.transaction():
+                    conn.execute(_RAW_COMPLETE, ([r[0] for r in rows], [r[1] for r in rows]))
+                counts[index] += len(rows)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(WORKERS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.monotonic()
+    for t in threads:
+        t.join()
+    return sum(counts), time.monotonic() - started
+
+
+# --- gunicorn ---------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_gunicorn(port: int, env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(GUNICORN_WORKERS), "-k", "gthread", "--threads", str(GUNICORN_THREADS),
+         "--log-level", "warning"],
+        env=env, cwd=str(ROOT),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("gunicorn exited during start-up")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/v1/health")
+            if conn.getresponse().status in (200, 503):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("gunicorn did not answer /v1/health within 60 s")
+
+
+# --- entry points -----------------------------------------------------------------------------------
+
+
+def _result(name: str, value: float, unit: str, goal: str, baseline: tuple[str, float] | None = None) -> dict:
+    return {
+        "name": name,
+        "value": round(value, 1),
+        "unit": unit,
+        "baseline": {"name": baseline[0], "value": round(baseline[1], 1)} if baseline else None,
+        "ratio": round(value / baseline[1], 3) if baseline and baseline[1] else None,
+        "goal": goal,
+    }
+
+
+def run(size: int = DEFAULT_SIZE) -> list[dict]:
+    """Measure pull throughput with `size` jobs for the batch runs; returns PERF.md result objects."""
+    size = max(int(size), 1000)
+    single = max(500, min(size // 4, 5000))
+    base = _base_url()
+    bench_url = _with_db(base, BENCH_DB)
+    env = _env(bench_url)
+    _recreate_db(base)
+    gunicorn = None
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=str(ROOT),
+                       check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--setup", str(size), str(single), str(size)],
+            env=env, cwd=str(ROOT), check=True, stdout=subprocess.PIPE, text=True,
+        ).stdout
+        setup = json.loads(out.strip().splitlines()[-1])
+
+        raw_done, raw_s = _raw_loop(bench_url, setup["raw_queue"])
+        raw_rate = raw_done / raw_s
+
+        port = _free_port()
+        gunicorn = _start_gunicorn(port, env)
+        batch_done, batch_s = _run_workers(port, setup["key"], "bench-batch", BATCH, env)
+        single_done, single_s = _run_workers(port, setup["key"], "bench-single", 1, env)
+    finally:
+        if gunicorn is not None:
+            gunicorn.terminate()
+            gunicorn.wait(timeout=30)
+        _drop_db(base)
+    if batch_done != size or single_done != single or raw_done != size:
+        raise RuntimeError(f"pull bench lost jobs: batch {batch_done}/{size}, single {single_done}/{single}, "
+                           f"raw {raw_done}/{size}")
+    print(f"pull: raw {raw_done} in {raw_s:.2f} s; REST batch {batch_done} in {batch_s:.2f} s; "
+          f"REST single {single_done} in {single_s:.2f} s", file=sys.stderr)
+    return [
+        _result(
+            "pull_batch_jobs_per_s", batch_done / batch_s, "jobs/s",
+            ">= 0.2x raw SQL claim+complete (batch 100, 4 connections)",
+            baseline=("raw_sql_claim_complete_batch100_4conn_jobs_per_s", raw_rate),
+        ),
+        _result("pull_single_jobs_per_s", single_done / single_s, "jobs/s",
+                ">= 400 jobs/s (4 workers, claim 1 + complete 1 each)"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE)
+    parser.add_argument("--setup", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.setup:
+        _setup(*args.setup)
+    elif args.worker:
+        port, key, queue, batch = args.worker
+        _worker(int(port), key, queue, int(batch))
+    else:
+        print(json.dumps(run(args.size), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,576 @@
+"""The job lifecycle engine: claim (leases), outcomes (fenced, batched), the sweeper, backoff.
+
+Every decision about "due" and "expired" uses the database clock (`db_now()`), never the caller's clock.
+Hot paths are set-based: one claim takes a batch of rows, one outcome call writes a whole batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils import timezone
+
+from config.ids import new_ids
+from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job, JobState, QueueClaimState
+from jobs.services.dispatch import kick_on_commit
+from jobs.services.events import PendingEvent, events_emit
+from jobs.services.stats import StatDelta, stats_record
+from queues.models import DEFAULT_RETRY_POLICY, Queue
+
+logger = logging.getLogger(__name__)
+
+RESPONSE_BODY_MAX = 64 * 1024
+MAX_FREE_DEFERRALS = 10
+# The group query looks at this many ready jobs at most, so a huge backlog does not make each claim scan it all.
+GROUP_SCAN_WINDOW = 5000
+SWEEP_BATCH = 5000
+
+OutcomeKind = Literal["success", "failure", "timeout", "deferred", "gone", "cancelled"]
+_TERMINAL = [s.value for s in TERMINAL_STATES]
+
+
+@dataclass
+class Outcome:
+    job_id: str
+    lease_token: str
+    kind: OutcomeKind
+    result: Any = None
+    error: dict | None = None
+    http_status: int | None = None
+    response_body: str | None = None
+    duration_ms: int | None = None
+    retry: bool = True
+    retry_after_s: float | None = None
+
+
+def db_now() -> datetime:
+    """The database's clock. SQLite (embedded mode) shares the machine's clock with every process."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT now()")
+            return cursor.fetchone()[0]
+    return timezone.now()
+
+
+def _atomic():
+    # The outermost engine transaction is durable so on-commit hints really fire after commit; when a caller
+    # already holds a transaction (e.g. a REST view in ATOMIC_REQUESTS style), join it.
+    conn = transaction.get_connection()
+    return transaction.atomic(durable=not conn.in_atomic_block)
+
+
+# --- backoff -------------------------------------------------------------------------------------------------
+
+
+def compute_backoff_ms(policy: dict | None, attempt: int) -> int:
+    """Delay before the retry that follows `attempt` (1-based), per the retry policy, scaled for tests."""
+    policy = {**DEFAULT_RETRY_POLICY, **(policy or {})}
+    initial = max(0, int(policy.get("initial_delay_ms") or 0))
+    cap = int(policy.get("max_delay_ms") or 0) or None
+    if policy.get("backoff") == "fixed":
+        delay = float(initial)
+    else:
+        multiplier = float(policy.get("multiplier") or 2)
+        # Bound the exponent: 2**1000 overflows a float long before any cap applies.
+        delay = initial * multiplier ** min(max(attempt - 1, 0), 64)
+    if cap is not None:
+        delay = min(delay, cap)
+    jitter = policy.get("jitter")
+    if jitter == "full":
+        delay = random.uniform(0, delay)
+    elif jitter:  # True or "equal": keep at least half the delay so retries never stampede at once
+        delay = delay / 2 + random.uniform(0, delay / 2)
+    return max(0, int(delay * settings.SPINDLE_BACKOFF_SCALE))
+
+
+# --- claim ---------------------------------------------------------------------------------------------------
+
+
+def _lease_ms(lease_ms: int) -> int:
+    return max(int(lease_ms), int(settings.SPINDLE_MIN_LEASE_MS))
+
+
+def _ready_queryset(queue: Queue):
+    qs = Job.objects.filter(queue_id=queue.id, state=JobState.WAITING)
+    if queue.paused_job_names:
+        qs = qs.exclude(name__in=list(queue.paused_job_names))
+    return qs
+
+
+def _group_candidates(queue: Queue, limit: int, last_group: str) -> list[str]:
+    """Ready job ids for a queue with group_concurrency: per-group caps, groups interleaved round-robin.
+
+    row_number() per group ranks each group's jobs; taking rank 1 of every group before rank 2 of any is the
+    round-robin, and starting after `last_group` (the group served last) rotates who goes first across claims.
+    Ungrouped jobs are each their own partition and have no group cap.
+    """
+    names = list(queue.paused_job_names or [])
+    name_clause = ""
+    params: list[Any] = [queue.id]
+    if names:
+        name_clause = f" AND (name IS NULL OR name NOT IN ({', '.join(['%s'] * len(names))}))"
+        params += names
+    params += [GROUP_SCAN_WINDOW, queue.id, queue.group_concurrency, last_group, limit]
+    sql = f"""
+        WITH head AS (
+            SELECT id, "group" AS grp, priority, run_at FROM jobs_job
+            WHERE queue_id = %s AND state = 'waiting'{name_clause}
+            ORDER BY priority DESC, run_at, id LIMIT %s
+        ), ranked AS (
+            SELECT id, grp, priority, run_at,
+                   row_number() OVER (PARTITION BY coalesce(grp, id) ORDER BY priority DESC, run_at, id) AS rn
+            FROM head
+        ), busy AS (
+            SELECT "group" AS grp, count(*) AS n FROM jobs_job
+            WHERE queue_id = %s AND state = 'active' AND "group" IS NOT NULL GROUP BY "group"
+        )
+        SELECT r.id FROM ranked r LEFT JOIN busy b ON b.grp = r.grp
+        WHERE r.grp IS NULL OR r.rn + coalesce(b.n, 0) <= %s
+        ORDER BY r.rn, r.priority DESC, CASE WHEN coalesce(r.grp, '') > %s THEN 0 ELSE 1 END,
+                 coalesce(r.grp, ''), r.run_at, r.id
+        LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def job_claim(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None = None) -> list[Job]:
+    """Lease up to `limit` ready jobs of a queue, honouring pause, concurrency, group caps and rate limit."""
+    if limit <= 0:
+        return []
+    lease = timedelta(milliseconds=_lease_ms(lease_ms))
+    with _atomic():
+        # FOR NO KEY UPDATE on the queue row serialises claimers of this queue (so concurrency, group and rate
+        # limits are exact across any number of workers) without blocking enqueues, whose FK checks only take
+        # FOR KEY SHARE. The row is re-read, so a pause committed a moment ago is honoured.
+        queue = Queue.objects.select_for_update(no_key=True).get(pk=queue.pk)
+        if queue.paused:
+            return []
+        now = db_now()
+        available = int(limit)
+        # Jobs active now, expired leases included until the sweeper rescues them (index jobs_job_active_lease).
+        active = Job.objects.filter(queue_id=queue.id, state=JobState.ACTIVE).count()
+        available = min(available, queue.concurrency - active)
+        if available > 0 and queue.rate_limit:
+            window = timedelta(milliseconds=int(queue.rate_limit.get("per_ms") or 1000))
+            # Every claim starts one execution: their count in the window is the claim rate
+            # (index jobs_exec_queue_started).
+            started = Execution.objects.filter(queue_id=queue.id, started_at__gt=now - window).count()
+            available = min(available, int(queue.rate_limit.get("max") or 0) - started)
+        if available <= 0:
+            return []
+
+        claim_state = None
+        if queue.group_concurrency:
+            claim_state, _ = QueueClaimState.objects.get_or_create(queue_id=queue.id)
+            order = _group_candidates(queue, available, claim_state.last_group)
+            if not order:
+                return []
+            # SKIP LOCKED: a row another transaction holds (a cancel, an edit) is left for the next claim.
+            locked = {
+                j.id: j
+                for j in Job.objects.filter(id__in=order, state=JobState.WAITING).select_for_update(
+                    skip_locked=True, of=("self",)
+                )
+            }
+            jobs = [locked[i] for i in order if i in locked]
+        else:
+            # Served by the partial index jobs_job_ready (queue, priority DESC, run_at, id) WHERE state = 'waiting'.
+            jobs = list(
+                _ready_queryset(queue)
+                .order_by("-priority", "run_at", "id")
+                .select_for_update(skip_locked=True, of=("self",))[:available]
+            )
+        if not jobs:
+            return []
+
+        expires = now + lease
+        exe_ids = new_ids("exe", len(jobs))
+        executions = []
+        events = []
+        for job, exe_id in zip(jobs, exe_ids, strict=True):
+            job.state = JobState.ACTIVE
+            job.attempts += 1
+            job.lease_token = uuid.uuid4().hex
+            job.lease_expires_at = expires
+            job.started_at = now
+            job.worker_id = worker_id
+            job.execution_id = exe_id
+            job.updated_at = now
+            executions.append(
+                Execution(
+                    id=exe_id,
+                    workspace_id=job.workspace_id,
+                    job_id=job.id,
+                    queue_id=queue.id,
+                    schedule_id=job.schedule_id,
+                    attempt=job.attempts,
+                    status=ExecutionStatus.RUNNING,
+                    lease_token=job.lease_token,
+                    started_at=now,
+                    worker_id=worker_id,
+                    replay_of=job.replay_of,
+                )
+            )
+            events.append(
+                PendingEvent(
+                    workspace_id=job.workspace_id,
+                    type="job:active",
+                    queue_name=queue.name,
+                    job_id=job.id,
+                    data={"attempt": job.attempts, "worker": worker_id},
+                )
+            )
+        # One UPDATE for the batch (rows are locked by us, so no state re-check is needed).
+        Job.objects.bulk_update(
+            jobs,
+            ["state", "attempts", "lease_token", "lease_expires_at", "started_at", "worker_id", "execution_id",
+             "updated_at"],
+            batch_size=1000,
+        )
+        Execution.objects.bulk_create(executions, batch_size=1000)
+        events_emit(events, now=now)
+        if claim_state is not None:
+            last = next((j.group for j in reversed(jobs) if j.group), None)
+            if last is not None:
+                QueueClaimState.objects.filter(pk=queue.id).update(last_group=last)
+        for job in jobs:
+            job.queue = queue
+    return jobs
+
+
+# --- outcomes ------------------------------------------------------------------------------------------------
+
+
+def _truncate(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if len(text) <= RESPONSE_BODY_MAX:
+        return text
+    return text.encode("utf-8")[:RESPONSE_BODY_MAX].decode("utf-8", errors="ignore")
+
+
+@dataclass
+class _Finish:
+    """What happened to one job, collected so every write of a batch is one statement."""
+
+    job: Job
+    execution_status: str
+    outcome: Outcome | None
+    duration_ms: int | None
+    timed_out: bool = False
+
+
+def jobs_record_outcomes(*, outcomes: list[Outcome], workspace_id: str | None = None) -> list[str]:
+    """Record a batch of attempt outcomes in one transaction; returns the ids whose lease was lost."""
+    if not outcomes:
+        return []
+    by_id: dict[str, Outcome] = {}
+    for o in outcomes:
+        by_id[o.job_id] = o
+    with _atomic():
+        now = db_now()
+        qs = Job.objects.filter(id__in=list(by_id), state=JobState.ACTIVE).select_related("queue")
+        if workspace_id is not None:
+            qs = qs.filter(workspace_id=workspace_id)
+        # Lock in pk order (deadlock-free against other batches); the token check below happens under the lock,
+        # so a job re-leased a moment ago by the sweeper and a claimer is fenced off.
+        rows = list(qs.order_by("id").select_for_update(of=("self",)))
+        valid = [j for j in rows if j.lease_token == by_id[j.id].lease_token]
+        valid_ids = {j.id for j in valid}
+        lost = [o.job_id for o in outcomes if o.job_id not in valid_ids]
+        if valid:
+            _apply(now=now, finishes=[_decide(job, by_id[job.id], now) for job in valid])
+    return lost
+
+
+def _decide(job: Job, o: Outcome, now: datetime) -> _Finish:
+    """Set the job's new state in memory; the caller writes all of them at once."""
+    policy = job.retry_policy or job.queue.retry_policy
+    job.updated_at = now
+    job.lease_token = None
+    job.lease_expires_at = None
+    job.worker_id = None
+    if o.kind == "success":
+        job.state = JobState.COMPLETED
+        job.result = o.result
+        job.finished_at = now
+        job.last_error = None
+        return _Finish(job, ExecutionStatus.SUCCESS, o, o.duration_ms)
+
+    error = o.error or {"message": o.kind, "type": o.kind}
+    if o.http_status is not None and "http_status" not in error:
+        error = {**error, "http_status": o.http_status}
+    job.last_error = error
+
+    if o.kind == "cancelled" or job.cancel_requested:
+        job.state = JobState.CANCELLED
+        job.finished_at = now
+        return _Finish(job, ExecutionStatus.FAILED, o, o.duration_ms)
+
+    if o.kind == "deferred":
+        job.deferrals += 1
+        delay_s = max(0.0, float(o.retry_after_s or 0))
+        if job.deferrals <= MAX_FREE_DEFERRALS:
+            # 429/503 with Retry-After: the target asked us to wait, so the attempt is given back.
+            job.attempts = max(0, job.attempts - 1)
+            job.state = JobState.DELAYED
+            job.run_at = now + timedelta(seconds=delay_s)
+            return _Finish(job, ExecutionStatus.DEFERRED, o, o.duration_ms)
+        # From the 11th deferral on it is a failed attempt, waiting at least what the target asked for.
+        return _fail_or_retry(job, o, now, policy, ExecutionStatus.FAILED, min_delay_ms=int(delay_s * 1000))
+
+    if o.kind == "gone":
+        job.state = JobState.FAILED
+        job.finished_at = now
+        return _Finish(job, ExecutionStatus.DEAD_LETTER, o, o.duration_ms)
+
+    status = ExecutionStatus.TIMEOUT if o.kind == "timeout" else ExecutionStatus.FAILED
+    return _fail_or_retry(job, o, now, policy, status)
+
+
+def _fail_or_retry(
+    job: Job, o: Outcome, now: datetime, policy: dict | None, status: str, *, min_delay_ms: int = 0
+) -> _Finish:
+    if not o.retry or job.attempts >= job.max_attempts:
+        job.state = JobState.FAILED
+        job.finished_at = now
+        return _Finish(job, ExecutionStatus.DEAD_LETTER, o, o.duration_ms)
+    delay_ms = max(compute_backoff_ms(policy, job.attempts), min_delay_ms)
+    job.state = JobState.DELAYED
+    job.run_at = now + timedelta(milliseconds=delay_ms)
+    return _Finish(job, status, o, o.duration_ms)
+
+
+_JOB_FIELDS = [
+    "state", "attempts", "deferrals", "run_at", "result", "last_error", "finished_at", "lease_token",
+    "lease_expires_at", "worker_id", "updated_at",
+]
+
+
+def _apply(*, now: datetime, finishes: list[_Finish]) -> None:
+    """Write a batch of decided finishes: jobs, executions, events, rollups, flows, hints. One statement each."""
+    jobs = [f.job for f in finishes]
+    Job.objects.bulk_update(jobs, _JOB_FIELDS, batch_size=1000)
+
+    executions = []
+    for f in finishes:
+        if not f.job.execution_id:
+            continue
+        o = f.outcome
+        executions.append(
+            Execution(
+                id=f.job.execution_id,
+                status=f.execution_status,
+                completed_at=now,
+                duration_ms=f.duration_ms,
+                http_status=o.http_status if o else None,
+                response_body=_truncate(o.response_body) if o else None,
+                error=None if f.execution_status == ExecutionStatus.SUCCESS else f.job.last_error,
+            )
+        )
+    if executions:
+        Execution.objects.bulk_update(
+            executions, ["status", "completed_at", "duration_ms", "http_status", "response_body", "error"],
+            batch_size=1000,
+        )
+
+    events: list[PendingEvent] = []
+    stats: dict[tuple[str, str], StatDelta] = {}
+    retry_queues: set[str] = set()
+    for f in finishes:
+        job = f.job
+        qname = job.queue.name
+        base = {"attempt": job.attempts}
+        delta = stats.setdefault((job.queue_id, job.workspace_id), StatDelta(queue_id=job.queue_id,
+                                                                             workspace_id=job.workspace_id))
+        if job.state == JobState.COMPLETED:
+            events.append(PendingEvent(job.workspace_id, "job:completed", qname, job.id, base))
+        elif job.state == JobState.FAILED:
+            events.append(PendingEvent(job.workspace_id, "job:failed", qname, job.id, {**base, "error": job.last_error}))
+            events.append(PendingEvent(job.workspace_id, "job:dead", qname, job.id, {**base, "error": job.last_error}))
+        elif job.state == JobState.CANCELLED:
+            events.append(PendingEvent(job.workspace_id, "job:removed", qname, job.id, {**base, "cancelled": True}))
+        elif job.state == JobState.DELAYED:
+            events.append(
+                PendingEvent(
+                    job.workspace_id, "job:delayed", qname, job.id,
+                    {**base, "run_at": job.run_at.isoformat(), "reason": f.execution_status, "error": job.last_error},
+                )
+            )
+        elif job.state == JobState.WAITING:
+            retry_queues.add(job.queue_id)
+        # The rollup counts attempts: success -> completed; failed, timeout, dead-letter -> failed.
+        if f.execution_status == ExecutionStatus.SUCCESS:
+            delta.completed += 1
+        elif f.execution_status != ExecutionStatus.DEFERRED:
+            delta.failed += 1
+        if f.execution_status == ExecutionStatus.TIMEOUT or f.timed_out:
+            delta.timeout += 1
+        if f.duration_ms is not None and f.execution_status != ExecutionStatus.DEFERRED:
+            delta.add_duration(f.duration_ms)
+    events_emit(events, now=now)
+    stats_record(deltas=list(stats.values()), now=now)
+    _release_parents(now=now, children=[j for j in jobs if j.is_terminal and j.parent_id])
+    if retry_queues:
+        kick_on_commit(retry_queues)
+
+
+def _release_parents(*, now: datetime, children: list[Job]) -> None:
+    """Flows: a parent waiting for children is released (or failed) once all its children are terminal."""
+    parent_ids = sorted({c.parent_id for c in children})
+    if not parent_ids:
+        return
+    # Locking the parents serialises the children's transactions: the last one to finish sees every sibling
+    # terminal (READ COMMITTED re-reads after the lock wait), so a parent is never left behind.
+    parents = list(
+        Job.objects.filter(id__in=parent_ids, wait_for_children=True, state=JobState.DELAYED)
+        .select_related("queue")
+        .order_by("id")
+        .select_for_update(of=("self",))
+    )
+    if not parents:
+        return
+    pending = set(
+        Job.objects.filter(parent_id__in=[p.id for p in parents])
+        .exclude(state__in=_TERMINAL)
+        .values_list("parent_id", flat=True)
+        .distinct()
+    )
+    failed = set(
+        Job.objects.filter(parent_id__in=[p.id for p in parents], state=JobState.FAILED)
+        .values_list("parent_id", flat=True)
+        .distinct()
+    )
+    released, dead, events = [], [], []
+    for parent in parents:
+        if parent.id in pending:
+            continue
+        parent.updated_at = now
+        if parent.id in failed and not parent.ignore_child_failures:
+            parent.state = JobState.FAILED
+            parent.finished_at = now
+            parent.last_error = {"message": "A child job failed.", "type": "child_failed"}
+            dead.append(parent)
+            for t in ("job:failed", "job:dead"):
+                events.append(PendingEvent(parent.workspace_id, t, parent.queue.name, parent.id, {"reason": "child_failed"}))
+        else:
+            parent.state = JobState.WAITING
+            parent.run_at = now
+            released.append(parent)
+            events.append(PendingEvent(parent.workspace_id, "job:waiting", parent.queue.name, parent.id, {"reason": "children_done"}))
+    if released or dead:
+        Job.objects.bulk_update(released + dead, ["state", "run_at", "finished_at", "last_error", "updated_at"])
+        events_emit(events, now=now)
+    if released:
+        kick_on_commit({p.queue_id for p in released})
+    # A failed parent may itself be a child of a flow further up.
+    _release_parents(now=now, children=[p for p in dead if p.parent_id])
+
+
+# --- sweeper -------------------------------------------------------------------------------------------------
+
+
+def _promote_due(now: datetime) -> tuple[int, set[str]]:
+    children = Job.objects.filter(parent_id=OuterRef("pk"))
+    # A parent waiting for children is not "due" until it has children and all are terminal.
+    blocked = Q(wait_for_children=True) & (~Exists(children) | Exists(children.exclude(state__in=_TERMINAL)))
+    # Due delayed jobs (index jobs_job_delayed_due), locked SKIP LOCKED so an outcome batch holding one of
+    # them never deadlocks with the sweeper.
+    due = list(
+        Job.objects.filter(state=JobState.DELAYED, run_at__lte=now)
+        .exclude(blocked)
+        .order_by("run_at")
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("id", "queue_id", "workspace_id", "queue__name")[:SWEEP_BATCH]
+    )
+    if not due:
+        return 0, set()
+    Job.objects.filter(id__in=[d[0] for d in due]).update(state=JobState.WAITING, updated_at=now)
+    events_emit([PendingEvent(ws, "job:waiting", qname, jid, {"reason": "due"}) for jid, _q, ws, qname in due], now=now)
+    return len(due), {d[1] for d in due}
+
+
+def _rescue_expired(now: datetime) -> tuple[int, set[str]]:
+    # Expired leases (index jobs_job_active_lease); SKIP LOCKED leaves a job whose outcome is being written.
+    jobs = list(
+        Job.objects.filter(state=JobState.ACTIVE, lease_expires_at__lte=now)
+        .select_related("queue")
+        .order_by("id")
+        .select_for_update(skip_locked=True, of=("self",))[:SWEEP_BATCH]
+    )
+    if not jobs:
+        return 0, set()
+    finishes = []
+    events = []
+    for job in jobs:
+        events.append(PendingEvent(job.workspace_id, "job:stalled", job.queue.name, job.id, {"attempt": job.attempts}))
+        error = {"message": "The lease expired before the attempt finished.", "type": "lease_expired"}
+        job.last_error = error
+        job.lease_token = None
+        job.lease_expires_at = None
+        job.worker_id = None
+        job.updated_at = now
+        if job.cancel_requested:
+            job.state = JobState.CANCELLED
+            job.finished_at = now
+            finishes.append(_Finish(job, ExecutionStatus.TIMEOUT, None, None))
+        elif job.attempts >= job.max_attempts:
+            job.state = JobState.FAILED
+            job.finished_at = now
+            finishes.append(_Finish(job, ExecutionStatus.DEAD_LETTER, None, None))
+        else:
+            # Straight back to waiting: the worker vanished, the target did not refuse, so no backoff.
+            job.state = JobState.WAITING
+            finishes.append(_Finish(job, ExecutionStatus.TIMEOUT, None, None))
+    events_emit(events, now=now)
+    for f in finishes:
+        f.timed_out = True
+    _apply(now=now, finishes=finishes)
+    return len(jobs), {j.queue_id for j in jobs if j.state == JobState.WAITING}
+
+
+def jobs_sweep() -> dict:
+    """Promote due delayed jobs, rescue expired leases, and re-kick every queue with ready jobs."""
+    with _atomic():
+        now = db_now()
+        promoted, promoted_queues = _promote_due(now)
+        kick_on_commit(promoted_queues)
+    with _atomic():
+        now = db_now()
+        rescued, rescued_queues = _rescue_expired(now)
+        kick_on_commit(rescued_queues)
+    # Hints can be lost (Redis flushed or restarted, a worker killed with the message unacked): every push queue
+    # that has ready jobs gets a fresh, de-duplicated hint. One index probe per queue (jobs_job_ready).
+    ready = Job.objects.filter(queue_id=OuterRef("pk"), state=JobState.WAITING)
+    queue_ids = list(
+        Queue.objects.filter(delivery=Queue.Delivery.PUSH, paused=False)
+        .filter(Exists(ready))
+        .values_list("id", flat=True)
+    )
+    kick_on_commit(queue_ids)
+    return {"promoted": promoted, "rescued": rescued, "kicked": len(queue_ids)}
+
+
+def queue_ready_count(*, queue_id: str) -> int:
+    """Whether more work remains for a queue (bounded count for the re-kick decision)."""
+    return Job.objects.filter(queue_id=queue_id, state=JobState.WAITING)[:1].count()
+
+
+def queue_active_counts(queue_ids: list[str]) -> dict[str, int]:
+    rows = (
+        Job.objects.filter(queue_id__in=queue_ids, state=JobState.ACTIVE)
+        .values("queue_id")
+        .annotate(n=Count("id"))
+    )
+    return {r["queue_id"]: r["n"] for r in rows}
+

@@ -1,0 +1,189 @@
+"""Enqueue, get and list jobs (API.md "Jobs"). Thin: validate, call the service or selector, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api import WorkspaceViewSet, error_responses, list_envelope
+from config.exceptions import ValidationFailed
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.pagination import paginate
+from jobs.models import JobState
+from jobs.selectors import job_filters_from_params, job_get, job_list, queue_get
+from jobs.serializers import JobSchema, job_to_dict
+from jobs.services.enqueue import job_enqueue, job_enqueue_batch
+from jobs.validation import MAX_BATCH, JobValidator
+
+
+class HttpTargetSchema(serializers.Serializer):
+    url = serializers.URLField(help_text="Public http(s) URL (private and loopback addresses are refused).")
+    method = serializers.ChoiceField(choices=["GET", "POST", "PUT", "PATCH", "DELETE"], default="POST")
+    headers = serializers.DictField(child=serializers.CharField(), required=False)
+    body = serializers.CharField(required=False, allow_null=True, help_text="At most 1 MiB.")
+
+
+class RetryPolicySchema(serializers.Serializer):
+    max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    backoff = serializers.ChoiceField(choices=["exponential", "fixed"], required=False)
+    initial_delay_ms = serializers.IntegerField(min_value=0, required=False)
+    multiplier = serializers.FloatField(min_value=1, max_value=10, required=False)
+    max_delay_ms = serializers.IntegerField(min_value=0, required=False)
+    jitter = serializers.BooleanField(required=False)
+
+
+class JobInSchema(serializers.Serializer):
+    """Documentation of a job to enqueue (validated by jobs.validation, not by this serializer)."""
+
+    payload = serializers.JSONField(required=False, allow_null=True, help_text="Any JSON, at most 1 MiB (else 413).")
+    name = serializers.CharField(required=False, allow_null=True, min_length=1, max_length=128)
+    tags = serializers.ListField(
+        child=serializers.CharField(min_length=1, max_length=64), max_length=10, required=False
+    )
+    priority = serializers.IntegerField(min_value=-100, max_value=100, required=False, help_text="Higher runs first.")
+    delay_ms = serializers.IntegerField(
+        min_value=0, max_value=31_536_000_000, required=False, help_text="Input only; sets run_at. Not with run_at."
+    )
+    run_at = serializers.DateTimeField(required=False, help_text="ISO 8601 with a timezone. Not with delay_ms.")
+    max_attempts = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, help_text="Above the plan's cap: 402 PLAN_LIMIT."
+    )
+    retry_policy = RetryPolicySchema(required=False, allow_null=True, help_text="Merged over the queue's policy.")
+    timeout_ms = serializers.IntegerField(
+        min_value=100, max_value=300_000, required=False, allow_null=True, help_text="Above the plan's cap: 402."
+    )
+    idempotency_key = serializers.CharField(
+        required=False, allow_null=True, min_length=1, max_length=255,
+        help_text="If the queue has a job with this key from the last 24 h, that job is returned (200).",
+    )
+    group = serializers.CharField(required=False, allow_null=True, min_length=1, max_length=128)
+    parent_id = serializers.CharField(required=False, allow_null=True, help_text="An existing job of this workspace.")
+    wait_for_children = serializers.BooleanField(required=False)
+    ignore_child_failures = serializers.BooleanField(required=False)
+    http = HttpTargetSchema(required=False, allow_null=True, help_text="Per-job push target (overrides the endpoint).")
+
+
+class JobBatchInSchema(serializers.Serializer):
+    jobs = JobInSchema(many=True, help_text=f"1 to {MAX_BATCH} jobs.")
+
+
+_JOB_FILTERS = [
+    OpenApiParameter("state", str, enum=JobState.values, description="Only jobs in this state (else 400)."),
+    OpenApiParameter("tag", str, description="Only jobs carrying this tag."),
+    OpenApiParameter("name", str, description="Only jobs with this name."),
+    OpenApiParameter("group", str, description="Only jobs of this group."),
+    OpenApiParameter("limit", int, description="1 to 1000 (default 50); more is 400 BAD_REQUEST."),
+    OpenApiParameter("cursor", str, description="next_cursor of the previous page."),
+]
+
+_BATCH_ERRORS = (
+    "All or nothing: if any item is invalid nothing is created, and 400 VALIDATION_ERROR lists every item's errors "
+    'under flat dotted keys `jobs.<index>.<field>`, e.g. `{"jobs.3.priority": ["…"], "jobs.7.http.url": ["…"]}`. '
+    "A payload over the limit is 413 PAYLOAD_TOO_LARGE (details key `jobs.<index>.payload`); a value above a plan "
+    "cap is 402 PLAN_LIMIT; not enough monthly quota for every new job is 402 QUOTA_EXCEEDED."
+)
+
+
+class QueueJobsViewSet(WorkspaceViewSet):
+    """/v1/queues/{name}/jobs[...]"""
+
+    def _render(self, rows: Any, queue_name: str) -> list[dict[str, Any]]:
+        return [job_to_dict(job, queue_name=queue_name) for job in rows]
+
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="jobs_enqueue",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        request=JobInSchema,
+        responses={
+            201: JobSchema,
+            200: OpenApiResponse(JobSchema, description="The body idempotency_key matched a job of the last 24 h."),
+            **error_responses(400, 402, 404, 409, 413, 415, 422),
+        },
+        description="Enqueue one job.",
+    )
+    @idempotent
+    def create(self, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        spec = JobValidator(workspace=self.workspace, queue=queue).validate_one(request.data)
+        job, created = job_enqueue(workspace=self.workspace, queue=queue, spec=spec)
+        return Response(
+            job_to_dict(job, queue_name=queue.name), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="jobs_enqueue_batch",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        request=JobBatchInSchema,
+        responses={
+            201: inline_serializer("JobBatchOut", fields={"data": JobSchema(many=True)}),
+            **error_responses(400, 402, 404, 409, 413, 415, 422),
+        },
+        description=(
+            f"Enqueue up to {MAX_BATCH} jobs in one transaction (one multi-row INSERT); `data` is in input order. "
+            "An item whose idempotency_key matches a job of the last 24 h (or an earlier item of the same batch) "
+            "gives that job and is not counted against the quota. " + _BATCH_ERRORS
+        ),
+    )
+    @idempotent
+    def batch(self, request: Request, name: str) -> Response:
+        data = self.strict_data(request, {"jobs"})
+        if "jobs" not in data:
+            raise ValidationFailed(details={"jobs": ["This field is required."]})
+        queue = queue_get(workspace=self.workspace, name=name)
+        specs = JobValidator(workspace=self.workspace, queue=queue).validate_many(data["jobs"])
+        results = job_enqueue_batch(workspace=self.workspace, queue=queue, specs=specs)
+        queue_name = queue.name
+        return Response({"data": [job_to_dict(job, queue_name=queue_name) for job, _ in results]}, status=201)
+
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="jobs_list",
+        parameters=_JOB_FILTERS,
+        responses={200: list_envelope("JobList", JobSchema), **error_responses(400, 404)},
+        description="Jobs of the queue, newest first (keyset pagination on id).",
+    )
+    def list(self, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        filters = job_filters_from_params(request.query_params)
+        queryset = job_list(workspace=self.workspace, queue=queue, filters=filters)
+        return Response(paginate(queryset, request.query_params, lambda rows: self._render(rows, queue.name)))
+
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="jobs_retrieve",
+        responses={200: JobSchema, **error_responses(404)},
+        description="One job of the queue.",
+    )
+    def retrieve(self, request: Request, name: str, job_id: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        job = job_get(workspace=self.workspace, queue=queue, job_id=job_id)
+        return Response(job_to_dict(job, queue_name=queue.name))
+
+
+class JobsViewSet(WorkspaceViewSet):
+    """/v1/jobs: every queue of the workspace."""
+
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="jobs_list_all",
+        parameters=[*_JOB_FILTERS, OpenApiParameter("queue", str, description="Only jobs of this queue (by name).")],
+        responses={200: list_envelope("JobListAll", JobSchema), **error_responses(400)},
+        description="Jobs across the workspace's queues, newest first (keyset pagination on id).",
+    )
+    def list(self, request: Request) -> Response:
+        filters = job_filters_from_params(request.query_params, allow_queue=True)
+        queryset = job_list(workspace=self.workspace, filters=filters)
+        return Response(paginate(queryset, request.query_params, _render_with_queue))
+
+
+def _render_with_queue(rows: Any) -> list[dict[str, Any]]:
+    # Queue names come from select_related("queue") in job_list: no query per row.
+    return [job_to_dict(job) for job in rows]
+
+

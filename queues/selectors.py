@@ -1,0 +1,144 @@
+"""Queue reads: lookups by name, live job counts, metrics buckets and sparklines (from the minute rollup)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from accounts.models import Workspace
+from config.exceptions import NotFound
+from jobs.models import Job, QueueMinuteStat
+from jobs.services.events import iso
+
+from .models import Queue
+
+SPARKLINE_MINUTES = 60
+
+
+def queue_list(*, workspace: Workspace) -> QuerySet[Queue]:
+    return Queue.objects.filter(workspace=workspace)
+
+
+def queue_get(*, workspace: Workspace, name: str) -> Queue:
+    """The workspace's queue by name; another workspace's queue is a 404 like an unknown one."""
+    queue = Queue.objects.filter(workspace=workspace, name=name).first()
+    if queue is None:
+        raise NotFound(f"Queue '{name}' not found.")
+    return queue
+
+
+def queue_counts(*, workspace: Workspace, queue_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Jobs per state for each queue, in one GROUP BY (index jobs_job_ws_queue_state)."""
+    ids = list(queue_ids)
+    counts: dict[str, dict[str, int]] = {qid: {} for qid in ids}
+    if not ids:
+        return counts
+    rows = (
+        Job.objects.filter(workspace=workspace, queue_id__in=ids)
+        .values_list("queue_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for queue_id, state, n in rows:
+        counts[queue_id][state] = n
+    return counts
+
+
+def queue_has_unfinished_jobs(*, queue: Queue) -> bool:
+    return Job.objects.filter(
+        workspace_id=queue.workspace_id, queue=queue, state__in=["waiting", "delayed", "active"]
+    ).exists()
+
+
+def _p95(hist: dict[str, int]) -> int | None:
+    """The upper bound of the histogram bucket holding the 95th percentile."""
+    buckets: list[tuple[float, int]] = []
+    for key, count in hist.items():
+        try:
+            buckets.append((float(key), int(count)))
+        except (TypeError, ValueError):
+            continue
+    total = sum(c for _, c in buckets)
+    if total <= 0:
+        return None
+    buckets.sort()
+    threshold = 0.95 * total
+    running = 0
+    finite = [upper for upper, _ in buckets if upper != float("inf")]
+    for upper, count in buckets:
+        running += count
+        if running >= threshold:
+            if upper == float("inf"):
+                # An open-ended top bucket has no upper bound; its lower edge is the best we can say.
+                return int(finite[-1]) if finite else None
+            return int(upper)
+    return int(finite[-1]) if finite else None
+
+
+def _floor(value: datetime, granularity: str) -> datetime:
+    value = value.astimezone(UTC).replace(second=0, microsecond=0)
+    return value.replace(minute=0) if granularity == "hour" else value
+
+
+def queue_metrics(
+    *, queue: Queue, granularity: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Buckets from `start` to `end` (inclusive, floored to the granularity), zeros filled, oldest first."""
+    step = timedelta(hours=1) if granularity == "hour" else timedelta(minutes=1)
+    first, last = _floor(start, granularity), _floor(end, granularity)
+    acc: dict[datetime, dict[str, Any]] = {}
+    ts = first
+    while ts <= last:
+        acc[ts] = {"enqueued": 0, "completed": 0, "failed": 0, "sum": 0, "n": 0, "hist": defaultdict(int)}
+        ts += step
+    # Index jobs_stat_queue_minute_uniq (queue, minute) serves the range scan.
+    rows = QueueMinuteStat.objects.filter(
+        queue=queue, minute__gte=first, minute__lt=last + step
+    ).values_list("minute", "enqueued", "completed", "failed", "duration_sum_ms", "duration_count", "duration_hist")
+    for minute, enqueued, completed, failed, dsum, dcount, hist in rows:
+        bucket = acc.get(_floor(minute, granularity))
+        if bucket is None:
+            continue
+        bucket["enqueued"] += enqueued
+        bucket["completed"] += completed
+        bucket["failed"] += failed
+        bucket["sum"] += dsum
+        bucket["n"] += dcount
+        for key, count in (hist or {}).items():
+            bucket["hist"][key] += count
+    return [
+        {
+            "ts": iso(ts),
+            "enqueued": b["enqueued"],
+            "completed": b["completed"],
+            "failed": b["failed"],
+            "avg_duration_ms": round(b["sum"] / b["n"], 1) if b["n"] else None,
+            "p95_duration_ms": _p95(b["hist"]),
+        }
+        for ts, b in acc.items()
+    ]
+
+
+def sparklines(*, workspace: Workspace, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per queue (by name), completed and failed counts of the last 60 minutes, oldest first, zeros filled."""
+    now = _floor(now or timezone.now(), "minute")
+    start = now - timedelta(minutes=SPARKLINE_MINUTES - 1)
+    queues = list(Queue.objects.filter(workspace=workspace).order_by("name").values_list("id", "name"))
+    series = {qid: ([0] * SPARKLINE_MINUTES, [0] * SPARKLINE_MINUTES) for qid, _ in queues}
+    # Index jobs_stat_ws_minute (workspace, minute).
+    rows = QueueMinuteStat.objects.filter(
+        workspace=workspace, minute__gte=start, minute__lt=now + timedelta(minutes=1)
+    ).values_list("queue_id", "minute", "completed", "failed")
+    for queue_id, minute, completed, failed in rows:
+        if queue_id not in series:
+            continue
+        index = int((_floor(minute, "minute") - start).total_seconds() // 60)
+        if 0 <= index < SPARKLINE_MINUTES:
+            series[queue_id][0][index] += completed
+            series[queue_id][1][index] += failed
+    return [{"queue": name, "completed": series[qid][0], "failed": series[qid][1]} for qid, name in queues]

@@ -1,0 +1,273 @@
+"""Queue input validation (strict DRF serializers) and output rendering (a plain function + a doc-only schema)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rest_framework import serializers
+
+from config.exceptions import ValidationFailed
+from config.netguard import validate_target_url
+from jobs.services.events import iso
+
+from .models import Queue
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,63}$")
+NAME_MESSAGE = "Use 1-64 characters: letters, digits, '_', '.', ':' or '-', starting with a letter or digit."
+
+# Hop-by-hop headers and those the HTTP client computes itself: a queue must not be able to smuggle them.
+REFUSED_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+MAX_HEADERS = 50
+MAX_HEADER_VALUE = 8192
+
+READ_ONLY_FIELDS = frozenset({"counts", "created_at", "updated_at", "signing_secret", "paused", "paused_job_names", "id"})
+
+
+# --- strict scalar fields: API.md says a wrong type is a 400, so no "10" -> 10 or 1 -> True coercion -----------
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictNumberField(serializers.FloatField):
+    default_error_messages = {"invalid": "A number is required."}
+
+    def to_internal_value(self, data: Any) -> float | int:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        return int(value) if isinstance(data, int) else value
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses keys it does not declare, at every nesting level."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
+        return super().to_internal_value(data)
+
+
+class EndpointIn(StrictSerializer):
+    url = StrictCharField(max_length=2048, trim_whitespace=False)
+    method = serializers.ChoiceField(choices=["POST", "PUT", "PATCH", "DELETE", "GET"], default="POST")
+    headers = serializers.DictField(child=StrictCharField(allow_blank=True, trim_whitespace=False,
+                                                          max_length=MAX_HEADER_VALUE), default=dict)
+    timeout_ms = StrictIntegerField(min_value=100, max_value=300_000, default=30_000)
+
+    def validate_url(self, value: str) -> str:
+        try:
+            return validate_target_url(value, field="url")
+        except ValidationFailed as exc:
+            raise serializers.ValidationError(exc.details.get("url") or [exc.message]) from None
+
+    def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_HEADERS:
+            raise serializers.ValidationError(f"At most {MAX_HEADERS} headers.")
+        errors = []
+        seen: set[str] = set()
+        for name, header_value in value.items():
+            lower = name.lower()
+            if not HEADER_NAME_RE.match(name):
+                errors.append(f"'{name}' is not a valid header name.")
+            elif lower in REFUSED_HEADERS:
+                errors.append(f"'{name}' cannot be set.")
+            elif lower in seen:
+                errors.append(f"'{name}' is given twice.")
+            elif "\r" in header_value or "\n" in header_value or "\x00" in header_value:
+                errors.append(f"The value of '{name}' must not contain line breaks.")
+            seen.add(lower)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class RateLimitIn(StrictSerializer):
+    max = StrictIntegerField(min_value=1, max_value=100_000)
+    per_ms = StrictIntegerField(min_value=1, max_value=86_400_000)
+
+
+class RetryPolicyIn(StrictSerializer):
+    """Every key optional: the given ones are merged over the defaults (create) or the current policy (update)."""
+
+    max_attempts = StrictIntegerField(min_value=1, max_value=100, required=False)
+    backoff = serializers.ChoiceField(choices=["exponential", "fixed"], required=False)
+    initial_delay_ms = StrictIntegerField(min_value=0, max_value=86_400_000, required=False)
+    multiplier = StrictNumberField(min_value=1, max_value=10, required=False)
+    max_delay_ms = StrictIntegerField(min_value=0, max_value=604_800_000, required=False)
+    jitter = StrictBooleanField(required=False)
+
+
+class QueueIn(StrictSerializer):
+    """POST /v1/queues; with partial=True, PATCH /v1/queues/{name}."""
+
+    name = StrictCharField(max_length=64)
+    delivery = serializers.ChoiceField(choices=Queue.Delivery.values, default=Queue.Delivery.PUSH)
+    endpoint = EndpointIn(allow_null=True, required=False)
+    concurrency = StrictIntegerField(min_value=1, max_value=10_000, required=False)
+    group_concurrency = StrictIntegerField(min_value=1, max_value=10_000, allow_null=True, required=False)
+    rate_limit = RateLimitIn(allow_null=True, required=False)
+    retry_policy = RetryPolicyIn(required=False)
+    lease_ms = StrictIntegerField(min_value=1000, max_value=3_600_000, required=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            read_only = sorted(set(data) & READ_ONLY_FIELDS)
+            if read_only:
+                raise serializers.ValidationError({k: ["This field is read-only."] for k in read_only})
+        return super().to_internal_value(data)
+
+    # With partial=True (PATCH) DRF stops enforcing required keys inside nested objects too, but a nested
+    # object in a PATCH replaces the whole value, so its required keys are checked here.
+    def validate_endpoint(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and "url" not in value:
+            raise serializers.ValidationError({"url": ["This field is required."]})
+        return value
+
+    def validate_rate_limit(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            missing = [k for k in ("max", "per_ms") if k not in value]
+            if missing:
+                raise serializers.ValidationError({k: ["This field is required."] for k in missing})
+        return value
+
+    def validate_name(self, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise serializers.ValidationError(NAME_MESSAGE)
+        return value
+
+
+class PauseIn(StrictSerializer):
+    job_name = StrictCharField(max_length=128, required=False, allow_null=True)
+
+
+# --- output --------------------------------------------------------------------------------------------------
+EMPTY_COUNTS = {"waiting": 0, "delayed": 0, "active": 0, "completed": 0, "failed": 0, "cancelled": 0}
+
+
+def queue_to_dict(queue: Queue, *, counts: dict[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "name": queue.name,
+        "delivery": queue.delivery,
+        "endpoint": queue.endpoint,
+        "paused": queue.paused,
+        "paused_job_names": list(queue.paused_job_names or []),
+        "concurrency": queue.concurrency,
+        "group_concurrency": queue.group_concurrency,
+        "rate_limit": queue.rate_limit,
+        "retry_policy": queue.retry_policy,
+        "lease_ms": queue.lease_ms,
+        "counts": {**EMPTY_COUNTS, **(counts or {})},
+        "created_at": iso(queue.created_at),
+        "updated_at": iso(queue.updated_at),
+    }
+
+
+# --- documentation-only shapes (drf-spectacular) ------------------------------------------------------------
+class EndpointSchema(serializers.Serializer):
+    url = serializers.URLField()
+    method = serializers.ChoiceField(choices=["POST", "PUT", "PATCH", "DELETE", "GET"])
+    headers = serializers.DictField(child=serializers.CharField())
+    timeout_ms = serializers.IntegerField()
+
+
+class RateLimitSchema(serializers.Serializer):
+    max = serializers.IntegerField()
+    per_ms = serializers.IntegerField()
+
+
+class RetryPolicySchema(serializers.Serializer):
+    max_attempts = serializers.IntegerField()
+    backoff = serializers.ChoiceField(choices=["exponential", "fixed"])
+    initial_delay_ms = serializers.IntegerField()
+    multiplier = serializers.FloatField()
+    max_delay_ms = serializers.IntegerField()
+    jitter = serializers.BooleanField()
+
+
+class CountsSchema(serializers.Serializer):
+    waiting = serializers.IntegerField()
+    delayed = serializers.IntegerField()
+    active = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class QueueSchema(serializers.Serializer):
+    name = serializers.CharField()
+    delivery = serializers.ChoiceField(choices=Queue.Delivery.values)
+    endpoint = EndpointSchema(allow_null=True)
+    paused = serializers.BooleanField()
+    paused_job_names = serializers.ListField(child=serializers.CharField())
+    concurrency = serializers.IntegerField()
+    group_concurrency = serializers.IntegerField(allow_null=True)
+    rate_limit = RateLimitSchema(allow_null=True)
+    retry_policy = RetryPolicySchema()
+    lease_ms = serializers.IntegerField()
+    counts = CountsSchema()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class QueueWithSecretSchema(QueueSchema):
+    signing_secret = serializers.CharField(help_text="whsec_… Shown once.")
+
+
+class MetricsBucketSchema(serializers.Serializer):
+    ts = serializers.DateTimeField()
+    enqueued = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    avg_duration_ms = serializers.FloatField(allow_null=True)
+    p95_duration_ms = serializers.IntegerField(allow_null=True)
+
+
+class MetricsSchema(serializers.Serializer):
+    granularity = serializers.ChoiceField(choices=["minute", "hour"])
+    data = MetricsBucketSchema(many=True)
+
+
+class SparklineSchema(serializers.Serializer):
+    queue = serializers.CharField()
+    completed = serializers.ListField(child=serializers.IntegerField())
+    failed = serializers.ListField(child=serializers.IntegerField())
+
+
+class SparklinesSchema(serializers.Serializer):
+    data = SparklineSchema(many=True)

@@ -1,0 +1,266 @@
+"""Queue writes: create, update, pause/resume, secret rotation, delete (and obliterate)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Workspace
+from billing.services import plan_check_count, plan_check_value
+from config.exceptions import Conflict, ValidationFailed
+from jobs.models import TERMINAL_STATES, Execution, Job
+from jobs.services.dispatch import kick_on_commit
+from jobs.services.events import PendingEvent, events_emit
+
+from .models import DEFAULT_RETRY_POLICY, Queue
+from .selectors import queue_has_unfinished_jobs
+
+# Both the old and the new secret sign deliveries this long after a rotation (API.md).
+SECRET_OVERLAP = timedelta(hours=24)
+# Obliterate deletes in batches this size, each in its own short transaction, so one huge queue never holds
+# locks on jobs_job long enough to stall the claimers of every other queue.
+OBLITERATE_BATCH = 5000
+DEFAULT_ENDPOINT = {"method": "POST", "headers": {}, "timeout_ms": 30_000}
+# A job name meaning "the whole queue" in BullMQ dashboards' pause/resume body.
+ALL_JOBS = "__all__"
+
+
+def signing_secret_new() -> str:
+    """`whsec_` + base64 of 32 random bytes (Standard Webhooks format)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _is_name_conflict(exc: IntegrityError) -> bool:
+    cause = getattr(exc, "__cause__", None)
+    diag = getattr(cause, "diag", None)
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return diag.constraint_name == "queues_queue_ws_name_uniq"
+    # SQLite names the columns, not the constraint.
+    text = str(exc)
+    return "queues_queue_ws_name_uniq" in text or "queues_queue.workspace_id, queues_queue.name" in text
+
+
+def _normalise_endpoint(endpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+    if endpoint is None:
+        return None
+    return {
+        "url": endpoint["url"],
+        "method": endpoint.get("method") or DEFAULT_ENDPOINT["method"],
+        "headers": dict(endpoint.get("headers") or {}),
+        "timeout_ms": endpoint.get("timeout_ms") or DEFAULT_ENDPOINT["timeout_ms"],
+    }
+
+
+def _check_shape(*, delivery: str, endpoint: dict[str, Any] | None) -> None:
+    if delivery == Queue.Delivery.PULL and endpoint is not None:
+        raise ValidationFailed(details={"endpoint": ["A pull queue has no endpoint: set it to null."]})
+
+
+def _check_plan(*, workspace: Workspace, endpoint: dict[str, Any] | None, retry_policy: dict[str, Any]) -> None:
+    plan_check_value(workspace=workspace, field="max_attempts", value=retry_policy.get("max_attempts"))
+    if endpoint is not None:
+        plan_check_value(workspace=workspace, field="timeout_ms", value=endpoint.get("timeout_ms"))
+
+
+def queue_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Queue, str]:
+    """Create a queue from validated input; returns it and its signing secret (shown to the client once)."""
+    endpoint = _normalise_endpoint(data.get("endpoint"))
+    delivery = data.get("delivery") or Queue.Delivery.PUSH
+    _check_shape(delivery=delivery, endpoint=endpoint)
+    retry_policy = {**DEFAULT_RETRY_POLICY, **(data.get("retry_policy") or {})}
+    _check_plan(workspace=workspace, endpoint=endpoint, retry_policy=retry_policy)
+    secret = signing_secret_new()
+    with transaction.atomic():
+        # Lock the workspace row so two parallel creates cannot both pass the plan's queue cap.
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
+        plan_check_count(
+            workspace=workspace, resource="queues", current=Queue.objects.filter(workspace=workspace).count()
+        )
+        queue = Queue(
+            workspace=workspace,
+            name=data["name"],
+            delivery=delivery,
+            endpoint=endpoint,
+            retry_policy=retry_policy,
+            signing_secret=secret,
+        )
+        for field in ("concurrency", "group_concurrency", "rate_limit", "lease_ms"):
+            if field in data:
+                setattr(queue, field, data[field])
+        try:
+            with transaction.atomic():
+                queue.save(force_insert=True)
+        except IntegrityError as exc:
+            if _is_name_conflict(exc):
+                raise Conflict(f"A queue named '{data['name']}' already exists.", details={"name": [
+                    "A queue with this name already exists."]}) from None
+            raise
+    return queue, secret
+
+
+def queue_ensure_default(*, workspace: Workspace, name: str = "default") -> Queue:
+    """The workspace's `default` queue (push, no endpoint: jobs bring their own `http` target), created on demand."""
+    queue = Queue.objects.filter(workspace=workspace, name=name).first()
+    if queue is not None:
+        return queue
+    try:
+        queue, _ = queue_create(workspace=workspace, data={"name": name, "delivery": Queue.Delivery.PUSH})
+    except Conflict:
+        # Created by a parallel request between our read and our insert.
+        queue = Queue.objects.get(workspace=workspace, name=name)
+    return queue
+
+
+def queue_update(*, workspace: Workspace, queue: Queue, data: dict[str, Any]) -> Queue:
+    """Apply a validated partial update. `retry_policy` is merged over the queue's current policy."""
+    if "name" in data and data["name"] != queue.name:
+        raise ValidationFailed(details={"name": ["A queue cannot be renamed."]})
+    if "delivery" in data and data["delivery"] != queue.delivery:
+        # The engine routes hints by delivery mode and caches it per queue id (jobs.services.dispatch), and
+        # jobs already enqueued were accepted under the old mode's rules: create a new queue instead.
+        raise ValidationFailed(details={"delivery": ["The delivery mode of a queue cannot be changed."]})
+    if not set(data) - {"name", "delivery"}:
+        return queue  # nothing to change: keep updated_at honest
+    with transaction.atomic():
+        queue = Queue.objects.select_for_update().get(pk=queue.pk, workspace=workspace)
+        delivery = queue.delivery
+        endpoint = _normalise_endpoint(data["endpoint"]) if "endpoint" in data else queue.endpoint
+        retry_policy = {**DEFAULT_RETRY_POLICY, **(queue.retry_policy or {}), **(data.get("retry_policy") or {})}
+        _check_shape(delivery=delivery, endpoint=endpoint)
+        # Only what the request changes is held to the plan: a downgrade must not lock a queue's other edits.
+        _check_plan(
+            workspace=workspace,
+            endpoint=endpoint if "endpoint" in data else None,
+            retry_policy=data.get("retry_policy") or {},
+        )
+        queue.endpoint = endpoint
+        queue.retry_policy = retry_policy
+        for field in ("concurrency", "group_concurrency", "rate_limit", "lease_ms"):
+            if field in data:
+                setattr(queue, field, data[field])
+        queue.save()
+        kick_on_commit([queue.id])
+    return queue
+
+
+def _job_name(job_name: str | None) -> str | None:
+    return None if job_name in (None, "", ALL_JOBS) else job_name
+
+
+def queue_pause(*, workspace: Workspace, queue: Queue, job_name: str | None = None) -> Queue:
+    """Pause the whole queue, or only its jobs named `job_name`; emits queue:paused if something changed."""
+    job_name = _job_name(job_name)
+    with transaction.atomic():
+        # Row lock: paused_job_names is read-modify-write.
+        queue = Queue.objects.select_for_update().get(pk=queue.pk, workspace=workspace)
+        if job_name is None:
+            changed = not queue.paused
+            queue.paused = True
+        else:
+            names = list(queue.paused_job_names or [])
+            changed = job_name not in names
+            if changed:
+                queue.paused_job_names = [*names, job_name]
+        if changed:
+            queue.save(update_fields=["paused", "paused_job_names", "updated_at"])
+            events_emit([PendingEvent(workspace_id=workspace.id, type="queue:paused", queue_name=queue.name,
+                                      data={"job_name": job_name})])
+    return queue
+
+
+def queue_resume(*, workspace: Workspace, queue: Queue, job_name: str | None = None) -> Queue:
+    """Resume the whole queue, or only its jobs named `job_name`; emits queue:resumed if something changed."""
+    job_name = _job_name(job_name)
+    with transaction.atomic():
+        queue = Queue.objects.select_for_update().get(pk=queue.pk, workspace=workspace)
+        if job_name is None:
+            changed = queue.paused
+            queue.paused = False
+        else:
+            names = list(queue.paused_job_names or [])
+            changed = job_name in names
+            queue.paused_job_names = [n for n in names if n != job_name]
+        if changed:
+            queue.save(update_fields=["paused", "paused_job_names", "updated_at"])
+            events_emit([PendingEvent(workspace_id=workspace.id, type="queue:resumed", queue_name=queue.name,
+                                      data={"job_name": job_name})])
+            # Jobs may have been waiting all along: let the engine deliver them now, not at the next sweep.
+            kick_on_commit([queue.id])
+    return queue
+
+
+def queue_rotate_secret(*, workspace: Workspace, queue: Queue) -> tuple[Queue, str]:
+    """A new signing secret; the old one keeps signing for 24 hours. Returns the queue and the new secret."""
+    secret = signing_secret_new()
+    with transaction.atomic():
+        queue = Queue.objects.select_for_update().get(pk=queue.pk, workspace=workspace)
+        queue.previous_signing_secret = queue.signing_secret
+        queue.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
+        queue.signing_secret = secret
+        queue.save(update_fields=["signing_secret", "previous_signing_secret", "previous_secret_expires_at",
+                                  "updated_at"])
+    return queue, secret
+
+
+def queue_delete(*, workspace: Workspace, queue: Queue, force: bool = False) -> None:
+    """Delete a queue. Refuses (409) while it has waiting, delayed or active jobs unless `force` (obliterate)."""
+    if force:
+        # Obliterate: pause first so no delivery claims jobs while we delete them.
+        Queue.objects.filter(pk=queue.pk, workspace=workspace).update(paused=True)
+    else:
+        _refuse_if_unfinished(queue=queue)
+    # Finished history can be huge: delete it in bounded batches before the final, short transaction.
+    _delete_jobs_batches(queue=queue, terminal_only=not force)
+    with transaction.atomic():
+        locked = Queue.objects.select_for_update().filter(pk=queue.pk, workspace=workspace).first()
+        if locked is None:
+            return
+        if not force:
+            # A job enqueued while the batches ran must not vanish without ?force=true.
+            _refuse_if_unfinished(queue=locked)
+        # Anything left (jobs enqueued since the last batch) goes with the queue (Job.queue cascades).
+        locked.delete()
+
+
+def _refuse_if_unfinished(*, queue: Queue) -> None:
+    if queue_has_unfinished_jobs(queue=queue):
+        raise Conflict(
+            "The queue still has waiting, delayed or active jobs; delete with ?force=true to obliterate it.",
+            details={"queue": queue.name},
+        )
+
+
+def _delete_jobs_batches(*, queue: Queue, terminal_only: bool = False) -> int:
+    """Delete the queue's jobs and their executions, OBLITERATE_BATCH at a time, each batch in its own transaction."""
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            jobs = Job.objects.filter(workspace_id=queue.workspace_id, queue=queue)
+            if terminal_only:
+                jobs = jobs.filter(state__in=[s.value for s in TERMINAL_STATES])
+            ids = list(
+                jobs.order_by("id")
+                .values_list("id", flat=True)[:OBLITERATE_BATCH]
+            )
+            if not ids:
+                break
+            # Children in other queues outlive their parent (Job.parent is SET_NULL).
+            Job.objects.filter(parent_id__in=ids).update(parent=None)
+            Execution.objects.filter(job_id__in=ids).delete()
+            Job.objects.filter(id__in=ids).only("id").delete()
+            deleted += len(ids)
+    # Executions not tied to a job (e.g. a schedule run refused by quota) go too.
+    while True:
+        with transaction.atomic():
+            exe_ids = list(
+                Execution.objects.filter(queue=queue, job__isnull=True).values_list("id", flat=True)[:OBLITERATE_BATCH]
+            )
+            if not exe_ids:
+                break
+            Execution.objects.filter(id__in=exe_ids).delete()
+    return deleted

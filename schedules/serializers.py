@@ -1,0 +1,100 @@
+"""Schedule rendering (a plain function) and the OpenAPI shapes of requests and responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rest_framework import serializers
+
+from jobs.services.events import iso
+
+from .models import Schedule
+
+
+def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "name": schedule.name,
+        "description": schedule.description,
+        "queue": schedule.queue.name,
+        "cron": schedule.cron,
+        "interval_ms": schedule.interval_ms,
+        "timezone": schedule.timezone,
+        "job": {
+            "name": schedule.job.get("name"),
+            "payload": schedule.job.get("payload"),
+            "tags": schedule.job.get("tags") or [],
+            "priority": schedule.job.get("priority") or 0,
+            "http": schedule.job.get("http"),
+            "retry_policy": schedule.job.get("retry_policy"),
+            "timeout_ms": schedule.job.get("timeout_ms"),
+        },
+        "overlap": schedule.overlap,
+        "paused": schedule.paused,
+        # A paused schedule has no next run: it is recomputed from "now" on resume.
+        "next_run_at": None if schedule.paused else iso(schedule.next_run_at),
+        "last_run_at": iso(schedule.last_run_at),
+        "last_job_id": schedule.last_job_id,
+        "created_at": iso(schedule.created_at),
+        "updated_at": iso(schedule.updated_at),
+    }
+
+
+def fire_time_to_dict(at: datetime, tz_name: str | None) -> dict[str, str | None]:
+    local = at.astimezone(ZoneInfo(tz_name or "UTC"))
+    return {"at": iso(at), "local": local.isoformat(timespec="seconds")}
+
+
+class JobTemplateSchema(serializers.Serializer):
+    name = serializers.CharField(allow_null=True, required=False, max_length=128)
+    payload = serializers.JSONField(allow_null=True, required=False)
+    tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=10, required=False)
+    priority = serializers.IntegerField(min_value=-100, max_value=100, required=False)
+    http = serializers.JSONField(
+        allow_null=True, required=False, help_text="{url, method, headers, body}: a push target (SSRF rules apply)"
+    )
+    retry_policy = serializers.JSONField(allow_null=True, required=False, help_text="merged over the queue's policy")
+    timeout_ms = serializers.IntegerField(allow_null=True, required=False)
+
+
+class ScheduleInSchema(serializers.Serializer):
+    """Request body. PATCH accepts any subset; `job` is merged key by key over the current template."""
+
+    name = serializers.RegexField(r"^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,63}$")
+    description = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    queue = serializers.CharField(required=False, allow_null=True,
+                                  help_text="Required unless job.http is given (then the `default` queue)")
+    cron = serializers.CharField(required=False, allow_null=True,
+                                 help_text="5 fields or @hourly/@daily/@weekly/@monthly; exactly one of cron, interval_ms")
+    interval_ms = serializers.IntegerField(required=False, allow_null=True, min_value=1000)
+    timezone = serializers.CharField(required=False, allow_null=True, help_text="IANA name, cron only (default UTC)")
+    job = JobTemplateSchema(required=False)
+    overlap = serializers.ChoiceField(choices=["allow", "skip"], required=False)
+    paused = serializers.BooleanField(required=False)
+
+
+class ScheduleSchema(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    queue = serializers.CharField()
+    cron = serializers.CharField(allow_null=True)
+    interval_ms = serializers.IntegerField(allow_null=True)
+    timezone = serializers.CharField(allow_null=True, help_text="null for interval schedules")
+    job = JobTemplateSchema()
+    overlap = serializers.ChoiceField(choices=["allow", "skip"])
+    paused = serializers.BooleanField()
+    next_run_at = serializers.DateTimeField(allow_null=True, help_text="null while paused")
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    last_job_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class FireTimeSchema(serializers.Serializer):
+    at = serializers.DateTimeField(help_text="UTC")
+    local = serializers.CharField(help_text="ISO 8601 with the offset of the schedule's timezone")
+
+
+class PreviewSchema(serializers.Serializer):
+    data = FireTimeSchema(many=True)

@@ -1,0 +1,142 @@
+"""Schedule routes (API.md "Schedules"): thin views over schedules.services and schedules.selectors."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api import WorkspaceViewSet, error_responses, list_envelope
+from config.exceptions import BadRequest, ValidationFailed
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.pagination import paginate
+from jobs.serializers import JobSchema, job_to_dict
+
+from . import selectors, services, timing
+from .models import Schedule
+from .serializers import (
+    PreviewSchema,
+    ScheduleInSchema,
+    ScheduleSchema,
+    fire_time_to_dict,
+    schedule_to_dict,
+)
+
+MAX_PREVIEW = 100
+_LIMIT = OpenApiParameter("limit", int, description="1-1000, default 50")
+_CURSOR = OpenApiParameter("cursor", str)
+
+
+class ScheduleViewSet(WorkspaceViewSet):
+    """Cron and interval schedules; addressed by name."""
+
+    def _body(self, request: Request) -> dict:
+        # Unknown and read-only fields are told apart by the service's validation, so take every key here.
+        data = request.data if request.body else {}
+        if not isinstance(data, dict):
+            raise ValidationFailed("The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]})
+        return data
+
+    def _get(self, name: str) -> Schedule:
+        return selectors.schedule_get(workspace=self.workspace, name=name)
+
+    @extend_schema(tags=["Schedules"], parameters=[_LIMIT, _CURSOR],
+                   responses={200: list_envelope("ScheduleList", ScheduleSchema), **error_responses(400, 401)})
+    def list(self, request: Request) -> Response:
+        page = paginate(selectors.schedule_list(workspace=self.workspace), request.query_params,
+                        lambda rows: [schedule_to_dict(s) for s in rows], field="name", newest_first=False)
+        return Response(page)
+
+    @extend_schema(tags=["Schedules"], request=ScheduleInSchema, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={201: ScheduleSchema, **error_responses(400, 401, 402, 409, 413, 415)})
+    @idempotent
+    def create(self, request: Request) -> Response:
+        data = self._body(request)
+        schedule = services.schedule_create(workspace=self.workspace, data=data)
+        return Response(schedule_to_dict(schedule), status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=["Schedules"], responses={200: ScheduleSchema, **error_responses(401, 404)})
+    def retrieve(self, request: Request, name: str) -> Response:
+        return Response(schedule_to_dict(self._get(name)))
+
+    @extend_schema(tags=["Schedules"], request=ScheduleInSchema(partial=True),
+                   responses={200: ScheduleSchema, **error_responses(400, 401, 402, 404, 409, 413, 415)})
+    def partial_update(self, request: Request, name: str) -> Response:
+        schedule = self._get(name)
+        data = self._body(request)
+        schedule = services.schedule_update(workspace=self.workspace, schedule=schedule, data=data)
+        return Response(schedule_to_dict(schedule))
+
+    @extend_schema(tags=["Schedules"], responses={204: None, **error_responses(401, 404)})
+    def destroy(self, request: Request, name: str) -> Response:
+        services.schedule_delete(workspace=self.workspace, schedule=self._get(name))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(tags=["Schedules"], request=None, responses={200: ScheduleSchema, **error_responses(401, 404)},
+                   description="Stop firing (PATCH or POST; idempotent).")
+    def pause(self, request: Request, name: str) -> Response:
+        self.strict_data(request, set())
+        schedule = services.schedule_pause(workspace=self.workspace, schedule=self._get(name))
+        return Response(schedule_to_dict(schedule))
+
+    @extend_schema(tags=["Schedules"], request=None, responses={200: ScheduleSchema, **error_responses(401, 404)},
+                   description="Fire again from the next tick after now; ticks missed while paused are not caught up.")
+    def resume(self, request: Request, name: str) -> Response:
+        self.strict_data(request, set())
+        schedule = services.schedule_resume(workspace=self.workspace, schedule=self._get(name))
+        return Response(schedule_to_dict(schedule))
+
+    @extend_schema(
+        tags=["Schedules"],
+        request=None,
+        responses={201: inline_serializer("ScheduleTriggerOut", fields={"job": JobSchema()}),
+                   **error_responses(401, 402, 404)},
+        description="Run now: enqueue one job from the template (even while paused; overlap is not checked). "
+                    "next_run_at is unchanged; last_run_at and last_job_id are updated. 201 `{\"job\": {...}}`.",
+    )
+    def trigger(self, request: Request, name: str) -> Response:
+        self.strict_data(request, set())
+        schedule = self._get(name)
+        job = services.schedule_trigger(workspace=self.workspace, schedule=schedule)
+        body = job_to_dict(job, queue_name=schedule.queue.name)
+        body["schedule"] = schedule.name
+        return Response({"job": body}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=["Schedules"], parameters=[_LIMIT, _CURSOR],
+                   responses={200: list_envelope("ScheduleRunList", JobSchema), **error_responses(400, 401, 404)},
+                   description="The jobs this schedule enqueued, newest first.")
+    def runs(self, request: Request, name: str) -> Response:
+        schedule = self._get(name)
+
+        def render(rows):
+            out = []
+            for job in rows:
+                item = job_to_dict(job)
+                item["schedule"] = schedule.name
+                out.append(item)
+            return out
+
+        return Response(paginate(selectors.schedule_runs(workspace=self.workspace, schedule=schedule),
+                                 request.query_params, render))
+
+    @extend_schema(tags=["Schedules"],
+                   parameters=[OpenApiParameter("count", int, description=f"1-{MAX_PREVIEW}, default 5")],
+                   responses={200: PreviewSchema, **error_responses(400, 401, 404)},
+                   description="The next fire times, in UTC (`at`) and in the schedule's timezone (`local`).")
+    def preview(self, request: Request, name: str) -> Response:
+        schedule = self._get(name)
+        raw = request.query_params.get("count", "5")
+        try:
+            count = int(raw)
+        except ValueError:
+            count = 0
+        if not 1 <= count <= MAX_PREVIEW:
+            raise BadRequest(f"`count` must be an integer between 1 and {MAX_PREVIEW}.",
+                             details={"count": [f"Expected 1..{MAX_PREVIEW}."]})
+        now = timezone.now()
+        times = timing.upcoming(cron=schedule.cron, interval_ms=schedule.interval_ms, tz_name=schedule.timezone,
+                                after=now, count=count, first=None if schedule.paused else schedule.next_run_at)
+        return Response({"data": [fire_time_to_dict(t, schedule.timezone) for t in times]})
+

@@ -6,6 +6,8 @@ Use it on a DRF view method (viewset action or APIView method) or an `@api_view`
     @idempotent
     def create(self, request, *args, **kwargs): ...
 
+or mix `IdempotentMixin` into a viewset (it covers the actions in `idempotent_actions`, default `create`).
+
 Semantics (API.md "Conventions"), scoped by workspace and stored in the Django cache (Redis in production):
 - the first request with a key stores an in-flight marker (`cache.add`, atomic) holding a fingerprint of
   method + path + raw body;
@@ -161,4 +163,22 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         )
         return response
 
+    wrapper._idempotent = True  # type: ignore[attr-defined]  # lets IdempotentMixin skip decorated handlers
     return wrapper
+
+
+class IdempotentMixin:
+    """Viewset mixin: the actions named in `idempotent_actions` honour the Idempotency-Key header.
+
+    Works after authentication (DRF's `initial`), where the workspace is known: the bound handler for this
+    request's method is swapped for its `idempotent` wrapper before DRF looks it up.
+    """
+
+    idempotent_actions: frozenset[str] = frozenset({"create"})
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if request.method == "POST" and getattr(self, "action", None) in self.idempotent_actions:
+            handler = getattr(self, "post", None)
+            if handler is not None and not getattr(handler, "_idempotent", False):
+                self.post = idempotent(handler)

@@ -84,7 +84,7 @@ def job_list(*, workspace: Workspace, filters: JobFilters, queue: Queue | None =
     else:
         queryset = queryset.select_related("queue")
         if filters.queue is not None:
-            queryset = queryset.filter(queue__workspace=workspace, queue__name=filters.queue)
+            queryset = queryset.filter(queue__name=filters.queue)
     if filters.state is not None:
         queryset = queryset.filter(state=filters.state)
     if filters.name is not None:

@@ -6,6 +6,7 @@ Hot paths are set-based: one claim takes a batch of rows, one outcome call write
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import uuid
@@ -65,6 +66,52 @@ def _atomic():
     # already holds a transaction (e.g. a REST view in ATOMIC_REQUESTS style), join it.
     conn = transaction.get_connection()
     return transaction.atomic(durable=not conn.in_atomic_block)
+
+
+_PG_TYPES = {
+    "CharField": "text",
+    "TextField": "text",
+    "PositiveIntegerField": "bigint",
+    "PositiveSmallIntegerField": "bigint",
+    "PositiveBigIntegerField": "bigint",
+    "SmallIntegerField": "bigint",
+    "IntegerField": "bigint",
+    "BigIntegerField": "bigint",
+    "DateTimeField": "timestamptz",
+    "JSONField": "jsonb",
+    "BooleanField": "boolean",
+}
+
+
+def bulk_set(model: Any, objs: list[Any], fields: list[str]) -> None:
+    """Write `fields` of each object in one statement.
+
+    PostgreSQL: `UPDATE … FROM unnest(arrays)`, linear in the batch. Django's bulk_update builds a CASE per field
+    whose ORM resolution is quadratic: ~0.8 s for 100 jobs, which alone capped delivery near 100 jobs/s.
+    """
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_update(objs, fields, batch_size=500)
+        return
+    meta = model._meta
+    cols: list[tuple[str, str, str]] = [("id", meta.pk.column, "text")]
+    for name in fields:
+        f = meta.get_field(name)
+        cols.append((name, f.column, _PG_TYPES[f.get_internal_type()]))
+    arrays: list[list[Any]] = [[] for _ in cols]
+    for obj in objs:
+        for i, (name, _col, typ) in enumerate(cols):
+            value = obj.pk if name == "id" else getattr(obj, name)
+            if typ == "jsonb" and value is not None:
+                value = json.dumps(value)
+            arrays[i].append(value)
+    unnest = ", ".join(f"%s::{'text' if typ == 'jsonb' else typ}[]" for _n, _c, typ in cols)
+    names = ", ".join(f'"{col}"' for _n, col, _t in cols)
+    sets = ", ".join(f'"{col}" = v."{col}"' + ("::jsonb" if typ == "jsonb" else "") for _n, col, typ in cols[1:])
+    sql = f'UPDATE {meta.db_table} AS t SET {sets} FROM unnest({unnest}) AS v({names}) WHERE t."{meta.pk.column}" = v."{meta.pk.column}"'
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
 
 
 # --- backoff -------------------------------------------------------------------------------------------------
@@ -231,11 +278,10 @@ def job_claim(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None 
                 )
             )
         # One UPDATE for the batch (rows are locked by us, so no state re-check is needed).
-        Job.objects.bulk_update(
-            jobs,
+        bulk_set(
+            Job, jobs,
             ["state", "attempts", "lease_token", "lease_expires_at", "started_at", "worker_id", "execution_id",
              "updated_at"],
-            batch_size=1000,
         )
         Execution.objects.bulk_create(executions, batch_size=1000)
         events_emit(events, now=now)
@@ -360,7 +406,7 @@ _JOB_FIELDS = [
 def _apply(*, now: datetime, finishes: list[_Finish]) -> None:
     """Write a batch of decided finishes: jobs, executions, events, rollups, flows, hints. One statement each."""
     jobs = [f.job for f in finishes]
-    Job.objects.bulk_update(jobs, _JOB_FIELDS, batch_size=1000)
+    bulk_set(Job, jobs, _JOB_FIELDS)
 
     executions = []
     for f in finishes:
@@ -379,10 +425,8 @@ def _apply(*, now: datetime, finishes: list[_Finish]) -> None:
             )
         )
     if executions:
-        Execution.objects.bulk_update(
-            executions, ["status", "completed_at", "duration_ms", "http_status", "response_body", "error"],
-            batch_size=1000,
-        )
+        bulk_set(Execution, executions, ["status", "completed_at", "duration_ms", "http_status", "response_body",
+                                         "error"])
 
     events: list[PendingEvent] = []
     stats: dict[tuple[str, str], StatDelta] = {}
@@ -469,7 +513,7 @@ def _release_parents(*, now: datetime, children: list[Job]) -> None:
             released.append(parent)
             events.append(PendingEvent(parent.workspace_id, "job:waiting", parent.queue.name, parent.id, {"reason": "children_done"}))
     if released or dead:
-        Job.objects.bulk_update(released + dead, ["state", "run_at", "finished_at", "last_error", "updated_at"])
+        bulk_set(Job, released + dead, ["state", "run_at", "finished_at", "last_error", "updated_at"])
         events_emit(events, now=now)
     if released:
         kick_on_commit({p.queue_id for p in released})

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, connection, transaction
 from django.db.models import JSONField
 from django.db.models.base import ModelState
+from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -45,7 +46,12 @@ def _insert_jobs(jobs: list[Job]) -> None:
     if connection.vendor != "postgresql":
         Job.objects.bulk_create(jobs, batch_size=1000)
         return
-    fields = Job._meta.concrete_fields
+    # Nullable columns that are NULL in every row are left out (NULL is their default): fewer values to encode.
+    fields = [
+        f
+        for f in Job._meta.concrete_fields
+        if not (f.null and f.db_default is NOT_PROVIDED and all(job.__dict__[f.attname] is None for job in jobs))
+    ]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     attnames = [(f.attname, isinstance(f, JSONField)) for f in fields]
     dumps = json.dumps
@@ -138,7 +144,8 @@ def job_enqueue_specs(
         queue_id = queue.id
         waiting, delayed = JobState.WAITING.value, JobState.DELAYED.value
         # One real Model.__init__ fills every field default; each job is then a dict copy of it (a full
-        # __init__ per job costs more than the INSERT on a 1,000-job batch).
+        # __init__ per job costs more than the INSERT on a 1,000-job batch). A field whose default must differ
+        # per row (like `id`) has to be set in the update below.
         prototype = Job(
             id="", workspace_id=workspace.id, queue_id=queue.id, run_at=now, created_at=now, updated_at=now
         ).__dict__

@@ -20,14 +20,14 @@ from jobs.services.enqueue import job_enqueue, job_enqueue_batch
 from jobs.validation import MAX_BATCH, JobValidator
 
 
-class HttpTargetSchema(serializers.Serializer):
+class JobHttpTargetIn(serializers.Serializer):
     url = serializers.URLField(help_text="Public http(s) URL (private and loopback addresses are refused).")
     method = serializers.ChoiceField(choices=["GET", "POST", "PUT", "PATCH", "DELETE"], default="POST")
     headers = serializers.DictField(child=serializers.CharField(), required=False)
     body = serializers.CharField(required=False, allow_null=True, help_text="At most 1 MiB.")
 
 
-class RetryPolicySchema(serializers.Serializer):
+class JobRetryPolicyIn(serializers.Serializer):
     max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
     backoff = serializers.ChoiceField(choices=["exponential", "fixed"], required=False)
     initial_delay_ms = serializers.IntegerField(min_value=0, required=False)
@@ -36,7 +36,7 @@ class RetryPolicySchema(serializers.Serializer):
     jitter = serializers.BooleanField(required=False)
 
 
-class JobInSchema(serializers.Serializer):
+class JobEnqueueIn(serializers.Serializer):
     """Documentation of a job to enqueue (validated by jobs.validation, not by this serializer)."""
 
     payload = serializers.JSONField(required=False, allow_null=True, help_text="Any JSON, at most 1 MiB (else 413).")
@@ -52,7 +52,7 @@ class JobInSchema(serializers.Serializer):
     max_attempts = serializers.IntegerField(
         min_value=1, max_value=100, required=False, help_text="Above the plan's cap: 402 PLAN_LIMIT."
     )
-    retry_policy = RetryPolicySchema(required=False, allow_null=True, help_text="Merged over the queue's policy.")
+    retry_policy = JobRetryPolicyIn(required=False, allow_null=True, help_text="Merged over the queue's policy.")
     timeout_ms = serializers.IntegerField(
         min_value=100, max_value=300_000, required=False, allow_null=True, help_text="Above the plan's cap: 402."
     )
@@ -64,11 +64,11 @@ class JobInSchema(serializers.Serializer):
     parent_id = serializers.CharField(required=False, allow_null=True, help_text="An existing job of this workspace.")
     wait_for_children = serializers.BooleanField(required=False)
     ignore_child_failures = serializers.BooleanField(required=False)
-    http = HttpTargetSchema(required=False, allow_null=True, help_text="Per-job push target (overrides the endpoint).")
+    http = JobHttpTargetIn(required=False, allow_null=True, help_text="Per-job push target (overrides the endpoint).")
 
 
-class JobBatchInSchema(serializers.Serializer):
-    jobs = JobInSchema(many=True, help_text=f"1 to {MAX_BATCH} jobs.")
+class JobBatchEnqueueIn(serializers.Serializer):
+    jobs = JobEnqueueIn(many=True, help_text=f"1 to {MAX_BATCH} jobs.")
 
 
 _JOB_FILTERS = [
@@ -98,11 +98,11 @@ class QueueJobsViewSet(WorkspaceViewSet):
         tags=["Jobs"],
         operation_id="jobs_enqueue",
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        request=JobInSchema,
+        request=JobEnqueueIn,
         responses={
             201: JobSchema,
             200: OpenApiResponse(JobSchema, description="The body idempotency_key matched a job of the last 24 h."),
-            **error_responses(400, 402, 404, 409, 413, 415, 422),
+            **error_responses(400, 401, 402, 404, 409, 413, 415, 422),
         },
         description="Enqueue one job.",
     )
@@ -119,13 +119,13 @@ class QueueJobsViewSet(WorkspaceViewSet):
         tags=["Jobs"],
         operation_id="jobs_enqueue_batch",
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        request=JobBatchInSchema,
+        request=JobBatchEnqueueIn,
         responses={
             201: inline_serializer("JobBatchOut", fields={"data": JobSchema(many=True)}),
-            **error_responses(400, 402, 404, 409, 413, 415, 422),
+            **error_responses(400, 401, 402, 404, 409, 413, 415, 422),
         },
         description=(
-            f"Enqueue up to {MAX_BATCH} jobs in one transaction (one multi-row INSERT); `data` is in input order. "
+            f"Enqueue up to {MAX_BATCH} jobs in one transaction (one COPY or multi-row INSERT); `data` is in input order. "
             "An item whose idempotency_key matches a job of the last 24 h (or an earlier item of the same batch) "
             "gives that job and is not counted against the quota. " + _BATCH_ERRORS
         ),
@@ -145,7 +145,7 @@ class QueueJobsViewSet(WorkspaceViewSet):
         tags=["Jobs"],
         operation_id="jobs_list",
         parameters=_JOB_FILTERS,
-        responses={200: list_envelope("JobList", JobSchema), **error_responses(400, 404)},
+        responses={200: list_envelope("JobList", JobSchema), **error_responses(400, 401, 404)},
         description="Jobs of the queue, newest first (keyset pagination on id).",
     )
     def list(self, request: Request, name: str) -> Response:
@@ -157,7 +157,7 @@ class QueueJobsViewSet(WorkspaceViewSet):
     @extend_schema(
         tags=["Jobs"],
         operation_id="jobs_retrieve",
-        responses={200: JobSchema, **error_responses(404)},
+        responses={200: JobSchema, **error_responses(401, 404)},
         description="One job of the queue.",
     )
     def retrieve(self, request: Request, name: str, job_id: str) -> Response:
@@ -173,7 +173,7 @@ class JobsViewSet(WorkspaceViewSet):
         tags=["Jobs"],
         operation_id="jobs_list_all",
         parameters=[*_JOB_FILTERS, OpenApiParameter("queue", str, description="Only jobs of this queue (by name).")],
-        responses={200: list_envelope("JobListAll", JobSchema), **error_responses(400)},
+        responses={200: list_envelope("JobListAll", JobSchema), **error_responses(400, 401)},
         description="Jobs across the workspace's queues, newest first (keyset pagination on id).",
     )
     def list(self, request: Request) -> Response:

@@ -34,8 +34,11 @@ def test_sweep_rescues_expired_leases_by_db_clock(make_queue):
     insert_jobs(q, 2, max_attempts=3)
     a, b = job_claim(queue=q, limit=2, lease_ms=60000)
     # Expire one lease by the database clock.
-    with connection.cursor() as cur:
-        cur.execute("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [a.id])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [a.id])
+    else:
+        Job.objects.filter(pk=a.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     result = jobs_sweep()
     assert result["rescued"] == 1
     row = Job.objects.get(pk=a.id)

@@ -7,16 +7,26 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
+from rest_framework import viewsets
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory, force_authenticate
 
 from billing.models import UsageCounter
 from billing.services import current_period
+from config.idempotency import IdempotentMixin
 from jobs.models import Event, Job
 from queues.models import Queue
 from tests.conftest import make_client
 
 URL = "/v1/queues/emails/jobs"
+# Lock waits and parallel writers need the production pair: PostgreSQL and a Redis cache.
+ON_POSTGRES_AND_REDIS = pytest.mark.skipif(
+    connection.vendor != "postgresql" or "redis" not in settings.CACHES["default"]["BACKEND"].lower(),
+    reason="needs PostgreSQL row locks and the Redis cache",
+)
 BATCH_URL = "/v1/queues/emails/jobs/batch"
 
 
@@ -116,6 +126,7 @@ def test_header_unexpected_error_releases_the_key(api_client, queue, monkeypatch
     assert Job.objects.count() == 1
 
 
+@ON_POSTGRES_AND_REDIS
 @pytest.mark.django_db(transaction=True)
 def test_header_while_first_is_in_flight_is_409(workspace, api_key, queue):
     """A real in-flight request: the first enqueue blocks on the quota row this test holds locked."""
@@ -126,8 +137,6 @@ def test_header_while_first_is_in_flight_is_409(workspace, api_key, queue):
         try:
             results["first"] = _post(make_client(api_key), {"payload": 1}, key="slow")
         finally:
-            from django.db import connection
-
             connection.close()
 
     with transaction.atomic():
@@ -190,14 +199,13 @@ def test_body_key_older_than_24h_creates_a_new_job(api_client, queue):
     assert Job.objects.get(id=again.json()["id"]).idempotency_key == "order-42"
 
 
+@ON_POSTGRES_AND_REDIS
 @pytest.mark.django_db(transaction=True)
 def test_body_key_concurrent_requests_create_one_job(workspace, api_key, queue):
     barrier = threading.Barrier(4)
     responses: list = []
 
     def worker() -> None:
-        from django.db import connection
-
         try:
             barrier.wait(5)
             responses.append(_post(make_client(api_key), {"payload": 1, "idempotency_key": "race"}))
@@ -213,3 +221,34 @@ def test_body_key_concurrent_requests_create_one_job(workspace, api_key, queue):
     assert len({r.json()["id"] for r in responses}) == 1
     assert Job.objects.count() == 1
     assert UsageCounter.objects.get(workspace=workspace).jobs_enqueued == 1
+
+
+class _EchoViewSet(IdempotentMixin, viewsets.GenericViewSet):
+    """A viewset of another app using the mixin: every POST creates a counter tick."""
+
+    calls = 0
+
+    def create(self, request):
+        type(self).calls += 1
+        return Response({"n": type(self).calls}, status=201)
+
+
+@pytest.mark.django_db
+def test_mixin_makes_create_idempotent(workspace):
+    from accounts.authentication import WorkspacePrincipal
+
+    view = _EchoViewSet.as_view({"post": "create"})
+    factory = APIRequestFactory()
+
+    def call(body, key):
+        request = factory.post("/v1/echo", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+        force_authenticate(request, user=WorkspacePrincipal(workspace=workspace))
+        return view(request)
+
+    first = call({"a": 1}, "m1")
+    again = call({"a": 1}, "m1")
+    assert first.status_code == again.status_code == 201
+    assert again.data == first.data == {"n": 1}
+    assert _EchoViewSet.calls == 1
+    assert call({"a": 2}, "m1").status_code == 422
+    assert call({"a": 1}, "m2").data == {"n": 2}

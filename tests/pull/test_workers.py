@@ -178,3 +178,31 @@ def test_deregister_fails_job_with_no_attempts_left(api_client, workspace):
     job = Job.objects.get(id=leased["id"])
     assert job.state == "failed" and job.finished_at is not None
     assert Execution.objects.get(job_id=job.id).status == "dead_letter"
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/v1/workers"),
+        ("post", "/v1/workers"),
+        ("post", "/v1/workers/wkr_x/heartbeat"),
+        ("delete", "/v1/workers/wkr_x"),
+        ("post", "/v1/queues/work/jobs/claim"),
+        ("post", "/v1/queues/work/jobs/ack"),
+        ("post", "/v1/queues/work/jobs/job_x/heartbeat"),
+        ("post", "/v1/queues/work/jobs/job_x/progress"),
+        ("post", "/v1/queues/work/jobs/job_x/complete"),
+        ("post", "/v1/queues/work/jobs/job_x/fail"),
+    ],
+)
+def test_every_pull_route_needs_a_key(anon_client, plans, method, path):
+    response = getattr(anon_client, method)(path, format="json")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_form_encoded_body_is_415(api_client):
+    response = api_client.post("/v1/workers", "name=w", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert Worker.objects.count() == 0

@@ -1,0 +1,436 @@
+"""Spindle benchmarks: `make bench` (or `python bench/run.py [--only GROUP] [--size F]`).
+
+Sets up its own database (`spindle_bench`, next to the one DATABASE_URL names), measures each metric beside
+a baseline taken in the same run, prints a table and writes bench/results.json (format in PERF.md).
+Groups: enqueue, push, latency, list. `--size` scales the data (0.1 for a quick run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BENCH_DB = "spindle_bench"
+SPINDLE_QUEUE = "bench_spindle"
+RESULTS: list[dict] = []
+
+
+# --- setup ---------------------------------------------------------------------------------------------------
+
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/test"
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    import psycopg
+
+    with psycopg.connect(admin.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+
+
+def setup_django(db_url: str) -> None:
+    os.environ["DATABASE_URL"] = db_url
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-secret")
+    os.environ.setdefault("SPINDLE_ALLOW_PRIVATE_TARGETS", "1")
+    os.environ["SPINDLE_CELERY_QUEUE"] = SPINDLE_QUEUE
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout_s: float = 20) -> None:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} did not open")
+
+
+class Procs:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, cmd: list[str], *, env: dict | None = None, log: str = "proc") -> subprocess.Popen:
+        logf = open(ROOT / "var" / f"bench-{log}.log", "wb")
+        p = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=logf, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self) -> None:
+        import signal
+
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+        self.procs.clear()
+
+
+def wait_log(name: str, text: str, timeout_s: float = 30) -> None:
+    path = ROOT / "var" / f"bench-{name}.log"
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not ready:\n" + (path.read_text(errors='replace')[-2000:] if path.exists() else ""))
+
+
+def record(name: str, value: float, unit: str, goal: str, baseline: tuple[str, float] | None = None) -> None:
+    ratio = round(value / baseline[1], 3) if baseline and baseline[1] else None
+    RESULTS.append({
+        "name": name, "value": round(value, 3), "unit": unit,
+        "baseline": {"name": baseline[0], "value": round(baseline[1], 3)} if baseline else None,
+        "ratio": ratio, "goal": goal,
+    })
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def make_workspace(plan: str = "team"):
+    from accounts.services import workspace_create
+    from billing.models import Plan
+    from billing.plans import seed_default_plans
+
+    seed_default_plans(Plan)
+    ws, key = workspace_create(name=f"bench-{int(time.time())}", plan_code=plan)
+    # Benchmarks must not be throttled by the plan's monthly quota or request rate.
+    Plan.objects.filter(code=plan).update(**{f: 10**9 for f in _plan_limit_fields()})
+    return ws, key.raw
+
+
+def _plan_limit_fields() -> list[str]:
+    from billing.models import Plan
+
+    names = {f.name for f in Plan._meta.get_fields()}
+    return [n for n in ("jobs_per_month", "requests_per_minute", "monthly_jobs", "rate_per_minute") if n in names]
+
+
+def make_queue(ws, name: str, **fields):
+    import base64
+
+    from queues.models import Queue
+
+    fields.setdefault("signing_secret", "whsec_" + base64.b64encode(os.urandom(24)).decode())
+    return Queue.objects.create(workspace=ws, name=name, **fields)
+
+
+class Http:
+    """A keep-alive HTTP/1.1 client (one connection), for sequential REST timings."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def request(self, method: str, path: str, body: object | None = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        self.conn.request(method, path, body=data, headers=self.headers)
+        resp = self.conn.getresponse()
+        return resp.status, resp.read()
+
+
+def start_web(procs: Procs) -> int:
+    port = free_port()
+    procs.start([str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
+                 "--threads", "4"], log="web")
+    wait_port(port)
+    return port
+
+
+# --- groups --------------------------------------------------------------------------------------------------
+
+
+def bench_enqueue(size: float, procs: Procs) -> None:
+    from django.db import connection
+
+    ws, key = make_workspace()
+    q = make_queue(ws, f"enq-{int(time.time())}", delivery="pull")
+    port = start_web(procs)
+    client = Http(port, key)
+    batches = max(2, int(20 * size))
+    body = {"jobs": [{"payload": {"n": i, "text": "x" * 64}, "tags": ["bench"]} for i in range(1000)]}
+    client.request("POST", f"/v1/queues/{q.name}/jobs/batch", body)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        status, out = client.request("POST", f"/v1/queues/{q.name}/jobs/batch", body)
+        if status != 201:
+            raise RuntimeError(f"batch enqueue answered {status}: {out[:300]!r}")
+    rest_rate = batches * 1000 / (time.perf_counter() - t0)
+
+    # Baseline: the same rows as one multi-row INSERT per 1,000, straight from this process.
+    from config.ids import new_ids
+
+    cols = ("id", "workspace_id", "queue_id", "payload", "tags", "state", "priority", "run_at", "attempts",
+            "max_attempts", "deferrals", "wait_for_children", "ignore_child_failures", "cancel_requested",
+            "created_at", "updated_at")
+    row_sql = "(%s,%s,%s,%s::jsonb,%s::jsonb,'waiting',0,now(),0,4,0,false,false,false,now(),now())"
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        params: list = []
+        for i, jid in enumerate(new_ids("job", 1000)):
+            params += [jid, ws.id, q.id, json.dumps({"n": i, "text": "x" * 64}), '["bench"]']
+        with connection.cursor() as cur:
+            cur.execute(f"INSERT INTO jobs_job ({', '.join(cols)}) VALUES " + ",".join([row_sql] * 1000), params)
+    raw_rate = batches * 1000 / (time.perf_counter() - t0)
+    record("batch_enqueue_jobs_per_s", rest_rate, "jobs/s", ">= 0.35x raw INSERT",
+           ("raw multi-row INSERT", raw_rate))
+    procs.stop_all()
+
+
+def _endpoint(procs: Procs) -> int:
+    port = free_port()
+    procs.start([sys.executable, str(ROOT / "bench/endpoint.py"), str(port)], log="endpoint")
+    wait_port(port)
+    return port
+
+
+def _endpoint_stats(port: int) -> dict:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/stats")
+    return json.loads(c.getresponse().read())
+
+
+def _endpoint_reset(port: int) -> None:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", "/reset")
+    c.getresponse().read()
+
+
+def _wait_count(port: int, n: int, timeout_s: float) -> float:
+    t0 = time.perf_counter()
+    while _endpoint_stats(port)["count"] < n:
+        if time.perf_counter() - t0 > timeout_s:
+            raise RuntimeError(f"only {_endpoint_stats(port)['count']} of {n} deliveries arrived")
+        time.sleep(0.02)
+    return time.perf_counter()
+
+
+def _spindle_worker(procs: Procs, *, concurrency: int = 2) -> None:
+    procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", str(concurrency),
+                 "-Q", SPINDLE_QUEUE, "--without-gossip", "--without-mingle", "-n", f"bench{time.time()}@%h"],
+                log="worker")
+    wait_log("worker", " ready.")
+
+
+def bench_push(size: float, procs: Procs) -> None:
+    from jobs.services.enqueue import job_enqueue_batch
+    from jobs.specs import JobSpec
+
+    n = max(500, int(10000 * size))
+    ep = _endpoint(procs)
+    url = f"http://127.0.0.1:{ep}/hook"
+    bodies = [json.dumps({"id": f"job_{i}", "queue": "q", "payload": {"n": i}}) for i in range(n)]
+
+    # Baseline 1: a bare aiohttp client posting the same bodies, 100 in flight.
+    async def bare() -> float:
+        import aiohttp
+
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as s:
+            sem = asyncio.Semaphore(100)
+
+            async def one(b: str) -> None:
+                async with sem, s.post(url, data=b, headers={"Content-Type": "application/json"}) as r:
+                    await r.read()
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(one(b) for b in bodies))
+            return n / (time.perf_counter() - t0)
+
+    bare_rate = asyncio.run(bare())
+    _endpoint_reset(ep)
+
+    # Baseline 2: plain Celery, one task per job, pooled client, 2 worker processes.
+    procs.start([sys.executable, "-m", "celery", "-A", "bench.plain_celery", "worker", "-l", "info", "-c", "2",
+                 "-Q", "plain_bench", "--without-gossip", "--without-mingle", "-n", f"plain{time.time()}@%h"],
+                log="plain")
+    wait_log("plain", " ready.")
+    from bench.plain_celery import app as plain_app
+    from bench.plain_celery import post as plain_post
+
+    plain_app.connection_for_write().default_channel.client.delete("plain_bench")
+    m = max(300, n // 5)  # plain Celery is slow; a fifth of the jobs measures its rate well enough
+    t0 = time.perf_counter()
+    with plain_app.producer_or_acquire() as producer:
+        for b in bodies[:m]:
+            plain_post.apply_async(args=[url, b], producer=producer)
+    celery_rate = m / (_wait_count(ep, m, 300) - t0)
+    _endpoint_reset(ep)
+
+    # Spindle: enqueue in batches of 1,000 (hints on commit), 2 worker processes deliver end to end.
+    _spindle_worker(procs)
+    ws, _key = make_workspace()
+    q = make_queue(ws, f"push-{int(time.time())}", delivery="push", concurrency=200,
+                   endpoint={"url": url, "timeout_ms": 30000})
+    t0 = time.perf_counter()
+    for start in range(0, n, 1000):
+        job_enqueue_batch(workspace=ws, queue=q, specs=[JobSpec(payload={"n": i})
+                                                        for i in range(start, min(n, start + 1000))])
+    spindle_rate = n / (_wait_count(ep, n, 600) - t0)
+    record("push_delivery_jobs_per_s", spindle_rate, "jobs/s", ">= 0.4x bare aiohttp client",
+           ("bare aiohttp client", bare_rate))
+    record("push_delivery_vs_celery", spindle_rate, "jobs/s", ">= 3x plain Celery",
+           ("plain Celery, one task per job", celery_rate))
+    procs.stop_all()
+
+
+def bench_latency(size: float, procs: Procs) -> None:
+    from jobs.services.enqueue import job_enqueue
+    from jobs.specs import JobSpec
+
+    ep = _endpoint(procs)
+    _spindle_worker(procs)
+    ws, _key = make_workspace()
+    q = make_queue(ws, f"lat-{int(time.time())}", delivery="push", concurrency=50,
+                   endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": 30000})
+    samples = max(50, int(300 * size))
+    for i in range(10):  # warm-up: pooled connections, worker imports
+        job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"warm": i}))
+    _wait_count(ep, 10, 60)
+    _endpoint_reset(ep)
+    for _ in range(samples):
+        # `t` is taken just before the enqueue transaction; delivery start is when the endpoint sees it.
+        job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"t": time.time()}))
+        time.sleep(0.02)  # light load: one job at a time
+    _wait_count(ep, samples, 60)
+    lat = _endpoint_stats(ep)["latencies_ms"]
+
+    # Baseline: Celery enqueue -> task start with a no-op-ish task (plain Celery posting to the endpoint).
+    procs.start([sys.executable, "-m", "celery", "-A", "bench.plain_celery", "worker", "-l", "info", "-c", "2",
+                 "-Q", "plain_bench", "--without-gossip", "--without-mingle", "-n", f"plainlat{time.time()}@%h"],
+                log="plainlat")
+    wait_log("plainlat", " ready.")
+    from bench.plain_celery import post as plain_post
+
+    _endpoint_reset(ep)
+    for _ in range(samples):
+        plain_post.delay(f"http://127.0.0.1:{ep}/hook", json.dumps({"payload": {"t": time.time()}}))
+        time.sleep(0.02)
+    _wait_count(ep, samples, 60)
+    base = _endpoint_stats(ep)["latencies_ms"]
+    record("push_latency_p50_ms", pct(lat, 50), "ms", "<= 5 ms", ("Celery enqueue -> start p50", pct(base, 50)))
+    record("push_latency_p99_ms", pct(lat, 99), "ms", "<= 20 ms", ("Celery enqueue -> start p99", pct(base, 99)))
+    procs.stop_all()
+
+
+def bench_list(size: float, procs: Procs) -> None:
+    from django.db import connection
+
+    rows = max(10000, int(1_000_000 * size))
+    ws, key = make_workspace()
+    q = make_queue(ws, f"list-{int(time.time())}", delivery="pull")
+    # Bulk data straight in SQL (the list endpoints are what is measured, not the load).
+    chunk = 200_000
+    with connection.cursor() as cur:
+        for start in range(0, rows, chunk):
+            cur.execute(
+                """
+                INSERT INTO jobs_job (id, workspace_id, queue_id, payload, tags, state, priority, run_at, attempts,
+                    max_attempts, deferrals, wait_for_children, ignore_child_failures, cancel_requested,
+                    created_at, updated_at, finished_at)
+                SELECT 'job_' || lpad(to_hex(%s::bigint + g), 26, '0'), %s, %s, jsonb_build_object('n', g),
+                       jsonb_build_array('tag:' || (g %% 100)),
+                       (ARRAY['waiting','completed','failed','delayed'])[1 + (g %% 4)], 0, now(), 0, 4, 0,
+                       false, false, false, now(), now(),
+                       CASE WHEN g %% 4 IN (1, 2) THEN now() END
+                FROM generate_series(%s, %s) AS g
+                """,
+                [int(time.time() * 1000) * 1000, ws.id, q.id, start, min(rows, start + chunk) - 1],
+            )
+        cur.execute("ANALYZE jobs_job")
+    port = start_web(procs)
+    client = Http(port, key)
+    n = max(50, int(300 * min(1.0, size * 3)))
+
+    def timed(path: str) -> list[float]:
+        client.request("GET", path)  # warm
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            status, body = client.request("GET", path)
+            out.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                raise RuntimeError(f"{path} answered {status}: {body[:300]!r}")
+        return out
+
+    by_state = timed(f"/v1/queues/{q.name}/jobs?state=completed&limit=50")
+    by_tag = timed(f"/v1/queues/{q.name}/jobs?tag=tag:7&limit=50")
+    record("list_by_state_p50_ms", pct(by_state, 50), "ms", f"<= 15 ms ({rows} jobs)")
+    record("list_by_state_p99_ms", pct(by_state, 99), "ms", f"<= 50 ms ({rows} jobs)")
+    record("list_by_tag_p50_ms", pct(by_tag, 50), "ms", f"<= 15 ms ({rows} jobs)")
+    record("list_by_tag_p99_ms", pct(by_tag, 99), "ms", f"<= 50 ms ({rows} jobs)")
+    procs.stop_all()
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM jobs_job WHERE queue_id = %s", [q.id])
+
+
+GROUPS = {"enqueue": bench_enqueue, "push": bench_push, "latency": bench_latency, "list": bench_list}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(GROUPS), help="run one group")
+    parser.add_argument("--size", type=float, default=1.0, help="scale factor for the data (0.1 = quick run)")
+    args = parser.parse_args()
+    (ROOT / "var").mkdir(exist_ok=True)
+    setup_django(bench_database_url())
+    procs = Procs()
+    groups = [args.only] if args.only else list(GROUPS)
+    try:
+        for g in groups:
+            print(f"-- {g} ...", flush=True)
+            GROUPS[g](args.size, procs)
+    finally:
+        procs.stop_all()
+    print()
+    print(f"{'metric':32} {'value':>12} {'unit':8} {'baseline':36} {'ratio':>7}  goal")
+    for r in RESULTS:
+        b = r["baseline"]
+        base = f"{b['name']} {b['value']}" if b else "—"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "—"
+        print(f"{r['name']:32} {r['value']:>12} {r['unit']:8} {base[:36]:36} {ratio:>7}  {r['goal']}")
+    out = ROOT / "bench" / "results.json"
+    previous = []
+    if args.only and out.exists():
+        names = {r["name"] for r in RESULTS}
+        previous = [r for r in json.loads(out.read_text()) if r["name"] not in names]
+    out.write_text(json.dumps(previous + RESULTS, indent=2) + "\n")
+    print(f"\nwrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -122,6 +122,10 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
         window_end = end - timedelta(seconds=1)
         lags = [(created - tick_at).total_seconds() * 1000 for _sid, tick_at, created, _j in ticks
                 if start <= tick_at <= window_end]
+        if os.environ.get("BENCH_SCHEDULES_DEBUG"):
+            worst = sorted(((created - tick_at).total_seconds(), (tick_at - start).total_seconds())
+                           for _sid, tick_at, created, _j in ticks if start <= tick_at <= window_end)[-10:]
+            print("worst (lag s, at s):", [(round(a, 3), round(b, 2)) for a, b in worst], file=sys.stderr)
         fired = {(sid, tick_at) for sid, tick_at, _c, job_id in ticks if job_id}
         missed = 0
         for sid, (anchor, interval_ms) in anchors.items():

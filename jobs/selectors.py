@@ -45,13 +45,6 @@ def job_filters_from_params(params: Any, *, allow_queue: bool = False) -> JobFil
     return JobFilters(**values)
 
 
-def queue_get(*, workspace: Workspace, name: str) -> Queue:
-    queue = Queue.objects.filter(workspace=workspace, name=name).first()
-    if queue is None:
-        raise NotFound(f"Queue {name!r} not found.")
-    return queue
-
-
 def job_get(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
     job = Job.objects.filter(workspace=workspace, queue=queue, id=job_id).first()
     if job is None:

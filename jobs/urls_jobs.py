@@ -12,9 +12,4 @@ urlpatterns = [
         name="queue-job-list",
     ),
     path("queues/<name:name>/jobs/batch", QueueJobsViewSet.as_view({"post": "batch"}), name="queue-job-batch"),
-    path(
-        "queues/<name:name>/jobs/<jobid:job_id>",
-        QueueJobsViewSet.as_view({"get": "retrieve"}),
-        name="queue-job-detail",
-    ),
 ]

@@ -1,5 +1,5 @@
-"""Operator routes (API.md, Queues "Operations" and Jobs). Included before jobs/urls_jobs.py: the shared
-`queues/{name}/jobs/{id}` path hands its GET on to that module (see JobOperationsViewSet.dispatch)."""
+"""Operator routes (API.md, Queues "Operations" and Jobs), including the one job path
+`queues/{name}/jobs/{id}` (GET, PATCH, DELETE)."""
 
 from django.urls import path
 
@@ -17,7 +17,7 @@ urlpatterns = [
     path("queues/<name:name>/groups", Q.as_view({"get": "groups"}), name="queue-groups"),
     path("queues/<name:name>/dlq", Q.as_view({"get": "dlq", "delete": "dlq_purge"}), name="queue-dlq"),
     path("queues/<name:name>/dlq/retry", Q.as_view({"post": "dlq_retry"}), name="queue-dlq-retry"),
-    path(JOB, J.as_view({"patch": "partial_update", "delete": "destroy"}), name="job-operations"),
+    path(JOB, J.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}), name="job-detail"),
     path(f"{JOB}/cancel", J.as_view({"post": "cancel"}), name="job-cancel"),
     path(f"{JOB}/retry", J.as_view({"post": "retry"}), name="job-retry"),
     path(f"{JOB}/promote", J.as_view({"post": "promote"}), name="job-promote"),

@@ -42,7 +42,7 @@ READ_ONLY_FIELDS = frozenset({"id", "next_run_at", "last_run_at", "last_job_id",
 # one-second schedule has no gaps; a backlog older than that is downtime and fires once for all missed ticks.
 TICK_BATCH = 500
 TICK_MAX_BATCHES = 100
-CATCHUP_GRACE = timedelta(milliseconds=getattr(settings, "SPINDLE_SCHEDULE_CATCHUP_GRACE_MS", 2000))
+CATCHUP_GRACE = timedelta(milliseconds=getattr(settings, "SPINDLE_SCHEDULE_CATCHUP_GRACE_MS", 5000))
 # Tick rows only have to outlive the moment a duplicate could race them; keep an hour for inspection.
 TICK_RETENTION = timedelta(hours=1)
 TICK_PRUNE_BATCH = 10_000

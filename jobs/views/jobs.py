@@ -14,10 +14,11 @@ from config.exceptions import ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from jobs.models import JobState
-from jobs.selectors import job_filters_from_params, job_get, job_list, queue_get
+from jobs.selectors import job_filters_from_params, job_list
 from jobs.serializers import JobSchema, job_to_dict
 from jobs.services.enqueue import job_enqueue, job_enqueue_batch
 from jobs.validation import MAX_BATCH, JobValidator
+from queues.selectors import queue_get
 
 
 class JobHttpTargetIn(serializers.Serializer):
@@ -132,10 +133,11 @@ class QueueJobsViewSet(WorkspaceViewSet):
     )
     @idempotent
     def batch(self, request: Request, name: str) -> Response:
+        # The queue first: another workspace's queue is a 404 whatever the body holds.
+        queue = queue_get(workspace=self.workspace, name=name)
         data = self.strict_data(request, {"jobs"})
         if "jobs" not in data:
             raise ValidationFailed(details={"jobs": ["This field is required."]})
-        queue = queue_get(workspace=self.workspace, name=name)
         specs = JobValidator(workspace=self.workspace, queue=queue).validate_many(data["jobs"])
         results = job_enqueue_batch(workspace=self.workspace, queue=queue, specs=specs)
         queue_name = queue.name
@@ -153,17 +155,6 @@ class QueueJobsViewSet(WorkspaceViewSet):
         filters = job_filters_from_params(request.query_params)
         queryset = job_list(workspace=self.workspace, queue=queue, filters=filters)
         return Response(paginate(queryset, request.query_params, lambda rows: self._render(rows, queue.name)))
-
-    @extend_schema(
-        tags=["Jobs"],
-        operation_id="jobs_retrieve",
-        responses={200: JobSchema, **error_responses(401, 404)},
-        description="One job of the queue.",
-    )
-    def retrieve(self, request: Request, name: str, job_id: str) -> Response:
-        queue = queue_get(workspace=self.workspace, name=name)
-        job = job_get(workspace=self.workspace, queue=queue, job_id=job_id)
-        return Response(job_to_dict(job, queue_name=queue.name))
 
 
 class JobsViewSet(WorkspaceViewSet):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase
-from django.urls import Resolver404, URLResolver
-from django.urls.resolvers import RegexPattern
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -17,6 +14,7 @@ from rest_framework.response import Response
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import BadRequest, ValidationFailed
 from config.pagination import decode_cursor, encode_cursor, paginate, parse_limit
+from jobs.selectors import job_get
 from jobs.serializers import JobSchema, job_to_dict
 from jobs.services import operations as ops
 from queues.selectors import queue_counts, queue_get
@@ -167,27 +165,22 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         return Response({"affected": ops.dlq_purge(workspace=self.workspace, queue=queue)})
 
 
-# Routes declared after this app's operations (GET of a job lives in jobs/urls_jobs.py) share the job path.
-_LATER_JOB_ROUTES = URLResolver(RegexPattern(r"^/v1/"), "jobs.urls_jobs")
-
-
 class JobOperationsViewSet(WorkspaceViewSet):
-    """State changes of one job: edit, cancel/delete, retry, promote, and its flow children."""
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        # `queues/{name}/jobs/{id}` is shared: PATCH and DELETE are here, GET in jobs/urls_jobs.py. Django
-        # resolves paths before methods, so hand any method this view does not serve to that later route.
-        if request.method and request.method.lower() not in self.action_map:
-            try:
-                match = _LATER_JOB_ROUTES.resolve(request.path_info)
-            except Resolver404:
-                match = None
-            if match is not None:
-                return match.func(request, *match.args, **match.kwargs)
-        return super().dispatch(request, *args, **kwargs)
+    """One job: read, edit, cancel/delete, retry, promote, and its flow children."""
 
     def _queue(self, name: str) -> Any:
         return queue_get(workspace=self.workspace, name=name)
+
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="jobs_retrieve",
+        parameters=[NAME_PARAM, JOB_PARAM],
+        responses={200: JobSchema, **error_responses(401, 404)},
+        description="One job of the queue.",
+    )
+    def retrieve(self, request: Request, name: str, job_id: str) -> Response:
+        queue = self._queue(name)
+        return Response(job_to_dict(job_get(workspace=self.workspace, queue=queue, job_id=job_id), queue_name=queue.name))
 
     @extend_schema(tags=["Jobs"], parameters=[NAME_PARAM, JOB_PARAM], request=JobPatchIn,
                    responses={200: JobSchema, **error_responses(400, 401, 404, 409, 413, 415)},

@@ -161,3 +161,11 @@ def test_service_expired_key_is_released(workspace, queue):
     old.refresh_from_db()
     assert old.idempotency_key is None
     assert Job.objects.get(id=new.id).idempotency_key == "k"
+
+
+def test_batch_to_other_workspaces_queue_is_404_before_body_checks(other_workspace_client, queue):
+    for body in ({}, {"jobs": [{"payload": 1}]}):
+        response = other_workspace_client.post(URL, body, format="json")
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "NOT_FOUND"
+    assert Job.objects.count() == 0

@@ -21,8 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-BENCH_DB = "spindle_bench"
-SPINDLE_QUEUE = "bench_spindle"
+# Overridable so two people benchmarking on one server do not share a database or a broker queue.
+BENCH_DB = os.environ.get("SPINDLE_BENCH_DB", "spindle_bench")
+SPINDLE_QUEUE = os.environ.get("SPINDLE_BENCH_QUEUE", "bench_spindle")
 RESULTS: list[dict] = []
 
 

@@ -218,7 +218,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": ["waiting", "delayed", "active", "completed", "failed", "cancelled"],
+        "TerminalStateEnum": ["completed", "failed", "cancelled"],
+        "RetryableStateEnum": ["failed", "completed"],
+    },
     "APPEND_COMPONENTS": {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     },

@@ -1,0 +1,230 @@
+"""Strict input serializers and plain-function renderers for alerts, webhook subscriptions and their deliveries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import validate_email
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from config.exceptions import ValidationFailed
+from config.netguard import validate_target_url
+from jobs.services.events import EVENT_TYPES, iso
+from queues.serializers import NAME_MESSAGE, NAME_RE, StrictBooleanField, StrictCharField, StrictIntegerField
+
+from .models import Alert, AlertNotification, Channel, WebhookDelivery, WebhookSubscription
+
+MAX_THRESHOLD = 1000
+MAX_COOLDOWN_MINUTES = 43_200  # 30 days
+MAX_EVENT_TYPES = 50
+
+
+def _read_only_errors(data: Any, read_only: frozenset[str]) -> None:
+    if isinstance(data, dict):
+        hit = sorted(set(data) & read_only)
+        if hit:
+            raise serializers.ValidationError({k: ["This field is read-only."] for k in hit})
+
+
+class _Strict(serializers.Serializer):
+    """Unknown keys are a 400; read-only output fields get their own message."""
+
+    read_only_names: frozenset[str] = frozenset()
+
+    def to_internal_value(self, data: Any) -> Any:
+        _read_only_errors(data, self.read_only_names)
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
+        return super().to_internal_value(data)
+
+
+def _url(value: str, field: str) -> str:
+    try:
+        return validate_target_url(value, field=field)
+    except ValidationFailed as exc:
+        raise serializers.ValidationError(exc.details.get(field) or [exc.message]) from None
+
+
+# --- alerts --------------------------------------------------------------------------------------------------
+
+
+class AlertIn(_Strict):
+    """POST and PUT /v1/alerts (PATCH with partial=True). `target` is checked against `channel` by validate()."""
+
+    read_only_names = frozenset({"id", "last_fired_at", "secret", "created_at", "updated_at"})
+
+    name = StrictCharField(max_length=128)
+    channel = serializers.ChoiceField(choices=Channel.values)
+    target = StrictCharField(max_length=2048, trim_whitespace=False)
+    queue = StrictCharField(max_length=64, allow_null=True, required=False)
+    schedule = StrictCharField(max_length=64, allow_null=True, required=False)
+    consecutive_failures_threshold = StrictIntegerField(min_value=1, max_value=MAX_THRESHOLD, required=False)
+    cooldown_minutes = StrictIntegerField(min_value=0, max_value=MAX_COOLDOWN_MINUTES, required=False)
+    enabled = StrictBooleanField(required=False)
+
+    def _name(self, value: str | None) -> str | None:
+        if value is not None and not NAME_RE.match(value):
+            raise serializers.ValidationError(NAME_MESSAGE)
+        return value
+
+    def validate_queue(self, value: str | None) -> str | None:
+        return self._name(value)
+
+    def validate_schedule(self, value: str | None) -> str | None:
+        return self._name(value)
+
+
+def alert_target_check(*, channel: str, target: str) -> str:
+    """An email address for email alerts, a public http(s) URL for slack and webhook alerts."""
+    if channel == Channel.EMAIL:
+        try:
+            validate_email(target)
+        except DjangoValidationError:
+            raise ValidationFailed(details={"target": ["Enter a valid email address."]}) from None
+        return target
+    return validate_target_url(target, field="target")
+
+
+def alert_to_dict(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "name": alert.name,
+        "channel": alert.channel,
+        "target": alert.target,
+        "queue": alert.queue_name,
+        "schedule": alert.schedule_name,
+        "consecutive_failures_threshold": alert.consecutive_failures_threshold,
+        "cooldown_minutes": alert.cooldown_minutes,
+        "enabled": alert.enabled,
+        "firing": alert.firing,
+        "last_fired_at": iso(alert.last_fired_at),
+        "created_at": iso(alert.created_at),
+        "updated_at": iso(alert.updated_at),
+    }
+
+
+class AlertSchema(serializers.Serializer):
+    """Documentation only: what alert_to_dict renders."""
+
+    id = serializers.CharField(help_text="alr_…")
+    name = serializers.CharField()
+    channel = serializers.ChoiceField(choices=Channel.values)
+    target = serializers.CharField(help_text="Email address (email) or URL (slack, webhook)")
+    queue = serializers.CharField(allow_null=True, help_text="Only executions of this queue; null: any")
+    schedule = serializers.CharField(allow_null=True, help_text="Only runs of this schedule; null: any")
+    consecutive_failures_threshold = serializers.IntegerField()
+    cooldown_minutes = serializers.IntegerField()
+    enabled = serializers.BooleanField()
+    firing = serializers.BooleanField(help_text="Fired and not recovered yet")
+    last_fired_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class AlertWithSecretSchema(AlertSchema):
+    secret = serializers.CharField(required=False, help_text="whsec_… (webhook channel), returned once")
+
+
+class AlertTestSchema(serializers.Serializer):
+    sent = serializers.BooleanField()
+    error = serializers.CharField(required=False, help_text="Why the test message could not be sent")
+
+
+def notification_to_dict(n: AlertNotification) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "status": n.status,
+        "attempts": n.attempts,
+        "error": n.error or None,
+        "created_at": iso(n.created_at),
+    }
+
+
+# --- webhooks ------------------------------------------------------------------------------------------------
+
+
+class WebhookIn(_Strict):
+    """POST /v1/webhooks (PATCH with partial=True)."""
+
+    read_only_names = frozenset({"id", "secret", "failure_count", "last_failure_at", "created_at", "updated_at"})
+
+    url = StrictCharField(max_length=2048, trim_whitespace=False)
+    events = serializers.ListField(child=StrictCharField(max_length=32), min_length=1, max_length=MAX_EVENT_TYPES)
+    enabled = StrictBooleanField(required=False)
+    description = StrictCharField(max_length=500, allow_blank=True, required=False)
+
+    def validate_url(self, value: str) -> str:
+        return _url(value, "url")
+
+    def validate_events(self, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t != "*" and t not in EVENT_TYPES]
+        if unknown:
+            raise serializers.ValidationError(
+                [f"Unknown event type '{t}'." for t in unknown]
+                + [f"Known types: {', '.join(sorted(EVENT_TYPES))}, or '*'."]
+            )
+        if "*" in value and len(value) > 1:
+            raise serializers.ValidationError("'*' subscribes to every type: give it alone.")
+        return list(dict.fromkeys(value))
+
+
+def webhook_to_dict(sub: WebhookSubscription) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "url": sub.url,
+        "events": sub.events,
+        "enabled": sub.enabled,
+        "description": sub.description,
+        "failure_count": sub.failure_count,
+        "last_failure_at": iso(sub.last_failure_at),
+        "created_at": iso(sub.created_at),
+        "updated_at": iso(sub.updated_at),
+    }
+
+
+class WebhookSchema(serializers.Serializer):
+    id = serializers.CharField(help_text="wh_…")
+    url = serializers.CharField()
+    events = serializers.ListField(child=serializers.CharField(), help_text='Event types, or ["*"]')
+    enabled = serializers.BooleanField()
+    description = serializers.CharField()
+    failure_count = serializers.IntegerField(help_text="Deliveries that failed after every retry")
+    last_failure_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class WebhookWithSecretSchema(WebhookSchema):
+    secret = serializers.CharField(help_text="whsec_…, returned once on create")
+
+
+def delivery_to_dict(d: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": iso(d.next_attempt_at) if d.status == "pending" else None,
+        "last_attempt_at": iso(d.last_attempt_at),
+        "response_status": d.response_status,
+        "error": d.error or None,
+        "created_at": iso(d.created_at),
+    }
+
+
+class DeliverySchema(serializers.Serializer):
+    id = serializers.CharField(help_text="whd_…")
+    event_id = serializers.CharField()
+    event_type = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "success", "failed"])
+    attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    last_attempt_at = serializers.DateTimeField(allow_null=True)
+    response_status = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()

@@ -15,7 +15,7 @@ import random
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 DEFAULT_SIZE = 10_000
 DEFAULT_SECONDS = float(os.environ.get("BENCH_SCHEDULES_SECONDS", "30"))
-WARMUP_S = 4.0  # ticker start-up (Django import, first connection) is not firing precision
+WARMUP_S = 2.0  # time to insert the schedules before their first tick
 GOAL_LAG_MS = 1000
 
 
@@ -50,6 +50,8 @@ def _ticker(seconds: float) -> None:
     _setup()
     from schedules.tasks import tick
 
+    tick(window_ms=0)
+    print("ready", flush=True)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         started = time.monotonic()
@@ -85,6 +87,16 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
     seed_default_plans(Plan)
     workspace, _ = workspace_create(name=f"bench-schedules-{os.getpid()}", plan_code="enterprise")
     queue = queue_create(workspace=workspace, data={"name": "bench-schedules", "delivery": "pull"})[0]
+
+    # Start both tickers first and wait until they have ticked once: start-up is not firing precision.
+    env = {**os.environ, "DATABASE_URL": _db_url()}
+    env.pop("TEST_DB_NAME", None)
+    procs = [subprocess.Popen([sys.executable, __file__, "--ticker", str(seconds + 600)], env=env, cwd=str(ROOT),
+                              stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for p in procs:
+        p.stdout.readline()
+
     rng = random.Random(5)
     start = timezone.now() + timedelta(seconds=WARMUP_S)
     fast = size // 10
@@ -101,15 +113,12 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
     Schedule.objects.bulk_create(rows, batch_size=2000)
     anchors = {s.id: (s.next_run_at, s.interval_ms) for s in rows}
     connection.close()
-
-    env = {**os.environ, "DATABASE_URL": _db_url()}
-    env.pop("TEST_DB_NAME", None)
-    run_s = WARMUP_S + seconds
-    procs = [subprocess.Popen([sys.executable, __file__, "--ticker", str(run_s)], env=env, cwd=str(ROOT))
-             for _ in range(2)]
-    for p in procs:
-        p.wait(timeout=run_s + 120)
     end = start + timedelta(seconds=seconds)
+    time.sleep(max(0.0, (end - timezone.now()).total_seconds()))
+    for p in procs:
+        p.terminate()  # a transaction cut short rolls back; its ticks were not counted as fired
+    for p in procs:
+        p.wait(timeout=60)
 
     try:
         ids = list(anchors)
@@ -139,8 +148,12 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
         doubled = jobs - len(fired)
         planned = len(lags)
     finally:
-        Schedule.objects.filter(workspace=workspace).update(paused=True)
-        workspace.delete()
+        Schedule.objects.filter(workspace=workspace).delete()
+        Job.objects.filter(workspace=workspace).delete()
+        try:
+            workspace.delete()
+        except Exception as exc:  # noqa: BLE001 - a bench leftover is not worth failing the run for
+            print(f"schedules: could not delete the bench workspace {workspace.id}: {exc}", file=sys.stderr)
 
     print(f"schedules: {size} active ({fast} one-second), {seconds:.0f} s, {planned} ticks in window", file=sys.stderr)
     return [

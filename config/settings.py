@@ -171,6 +171,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "spindle-schedule-ticker": {"task": "schedules.tick", "schedule": 1.0},
     # billing: delete what each plan no longer retains, in bounded batches.
     "spindle-retention": {"task": "billing.apply_retention", "schedule": 3600.0},
+    # alerts: fan out new outbox events to webhook subscriptions and alerts; send what is due.
+    "spindle-events-fanout": {"task": "alerts.dispatch_events", "schedule": 1.0},
+    "spindle-outbound-send": {"task": "alerts.send_due", "schedule": 1.0},
 }
 
 # --- auth -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import converters
 from config.health import health
+from config.metrics import metrics
 
 for _name, _cls in {
     "jobid": converters.JobId,
@@ -30,6 +31,7 @@ urlpatterns = [
     path("openapi.json", schema_view, name="openapi-json"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/health", health, name="health"),
+    path("metrics", metrics, name="metrics"),
     path("v1/", include("accounts.urls")),
     path("v1/", include("billing.urls")),
     path("v1/", include("queues.urls")),

@@ -4,6 +4,7 @@ matched before `jobs/<jobid:job_id>`, which only matches `job_…` ids anyway.""
 from django.urls import include, path
 
 urlpatterns = [
+    path("", include("jobs.urls_events")),
     path("", include("jobs.urls_pull")),
     path("", include("jobs.urls_operations")),
     path("", include("jobs.urls_executions")),

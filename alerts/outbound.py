@@ -1,0 +1,271 @@
+"""Sending webhook deliveries and alert notifications, with retries kept in the database.
+
+A due row (status pending, next_attempt_at <= now by the database clock) is claimed FOR UPDATE SKIP LOCKED and
+leased by pushing next_attempt_at forward, the transaction commits, the HTTP requests (or emails) go out
+concurrently with no transaction open, and the results are written in one transaction, fenced by `attempts`
+so a row re-claimed after a crashed run is not written twice. Retry delays: about 5 s, 30 s, 2 min, 10 min, 1 h.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from jobs.services import delivery as http
+from jobs.services.events import iso
+
+from .models import (
+    Alert,
+    AlertNotification,
+    Channel,
+    NotificationKind,
+    OutboundStatus,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (5, 30, 120, 600, 3600)
+MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
+TIMEOUT_S = 10
+# A claimed row is due again after this long if its sender died before writing the result.
+LEASE_S = 120
+BATCH = 100
+ERROR_MAX = 500
+RESPONSE_KEPT = 1024
+
+
+def retry_delay(attempts: int) -> timedelta | None:
+    """The wait after failed attempt number `attempts` (1-based); None when no attempt is left."""
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    scale = float(getattr(settings, "SPINDLE_BACKOFF_SCALE", 1.0))
+    return timedelta(seconds=RETRY_DELAYS_S[attempts - 1] * scale)
+
+
+@dataclass
+class Result:
+    ok: bool
+    status: int | None = None
+    body: str = ""
+    error: str = ""
+
+
+# --- HTTP ----------------------------------------------------------------------------------------------------
+
+
+def signed_headers(*, secret: str, msg_id: str, body: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Standard Webhooks headers, as push deliveries send them (jobs.services.delivery.sign)."""
+    timestamp = int(time.time())
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": f"Spindle/{settings.VERSION}",
+        **(extra or {}),
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": http.sign(secret, msg_id, timestamp, body),
+    }
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: str, headers: dict[str, str]) -> Result:
+    refused = http._host_refused(url)
+    if refused:
+        return Result(False, error=refused)
+    try:
+        async with session.post(
+            url,
+            data=body.encode(),
+            headers=headers,
+            allow_redirects=False,  # a redirect could lead to a refused address: 3xx is a failure
+            timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+        ) as resp:
+            text = await http._read_capped(resp)
+            status = resp.status
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        return Result(False, error=f"No response within {TIMEOUT_S} s.")
+    except aiohttp.ClientConnectorError as exc:
+        return Result(False, error=str(exc.os_error) if isinstance(exc.os_error, http.RefusedAddress)
+                      else f"Connection failed: {exc.os_error}")
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return Result(False, error=str(exc) or type(exc).__name__)
+    if 200 <= status < 300:
+        return Result(True, status, text[:RESPONSE_KEPT])
+    return Result(False, status, text[:RESPONSE_KEPT], f"The target answered HTTP {status}.")
+
+
+def post_many(requests: list[tuple[str, str, dict[str, str]]]) -> list[Result]:
+    """POST each (url, body, headers) concurrently on the process's pooled, SSRF-guarded session."""
+    if not requests:
+        return []
+
+    async def go() -> list[Result]:
+        session = await http._get_client().get_session()
+        return list(await asyncio.gather(*(_post(session, u, b, h) for u, b, h in requests)))
+
+    return http.run(go())
+
+
+# --- claiming and recording ----------------------------------------------------------------------------------
+
+
+def _claim(model: type, ids: list[str] | None, limit: int) -> list[Any]:
+    """Lease due pending rows (or the given ones): bump attempts, push next_attempt_at past the lease."""
+    now = timezone.now()
+    with transaction.atomic():
+        qs = model.objects.filter(status=OutboundStatus.PENDING)
+        qs = qs.filter(pk__in=ids) if ids is not None else qs.filter(next_attempt_at__lte=Now())
+        # Index alerts_delivery_due / alerts_notification_due; SKIP LOCKED lets parallel sweeps share the work.
+        rows = list(qs.order_by("next_attempt_at").select_for_update(skip_locked=True)[:limit])
+        for row in rows:
+            row.attempts += 1
+            row.last_attempt_at = now
+            row.next_attempt_at = now + timedelta(seconds=LEASE_S)
+        if rows:
+            model.objects.bulk_update(rows, ["attempts", "last_attempt_at", "next_attempt_at"])
+    return rows
+
+
+def _record(model: type, row: Any, result: Result, *, retry: bool, now: datetime, extra: dict[str, Any]) -> bool:
+    """Write one outcome; returns True if the row became terminally failed. Fenced on the claimed attempt."""
+    fields: dict[str, Any] = {"error": result.error[:ERROR_MAX], **extra}
+    delay = retry_delay(row.attempts) if retry else None
+    if result.ok:
+        fields.update(status=OutboundStatus.SUCCESS, next_attempt_at=None, error="")
+    elif delay is None:
+        fields.update(status=OutboundStatus.FAILED, next_attempt_at=None)
+    else:
+        fields.update(next_attempt_at=now + delay)
+    updated = model.objects.filter(pk=row.pk, attempts=row.attempts, status=OutboundStatus.PENDING).update(**fields)
+    return bool(updated) and fields.get("status") == OutboundStatus.FAILED
+
+
+def deliveries_send(*, ids: list[str] | None = None, limit: int = BATCH) -> int:
+    """Send due webhook deliveries (or the given ids); returns how many succeeded."""
+    rows = _claim(WebhookDelivery, ids, limit)
+    if not rows:
+        return 0
+    subs = {s.pk: s for s in WebhookSubscription.objects.filter(pk__in={r.subscription_id for r in rows})}
+    to_send = [r for r in rows if r.subscription_id in subs and subs[r.subscription_id].enabled]
+    skipped = [r for r in rows if r not in to_send]
+    results = post_many([
+        (subs[r.subscription_id].url, r.body,
+         signed_headers(secret=subs[r.subscription_id].secret, msg_id=r.event_id, body=r.body,
+                        extra={"Spindle-Event-Type": r.event_type, "Spindle-Delivery-Id": r.id}))
+        for r in to_send
+    ])
+    now = timezone.now()
+    failed_subs: dict[str, int] = {}
+    with transaction.atomic():
+        for row in skipped:
+            # Disabled after the delivery was queued: nothing is sent, and it does not count as a target failure.
+            WebhookDelivery.objects.filter(pk=row.pk).update(
+                status=OutboundStatus.FAILED, next_attempt_at=None, error="The subscription is disabled."
+            )
+        for row, result in zip(to_send, results, strict=True):
+            extra = {"response_status": result.status, "response_body": result.body}
+            if _record(WebhookDelivery, row, result, retry=True, now=now, extra=extra):
+                failed_subs[row.subscription_id] = failed_subs.get(row.subscription_id, 0) + 1
+        for sub_id, n in failed_subs.items():
+            WebhookSubscription.objects.filter(pk=sub_id).update(
+                failure_count=F("failure_count") + n, last_failure_at=now
+            )
+    return sum(1 for r in results if r.ok)
+
+
+# --- alert notifications -------------------------------------------------------------------------------------
+
+
+def _text(alert: Alert, n: AlertNotification) -> tuple[str, str]:
+    """(subject, text) of a notification."""
+    data = n.data or {}
+    scope = []
+    if alert.queue_name:
+        scope.append(f"queue '{alert.queue_name}'")
+    if alert.schedule_name:
+        scope.append(f"schedule '{alert.schedule_name}'")
+    where = " and ".join(scope) or "the workspace"
+    if n.kind == NotificationKind.FIRED:
+        subject = f"[Spindle] {alert.name}: failures in {where}"
+        text = f"Alert '{alert.name}' fired: {data.get('consecutive_failures')} consecutive failed executions in {where}."
+        last = data.get("last_execution") or {}
+        if last.get("error"):
+            text += f" Last error: {(last['error'] or {}).get('message')}"
+    elif n.kind == NotificationKind.RECOVERED:
+        subject = f"[Spindle] {alert.name}: recovered"
+        text = f"Alert '{alert.name}' recovered: an execution in {where} succeeded."
+    else:
+        subject = f"[Spindle] {alert.name}: test"
+        text = f"Test notification for alert '{alert.name}' ({where})."
+    return subject, text
+
+
+def notification_body(alert: Alert, n: AlertNotification) -> str:
+    """The JSON a webhook-channel alert receives."""
+    subject, text = _text(alert, n)
+    return json.dumps(
+        {
+            "id": n.id,
+            "type": f"alert:{n.kind}",
+            "alert": {"id": alert.id, "name": alert.name, "queue": alert.queue_name, "schedule": alert.schedule_name},
+            "text": text,
+            "data": n.data,
+            "created_at": iso(n.created_at),
+        },
+        separators=(",", ":"),
+    )
+
+
+def notifications_send(*, ids: list[str] | None = None, limit: int = BATCH, retry: bool = True) -> int:
+    """Send due alert notifications (or the given ids); returns how many were sent."""
+    rows = _claim(AlertNotification, ids, limit)
+    if not rows:
+        return 0
+    alerts = {a.pk: a for a in Alert.objects.filter(pk__in={r.alert_id for r in rows})}
+    results: dict[str, Result] = {}
+    http_rows: list[AlertNotification] = []
+    requests: list[tuple[str, str, dict[str, str]]] = []
+    for row in rows:
+        alert = alerts[row.alert_id]
+        subject, text = _text(alert, row)
+        if alert.channel == Channel.EMAIL:
+            try:
+                send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [alert.target], fail_silently=False)
+                results[row.pk] = Result(True)
+            except Exception as exc:  # any SMTP or backend error is a failed attempt, retried like HTTP
+                logger.warning("alert %s: email failed: %s", alert.pk, exc)
+                results[row.pk] = Result(False, error=f"Email failed: {exc}")
+            continue
+        if alert.channel == Channel.SLACK:
+            body = json.dumps({"text": text}, separators=(",", ":"))
+            headers = {"Content-Type": "application/json", "User-Agent": f"Spindle/{settings.VERSION}"}
+        else:
+            body = notification_body(alert, row)
+            headers = signed_headers(secret=alert.secret, msg_id=row.id, body=body)
+        http_rows.append(row)
+        requests.append((alert.target, body, headers))
+    for row, result in zip(http_rows, post_many(requests), strict=True):
+        results[row.pk] = result
+    now = timezone.now()
+    with transaction.atomic():
+        for row in rows:
+            _record(AlertNotification, row, results[row.pk], retry=retry, now=now, extra={})
+    return sum(1 for r in results.values() if r.ok)
+
+
+def outbound_send_due() -> dict[str, int]:
+    """Beat: everything due, both kinds."""
+    return {"deliveries": deliveries_send(), "notifications": notifications_send()}

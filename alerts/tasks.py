@@ -1,0 +1,21 @@
+"""Thin Celery tasks of the alerts app (beat entries in settings.CELERY_BEAT_SCHEDULE)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from celery import shared_task
+
+from . import fanout, outbound
+
+
+@shared_task(name="alerts.dispatch_events", ignore_result=True)
+def dispatch_events() -> dict:
+    """Beat, every second: fan out new outbox events (deliveries, alert evaluations). Safe to run twice at once."""
+    return asdict(fanout.events_fanout())
+
+
+@shared_task(name="alerts.send_due", ignore_result=True)
+def send_due() -> dict:
+    """Beat, every second, and hinted after a fan-out: send due webhook deliveries and alert notifications."""
+    return outbound.outbound_send_due()

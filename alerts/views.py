@@ -1,0 +1,162 @@
+"""Alert and webhook-subscription routes (thin: validate, call a service or selector, render)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api import WorkspaceViewSet, error_responses, list_envelope
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.pagination import paginate
+
+from . import selectors, services
+from .serializers import (
+    AlertIn,
+    AlertSchema,
+    AlertTestSchema,
+    AlertWithSecretSchema,
+    DeliverySchema,
+    WebhookIn,
+    WebhookSchema,
+    WebhookWithSecretSchema,
+    alert_to_dict,
+    delivery_to_dict,
+    webhook_to_dict,
+)
+
+_LIMIT = OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50")
+_CURSOR = OpenApiParameter("cursor", OpenApiTypes.STR)
+_ALERT_ID = OpenApiParameter("alert_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="alr_…")
+_WEBHOOK_ID = OpenApiParameter("webhook_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="wh_…")
+
+
+def _validated(view: WorkspaceViewSet, request: Request, serializer_class: Any, *, partial: bool) -> dict[str, Any]:
+    # Unknown and read-only fields are refused by the serializer itself, with a message per field.
+    data = view.strict_data(request, set(serializer_class._declared_fields) | serializer_class.read_only_names)
+    serializer = serializer_class(data=data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class AlertViewSet(WorkspaceViewSet):
+    """`/v1/alerts`: failure notifications by email, Slack or signed webhook."""
+
+    @extend_schema(tags=["Alerts"], parameters=[_LIMIT, _CURSOR],
+                   responses={200: list_envelope("AlertList", AlertSchema), **error_responses(400, 401)},
+                   description="The workspace's alerts, newest first.")
+    def list(self, request: Request) -> Response:
+        page = paginate(selectors.alert_list(workspace=self.workspace), request.query_params,
+                        lambda rows: [alert_to_dict(a) for a in rows])
+        return Response(page)
+
+    @extend_schema(tags=["Alerts"], request=AlertIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={201: AlertWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
+                   description="Create an alert. A webhook-channel alert's `secret` is returned once, here.")
+    @idempotent
+    def create(self, request: Request) -> Response:
+        data = _validated(self, request, AlertIn, partial=False)
+        alert, secret = services.alert_create(workspace=self.workspace, data=data)
+        body = alert_to_dict(alert)
+        if secret:
+            body["secret"] = secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], responses={200: AlertSchema, **error_responses(401, 404)})
+    def retrieve(self, request: Request, alert_id: str) -> Response:
+        return Response(alert_to_dict(selectors.alert_get(workspace=self.workspace, alert_id=alert_id)))
+
+    def _update(self, request: Request, alert_id: str, *, replace: bool) -> Response:
+        alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
+        data = _validated(self, request, AlertIn, partial=not replace)
+        alert, secret = services.alert_update(workspace=self.workspace, alert=alert, data=data, replace=replace)
+        body = alert_to_dict(alert)
+        if secret:
+            body["secret"] = secret
+        return Response(body)
+
+    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], request=AlertIn,
+                   responses={200: AlertWithSecretSchema, **error_responses(400, 401, 404, 415)},
+                   description="Replace the alert; omitted optional fields go back to their defaults. Switching to "
+                               "the webhook channel returns a new `secret` once.")
+    def update(self, request: Request, alert_id: str) -> Response:
+        return self._update(request, alert_id, replace=True)
+
+    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], request=AlertIn(partial=True),
+                   responses={200: AlertWithSecretSchema, **error_responses(400, 401, 404, 415)},
+                   description="Change some fields. Switching to the webhook channel returns a new `secret` once.")
+    def partial_update(self, request: Request, alert_id: str) -> Response:
+        return self._update(request, alert_id, replace=False)
+
+    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], responses={204: None, **error_responses(401, 404)})
+    def destroy(self, request: Request, alert_id: str) -> Response:
+        alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
+        services.alert_delete(workspace=self.workspace, alert=alert)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], request=None,
+                   responses={202: AlertTestSchema, **error_responses(400, 401, 404)},
+                   description="Send a test message to the alert's channel now. `sent` is false (with `error`) "
+                               "when the target refused it or could not be reached.")
+    def test(self, request: Request, alert_id: str) -> Response:
+        alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
+        self.strict_data(request, set())
+        sent, error = services.alert_test(workspace=self.workspace, alert=alert)
+        body: dict[str, Any] = {"sent": sent}
+        if error:
+            body["error"] = error
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class WebhookViewSet(WorkspaceViewSet):
+    """`/v1/webhooks`: event subscriptions, delivered signed (Standard Webhooks) with retries."""
+
+    @extend_schema(tags=["Webhooks"], parameters=[_LIMIT, _CURSOR],
+                   responses={200: list_envelope("WebhookList", WebhookSchema), **error_responses(400, 401)},
+                   description="The workspace's event subscriptions, newest first.")
+    def list(self, request: Request) -> Response:
+        page = paginate(selectors.webhook_list(workspace=self.workspace), request.query_params,
+                        lambda rows: [webhook_to_dict(s) for s in rows])
+        return Response(page)
+
+    @extend_schema(tags=["Webhooks"], request=WebhookIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
+                   responses={201: WebhookWithSecretSchema, **error_responses(400, 401, 409, 415, 422)},
+                   description="Subscribe a URL to event types (or `[\"*\"]`). The `secret` is returned once.")
+    @idempotent
+    def create(self, request: Request) -> Response:
+        data = _validated(self, request, WebhookIn, partial=False)
+        sub, secret = services.webhook_create(workspace=self.workspace, data=data)
+        return Response({**webhook_to_dict(sub), "secret": secret}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(tags=["Webhooks"], parameters=[_WEBHOOK_ID],
+                   responses={200: WebhookSchema, **error_responses(401, 404)})
+    def retrieve(self, request: Request, webhook_id: str) -> Response:
+        return Response(webhook_to_dict(selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)))
+
+    @extend_schema(tags=["Webhooks"], parameters=[_WEBHOOK_ID], request=WebhookIn(partial=True),
+                   responses={200: WebhookSchema, **error_responses(400, 401, 404, 415)})
+    def partial_update(self, request: Request, webhook_id: str) -> Response:
+        sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
+        data = _validated(self, request, WebhookIn, partial=True)
+        sub = services.webhook_update(workspace=self.workspace, subscription=sub, data=data)
+        return Response(webhook_to_dict(sub))
+
+    @extend_schema(tags=["Webhooks"], parameters=[_WEBHOOK_ID], responses={204: None, **error_responses(401, 404)})
+    def destroy(self, request: Request, webhook_id: str) -> Response:
+        sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
+        services.webhook_delete(workspace=self.workspace, subscription=sub)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(tags=["Webhooks"], parameters=[_WEBHOOK_ID, _LIMIT, _CURSOR],
+                   responses={200: list_envelope("WebhookDeliveryList", DeliverySchema), **error_responses(400, 401, 404)},
+                   description="Deliveries of this subscription, newest first, with their retry state.")
+    def deliveries(self, request: Request, webhook_id: str) -> Response:
+        sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
+        page = paginate(selectors.webhook_deliveries(workspace=self.workspace, subscription=sub),
+                        request.query_params, lambda rows: [delivery_to_dict(d) for d in rows])
+        return Response(page)
+

@@ -1,0 +1,171 @@
+"""`GET /metrics`: Prometheus text exposition for operators (internal).
+
+Allowed only with `Authorization: Bearer <METRICS_TOKEN>` (when the setting is non-empty) or from a client address
+in `METRICS_ALLOWED_IPS` (addresses or CIDR ranges; REMOTE_ADDR, never a forwarded header a client can forge).
+Everything else is 403 FORBIDDEN in the error envelope. Every number is one aggregate query: jobs per state from a
+GROUP BY, execution totals from the per-minute rollup (never a scan of executions).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db.models import Count, Sum
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from config.api import error_responses
+from config.exceptions import Forbidden
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class IgnoreAccept(BaseContentNegotiation):
+    """Scrapers send Accept headers DRF's JSON-only renderer would answer with 406; the body is text anyway."""
+
+    def select_parser(self, request, parsers):  # type: ignore[no-untyped-def]
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):  # type: ignore[no-untyped-def]
+        return renderers[0], renderers[0].media_type
+
+
+def _allowed(request: Request) -> bool:
+    token = str(getattr(settings, "METRICS_TOKEN", "") or "")
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, given = header.partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    remote = request.META.get("REMOTE_ADDR", "")
+    try:
+        addr = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    for entry in getattr(settings, "METRICS_ALLOWED_IPS", []) or []:
+        try:
+            if addr in ipaddress.ip_network(str(entry).strip(), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _escape(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(**labels: object) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items()) + "}"
+
+
+class _Text:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def metric(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict, float | int]]) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            self.lines.append(f"{name}{_labels(**labels)} {value}")
+
+    def render(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def render_metrics() -> str:
+    from alerts.fanout import fanout_lag_seconds
+    from alerts.models import AlertNotification, WebhookDelivery
+    from jobs.models import Job, QueueMinuteStat, Worker
+    from queues.models import Queue
+
+    out = _Text()
+    out.metric("spindle_up", "gauge", "1 while this Spindle process answers.", [({}, 1)])
+    out.metric("spindle_info", "gauge", "Build information.", [({"version": settings.VERSION}, 1)])
+
+    queues = {q["id"]: q for q in Queue.objects.values("id", "name", "workspace_id")}
+    jobs = Job.objects.values_list("queue_id", "state").annotate(n=Count("id")).order_by()
+    out.metric(
+        "spindle_jobs", "gauge", "Jobs per queue and state.",
+        [({"workspace": queues[q]["workspace_id"], "queue": queues[q]["name"], "state": s}, n)
+         for q, s, n in jobs if q in queues],
+    )
+    per_ws = Queue.objects.values_list("workspace_id").annotate(n=Count("id")).order_by()
+    out.metric("spindle_queues", "gauge", "Queues per workspace.", [({"workspace": ws}, n) for ws, n in per_ws])
+
+    stats = list(
+        QueueMinuteStat.objects.values("queue_id")
+        .annotate(enq=Sum("enqueued"), ok=Sum("completed"), failed=Sum("failed"), timeout=Sum("timeout"),
+                  dsum=Sum("duration_sum_ms"), dcount=Sum("duration_count"))
+        .order_by()
+    )
+
+    def per_queue(field: str, **extra: str) -> list[tuple[dict, int]]:
+        return [
+            ({"workspace": queues[s["queue_id"]]["workspace_id"], "queue": queues[s["queue_id"]]["name"], **extra},
+             int(s[field] or 0))
+            for s in stats if s["queue_id"] in queues
+        ]
+
+    out.metric("spindle_jobs_enqueued_total", "counter", "Jobs enqueued (per-minute rollup, within retention).",
+               per_queue("enq"))
+    out.metric(
+        "spindle_executions_total", "counter", "Finished attempts by outcome (per-minute rollup).",
+        per_queue("ok", outcome="completed") + per_queue("failed", outcome="failed")
+        + per_queue("timeout", outcome="timeout"),
+    )
+    out.metric("spindle_execution_duration_ms_sum", "counter", "Sum of attempt durations in ms.", per_queue("dsum"))
+    out.metric("spindle_execution_duration_ms_count", "counter", "Attempts with a duration.", per_queue("dcount"))
+
+    workers = Worker.objects.values_list("workspace_id").annotate(n=Count("id")).order_by()
+    out.metric("spindle_workers", "gauge", "Registered pull workers.", [({"workspace": ws}, n) for ws, n in workers])
+
+    deliveries = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).order_by())
+    out.metric(
+        "spindle_webhook_deliveries", "gauge", "Webhook deliveries kept, by status.",
+        [({"status": s}, deliveries.get(s, 0)) for s in ("pending", "success", "failed")],
+    )
+    out.metric("spindle_webhook_deliveries_failed_total", "counter",
+               "Webhook deliveries that failed after every retry.", [({}, deliveries.get("failed", 0))])
+    notes = dict(AlertNotification.objects.values_list("status").annotate(n=Count("id")).order_by())
+    out.metric(
+        "spindle_alert_notifications", "gauge", "Alert notifications kept, by status.",
+        [({"status": s}, notes.get(s, 0)) for s in ("pending", "success", "failed")],
+    )
+    out.metric("spindle_events_fanout_lag_seconds", "gauge",
+               "How far the event fan-out cursor trails now (includes the safety lag).",
+               [({}, round(fanout_lag_seconds(), 3))])
+    return out.render()
+
+
+class MetricsView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    content_negotiation_class = IgnoreAccept
+
+    @extend_schema(
+        tags=["Status"],
+        auth=[],
+        responses={
+            (200, "text/plain"): OpenApiResponse(response=OpenApiTypes.STR, description="Prometheus text format 0.0.4"),
+            **error_responses(403),
+        },
+        description="Prometheus metrics. Internal: `Authorization: Bearer <METRICS_TOKEN>` or a client address in "
+                    "`METRICS_ALLOWED_IPS`; anything else is 403 FORBIDDEN.",
+    )
+    def get(self, request: Request) -> HttpResponse:
+        if not _allowed(request):
+            raise Forbidden("Metrics are internal: send the metrics token or call from an allowed address.")
+        return HttpResponse(render_metrics(), content_type=CONTENT_TYPE)
+
+
+metrics = MetricsView.as_view()

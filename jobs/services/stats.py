@@ -53,7 +53,9 @@ _PG_UPSERT = """
 INSERT INTO jobs_queueminutestat AS s
     (workspace_id, queue_id, minute, enqueued, completed, failed, timeout, duration_sum_ms, duration_count,
      duration_hist)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)
+SELECT r->>0, r->>1, date_trunc('minute', coalesce(%s, now())), (r->>2)::int, (r->>3)::int, (r->>4)::int,
+       (r->>5)::int, (r->>6)::bigint, (r->>7)::int, r->8
+FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (queue_id, minute) DO UPDATE SET
     enqueued = s.enqueued + EXCLUDED.enqueued,
     completed = s.completed + EXCLUDED.completed,
@@ -69,6 +71,22 @@ ON CONFLICT (queue_id, minute) DO UPDATE SET
 """
 
 
+def stats_upsert_sql(*, deltas: list[StatDelta], now: datetime | None) -> tuple[str, list] | None:
+    """PostgreSQL: one upsert for every queue of the batch (rows in queue order, so batches never deadlock).
+
+    `now=None` uses the transaction's `now()`. None when there is nothing to add.
+    """
+    deltas = sorted((d for d in deltas if not d.empty), key=lambda d: d.queue_id)
+    if not deltas:
+        return None
+    rows = [
+        [d.workspace_id, d.queue_id, d.enqueued, d.completed, d.failed, d.timeout, d.duration_sum_ms,
+         d.duration_count, d.duration_hist]
+        for d in deltas
+    ]
+    return _PG_UPSERT, [now, json.dumps(rows, separators=(",", ":"))]
+
+
 def _minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0)
 
@@ -80,13 +98,10 @@ def stats_record(*, deltas: list[StatDelta], now: datetime) -> None:
     if not deltas:
         return
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            for d in deltas:
-                cursor.execute(
-                    _PG_UPSERT,
-                    [d.workspace_id, d.queue_id, minute, d.enqueued, d.completed, d.failed, d.timeout,
-                     d.duration_sum_ms, d.duration_count, json.dumps(d.duration_hist)],
-                )
+        stmt = stats_upsert_sql(deltas=deltas, now=now)
+        if stmt is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(*stmt)
         return
     # SQLite (embedded): a single writer holds the database, so read-modify-write is race-free.
     for d in deltas:

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import WorkspaceViewSet, error_responses, list_envelope
-from config.exceptions import PayloadTooLarge, ValidationFailed
+from config.exceptions import NotFound, PayloadTooLarge, ValidationFailed
 from config.pagination import paginate
 from jobs.models import Job, Worker
 from jobs.serializers import JobSchema, job_to_dict
@@ -270,6 +270,17 @@ _PULL_ERRORS = error_responses(400, 401, 404, 409, 413, 415)
 class PullJobViewSet(WorkspaceViewSet):
     """`/v1/queues/{name}/jobs/claim|ack` and `/v1/queues/{name}/jobs/{id}/heartbeat|progress|complete|fail`.
     A push queue answers 409 INVALID_STATE (`details.delivery`): its jobs are leased by the delivery engine."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Another workspace's (or an unknown) job is a 404 whatever the body holds. Checked only when the body
+        # is refused, so the hot path (a valid complete/heartbeat) costs no extra query.
+        if isinstance(exc, (ValidationFailed, PayloadTooLarge)) and "job_id" in self.kwargs:
+            exists = Job.objects.filter(
+                workspace=self.workspace, queue__name=self.kwargs.get("name"), id=self.kwargs["job_id"]
+            ).exists()
+            if not exists:
+                exc = NotFound("No such job.")
+        return super().handle_exception(exc)
 
     @extend_schema(
         tags=["Pull workers"],

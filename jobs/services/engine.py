@@ -194,6 +194,133 @@ def job_claim(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None 
     """Lease up to `limit` ready jobs of a queue, honouring pause, concurrency, group caps and rate limit."""
     if limit <= 0:
         return []
+    if connection.vendor == "postgresql":
+        fresh, jobs = _claim_pg(queue_id=queue.id, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
+        if fresh is None or not fresh.group_concurrency:
+            return jobs
+    return _claim_orm(queue=queue, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
+
+
+def job_claim_push(*, queue_id: str, limit: int) -> tuple[Queue | None, list[Job]]:
+    """The push task's claim: the queue row (as locked, with its endpoint and secrets) and up to `limit` jobs
+    leased for the queue's own `lease_ms`. (None, []) if the queue is gone or is not a push queue."""
+    if connection.vendor == "postgresql":
+        queue, jobs = _claim_pg(queue_id=queue_id, limit=limit, lease_ms=None, worker_id=None, delivery="push")
+        if queue is None or not queue.group_concurrency:
+            return queue, jobs
+    else:
+        queue = Queue.objects.filter(pk=queue_id, delivery=Queue.Delivery.PUSH).first()
+        if queue is None:
+            return None, []
+    return queue, _claim_orm(queue=queue, limit=limit, lease_ms=queue.lease_ms)
+
+
+_QUEUE_FIELDS = [f for f in Queue._meta.concrete_fields]
+_JOB_FIELDS_ALL = [f for f in Job._meta.concrete_fields]
+_QUEUE_COLS = ", ".join(f'"{f.column}"' for f in _QUEUE_FIELDS)
+_JOB_COLS = ", ".join(f'"{f.column}"' for f in _JOB_FIELDS_ALL)
+
+
+def _from_row(model: Any, fields: list[Any], row: tuple) -> Any:
+    """A model instance from a raw row in concrete-field order (JSON columns arrive as text: decoded here)."""
+    values = [
+        json.loads(v) if v is not None and f.get_internal_type() == "JSONField" else v
+        for f, v in zip(fields, row, strict=True)
+    ]
+    return model.from_db("default", [f.attname for f in fields], values)
+
+
+# The claim in one round trip (PostgreSQL). Statement 1 locks the queue row FOR NO KEY UPDATE: claimers of a
+# queue are serialised, so concurrency, group and rate limits are exact across any number of workers, while
+# enqueues (whose FK checks take FOR KEY SHARE) are not blocked. Statement 2 runs on a fresh snapshot taken
+# after that lock (READ COMMITTED takes one per statement), so it counts the jobs the previous claimer just
+# leased and honours a pause committed a moment ago. It picks ready rows SKIP LOCKED (partial index
+# jobs_job_ready), leases them, and inserts their executions and `job:active` events, all set-based.
+# Both statements are one implicit transaction, or part of the caller's. Queues with group_concurrency take the
+# ORM path (_claim_orm) for their round-robin bookkeeping.
+_CLAIM_SQL = f"""
+SELECT {_QUEUE_COLS} FROM queues_queue WHERE id = %(queue)s FOR NO KEY UPDATE;
+WITH q AS (
+    SELECT id, name, paused_job_names, now() AS now,
+           make_interval(secs => greatest(coalesce(%(lease_ms)s, lease_ms), %(min_lease_ms)s) / 1000.0) AS lease,
+           greatest(0, least(
+               %(limit)s,
+               concurrency - (SELECT count(*) FROM jobs_job WHERE queue_id = %(queue)s AND state = 'active'),
+               CASE WHEN rate_limit IS NULL THEN %(limit)s ELSE
+                   coalesce((rate_limit->>'max')::bigint, 0) - (
+                       SELECT count(*) FROM jobs_execution WHERE queue_id = %(queue)s AND started_at > now()
+                           - make_interval(secs => coalesce(nullif((rate_limit->>'per_ms')::float8, 0), 1000) / 1000))
+               END
+           )) AS available
+    FROM queues_queue
+    WHERE id = %(queue)s AND NOT paused AND group_concurrency IS NULL AND (%(delivery)s IS NULL OR delivery = %(delivery)s)
+), picked AS (
+    SELECT j.id, j.priority, j.run_at FROM jobs_job j
+    WHERE j.queue_id = %(queue)s AND j.state = 'waiting'
+      AND (j.name IS NULL OR NOT ((SELECT paused_job_names FROM q) ? j.name))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT coalesce((SELECT available FROM q), 0)
+    FOR UPDATE OF j SKIP LOCKED
+), numbered AS (
+    SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn FROM picked
+), ids AS (
+    SELECT * FROM unnest(string_to_array(%(exe_ids)s, ','), string_to_array(%(evt_ids)s, ','))
+        WITH ORDINALITY AS x(exe_id, evt_id, rn)
+), upd AS (
+    UPDATE jobs_job j SET
+        state = 'active', attempts = j.attempts + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+        lease_expires_at = q.now + q.lease, started_at = q.now, worker_id = %(worker)s,
+        execution_id = ids.exe_id, updated_at = q.now
+    FROM numbered n JOIN ids ON ids.rn = n.rn, q
+    WHERE j.id = n.id
+    RETURNING j.*, ids.evt_id AS evt_id, n.rn AS rn
+), exe AS (
+    INSERT INTO jobs_execution (id, workspace_id, job_id, queue_id, schedule_id, attempt, status, lease_token,
+                                started_at, worker_id, replay_of)
+    SELECT execution_id, workspace_id, id, queue_id, schedule_id, attempts, 'running', lease_token, started_at,
+           worker_id, replay_of
+    FROM upd
+), evt AS (
+    INSERT INTO jobs_event (id, workspace_id, type, queue_name, job_id, data, created_at)
+    SELECT u.evt_id, u.workspace_id, 'job:active', q.name, u.id,
+           jsonb_build_object('attempt', u.attempts, 'worker', u.worker_id), q.now
+    FROM upd u, q
+)
+SELECT {_JOB_COLS} FROM upd ORDER BY rn
+"""
+
+
+def _claim_pg(
+    *, queue_id: str, limit: int, lease_ms: int | None, worker_id: str | None, delivery: str | None = None
+) -> tuple[Queue | None, list[Job]]:
+    params = {
+        "queue": queue_id,
+        "limit": int(limit),
+        "lease_ms": None if lease_ms is None else int(lease_ms),
+        "min_lease_ms": int(settings.SPINDLE_MIN_LEASE_MS),
+        "worker": worker_id,
+        "delivery": delivery,
+        "exe_ids": ",".join(new_ids("exe", limit)),
+        "evt_ids": ",".join(new_ids("evt", limit)),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        row = cursor.fetchone()
+        cursor.nextset()
+        rows = cursor.fetchall()
+    if row is None:
+        return None, []
+    queue = _from_row(Queue, _QUEUE_FIELDS, row)
+    if delivery is not None and queue.delivery != delivery:
+        return None, []
+    jobs = [_from_row(Job, _JOB_FIELDS_ALL, r) for r in rows]
+    for job in jobs:
+        job.queue = queue
+    return queue, jobs
+
+
+def _claim_orm(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None = None) -> list[Job]:
+    """The claim through the ORM: SQLite (embedded), and queues with group_concurrency on PostgreSQL."""
     lease = timedelta(milliseconds=_lease_ms(lease_ms))
     with _atomic():
         # FOR NO KEY UPDATE on the queue row serialises claimers of this queue (so concurrency, group and rate

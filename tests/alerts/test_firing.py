@@ -80,6 +80,7 @@ def test_cooldown_then_fires_again_then_recovers(pro_workspace, make_pull_queue,
     assert _kinds(alert) == ["fired"]
 
     # The cooldown has passed and a new failure comes in: fires again.
+    alert.refresh_from_db()
     Alert.objects.filter(pk=alert.pk).update(last_fired_at=alert.last_fired_at - timedelta(minutes=31))
     _fanout()  # no new event: nothing is evaluated
     assert _kinds(alert) == ["fired"]

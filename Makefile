@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+EVENTS_PORT ?= 8001
 
 # Test services (the machine's PostgreSQL and Redis); override on the command line if yours differ.
 TEST_DATABASE_URL ?= postgres://$(or $(PGUSER),postgres)@127.0.0.1:5432/test
@@ -33,13 +34,13 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py bootstrap_demo
-	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho -f Procfile start
+	HOST=$(HOST) PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) $(VENV)/bin/honcho -f Procfile start
 
 test: install-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) \
 	CELERY_BROKER_URL=$(TEST_REDIS)/14 \
 	CACHE_URL=$(TEST_REDIS)/15 \
-	SECRET_KEY=test-only-not-secret \
+	SECRET_KEY=test-only-not-a-secret-just-long-enough-for-hs256-keys \
 	SPINDLE_TESTING=1 \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -49,7 +50,7 @@ lint: install-dev
 
 bench: install-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_REDIS)/13 CACHE_URL=$(TEST_REDIS)/12 \
-	SECRET_KEY=bench-only-not-secret SPINDLE_ALLOW_PRIVATE_TARGETS=1 \
+	SECRET_KEY=bench-only-not-a-secret-just-long-enough-for-hs256-keys SPINDLE_ALLOW_PRIVATE_TARGETS=1 \
 	$(PY) bench/run.py $(if $(BENCH),--only $(BENCH)) $(if $(SIZE),--size $(SIZE))
 
 clean:

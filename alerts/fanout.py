@@ -157,9 +157,15 @@ def _deliveries_create(*, events: list[Event], subs: list[WebhookSubscription]) 
             )
     if not rows:
         return 0
-    # ON CONFLICT DO NOTHING on alerts_delivery_sub_event_uniq: a repeated run adds nothing.
-    created = WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    return len(created)
+    # A run that repeats events (cursor reset, marks pruned early) skips the pairs that exist already; ON CONFLICT
+    # DO NOTHING on alerts_delivery_sub_event_uniq covers anything that slips past this read.
+    existing = set(
+        WebhookDelivery.objects.filter(event_id__in={r.event_id for r in rows})
+        .values_list("subscription_id", "event_id")
+    )
+    rows = [r for r in rows if (r.subscription_id, r.event_id) not in existing]
+    WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    return len(rows)
 
 
 def _alerts_evaluate(*, events: list[Event], now: datetime) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.urls import register_converter
+
 
 class _PrefixedId:
     prefix = ""
@@ -51,3 +53,21 @@ class Name:
 
     def to_url(self, value: str) -> str:
         return value
+
+
+def register_all() -> None:
+    """Register the converters once (re-registering is deprecated in Django 5.x)."""
+    from django.urls.converters import get_converters
+
+    known = get_converters()
+    for name, cls in {
+        "jobid": JobId,
+        "exeid": ExecutionId,
+        "wkrid": WorkerId,
+        "alrid": AlertId,
+        "whid": WebhookId,
+        "keyid": KeyId,
+        "name": Name,
+    }.items():
+        if name not in known:
+            register_converter(cls, name)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path, register_converter
+from django.urls import include, path
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -7,16 +7,7 @@ from config import converters
 from config.health import health
 from config.metrics import metrics
 
-for _name, _cls in {
-    "jobid": converters.JobId,
-    "exeid": converters.ExecutionId,
-    "wkrid": converters.WorkerId,
-    "alrid": converters.AlertId,
-    "whid": converters.WebhookId,
-    "keyid": converters.KeyId,
-    "name": converters.Name,
-}.items():
-    register_converter(_cls, _name)
+converters.register_all()
 
 handler400 = "config.middleware.handler400"
 handler403 = "config.middleware.handler403"

@@ -84,6 +84,12 @@ def owned(workspace, workspace_and_key):
             )
     except Exception:  # schedules app without a Schedule model yet
         pass
+    from alerts.models import Alert, WebhookSubscription
+
+    alert = Alert.objects.create(workspace=workspace, name="own", channel="email", target="ops@example.com")
+    webhook = WebhookSubscription.objects.create(
+        workspace=workspace, url="https://93.184.215.14/hook", events=["*"], secret="whsec_eA=="
+    )
     return {
         "name": "own",
         "job_id": job.id,
@@ -95,6 +101,8 @@ def owned(workspace, workspace_and_key):
         "exeid": execution.id,
         "wkrid": worker.id,
         "keyid": workspace_and_key[1].key.id,
+        "alrid": alert.id,
+        "whid": webhook.id,
     }
 
 

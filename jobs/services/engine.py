@@ -22,8 +22,8 @@ from django.utils import timezone
 from config.ids import new_ids
 from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job, JobState, QueueClaimState
 from jobs.services.dispatch import kick_on_commit
-from jobs.services.events import PendingEvent, events_emit
-from jobs.services.stats import StatDelta, stats_record
+from jobs.services.events import PendingEvent, events_emit, events_insert_sql, json_param
+from jobs.services.stats import StatDelta, stats_record, stats_upsert_sql
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 
 logger = logging.getLogger(__name__)
@@ -221,13 +221,24 @@ _QUEUE_COLS = ", ".join(f'"{f.column}"' for f in _QUEUE_FIELDS)
 _JOB_COLS = ", ".join(f'"{f.column}"' for f in _JOB_FIELDS_ALL)
 
 
-def _from_row(model: Any, fields: list[Any], row: tuple) -> Any:
-    """A model instance from a raw row in concrete-field order (JSON columns arrive as text: decoded here)."""
-    values = [
-        json.loads(v) if v is not None and f.get_internal_type() == "JSONField" else v
-        for f, v in zip(fields, row, strict=True)
-    ]
-    return model.from_db("default", [f.attname for f in fields], values)
+def _row_loader(model: Any, fields: list[Any]) -> Any:
+    """Model instances from raw rows in concrete-field order (JSON columns arrive as text: decoded here)."""
+    attnames = [f.attname for f in fields]
+    json_idx = [i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"]
+    loads = json.loads
+
+    def load(row: tuple) -> Any:
+        values = list(row)
+        for i in json_idx:
+            if values[i] is not None:
+                values[i] = loads(values[i])
+        return model.from_db("default", attnames, values)
+
+    return load
+
+
+_load_queue = _row_loader(Queue, _QUEUE_FIELDS)
+_load_job = _row_loader(Job, _JOB_FIELDS_ALL)
 
 
 # The claim in one round trip (PostgreSQL). Statement 1 locks the queue row FOR NO KEY UPDATE: claimers of a
@@ -239,24 +250,24 @@ def _from_row(model: Any, fields: list[Any], row: tuple) -> Any:
 # Both statements are one implicit transaction, or part of the caller's. Queues with group_concurrency take the
 # ORM path (_claim_orm) for their round-robin bookkeeping.
 _CLAIM_SQL = f"""
-SELECT {_QUEUE_COLS} FROM queues_queue WHERE id = %(queue)s FOR NO KEY UPDATE;
+SELECT {_QUEUE_COLS} FROM queues_queue WHERE id = %(queue)s::text FOR NO KEY UPDATE;
 WITH q AS (
     SELECT id, name, paused_job_names, now() AS now,
-           make_interval(secs => greatest(coalesce(%(lease_ms)s, lease_ms), %(min_lease_ms)s) / 1000.0) AS lease,
+           make_interval(secs => greatest(coalesce(%(lease_ms)s::bigint, lease_ms), %(min_lease_ms)s::bigint) / 1000.0) AS lease,
            greatest(0, least(
-               %(limit)s,
-               concurrency - (SELECT count(*) FROM jobs_job WHERE queue_id = %(queue)s AND state = 'active'),
-               CASE WHEN rate_limit IS NULL THEN %(limit)s ELSE
+               %(limit)s::bigint,
+               concurrency - (SELECT count(*) FROM jobs_job WHERE queue_id = %(queue)s::text AND state = 'active'),
+               CASE WHEN coalesce(rate_limit, 'null'::jsonb) IN ('null'::jsonb, '{{}}'::jsonb) THEN %(limit)s::bigint ELSE
                    coalesce((rate_limit->>'max')::bigint, 0) - (
-                       SELECT count(*) FROM jobs_execution WHERE queue_id = %(queue)s AND started_at > now()
+                       SELECT count(*) FROM jobs_execution WHERE queue_id = %(queue)s::text AND started_at > now()
                            - make_interval(secs => coalesce(nullif((rate_limit->>'per_ms')::float8, 0), 1000) / 1000))
                END
            )) AS available
     FROM queues_queue
-    WHERE id = %(queue)s AND NOT paused AND group_concurrency IS NULL AND (%(delivery)s IS NULL OR delivery = %(delivery)s)
+    WHERE id = %(queue)s::text AND NOT paused AND group_concurrency IS NULL AND (%(delivery)s::text IS NULL OR delivery = %(delivery)s::text)
 ), picked AS (
     SELECT j.id, j.priority, j.run_at FROM jobs_job j
-    WHERE j.queue_id = %(queue)s AND j.state = 'waiting'
+    WHERE j.queue_id = %(queue)s::text AND j.state = 'waiting'
       AND (j.name IS NULL OR NOT ((SELECT paused_job_names FROM q) ? j.name))
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT coalesce((SELECT available FROM q), 0)
@@ -264,12 +275,12 @@ WITH q AS (
 ), numbered AS (
     SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn FROM picked
 ), ids AS (
-    SELECT * FROM unnest(string_to_array(%(exe_ids)s, ','), string_to_array(%(evt_ids)s, ','))
+    SELECT * FROM unnest(string_to_array(%(exe_ids)s::text, ','), string_to_array(%(evt_ids)s::text, ','))
         WITH ORDINALITY AS x(exe_id, evt_id, rn)
 ), upd AS (
     UPDATE jobs_job j SET
         state = 'active', attempts = j.attempts + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
-        lease_expires_at = q.now + q.lease, started_at = q.now, worker_id = %(worker)s,
+        lease_expires_at = q.now + q.lease, started_at = q.now, worker_id = %(worker)s::text,
         execution_id = ids.exe_id, updated_at = q.now
     FROM numbered n JOIN ids ON ids.rn = n.rn, q
     WHERE j.id = n.id
@@ -310,10 +321,10 @@ def _claim_pg(
         rows = cursor.fetchall()
     if row is None:
         return None, []
-    queue = _from_row(Queue, _QUEUE_FIELDS, row)
+    queue = _load_queue(row)
     if delivery is not None and queue.delivery != delivery:
         return None, []
-    jobs = [_from_row(Job, _JOB_FIELDS_ALL, r) for r in rows]
+    jobs = [_load_job(r) for r in rows]
     for job in jobs:
         job.queue = queue
     return queue, jobs
@@ -436,39 +447,105 @@ def _truncate(text: str | None) -> str | None:
 class _Finish:
     """What happened to one job, collected so every write of a batch is one statement."""
 
-    job: Job
+    job: Any  # a Job, or a _Locked row (PostgreSQL outcome path)
     execution_status: str
     outcome: Outcome | None
     duration_ms: int | None
     timed_out: bool = False
+    set_result: bool = False  # only a success writes `result`; other outcomes keep the stored value
+
+    @property
+    def queue_name(self) -> str:
+        job = self.job
+        return job.queue_name if isinstance(job, _Locked) else job.queue.name
+
+
+class _Locked:
+    """The columns of a locked active job that deciding its outcome needs (no model instance on the hot path)."""
+
+    __slots__ = (
+        "id", "lease_token", "attempts", "max_attempts", "deferrals", "policy", "cancel_requested", "parent_id",
+        "queue_id", "workspace_id", "queue_name", "execution_id", "state", "run_at", "result", "last_error",
+        "finished_at", "lease_expires_at", "worker_id", "updated_at",
+    )
+
+    def __init__(self, row: tuple) -> None:
+        (self.id, self.lease_token, self.attempts, self.max_attempts, self.deferrals, retry_policy, queue_policy,
+         self.cancel_requested, self.parent_id, self.queue_id, self.workspace_id, self.queue_name,
+         self.execution_id, self.run_at) = row
+        policy = json.loads(retry_policy) if retry_policy is not None else None
+        self.policy = policy or (json.loads(queue_policy) if queue_policy is not None else None)
+        self.state = JobState.ACTIVE
+        self.result = self.last_error = self.finished_at = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+_LOCK_SQL = """
+SELECT j.id, j.lease_token, j.attempts, j.max_attempts, j.deferrals, j.retry_policy, q.retry_policy,
+       j.cancel_requested, j.parent_id, j.queue_id, j.workspace_id, q.name, j.execution_id, j.run_at
+FROM jobs_job j JOIN queues_queue q ON q.id = j.queue_id
+WHERE j.id = ANY(string_to_array(%s, ',')) AND j.state = 'active' {scope}
+ORDER BY j.id
+FOR UPDATE OF j
+"""
 
 
 def jobs_record_outcomes(*, outcomes: list[Outcome], workspace_id: str | None = None) -> list[str]:
     """Record a batch of attempt outcomes in one transaction; returns the ids whose lease was lost."""
+    return _record_outcomes(outcomes=outcomes, workspace_id=workspace_id)[0]
+
+
+def jobs_deliver_outcomes(*, outcomes: list[Outcome], queue_id: str) -> tuple[list[str], bool]:
+    """The push task's outcome write: (lost ids, whether the queue still has ready jobs), one transaction."""
+    return _record_outcomes(outcomes=outcomes, ready_queue_id=queue_id)
+
+
+def _record_outcomes(
+    *, outcomes: list[Outcome], workspace_id: str | None = None, ready_queue_id: str | None = None
+) -> tuple[list[str], bool]:
+    """(lost ids, whether `ready_queue_id` still has ready jobs: asked in the same round trip as the writes)."""
     if not outcomes:
-        return []
+        return [], False
     by_id: dict[str, Outcome] = {}
     for o in outcomes:
         by_id[o.job_id] = o
+    ready = False
     with _atomic():
-        now = db_now()
-        qs = Job.objects.filter(id__in=list(by_id), state=JobState.ACTIVE).select_related("queue")
-        if workspace_id is not None:
-            qs = qs.filter(workspace_id=workspace_id)
-        # Lock in pk order (deadlock-free against other batches); the token check below happens under the lock,
-        # so a job re-leased a moment ago by the sweeper and a claimer is fenced off.
-        rows = list(qs.order_by("id").select_for_update(of=("self",)))
-        valid = [j for j in rows if j.lease_token == by_id[j.id].lease_token]
-        valid_ids = {j.id for j in valid}
-        lost = [o.job_id for o in outcomes if o.job_id not in valid_ids]
-        if valid:
-            _apply(now=now, finishes=[_decide(job, by_id[job.id], now) for job in valid])
-    return lost
+        if connection.vendor == "postgresql":
+            # Lock in pk order (deadlock-free against other batches); the token check below happens under the
+            # lock, so a job re-leased a moment ago by the sweeper and a claimer is fenced off.
+            params: list[Any] = [",".join(by_id)]
+            scope = ""
+            if workspace_id is not None:
+                scope = "AND j.workspace_id = %s"
+                params.append(workspace_id)
+            with connection.cursor() as cursor:
+                cursor.execute(_LOCK_SQL.format(scope=scope) + "; SELECT now()", params)
+                rows = [_Locked(r) for r in cursor.fetchall()]
+                cursor.nextset()
+                now = cursor.fetchone()[0]
+            valid = [r for r in rows if r.lease_token == by_id[r.id].lease_token]
+            finishes = [_decide(r, by_id[r.id], now, r.policy) for r in valid]
+            ready = _apply(now=now, finishes=finishes, ready_queue_id=ready_queue_id)
+        else:
+            now = db_now()
+            qs = Job.objects.filter(id__in=list(by_id), state=JobState.ACTIVE).select_related("queue")
+            if workspace_id is not None:
+                qs = qs.filter(workspace_id=workspace_id)
+            jobs = list(qs.order_by("id").select_for_update(of=("self",)))
+            valid = [j for j in jobs if j.lease_token == by_id[j.id].lease_token]
+            finishes = [_decide(j, by_id[j.id], now, j.retry_policy or j.queue.retry_policy) for j in valid]
+            ready = _apply(now=now, finishes=finishes, ready_queue_id=ready_queue_id)
+        valid_ids = {f.job.id for f in finishes}
+    lost = [o.job_id for o in outcomes if o.job_id not in valid_ids]
+    return lost, ready
 
 
-def _decide(job: Job, o: Outcome, now: datetime) -> _Finish:
-    """Set the job's new state in memory; the caller writes all of them at once."""
-    policy = job.retry_policy or job.queue.retry_policy
+def _decide(job: Any, o: Outcome, now: datetime, policy: dict | None) -> _Finish:
+    """Set the job's new state in memory (a Job, or a _Locked row); the caller writes all of them at once."""
     job.updated_at = now
     job.lease_token = None
     job.lease_expires_at = None
@@ -478,7 +555,7 @@ def _decide(job: Job, o: Outcome, now: datetime) -> _Finish:
         job.result = o.result
         job.finished_at = now
         job.last_error = None
-        return _Finish(job, ExecutionStatus.SUCCESS, o, o.duration_ms)
+        return _Finish(job, ExecutionStatus.SUCCESS, o, o.duration_ms, set_result=True)
 
     error = o.error or {"message": o.kind, "type": o.kind}
     if o.http_status is not None and "http_status" not in error:
@@ -512,7 +589,7 @@ def _decide(job: Job, o: Outcome, now: datetime) -> _Finish:
 
 
 def _fail_or_retry(
-    job: Job, o: Outcome, now: datetime, policy: dict | None, status: str, *, min_delay_ms: int = 0
+    job: Any, o: Outcome, now: datetime, policy: dict | None, status: str, *, min_delay_ms: int = 0
 ) -> _Finish:
     if not o.retry or job.attempts >= job.max_attempts:
         job.state = JobState.FAILED
@@ -529,38 +606,40 @@ _JOB_FIELDS = [
     "lease_expires_at", "worker_id", "updated_at",
 ]
 
+# PostgreSQL: the batch's job and execution rows, each as one JSON parameter (see events_insert_sql). JSON null
+# becomes SQL NULL, as the ORM stores None. The `id = ANY(array)` repeats the ids so the planner, which cannot see
+# how many rows a JSON function returns, looks them up by primary key instead of scanning the table.
+_PG_JOBS_SQL = """
+UPDATE jobs_job AS t SET
+    state = r->>1, attempts = (r->>2)::int, deferrals = (r->>3)::int,
+    run_at = coalesce((r->>4)::timestamptz, t.run_at),
+    result = CASE WHEN (r->>5)::boolean THEN nullif(r->6, 'null') ELSE t.result END,
+    last_error = nullif(r->7, 'null'), finished_at = (r->>8)::timestamptz,
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, updated_at = %s
+FROM jsonb_array_elements(%s::jsonb) AS r
+WHERE t.id = r->>0 AND t.id = ANY(string_to_array(%s, ','))
+"""
+_PG_EXECUTIONS_SQL = """
+UPDATE jobs_execution AS e SET
+    status = r->>1, completed_at = %s, duration_ms = (r->>2)::int, http_status = (r->>3)::int,
+    response_body = r->>4, error = nullif(r->5, 'null')
+FROM jsonb_array_elements(%s::jsonb) AS r
+WHERE e.id = r->>0 AND e.id = ANY(string_to_array(%s, ','))
+"""
 
-def _apply(*, now: datetime, finishes: list[_Finish]) -> None:
-    """Write a batch of decided finishes: jobs, executions, events, rollups, flows, hints. One statement each."""
+
+def _apply(*, now: datetime, finishes: list[_Finish], ready_queue_id: str | None = None) -> bool:
+    """Write a batch of decided finishes: jobs, executions, events, rollups, flows, hints.
+
+    PostgreSQL: one round trip for all of it. Returns whether `ready_queue_id` has ready jobs (False if None).
+    """
     jobs = [f.job for f in finishes]
-    bulk_set(Job, jobs, _JOB_FIELDS)
-
-    executions = []
-    for f in finishes:
-        if not f.job.execution_id:
-            continue
-        o = f.outcome
-        executions.append(
-            Execution(
-                id=f.job.execution_id,
-                status=f.execution_status,
-                completed_at=now,
-                duration_ms=f.duration_ms,
-                http_status=o.http_status if o else None,
-                response_body=_truncate(o.response_body) if o else None,
-                error=None if f.execution_status == ExecutionStatus.SUCCESS else f.job.last_error,
-            )
-        )
-    if executions:
-        bulk_set(Execution, executions, ["status", "completed_at", "duration_ms", "http_status", "response_body",
-                                         "error"])
-
     events: list[PendingEvent] = []
     stats: dict[tuple[str, str], StatDelta] = {}
     retry_queues: set[str] = set()
     for f in finishes:
         job = f.job
-        qname = job.queue.name
+        qname = f.queue_name
         base = {"attempt": job.attempts}
         delta = stats.setdefault((job.queue_id, job.workspace_id), StatDelta(queue_id=job.queue_id,
                                                                              workspace_id=job.workspace_id))
@@ -589,15 +668,93 @@ def _apply(*, now: datetime, finishes: list[_Finish]) -> None:
             delta.timeout += 1
         if f.duration_ms is not None and f.execution_status != ExecutionStatus.DEFERRED:
             delta.add_duration(f.duration_ms)
-    events_emit(events, now=now)
-    stats_record(deltas=list(stats.values()), now=now)
-    _release_parents(now=now, children=[j for j in jobs if j.is_terminal and j.parent_id])
+
+    ready = False
+    if connection.vendor == "postgresql":
+        ready = _write_pg(now=now, finishes=finishes, events=events, deltas=list(stats.values()),
+                          ready_queue_id=ready_queue_id)
+    else:
+        if jobs:
+            bulk_set(Job, jobs, _JOB_FIELDS)
+        executions = [
+            Execution(
+                id=f.job.execution_id,
+                status=f.execution_status,
+                completed_at=now,
+                duration_ms=f.duration_ms,
+                http_status=f.outcome.http_status if f.outcome else None,
+                response_body=_truncate(f.outcome.response_body) if f.outcome else None,
+                error=None if f.execution_status == ExecutionStatus.SUCCESS else f.job.last_error,
+            )
+            for f in finishes
+            if f.job.execution_id
+        ]
+        if executions:
+            bulk_set(Execution, executions, ["status", "completed_at", "duration_ms", "http_status",
+                                             "response_body", "error"])
+        events_emit(events, now=now)
+        stats_record(deltas=list(stats.values()), now=now)
+        if ready_queue_id is not None:
+            ready = Job.objects.filter(queue_id=ready_queue_id, state=JobState.WAITING).exists()
+    jobs_release_parents(now=now, children=[j for j in jobs if j.is_terminal and j.parent_id])
     if retry_queues:
         kick_on_commit(retry_queues)
+    return ready
 
 
-def _release_parents(*, now: datetime, children: list[Job]) -> None:
-    """Flows: a parent waiting for children is released (or failed) once all its children are terminal."""
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _write_pg(
+    *, now: datetime, finishes: list[_Finish], events: list[PendingEvent], deltas: list[StatDelta],
+    ready_queue_id: str | None,
+) -> bool:
+    """Jobs, executions, events and rollups of a batch in one multi-statement round trip."""
+    parts: list[tuple[str, list[Any]]] = []
+    if finishes:
+        job_rows = [
+            [j.id, str(j.state), j.attempts, j.deferrals, _iso(j.run_at), f.set_result, j.result, j.last_error,
+             _iso(j.finished_at)]
+            for f in finishes
+            for j in (f.job,)
+        ]
+        parts.append((_PG_JOBS_SQL, [now, json_param(job_rows), ",".join(f.job.id for f in finishes)]))
+        exe_rows = [
+            [f.job.execution_id, str(f.execution_status), f.duration_ms, f.outcome.http_status if f.outcome else None,
+             _truncate(f.outcome.response_body) if f.outcome else None,
+             None if f.execution_status == ExecutionStatus.SUCCESS else f.job.last_error]
+            for f in finishes
+            if f.job.execution_id
+        ]
+        if exe_rows:
+            parts.append((_PG_EXECUTIONS_SQL, [now, json_param(exe_rows), ",".join(r[0] for r in exe_rows)]))
+    if events:
+        parts.append(events_insert_sql(events, now=now))
+    stat = stats_upsert_sql(deltas=deltas, now=now)
+    if stat is not None:
+        parts.append(stat)
+    if ready_queue_id is not None:
+        parts.append(("SELECT EXISTS (SELECT 1 FROM jobs_job WHERE queue_id = %s AND state = 'waiting')",
+                      [ready_queue_id]))
+    if not parts:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(";\n".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
+        if ready_queue_id is None:
+            return False
+        while cursor.nextset():
+            pass
+        # The last statement's rows: psycopg leaves the cursor on the final result after nextset() runs out.
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+
+def jobs_release_parents(*, now: datetime, children: list[Any]) -> None:
+    """Flows: a parent waiting for children is released (or failed) once all its children are terminal.
+
+    `children` are the jobs (or rows with `parent_id`) that just finished; only their parent ids are read.
+    """
     parent_ids = sorted({c.parent_id for c in children})
     if not parent_ids:
         return
@@ -645,7 +802,7 @@ def _release_parents(*, now: datetime, children: list[Job]) -> None:
     if released:
         kick_on_commit({p.queue_id for p in released})
     # A failed parent may itself be a child of a flow further up.
-    _release_parents(now=now, children=[p for p in dead if p.parent_id])
+    jobs_release_parents(now=now, children=[p for p in dead if p.parent_id])
 
 
 # --- sweeper -------------------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def events_insert_sql(events: list[PendingEvent], *, now: datetime | None = None
         rows.append([event_id, ev.workspace_id, ev.type, ev.queue_name, ev.job_id, ev.data])
     sql = (
         "INSERT INTO jobs_event (id, workspace_id, type, queue_name, job_id, data, created_at) "
-        "SELECT r->>0, r->>1, r->>2, r->>3, r->>4, coalesce(r->5, '{}'::jsonb), coalesce(%s, now()) "
+        "SELECT r->>0, r->>1, r->>2, r->>3, r->>4, coalesce(nullif(r->5, 'null'), '{}'::jsonb), coalesce(%s, now()) "
         "FROM jsonb_array_elements(%s::jsonb) AS r"
     )
     return sql, [now, json_param(rows)]

@@ -125,7 +125,7 @@ def _delete_jobs(ids: list[str]) -> None:
 
 def _release_parents_of(parent_ids: Iterable[str], *, now: datetime) -> None:
     """A child that is cancelled or removed no longer holds its flow parent back (engine's release rule)."""
-    from jobs.services.engine import _release_parents
+    from jobs.services.engine import jobs_release_parents as _release_parents
 
     _release_parents(now=now, children=[Job(parent_id=p) for p in set(parent_ids) if p])
 

@@ -70,7 +70,7 @@ def receiver():
     server = ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: _handler(holder["r"])(*a))
     server.daemon_threads = True
     holder["r"] = Receiver(server=server)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield holder["r"]
     server.shutdown()

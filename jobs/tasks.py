@@ -30,27 +30,20 @@ def _recycle_connections(**kwargs) -> None:
 def deliver_queue(queue_id: str) -> int:
     """Claim a batch of a push queue, deliver it concurrently, record every outcome at once, re-kick."""
     # Cleared first: a kick that arrives while this batch is in flight schedules the next run.
-    import time as _t
-    _a = _t.time()
     clear_kick(queue_id)
-    _b = _t.time()
     # One round trip: the queue row (locked, so pause and concurrency are exact) and the leased batch.
     queue, jobs = job_claim_push(queue_id=queue_id, limit=max(1, settings.SPINDLE_DELIVERY_BATCH))
-    _c = _t.time()
     if queue is None or not jobs:
         return 0
     if len(jobs) >= min(settings.SPINDLE_DELIVERY_BATCH, queue.concurrency):
         # More may be ready: let another worker process claim the next batch while this one is in flight.
         send_hints([queue_id])
     outcomes = delivery.deliver_batch(queue, jobs)
-    _d = _t.time()
     lost, more = jobs_deliver_outcomes(outcomes=outcomes, queue_id=queue_id)
     if lost:
         logger.info("queue %s: %d outcome(s) fenced off (lease lost)", queue_id, len(lost))
     if more:
         send_hints([queue_id])
-    _e = _t.time()
-    logger.warning("TIMING start=%.4f clear=%.1f claim=%.1f deliver=%.1f record=%.1f", _a % 100, (_b-_a)*1000, (_c-_b)*1000, (_d-_c)*1000, (_e-_d)*1000)
     return len(jobs)
 
 

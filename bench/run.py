@@ -2,7 +2,8 @@
 
 Sets up its own database (`spindle_bench`, next to the one DATABASE_URL names), measures each metric beside
 a baseline taken in the same run, prints a table and writes bench/results.json (format in PERF.md).
-Groups: enqueue, push, latency, list. `--size` scales the data (0.1 for a quick run).
+Groups: enqueue, push, latency, list, pull (bench/pull.py), schedules (bench/schedules.py), memory.
+`--size` scales the data (0.1 for a quick run).
 """
 
 from __future__ import annotations
@@ -284,6 +285,11 @@ def bench_push(size: float, procs: Procs) -> None:
     from bench.plain_celery import post as plain_post
 
     plain_app.connection_for_write().default_channel.client.delete("plain_bench")
+    # Both sides are measured warm (imports done, pooled connections open): steady state, not start-up.
+    for b in bodies[:50]:
+        plain_post.delay(url, b)
+    _wait_count(ep, 50, 120)
+    _endpoint_reset(ep)
     m = max(300, n // 5)  # plain Celery is slow; a fifth of the jobs measures its rate well enough
     t0 = time.perf_counter()
     with plain_app.producer_or_acquire() as producer:
@@ -295,8 +301,12 @@ def bench_push(size: float, procs: Procs) -> None:
     # Spindle: enqueue in batches of 1,000 (hints on commit), 2 worker processes deliver end to end.
     _spindle_worker(procs)
     ws, _key = make_workspace()
+    # Concurrency 200: each of the 2 worker processes holds a full batch (SPINDLE_DELIVERY_BATCH, 100) in flight.
     q = make_queue(ws, f"push-{int(time.time())}", delivery="push", concurrency=200,
                    endpoint={"url": url, "timeout_ms": 30000})
+    job_enqueue_batch(workspace=ws, queue=q, specs=[JobSpec(payload={"warm": i}) for i in range(400)])
+    _wait_count(ep, 400, 120)
+    _endpoint_reset(ep)
     t0 = time.perf_counter()
     for start in range(0, n, 1000):
         job_enqueue_batch(workspace=ws, queue=q, specs=[JobSpec(payload={"n": i})
@@ -399,7 +409,74 @@ def bench_list(size: float, procs: Procs) -> None:
         cur.execute("DELETE FROM jobs_job WHERE queue_id = %s", [q.id])
 
 
+def bench_pull(size: float, procs: Procs) -> None:
+    from bench import pull
+
+    RESULTS.extend(pull.run(max(1000, int(pull.DEFAULT_SIZE * size))))
+
+
+def bench_schedules(size: float, procs: Procs) -> None:
+    from bench import schedules
+
+    RESULTS.extend(schedules.run(max(100, int(schedules.DEFAULT_SIZE * size))))
+
+
+def _rss_of_groups(pgids: set[int]) -> tuple[float, int]:
+    """Summed RSS (MB) and count of the live processes in these process groups."""
+    total_kb, count = 0, 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
+            if pgrp not in pgids:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+                    count += 1
+        except (OSError, ValueError, IndexError):
+            continue
+    return total_kb / 1024, count
+
+
+def bench_memory(size: float, procs: Procs) -> None:
+    """Idle RSS of a `make run` process set: gunicorn (as in the Procfile) and a worker with embedded beat, on the
+    embedded defaults (SQLite, filesystem broker, database cache) in a throw-away SPINDLE_VAR_DIR."""
+    import shutil
+    import tempfile
+
+    var_dir = tempfile.mkdtemp(prefix="spindle-mem-")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "SPINDLE_CELERY_QUEUE", "TEST_DB_NAME")}
+    env.update({"SPINDLE_VAR_DIR": var_dir, "DJANGO_SETTINGS_MODULE": "config.settings"})
+    try:
+        for cmd in (["migrate", "--no-input", "-v0"], ["createcachetable"]):
+            subprocess.run([sys.executable, "manage.py", *cmd], cwd=ROOT, env=env, check=True)
+        port = free_port()
+        web = procs.start([str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
+                           "--workers", "2", "--threads", "4"], env=env, log="mem-web")
+        worker = procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-l", "info",
+                              "--concurrency", "2", "-s", str(Path(var_dir) / "beat-schedule")],
+                             env=env, log="mem-worker")
+        wait_port(port, 60)
+        wait_log("mem-worker", " ready.", 60)
+        time.sleep(10)  # idle: beat has ticked the sweeper a few times, nothing else runs
+        rss, count = _rss_of_groups({web.pid, worker.pid})
+        record("idle_rss_mb", rss, "MB", f"<= 400 MB ({count} processes: gunicorn, celery worker -B)")
+    finally:
+        procs.stop_all()
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
 GROUPS = {"enqueue": bench_enqueue, "push": bench_push, "latency": bench_latency, "list": bench_list}
+# Groups other parts contribute, when their files exist.
+if (ROOT / "bench" / "pull.py").exists():
+    GROUPS["pull"] = bench_pull
+if (ROOT / "bench" / "schedules.py").exists():
+    GROUPS["schedules"] = bench_schedules
+GROUPS["memory"] = bench_memory
 
 
 def main() -> None:
@@ -414,7 +491,14 @@ def main() -> None:
     try:
         for g in groups:
             print(f"-- {g} ...", flush=True)
-            GROUPS[g](args.size, procs)
+            started = time.perf_counter()
+            try:
+                GROUPS[g](args.size, procs)
+            except Exception as exc:  # noqa: BLE001 - one broken group must not lose the others' results
+                print(f"   {g} failed: {exc!r}", flush=True)
+            finally:
+                procs.stop_all()
+            print(f"   {g} took {time.perf_counter() - started:.0f} s", flush=True)
     finally:
         procs.stop_all()
     print()

@@ -52,7 +52,11 @@ class Job(models.Model):
     timeout_ms = models.PositiveIntegerField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     group = models.CharField(max_length=128, null=True, blank=True)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    # db_index=False: the partial index jobs_job_parent serves every lookup; a full one (plus its `_like` twin)
+    # would be written on each of the two non-HOT updates per attempt.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children", db_index=False
+    )
     wait_for_children = models.BooleanField(default=False)
     ignore_child_failures = models.BooleanField(default=False)
     http = models.JSONField(null=True, blank=True)
@@ -145,8 +149,11 @@ class Execution(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=_execution_id, editable=False)
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions", null=True, blank=True)
-    queue = models.ForeignKey("queues.Queue", on_delete=models.CASCADE, related_name="+")
+    # No single-column FK indexes: jobs_exec_job_attempt and jobs_exec_queue_started start with these columns.
+    job = models.ForeignKey(
+        Job, on_delete=models.CASCADE, related_name="executions", null=True, blank=True, db_index=False
+    )
+    queue = models.ForeignKey("queues.Queue", on_delete=models.CASCADE, related_name="+", db_index=False)
     schedule_id = models.CharField(max_length=40, null=True, blank=True)
     attempt = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.RUNNING)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from celery import shared_task
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_process_init
 from django.conf import settings
 from django.db import close_old_connections
 
@@ -14,6 +15,16 @@ from jobs.services.dispatch import clear_kick, send_hints
 from jobs.services.engine import job_claim_push, jobs_deliver_outcomes, jobs_sweep
 
 logger = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _freeze_startup_heap(**kwargs) -> None:
+    """Move everything imported at start-up out of the garbage collector's reach.
+
+    Django, Celery and aiohttp leave ~10^5 long-lived objects; every full collection walked them all, which cost
+    ~10 % of a delivery batch's CPU and added multi-millisecond pauses to the enqueue -> delivery latency.
+    """
+    gc.freeze()
 
 
 @task_prerun.connect

@@ -33,6 +33,7 @@ MAX_FREE_DEFERRALS = 10
 # The group query looks at this many ready jobs at most, so a huge backlog does not make each claim scan it all.
 GROUP_SCAN_WINDOW = 5000
 SWEEP_BATCH = 5000
+MAX_CLAIM = 10000
 
 OutcomeKind = Literal["success", "failure", "timeout", "deferred", "gone", "cancelled"]
 _TERMINAL = [s.value for s in TERMINAL_STATES]
@@ -212,7 +213,9 @@ def job_claim_push(*, queue_id: str, limit: int) -> tuple[Queue | None, list[Job
         queue = Queue.objects.filter(pk=queue_id, delivery=Queue.Delivery.PUSH).first()
         if queue is None:
             return None, []
-    return queue, _claim_orm(queue=queue, limit=limit, lease_ms=queue.lease_ms)
+    jobs = _claim_orm(queue=queue, limit=limit, lease_ms=queue.lease_ms)
+    # The claim re-read the queue under its lock; hand back that fresher row, the one the jobs carry.
+    return (jobs[0].queue if jobs else queue), jobs
 
 
 _QUEUE_FIELDS = [f for f in Queue._meta.concrete_fields]
@@ -304,9 +307,11 @@ SELECT {_JOB_COLS} FROM upd ORDER BY rn
 def _claim_pg(
     *, queue_id: str, limit: int, lease_ms: int | None, worker_id: str | None, delivery: str | None = None
 ) -> tuple[Queue | None, list[Job]]:
+    # Ids are minted for the whole limit up front (the SQL pairs them with the rows it leases), so bound it.
+    limit = min(int(limit), MAX_CLAIM)
     params = {
         "queue": queue_id,
-        "limit": int(limit),
+        "limit": limit,
         "lease_ms": None if lease_ms is None else int(lease_ms),
         "min_lease_ms": int(settings.SPINDLE_MIN_LEASE_MS),
         "worker": worker_id,

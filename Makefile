@@ -34,7 +34,7 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py bootstrap_demo
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) $(VENV)/bin/honcho -f Procfile start
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) bin/run-procfile Procfile
 
 test: install-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) \

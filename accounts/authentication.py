@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -16,6 +18,64 @@ from .models import ApiKey, Workspace
 from .services import KEY_PREFIX, hash_api_key
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+_Loader = tuple[type, list[str], int, int, list[tuple[int, list, Any]]]
+
+
+def _key_lookup_sql() -> tuple[str, list[_Loader]]:
+    """One SELECT of key + workspace + plan in concrete-field order, built once per process: compiling the
+    equivalent select_related queryset cost more CPU than the query itself on every API request."""
+    from billing.models import Plan
+
+    quote = connection.ops.quote_name
+    columns: list[str] = []
+    loaders: list[_Loader] = []
+    for model, alias in ((ApiKey, "k"), (Workspace, "w"), (Plan, "p")):
+        fields = model._meta.concrete_fields
+        start = len(columns)
+        columns += [f"{alias}.{quote(f.column)}" for f in fields]
+        # The value converters the ORM's compiler would apply (e.g. JSON and SQLite datetimes), found once.
+        converters = []
+        for i, f in enumerate(fields):
+            col = f.get_col(model._meta.db_table)
+            found = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+            if found:
+                converters.append((i, found, col))
+        loaders.append((model, [f.attname for f in fields], start, len(columns), converters))
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {ApiKey._meta.db_table} k"
+        f" JOIN {Workspace._meta.db_table} w ON w.{quote(Workspace._meta.pk.column)} = k.{quote('workspace_id')}"
+        f" JOIN {Plan._meta.db_table} p ON p.{quote(Plan._meta.pk.column)} = w.{quote('plan_id')}"
+        f" WHERE k.{quote('key_hash')} = %s"
+    )
+    return sql, loaders
+
+
+_KEY_LOOKUP: dict[str, tuple[str, list[_Loader]]] = {}
+
+
+def _api_key_by_hash(key_hash: str) -> ApiKey | None:
+    lookup = _KEY_LOOKUP.get(connection.vendor)
+    if lookup is None:
+        lookup = _KEY_LOOKUP[connection.vendor] = _key_lookup_sql()
+    sql, loaders = lookup
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    objs = []
+    for model, attnames, start, end, converters in loaders:
+        values = list(row[start:end])
+        for i, funcs, col in converters:
+            for func in funcs:
+                values[i] = func(values[i], col, connection)
+        objs.append(model.from_db(connection.alias, attnames, values))
+    key, workspace, plan = objs
+    workspace.plan = plan
+    key.workspace = workspace
+    return key
 
 
 @dataclass
@@ -49,11 +109,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if token is None or not token.startswith(KEY_PREFIX):
             return None  # another authenticator (JWT) may take it; none -> 401
         # The lookup is by SHA-256 digest on a unique index: no timing signal about stored keys.
-        key = (
-            ApiKey.objects.select_related("workspace", "workspace__plan")
-            .filter(key_hash=hash_api_key(token))
-            .first()
-        )
+        key = _api_key_by_hash(hash_api_key(token))
         if key is None or key.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         now = timezone.now()

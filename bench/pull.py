@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DB = "spindle_bench_pull"
+BENCH_DB = os.environ.get("SPINDLE_BENCH_PULL_DB", "spindle_bench_pull")
 DEFAULT_SIZE = 20_000
 WORKERS = 4
 BATCH = 100

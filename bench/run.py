@@ -2,7 +2,7 @@
 
 Sets up its own database (`spindle_bench`, next to the one DATABASE_URL names), measures each metric beside
 a baseline taken in the same run, prints a table and writes bench/results.json (format in PERF.md).
-Groups: enqueue, push, latency, list, pull (bench/pull.py), schedules (bench/schedules.py), memory.
+Groups: enqueue (batch and single), push, latency, delayed, list, pull (bench/pull.py), schedules (bench/schedules.py), memory.
 `--size` scales the data (0.1 for a quick run).
 """
 
@@ -176,12 +176,47 @@ class Http:
         return resp.status, resp.read()
 
 
-def start_web(procs: Procs) -> int:
+def start_web(procs: Procs, *, settings_module: str = "config.settings") -> int:
+    """gunicorn as the Procfile runs it (2 workers x 4 threads). `bench.settings` adds the bench-only ping route."""
     port = free_port()
     procs.start([str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
-                 "--threads", "4"], log="web")
+                 "--threads", "4"], env={"DJANGO_SETTINGS_MODULE": settings_module}, log="web")
     wait_port(port)
     return port
+
+
+SINGLE_CLIENTS = 16
+
+
+def _concurrent_requests(port: int, method: str, path: str, *, headers: dict[str, str], body: bytes | None,
+                         seconds: float, expect: int) -> tuple[float, list[float]]:
+    """SINGLE_CLIENTS clients, each one keep-alive connection sending requests back to back for `seconds`.
+    Returns (requests/s, latencies in ms)."""
+    import aiohttp
+
+    async def main() -> tuple[float, list[float]]:
+        url = f"http://127.0.0.1:{port}{path}"
+        latencies: list[float] = []
+        connector = aiohttp.TCPConnector(limit=SINGLE_CLIENTS, force_close=False)
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+            async def client(deadline: float, sink: list[float] | None) -> None:
+                while time.perf_counter() < deadline:
+                    t0 = time.perf_counter()
+                    async with session.request(method, url, data=body) as r:
+                        data = await r.read()
+                        if r.status != expect:
+                            raise RuntimeError(f"{method} {path} answered {r.status}: {data[:300]!r}")
+                    if sink is not None:
+                        sink.append((time.perf_counter() - t0) * 1000)
+
+            # Warm-up: every connection open, every gunicorn thread past its first request.
+            await asyncio.gather(*(client(time.perf_counter() + 1.0, None) for _ in range(SINGLE_CLIENTS)))
+            t0 = time.perf_counter()
+            deadline = t0 + seconds
+            await asyncio.gather(*(client(deadline, latencies) for _ in range(SINGLE_CLIENTS)))
+            return len(latencies) / (time.perf_counter() - t0), latencies
+
+    return asyncio.run(main())
 
 
 # --- groups --------------------------------------------------------------------------------------------------
@@ -221,6 +256,29 @@ def bench_enqueue(size: float, procs: Procs) -> None:
     raw_rate = batches * 1000 / (time.perf_counter() - t0)
     record("batch_enqueue_jobs_per_s", rest_rate, "jobs/s", ">= 0.35x raw INSERT",
            ("raw multi-row INSERT", raw_rate))
+    procs.stop_all()
+    bench_single_enqueue(size, procs)
+
+
+def bench_single_enqueue(size: float, procs: Procs) -> None:
+    """One job per request, 16 concurrent clients, beside a DRF ping on the same gunicorn server (bench-only
+    route from bench/settings.py). The workspace's plan has a requests/minute limit (raised out of reach), so
+    the per-workspace throttle is on the measured path as it is for a paying customer."""
+    vacuum_jobs_tables()
+    ws, key = make_workspace()
+    q = make_queue(ws, f"single-{int(time.time())}", delivery="pull")
+    port = start_web(procs, settings_module="bench.settings")
+    seconds = max(3.0, 10.0 * size)
+    ping_rate, _ = _concurrent_requests(port, "GET", "/bench/ping", headers={}, body=None, seconds=seconds,
+                                        expect=200)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    body = json.dumps({"payload": {"text": "x" * 64}, "tags": ["bench"]}).encode()
+    rate, lat = _concurrent_requests(port, "POST", f"/v1/queues/{q.name}/jobs", headers=headers, body=body,
+                                     seconds=seconds, expect=201)
+    record("single_enqueue_jobs_per_s", rate, "jobs/s", ">= 0.4x DRF ping (16 clients)",
+           ("DRF ping, same gunicorn", ping_rate))
+    record("single_enqueue_p50_ms", pct(lat, 50), "ms", "informational (16 clients)")
+    record("single_enqueue_p99_ms", pct(lat, 99), "ms", "<= 50 ms (16 clients)")
     procs.stop_all()
 
 
@@ -370,6 +428,40 @@ def bench_latency(size: float, procs: Procs) -> None:
     procs.stop_all()
 
 
+def bench_delayed(size: float, procs: Procs) -> None:
+    """Delay from a job's run_at to its delivery start (light load), with the worker and its embedded beat as
+    `make run` starts them (the sweeper promotes due jobs)."""
+    from datetime import UTC, datetime, timedelta
+
+    from jobs.services.enqueue import job_enqueue
+    from jobs.specs import JobSpec
+
+    vacuum_jobs_tables()
+    ep = _endpoint(procs)
+    procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-l", "info", "-c", "2",
+                 "-Q", SPINDLE_QUEUE, "--without-gossip", "--without-mingle", "-n", f"benchd{time.time()}@%h",
+                 "-s", str(ROOT / "var" / "bench-beat-schedule")], log="delayed-worker")
+    wait_log("delayed-worker", " ready.")
+    ws, _key = make_workspace()
+    q = make_queue(ws, f"delayed-{int(time.time())}", delivery="push", concurrency=50,
+                   endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": 30000})
+    job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"warm": 1}))  # warm: worker imports, pooled client
+    _wait_count(ep, 1, 60)
+    _endpoint_reset(ep)
+    samples = max(50, int(200 * size))
+    delay = timedelta(milliseconds=1500)
+    for i in range(samples):
+        # Run times spread over many sweeper periods (one every 37 ms), each 1.5 s after its enqueue.
+        run_at = datetime.now(UTC) + delay
+        job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"t": run_at.timestamp(), "i": i}, run_at=run_at))
+        time.sleep(0.037)
+    _wait_count(ep, samples, 60)
+    lat = _endpoint_stats(ep)["latencies_ms"]
+    record("delayed_start_p50_ms", pct(lat, 50), "ms", "informational (run_at -> delivery start)")
+    record("delayed_start_p99_ms", pct(lat, 99), "ms", "<= 1000 ms (run_at -> delivery start)")
+    procs.stop_all()
+
+
 def bench_list(size: float, procs: Procs) -> None:
     from django.db import connection
 
@@ -490,7 +582,8 @@ def bench_memory(size: float, procs: Procs) -> None:
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
-GROUPS = {"enqueue": bench_enqueue, "push": bench_push, "latency": bench_latency, "list": bench_list}
+GROUPS = {"enqueue": bench_enqueue, "push": bench_push, "latency": bench_latency, "delayed": bench_delayed,
+          "list": bench_list}
 # Groups other parts contribute, when their files exist.
 if (ROOT / "bench" / "pull.py").exists():
     GROUPS["pull"] = bench_pull

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import stripe
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
@@ -60,47 +59,66 @@ def quota_consume(*, workspace: Workspace, count: int, now: datetime | None = No
     """
     if count <= 0:
         return 0
-    period = current_period(now)
-    limit = workspace.plan.jobs_per_month
-    if limit is not None and count > limit:
-        raise QuotaExceeded(
-            details={
-                "used": quota_used(workspace=workspace, period=period),
-                "limit": limit,
-                "plan": workspace.plan_id,
-            }
-        )
     if connection.vendor == "postgresql":
-        condition = "" if limit is None else " WHERE billing_usagecounter.jobs_enqueued + %s <= %s"
-        params: list[Any] = [workspace.id, period, count, count]
-        if limit is not None:
-            params += [count, limit]
+        sql, params = quota_consume_statement(workspace=workspace, count=count, now=now)
         with connection.cursor() as cursor:
             # One round trip on the enqueue hot path; the unique (workspace, period) constraint is the arbiter.
-            cursor.execute(
-                "INSERT INTO billing_usagecounter (workspace_id, period, jobs_enqueued) VALUES (%s, %s, %s)"
-                " ON CONFLICT (workspace_id, period) DO UPDATE"
-                " SET jobs_enqueued = billing_usagecounter.jobs_enqueued + %s"
-                f"{condition} RETURNING jobs_enqueued",
-                params,
-            )
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is not None:
             return int(row[0])
-    else:
-        # SQLite: the connection already holds the write lock (BEGIN IMMEDIATE), so this cannot race.
-        UsageCounter.objects.bulk_create(
-            [UsageCounter(workspace=workspace, period=period, jobs_enqueued=0)], ignore_conflicts=True
-        )
-        counters = UsageCounter.objects.filter(workspace=workspace, period=period)
-        if limit is not None:
-            counters = counters.filter(jobs_enqueued__lte=limit - count)
-        if counters.update(jobs_enqueued=F("jobs_enqueued") + count):
-            return UsageCounter.objects.get(workspace=workspace, period=period).jobs_enqueued
-    raise QuotaExceeded(
+        raise quota_exceeded(workspace=workspace, now=now)
+    period = current_period(now)
+    limit = workspace.plan.jobs_per_month
+    if limit is not None and count > limit:
+        raise quota_exceeded(workspace=workspace, now=now)
+    # SQLite: the connection already holds the write lock (BEGIN IMMEDIATE), so this cannot race.
+    UsageCounter.objects.bulk_create(
+        [UsageCounter(workspace=workspace, period=period, jobs_enqueued=0)], ignore_conflicts=True
+    )
+    counters = UsageCounter.objects.filter(workspace=workspace, period=period)
+    if limit is not None:
+        counters = counters.filter(jobs_enqueued__lte=limit - count)
+    if counters.update(jobs_enqueued=F("jobs_enqueued") + count):
+        return UsageCounter.objects.get(workspace=workspace, period=period).jobs_enqueued
+    raise quota_exceeded(workspace=workspace, now=now)
+
+
+def quota_consume_statement(*, workspace: Workspace, count: int, now: datetime | None = None) -> tuple[str, list[Any]]:
+    """PostgreSQL: quota_consume's conditional upsert as (sql, params), for a caller that sends it with other
+    statements of its transaction in one round trip. It returns one row (the new usage), or none when the
+    quota is short: the caller must then raise `quota_exceeded(...)` so its transaction rolls back.
+
+    Sent last before COMMIT, it holds the counter's row lock (which serialises a workspace's enqueues) for as
+    short a time as possible. A `count` above the plan's whole limit matches no row either.
+    """
+    period = current_period(now)
+    limit = workspace.plan.jobs_per_month
+    params: list[Any] = [workspace.id, period, count, count]
+    condition = ""
+    if limit is not None:
+        condition = " WHERE billing_usagecounter.jobs_enqueued + %s <= %s"
+        params += [count, limit]
+    if limit is not None and count > limit:
+        condition = " WHERE false"
+        params = params[:4]
+    sql = (
+        "INSERT INTO billing_usagecounter (workspace_id, period, jobs_enqueued)"
+        + (" SELECT %s, %s, %s WHERE false" if limit is not None and count > limit else " VALUES (%s, %s, %s)")
+        + " ON CONFLICT (workspace_id, period) DO UPDATE"
+        " SET jobs_enqueued = billing_usagecounter.jobs_enqueued + %s"
+        f"{condition} RETURNING jobs_enqueued"
+    )
+    return sql, params
+
+
+def quota_exceeded(*, workspace: Workspace, now: datetime | None = None) -> QuotaExceeded:
+    """The QuotaExceeded error for this workspace's current period (with its usage and limit)."""
+    period = current_period(now)
+    return QuotaExceeded(
         details={
             "used": quota_used(workspace=workspace, period=period),
-            "limit": limit,
+            "limit": workspace.plan.jobs_per_month,
             "plan": workspace.plan_id,
         }
     )
@@ -277,6 +295,8 @@ def plan_for_price(price_id: str) -> Plan | None:
 
 def _stripe_call(fn: Any, **kwargs: Any) -> Any:
     """A Stripe API call; its failures become 503 without leaking provider details."""
+    import stripe  # imported on use: the library costs ~30 MB in every process that never bills
+
     try:
         return fn(**kwargs)
     except stripe.StripeError as exc:
@@ -474,6 +494,8 @@ def stripe_webhook_handle(*, payload: bytes, signature: str | None) -> dict[str,
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise BillingNotConfigured("Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET).")
+    import stripe
+
     try:
         stripe.Webhook.construct_event(payload, signature, secret)
     except stripe.SignatureVerificationError:

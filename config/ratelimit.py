@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest, HttpResponse
-from django_ratelimit.core import get_usage
+from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, get_usage
+from redis.exceptions import NoScriptError
 from rest_framework.throttling import BaseThrottle
 
 from .exceptions import RateLimited
@@ -65,11 +68,54 @@ def _usage(request: Any, *, group: str, key: Any, rate: Any) -> RateLimitState |
     )
 
 
+# SET NX EX (the window's first request starts the count at 0 with django-ratelimit's expiry), then INCR.
+_COUNT_LUA = "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCR', KEYS[1])"
+_count_sha: str | None = None
+
+
+def _eval_count(client: Any, key: str, ttl_s: int) -> int:
+    """Run the script by SHA, loading it once per process (and again if Redis restarted and forgot it)."""
+    global _count_sha
+    if _count_sha is not None:
+        try:
+            return int(client.evalsha(_count_sha, 1, key, ttl_s))
+        except NoScriptError:
+            pass
+    _count_sha = client.script_load(_COUNT_LUA)
+    return int(client.evalsha(_count_sha, 1, key, ttl_s))
+
+
+def _redis_count(*, group: str, value: str, limit: int, period: int) -> RateLimitState | None:
+    """django-ratelimit's fixed-window count in ONE Redis round trip, or None when the cache is not Redis.
+
+    get_usage costs three (SET NX, then the Django client's EXISTS + INCRBY) on every API request. Same window,
+    same cache key and same stored integer, so processes on either path count into the same budget.
+    """
+    cache = caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+    if not isinstance(cache, RedisCache):
+        return None
+    window = _get_window(value, period)
+    key = cache.make_and_validate_key(_make_cache_key(group, window, (limit, period), value, None))
+    client = cache._cache.get_client(key, write=True)
+    # A script, not a pipeline: building a redis-py pipeline copies ~170 response callbacks per request.
+    count = _eval_count(client, key, period + EXPIRATION_FUDGE)
+    return RateLimitState(
+        limit=limit, remaining=max(0, limit - count), reset=window, limited=count > limit
+    )
+
+
 def workspace_rate_consume(request: Any, *, workspace: Any) -> RateLimitState | None:
     """Count one request against the workspace's plan rate; None for unlimited plans (enterprise)."""
     rpm = workspace.plan.requests_per_minute
     if rpm is None:
         return None
+    try:
+        state = _redis_count(group=WORKSPACE_GROUP, value=str(workspace.id), limit=int(rpm), period=WINDOW_S)
+    except Exception:
+        logger.exception("rate-limit cache unavailable; letting the request through")
+        return None
+    if state is not None:
+        return state
     return _usage(request, group=WORKSPACE_GROUP, key=lambda group, req: workspace.id, rate=(rpm, WINDOW_S))
 
 

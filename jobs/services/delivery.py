@@ -153,7 +153,7 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class _Client:
-    """A persistent event loop and pooled ClientSession for this process (rebuilt after a fork)."""
+    """A persistent event loop and pooled ClientSession for this thread of this process."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
@@ -167,20 +167,19 @@ class _Client:
         return self.session
 
 
-_client: _Client | None = None
-_client_lock = threading.Lock()
+# One loop and pool per thread (and per process: rebuilt after a fork), so prefork and thread pools both work.
+_local = threading.local()
 
 
 def _get_client() -> _Client:
-    global _client
-    with _client_lock:
-        if _client is None or _client.pid != os.getpid():
-            _client = _Client()
-        return _client
+    client: _Client | None = getattr(_local, "client", None)
+    if client is None or client.pid != os.getpid():
+        client = _local.client = _Client()
+    return client
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine on this process's persistent loop (the pooled connections live there)."""
+    """Run a coroutine on this thread's persistent loop (the pooled connections live there)."""
     return _get_client().loop.run_until_complete(coro)
 
 

@@ -43,21 +43,35 @@ def _deliveries(queue_ids: list[str]) -> dict[str, str]:
     return {q: _DELIVERY[q] for q in queue_ids if q in _DELIVERY}
 
 
+def remember_delivery(queue_id: str, delivery: str) -> None:
+    """A caller that holds the queue row saves kick_on_commit its lookup of the delivery mode."""
+    _DELIVERY[queue_id] = delivery
+
+
 def kick_on_commit(queue_ids: Iterable[str]) -> None:
     """After the current transaction commits, tell workers these queues may have ready jobs."""
+    statement = kick_statement(queue_ids)
+    if statement is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*statement)
+
+
+def kick_statement(queue_ids: Iterable[str]) -> tuple[str, list] | None:
+    """kick_on_commit for a caller that batches statements: registers the push hints on commit and returns the
+    pull queues' NOTIFY (sql, params), which the caller must run in its transaction (None: nothing to run)."""
     ids = sorted(set(queue_ids))
     if not ids:
-        return
+        return None
     modes = _deliveries(ids)
     pull = [q for q in ids if modes.get(q) == "pull"]
     push = [q for q in ids if modes.get(q) == "push"]
+    if push:
+        transaction.on_commit(lambda: send_hints(push))
     if pull and connection.vendor == "postgresql":
         # NOTIFY is transactional: delivered at commit, dropped on rollback, and PostgreSQL folds identical
         # notifications of one transaction into one. One statement for all pull queues (never one per row).
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q", [NOTIFY_CHANNEL, pull])
-    if push:
-        transaction.on_commit(lambda: send_hints(push))
+        return "SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q", [NOTIFY_CHANNEL, pull]
+    return None
 
 
 def send_hints(queue_ids: Iterable[str]) -> None:

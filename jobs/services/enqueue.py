@@ -18,11 +18,11 @@ from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
 
 from accounts.models import Workspace
-from billing.services import quota_consume
+from billing.services import quota_consume, quota_consume_statement, quota_exceeded
 from config.ids import new_ids
 from jobs.models import Job, JobState
-from jobs.services.dispatch import kick_on_commit
-from jobs.services.events import PendingEvent, events_emit
+from jobs.services.dispatch import kick_on_commit, kick_statement, remember_delivery
+from jobs.services.events import PendingEvent, events_emit, events_insert_sql
 from jobs.specs import JobSpec
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 
@@ -39,6 +39,43 @@ _ROLLUP_SQL = (
     " VALUES (%s, %s, %s, %s, 0, 0, 0, 0, 0, '{}')"
     " ON CONFLICT (queue_id, minute) DO UPDATE SET enqueued = jobs_queueminutestat.enqueued + excluded.enqueued"
 )
+
+
+_QUEUE_BY_NAME: dict[str, tuple[str, list[str], list[tuple[int, list, object]]]] = {}
+
+
+def queue_by_name(*, workspace_id: str, name: str) -> Queue | None:
+    """The workspace's queue by name, or None: the per-request lookup of the enqueue and pull routes.
+
+    Raw SQL built once per process (as the ORM's compiler would build it, converters included): compiling the
+    queryset on every request cost more CPU than the indexed query itself.
+    """
+    plan = _QUEUE_BY_NAME.get(connection.vendor)
+    if plan is None:
+        quote = connection.ops.quote_name
+        fields = Queue._meta.concrete_fields
+        converters = []
+        for i, f in enumerate(fields):
+            col = f.get_col(Queue._meta.db_table)
+            found = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+            if found:
+                converters.append((i, found, col))
+        sql = (
+            f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {Queue._meta.db_table}"
+            f" WHERE {quote('workspace_id')} = %s AND {quote('name')} = %s"
+        )
+        plan = _QUEUE_BY_NAME[connection.vendor] = (sql, [f.attname for f in fields], converters)
+    sql, attnames, converters = plan
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workspace_id, name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for i, funcs, col in converters:
+        for func in funcs:
+            values[i] = func(values[i], col, connection)
+    return Queue.from_db(connection.alias, attnames, values)
 
 
 def _insert_jobs(jobs: list[Job]) -> None:
@@ -99,7 +136,7 @@ def job_enqueue_specs(
     """Create jobs for `specs` (input order kept). Must run inside a transaction the caller owns.
 
     Schedules and replays call this inside their own atomic block; the API goes through job_enqueue(_batch).
-    Raises QuotaExceeded before anything is written.
+    Raises QuotaExceeded (on PostgreSQL after the rows are written: the raise rolls the transaction back).
     """
     now = now or timezone.now()
     results: list[tuple[Job, bool] | None] = [None] * len(specs)
@@ -132,10 +169,14 @@ def job_enqueue_specs(
             first_with_key[key] = index
         new_indexes.append(index)
 
-    # (2) Quota: a conditional UPDATE on the workspace's counter; raises before any job row is written.
+    # (2) Quota: a conditional UPDATE on the workspace's counter. Its row lock serialises the workspace's
+    # enqueues until COMMIT, so on PostgreSQL it is the last statement before COMMIT (below); a short quota
+    # rolls the whole transaction back, so no job row of a refused enqueue survives either way.
     count = len(new_indexes)
+    postgres = connection.vendor == "postgresql"
     if count:
-        quota_consume(workspace=workspace, count=count, now=now)
+        if not postgres:
+            quota_consume(workspace=workspace, count=count, now=now)
 
         # (3) One statement inserts every job (COPY on PostgreSQL).
         queue_policy = queue.retry_policy or DEFAULT_RETRY_POLICY
@@ -193,27 +234,42 @@ def job_enqueue_specs(
 
         # (4) The outbox, one multi-row INSERT.
         queue_name = queue.name
-        events_emit(
-            [
-                PendingEvent(
-                    workspace_id=workspace_id,
-                    type="job:delayed" if job.state == delayed else "job:waiting",
-                    queue_name=queue_name,
-                    job_id=job.id,
-                    data={"name": job.name},
-                )
-                for job in jobs
-            ],
-            now=now,
-        )
-
-        # (5) The per-minute rollup that metrics and usage read.
-        with connection.cursor() as cursor:
-            minute = connection.ops.adapt_datetimefield_value(now.replace(second=0, microsecond=0))
-            cursor.execute(_ROLLUP_SQL, [workspace_id, queue_id, minute, count])
-
-        # (6) Broker hint after commit (a no-op for batches that are all delayed is the engine's call).
-        kick_on_commit([queue_id])
+        events = [
+            PendingEvent(
+                workspace_id=workspace_id,
+                type="job:delayed" if job.state == delayed else "job:waiting",
+                queue_name=queue_name,
+                job_id=job.id,
+                data={"name": job.name},
+            )
+            for job in jobs
+        ]
+        minute = connection.ops.adapt_datetimefield_value(now.replace(second=0, microsecond=0))
+        remember_delivery(queue_id, queue.delivery)
+        if postgres:
+            # (4)-(6) and the quota in ONE round trip: events, the NOTIFY of pull queues (delivered at commit),
+            # the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT.
+            parts = [events_insert_sql(events, now=now)]
+            notify = kick_statement([queue_id])
+            if notify is not None:
+                parts.append(notify)
+            parts.append((_ROLLUP_SQL, [workspace_id, queue_id, minute, count]))
+            parts.append(quota_consume_statement(workspace=workspace, count=count, now=now))
+            with connection.cursor() as cursor:
+                cursor.execute(";\n".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
+                while cursor.nextset():
+                    pass
+                # The cursor is left on the last statement's rows: the quota upsert's RETURNING.
+                consumed = cursor.fetchone()
+            if consumed is None:
+                raise quota_exceeded(workspace=workspace, now=now)
+        else:
+            events_emit(events, now=now)
+            # (5) The per-minute rollup that metrics and usage read.
+            with connection.cursor() as cursor:
+                cursor.execute(_ROLLUP_SQL, [workspace_id, queue_id, minute, count])
+            # (6) Broker hint after commit (a no-op for batches that are all delayed is the engine's call).
+            kick_on_commit([queue_id])
 
     # Duplicates of a key inside the batch share the first item's job.
     for index, result in enumerate(results):

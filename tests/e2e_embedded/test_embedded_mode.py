@@ -86,13 +86,10 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     port = _free_port()
     logs = open(tmp_path / "procs.log", "w")
-    web = subprocess.Popen(
-        [str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"],
-        cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    worker = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "config", "worker", "-B", "-l", "info", "--concurrency", "1",
-         "-s", str(tmp_path / "beat-schedule")],
+    # Exactly what `make run` starts: every process of the Procfile through bin/run-procfile.
+    env.update(PORT=str(port), EVENTS_PORT=str(_free_port()), HOST="127.0.0.1", PATH=f"{BIN}:{env.get('PATH', '')}")
+    runner = subprocess.Popen(
+        [str(ROOT / "bin" / "run-procfile"), "Procfile"],
         cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -126,16 +123,20 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
         assert current["state"] == "completed", current
         assert current["result"]["http_status"] == 200
         assert _Receiver.received and _Receiver.received[0]["payload"] == {"hello": "embedded"}
+        # Server-Sent Events are served by the `events` process.
+        status, _ = _call("GET", f"http://127.0.0.1:{env['EVENTS_PORT']}/v1/health")
+        assert status == 200
     finally:
-        for proc in (web, worker):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in (web, worker):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        # Ctrl-C stops every process (the runner forwards it and waits).
+        runner.send_signal(signal.SIGINT)
+        try:
+            runner.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(runner.pid, signal.SIGKILL)
+        leftovers = subprocess.run(["pgrep", "-a", "-s", str(runner.pid)], capture_output=True, text=True).stdout.splitlines()
+        leftovers = [p for p in leftovers if "<defunct>" not in p]  # exited, merely not reaped yet
+        if leftovers:
+            os.killpg(runner.pid, signal.SIGKILL)
         receiver.shutdown()
         logs.close()
+    assert not leftovers, f"processes still running after Ctrl-C: {leftovers}"

@@ -554,29 +554,33 @@ def _rss_of_groups(pgids: set[int]) -> tuple[float, int]:
 
 
 def bench_memory(size: float, procs: Procs) -> None:
-    """Idle RSS of a `make run` process set: gunicorn (as in the Procfile) and a worker with embedded beat, on the
-    embedded defaults (SQLite, filesystem broker, database cache) in a throw-away SPINDLE_VAR_DIR."""
+    """Idle RSS of exactly what `make run` starts (bin/run-procfile with the Procfile: web, events, worker with
+    embedded beat), on the embedded defaults (SQLite, filesystem broker, database cache) in a throw-away
+    SPINDLE_VAR_DIR. Every process of the runner's process group is counted, the runner itself included."""
     import shutil
     import tempfile
 
     var_dir = tempfile.mkdtemp(prefix="spindle-mem-")
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "SPINDLE_CELERY_QUEUE", "TEST_DB_NAME")}
-    env.update({"SPINDLE_VAR_DIR": var_dir, "DJANGO_SETTINGS_MODULE": "config.settings"})
+           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "SPINDLE_CELERY_QUEUE", "TEST_DB_NAME",
+                        "SECRET_KEY")}
+    port = free_port()
+    env.update({
+        "SPINDLE_VAR_DIR": var_dir, "DJANGO_SETTINGS_MODULE": "config.settings", "HOST": "127.0.0.1",
+        "PORT": str(port), "EVENTS_PORT": str(free_port()), "PATH": f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
+    })
     try:
         for cmd in (["migrate", "--no-input", "-v0"], ["createcachetable"]):
             subprocess.run([sys.executable, "manage.py", *cmd], cwd=ROOT, env=env, check=True)
-        port = free_port()
-        web = procs.start([str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-                           "--workers", "2", "--threads", "4"], env=env, log="mem-web")
-        worker = procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-l", "info",
-                              "--concurrency", "2", "-s", str(Path(var_dir) / "beat-schedule")],
-                             env=env, log="mem-worker")
+        # Not procs.start: that merges os.environ back, and with it the PostgreSQL/Redis URLs of the other groups.
+        log = open(ROOT / "var" / "bench-mem-run.log", "wb")
+        runner = subprocess.Popen([str(ROOT / "bin" / "run-procfile"), "Procfile"], cwd=ROOT, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        procs.procs.append(runner)
         wait_port(port, 60)
-        wait_log("mem-worker", " ready.", 60)
-        time.sleep(10)  # idle: beat has ticked the sweeper a few times, nothing else runs
-        rss, count = _rss_of_groups({web.pid, worker.pid})
-        record("idle_rss_mb", rss, "MB", f"<= 400 MB ({count} processes: gunicorn, celery worker -B)")
+        time.sleep(15)  # idle: beat has ticked the sweeper and the ticker a few times, nothing else runs
+        rss, count = _rss_of_groups({runner.pid})
+        record("idle_rss_mb", rss, "MB", f"<= 400 MB ({count} processes of make run's Procfile)")
     finally:
         procs.stop_all()
         shutil.rmtree(var_dir, ignore_errors=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
@@ -319,11 +320,15 @@ def _claim_pg(
         "exe_ids": ",".join(new_ids("exe", limit)),
         "evt_ids": ",".join(new_ids("evt", limit)),
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, params)
-        row = cursor.fetchone()
-        cursor.nextset()
-        rows = cursor.fetchall()
+    if connection.in_atomic_block:
+        # Inside a caller's transaction: both statements in one simple-protocol round trip, in that transaction.
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, params)
+            row = cursor.fetchone()
+            cursor.nextset()
+            rows = cursor.fetchall()
+    else:
+        row, rows = _claim_pipelined(params)
     if row is None:
         return None, []
     queue = _load_queue(row)
@@ -333,6 +338,41 @@ def _claim_pg(
     for job in jobs:
         job.queue = queue
     return queue, jobs
+
+
+_CLAIM_LOCK_SQL, _CLAIM_PICK_SQL = (part.strip() for part in _CLAIM_SQL.split(";\n", 1))
+
+
+def _claim_pipelined(params: dict[str, Any]) -> tuple[tuple | None, list[tuple]]:
+    """The claim's own transaction in ONE network flight: BEGIN, the queue lock, the claim, COMMIT (psycopg
+    pipeline mode), with both statements prepared server-side.
+
+    Planning the claim CTE costs ~1.5 ms, twice its execution, and as the simple-protocol batch it was planned
+    on every call after the queue lock was taken: every claimer of the queue waited for it. Prepared, and with
+    no client round trip between the lock and COMMIT, the lock is held for the claim's execution only.
+    """
+    connection.ensure_connection()
+    raw = connection.connection
+    lock_cur, pick_cur, tx_cur = psycopg.Cursor(raw), psycopg.Cursor(raw), psycopg.Cursor(raw)
+    with connection.wrap_database_errors:
+        try:
+            with raw.pipeline():
+                tx_cur.execute("BEGIN")
+                lock_cur.execute(_CLAIM_LOCK_SQL, params, prepare=True)
+                pick_cur.execute(_CLAIM_PICK_SQL, params, prepare=True)
+                tx_cur.execute("COMMIT")
+            # Leaving the pipeline block synced: every result is in.
+            row = lock_cur.fetchone()
+            rows = pick_cur.fetchall()
+        except BaseException:
+            # A failed statement skips the rest of the flight (COMMIT included): end the transaction here.
+            if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raw.rollback()
+            raise
+        finally:
+            for cur in (lock_cur, pick_cur, tx_cur):
+                cur.close()
+    return row, rows
 
 
 def _claim_orm(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None = None) -> list[Job]:

@@ -123,6 +123,12 @@ class Job(models.Model):
             models.Index(fields=["parent"], condition=models.Q(parent__isnull=False), name="jobs_job_parent"),
             # Retention: finished jobs by age.
             models.Index(fields=["finished_at"], condition=models.Q(finished_at__isnull=False), name="jobs_job_finished"),
+            # GET /v1/schedules/{name}/runs newest first; overlap=skip looks up a schedule's last job.
+            models.Index(
+                fields=["workspace", "schedule_id", "-id"],
+                condition=models.Q(schedule_id__isnull=False),
+                name="jobs_job_ws_schedule",
+            ),
         ]
         # PostgreSQL only (migration 0002): GIN on tags for ?tag= (`tags @> '["x"]'`).
 

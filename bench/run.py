@@ -429,8 +429,8 @@ def bench_latency(size: float, procs: Procs) -> None:
 
 
 def bench_delayed(size: float, procs: Procs) -> None:
-    """Delay from a job's run_at to its delivery start (light load), with the worker and its embedded beat as
-    `make run` starts them (the sweeper promotes due jobs)."""
+    """Delay from a job's run_at to its delivery start (light load), with the worker and its beat thread as
+    `make run` starts them."""
     from datetime import UTC, datetime, timedelta
 
     from jobs.services.enqueue import job_enqueue
@@ -438,9 +438,10 @@ def bench_delayed(size: float, procs: Procs) -> None:
 
     vacuum_jobs_tables()
     ep = _endpoint(procs)
-    procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-l", "info", "-c", "2",
-                 "-Q", SPINDLE_QUEUE, "--without-gossip", "--without-mingle", "-n", f"benchd{time.time()}@%h",
-                 "-s", str(ROOT / "var" / "bench-beat-schedule")], log="delayed-worker")
+    # As the Procfile runs it: beat in a worker thread, thread pool.
+    procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "--beat-thread", "-l", "info",
+                 "--pool", "threads", "--concurrency", "4", "-Q", SPINDLE_QUEUE, "--without-gossip",
+                 "--without-mingle", "-n", f"benchd{time.time()}@%h"], log="delayed-worker")
     wait_log("delayed-worker", " ready.")
     ws, _key = make_workspace()
     q = make_queue(ws, f"delayed-{int(time.time())}", delivery="push", concurrency=50,

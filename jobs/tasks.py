@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from celery.signals import task_prerun, worker_process_init
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 
 from jobs.services import delivery
 from jobs.services.dispatch import clear_kick, send_hints
@@ -32,9 +32,12 @@ def _recycle_connections(**kwargs) -> None:
     """Before each task, drop a connection that errored or outlived CONN_MAX_AGE (Django does this per request).
 
     Celery's own fixup would close every connection around every task; settings.CELERY_DB_REUSE_MAX turns that
-    off, because reconnecting cost more than the whole claim of a small batch.
+    off, because reconnecting cost more than the whole claim of a small batch. A task applied in-process inside a
+    transaction (tests, eager calls) keeps its connection: closing it would break the caller's transaction.
     """
-    close_old_connections()
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
 
 
 @shared_task(name="jobs.deliver_queue", ignore_result=True)

@@ -8,7 +8,9 @@ queue that has ready jobs.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from celery import current_app
 from django.conf import settings
@@ -72,6 +74,44 @@ def kick_statement(queue_ids: Iterable[str]) -> tuple[str, list] | None:
         # notifications of one transaction into one. One statement for all pull queues (never one per row).
         return "SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q", [NOTIFY_CHANNEL, pull]
     return None
+
+
+SWEEP_TASK = "jobs.sweep"
+# Delayed jobs due within this horizon get a sweep at their run time (a Celery ETA the worker holds in memory),
+# so they start within a few milliseconds of run_at instead of up to one beat period later. Later ones, and any
+# whose ETA sweep was lost, are promoted by the periodic sweep as before.
+PROMPT_SWEEP_HORIZON_S = 60
+# Run times are rounded up to this grid and de-duplicated per grid slot across processes.
+PROMPT_SWEEP_GRID_MS = 25
+# Sweeps requested per enqueue at most (the earliest slots); a batch spread over a minute relies on the beat.
+PROMPT_SWEEPS_PER_CALL = 20
+
+
+def sweep_at_on_commit(run_ats: Iterable[datetime], *, now: datetime) -> None:
+    """After commit, ask for a sweep at each of these run times (those due within the horizon)."""
+    horizon = now.timestamp() + PROMPT_SWEEP_HORIZON_S
+    slots = sorted(
+        {
+            math.ceil(run_at.timestamp() * 1000 / PROMPT_SWEEP_GRID_MS) * PROMPT_SWEEP_GRID_MS
+            for run_at in run_ats
+            if run_at.timestamp() <= horizon
+        }
+    )[:PROMPT_SWEEPS_PER_CALL]
+    if slots:
+        transaction.on_commit(lambda: _send_sweeps(slots))
+
+
+def _send_sweeps(slots_ms: list[int]) -> None:
+    for slot in slots_ms:
+        try:
+            if not cache.add(f"spindle:sweep-at:{slot}", 1, timeout=PROMPT_SWEEP_HORIZON_S + 10):
+                continue  # another enqueue already asked for a sweep at this time
+            # A few ms past the slot: the sweeper compares run_at with the database clock.
+            eta = datetime.fromtimestamp((slot + 3) / 1000, UTC)
+            current_app.send_task(SWEEP_TASK, eta=eta, queue=hint_queue(), expires=PROMPT_SWEEP_HORIZON_S + 30)
+        except Exception:  # noqa: BLE001 - the periodic sweep promotes the jobs anyway
+            logger.warning("could not request a prompt sweep", exc_info=True)
+            return
 
 
 def send_hints(queue_ids: Iterable[str]) -> None:

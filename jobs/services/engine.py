@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
@@ -243,6 +242,17 @@ def _row_loader(model: Any, fields: list[Any]) -> Any:
 
 _load_queue = _row_loader(Queue, _QUEUE_FIELDS)
 _load_job = _row_loader(Job, _JOB_FIELDS_ALL)
+_JOB_BY_ID_SQL = f"SELECT {_JOB_COLS} FROM jobs_job WHERE id = %s"
+
+
+def job_get_fast(job_id: str) -> Job | None:
+    """A job by primary key without compiling a queryset (the pull routes render the row they just wrote)."""
+    if connection.vendor != "postgresql":
+        return Job.objects.filter(pk=job_id).first()
+    with connection.cursor() as cursor:
+        cursor.execute(_JOB_BY_ID_SQL, [job_id])
+        row = cursor.fetchone()
+    return _load_job(row) if row is not None else None
 
 
 # The claim in one round trip (PostgreSQL). Statement 1 locks the queue row FOR NO KEY UPDATE: claimers of a
@@ -320,15 +330,11 @@ def _claim_pg(
         "exe_ids": ",".join(new_ids("exe", limit)),
         "evt_ids": ",".join(new_ids("evt", limit)),
     }
-    if connection.in_atomic_block:
-        # Inside a caller's transaction: both statements in one simple-protocol round trip, in that transaction.
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, params)
-            row = cursor.fetchone()
-            cursor.nextset()
-            rows = cursor.fetchall()
-    else:
-        row, rows = _claim_pipelined(params)
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        row = cursor.fetchone()
+        cursor.nextset()
+        rows = cursor.fetchall()
     if row is None:
         return None, []
     queue = _load_queue(row)
@@ -338,41 +344,6 @@ def _claim_pg(
     for job in jobs:
         job.queue = queue
     return queue, jobs
-
-
-_CLAIM_LOCK_SQL, _CLAIM_PICK_SQL = (part.strip() for part in _CLAIM_SQL.split(";\n", 1))
-
-
-def _claim_pipelined(params: dict[str, Any]) -> tuple[tuple | None, list[tuple]]:
-    """The claim's own transaction in ONE network flight: BEGIN, the queue lock, the claim, COMMIT (psycopg
-    pipeline mode), with both statements prepared server-side.
-
-    Planning the claim CTE costs ~1.5 ms, twice its execution, and as the simple-protocol batch it was planned
-    on every call after the queue lock was taken: every claimer of the queue waited for it. Prepared, and with
-    no client round trip between the lock and COMMIT, the lock is held for the claim's execution only.
-    """
-    connection.ensure_connection()
-    raw = connection.connection
-    lock_cur, pick_cur, tx_cur = psycopg.Cursor(raw), psycopg.Cursor(raw), psycopg.Cursor(raw)
-    with connection.wrap_database_errors:
-        try:
-            with raw.pipeline():
-                tx_cur.execute("BEGIN")
-                lock_cur.execute(_CLAIM_LOCK_SQL, params, prepare=True)
-                pick_cur.execute(_CLAIM_PICK_SQL, params, prepare=True)
-                tx_cur.execute("COMMIT")
-            # Leaving the pipeline block synced: every result is in.
-            row = lock_cur.fetchone()
-            rows = pick_cur.fetchall()
-        except BaseException:
-            # A failed statement skips the rest of the flight (COMMIT included): end the transaction here.
-            if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                raw.rollback()
-            raise
-        finally:
-            for cur in (lock_cur, pick_cur, tx_cur):
-                cur.close()
-    return row, rows
 
 
 def _claim_orm(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None = None) -> list[Job]:
@@ -538,9 +509,12 @@ FOR UPDATE OF j
 """
 
 
-def jobs_record_outcomes(*, outcomes: list[Outcome], workspace_id: str | None = None) -> list[str]:
-    """Record a batch of attempt outcomes in one transaction; returns the ids whose lease was lost."""
-    return _record_outcomes(outcomes=outcomes, workspace_id=workspace_id)[0]
+def jobs_record_outcomes(
+    *, outcomes: list[Outcome], workspace_id: str | None = None, queue_id: str | None = None
+) -> list[str]:
+    """Record a batch of attempt outcomes in one transaction; returns the ids whose lease was lost.
+    With `queue_id`, jobs of other queues are treated as lost too (nothing is written for them)."""
+    return _record_outcomes(outcomes=outcomes, workspace_id=workspace_id, queue_id=queue_id)[0]
 
 
 def jobs_deliver_outcomes(*, outcomes: list[Outcome], queue_id: str) -> tuple[list[str], bool]:
@@ -549,7 +523,8 @@ def jobs_deliver_outcomes(*, outcomes: list[Outcome], queue_id: str) -> tuple[li
 
 
 def _record_outcomes(
-    *, outcomes: list[Outcome], workspace_id: str | None = None, ready_queue_id: str | None = None
+    *, outcomes: list[Outcome], workspace_id: str | None = None, ready_queue_id: str | None = None,
+    queue_id: str | None = None,
 ) -> tuple[list[str], bool]:
     """(lost ids, whether `ready_queue_id` still has ready jobs: asked in the same round trip as the writes)."""
     if not outcomes:
@@ -567,6 +542,9 @@ def _record_outcomes(
             if workspace_id is not None:
                 scope = "AND j.workspace_id = %s"
                 params.append(workspace_id)
+            if queue_id is not None:
+                scope += " AND j.queue_id = %s"
+                params.append(queue_id)
             with connection.cursor() as cursor:
                 cursor.execute(_LOCK_SQL.format(scope=scope) + "; SELECT now()", params)
                 rows = [_Locked(r) for r in cursor.fetchall()]
@@ -580,6 +558,8 @@ def _record_outcomes(
             qs = Job.objects.filter(id__in=list(by_id), state=JobState.ACTIVE).select_related("queue")
             if workspace_id is not None:
                 qs = qs.filter(workspace_id=workspace_id)
+            if queue_id is not None:
+                qs = qs.filter(queue_id=queue_id)
             jobs = list(qs.order_by("id").select_for_update(of=("self",)))
             valid = [j for j in jobs if j.lease_token == by_id[j.id].lease_token]
             finishes = [_decide(j, by_id[j.id], now, j.retry_policy or j.queue.retry_policy) for j in valid]

@@ -21,7 +21,7 @@ from accounts.models import Workspace
 from billing.services import quota_consume, quota_consume_statement, quota_exceeded
 from config.ids import new_ids
 from jobs.models import Job, JobState
-from jobs.services.dispatch import kick_on_commit, kick_statement, remember_delivery
+from jobs.services.dispatch import kick_on_commit, kick_statement, remember_delivery, sweep_at_on_commit
 from jobs.services.events import PendingEvent, events_emit, events_insert_sql
 from jobs.specs import JobSpec
 from queues.models import DEFAULT_RETRY_POLICY, Queue
@@ -246,6 +246,10 @@ def job_enqueue_specs(
         ]
         minute = connection.ops.adapt_datetimefield_value(now.replace(second=0, microsecond=0))
         remember_delivery(queue_id, queue.delivery)
+        # Delayed jobs due soon: a sweep at their run time promotes them on time (after commit).
+        sweep_at_on_commit(
+            (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
+        )
         if postgres:
             # (4)-(6) and the quota in ONE round trip: events, the NOTIFY of pull queues (delivered at commit),
             # the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT.

@@ -25,7 +25,8 @@ from accounts.models import Workspace
 from config.exceptions import InvalidState, LeaseLost, NotFound, ValidationFailed
 from jobs.models import Execution, ExecutionStatus, Job, JobState, Worker
 from jobs.services.dispatch import kick_on_commit
-from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes
+from jobs.services.engine import Outcome, job_claim, job_get_fast, jobs_record_outcomes
+from jobs.services.enqueue import queue_by_name
 from jobs.services.events import PendingEvent, events_emit
 from queues.models import Queue
 
@@ -156,7 +157,7 @@ def worker_deregister(*, workspace: Workspace, worker_id: str) -> list[str]:
 
 def pull_queue_get(*, workspace: Workspace, queue_name: str) -> Queue:
     """The workspace's queue by name, refusing push queues (their jobs belong to the delivery engine)."""
-    queue = Queue.objects.filter(workspace=workspace, name=queue_name).first()
+    queue = queue_by_name(workspace_id=workspace.id, name=queue_name)
     if queue is None:
         raise NotFound("No such queue.")
     if queue.delivery != Queue.Delivery.PULL:
@@ -289,8 +290,8 @@ def job_finish_pull(
 ) -> tuple[Queue, Job]:
     """Complete or fail one held job through the engine's fenced outcome path; stale token -> LEASE_LOST."""
     queue = pull_queue_get(workspace=workspace, queue_name=queue_name)
-    if not Job.objects.filter(id=job_id, workspace=workspace, queue=queue).exists():
-        raise NotFound("No such job.")
+    # No existence check up front: the outcome path is scoped to this queue, and a job it does not find
+    # (another queue's or workspace's, or unknown) is told apart from a lost lease afterwards.
     outcome = Outcome(
         job_id=job_id,
         lease_token=lease_token,
@@ -299,9 +300,12 @@ def job_finish_pull(
         error=None if success else error,
         retry=retry,
     )
-    if jobs_record_outcomes(outcomes=[outcome], workspace_id=workspace.id):
+    if jobs_record_outcomes(outcomes=[outcome], workspace_id=workspace.id, queue_id=queue.id):
         _lost_or_missing(workspace=workspace, queue=queue, job_id=job_id)
-    return queue, Job.objects.get(pk=job_id)
+    job = job_get_fast(job_id)
+    if job is None:
+        raise NotFound("No such job.")  # deleted by a cascade right after the outcome was written
+    return queue, job
 
 
 def jobs_ack(*, workspace: Workspace, queue_name: str, items: list[AckItem]) -> tuple[int, list[str]]:

@@ -89,22 +89,22 @@ def quota_consume_statement(*, workspace: Workspace, count: int, now: datetime |
     statements of its transaction in one round trip. It returns one row (the new usage), or none when the
     quota is short: the caller must then raise `quota_exceeded(...)` so its transaction rolls back.
 
-    Sent last before COMMIT, it holds the counter's row lock (which serialises a workspace's enqueues) for as
-    short a time as possible. A `count` above the plan's whole limit matches no row either.
+    Sent last before COMMIT, the upsert holds the counter's row lock (which serialises a workspace's enqueues)
+    for as short a time as possible.
     """
     period = current_period(now)
     limit = workspace.plan.jobs_per_month
+    over = limit is not None and count > limit  # more than the whole month's quota: matches no row
     params: list[Any] = [workspace.id, period, count, count]
     condition = ""
-    if limit is not None:
+    if over:
+        condition = " WHERE false"
+    elif limit is not None:
         condition = " WHERE billing_usagecounter.jobs_enqueued + %s <= %s"
         params += [count, limit]
-    if limit is not None and count > limit:
-        condition = " WHERE false"
-        params = params[:4]
     sql = (
         "INSERT INTO billing_usagecounter (workspace_id, period, jobs_enqueued)"
-        + (" SELECT %s, %s, %s WHERE false" if limit is not None and count > limit else " VALUES (%s, %s, %s)")
+        + (" SELECT %s, %s, %s WHERE false" if over else " VALUES (%s, %s, %s)")
         + " ON CONFLICT (workspace_id, period) DO UPDATE"
         " SET jobs_enqueued = billing_usagecounter.jobs_enqueued + %s"
         f"{condition} RETURNING jobs_enqueued"

@@ -34,7 +34,10 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py bootstrap_demo
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) bin/run-procfile Procfile
+	@# make run is the development/self-hosting command: push targets on this machine or network are allowed
+	@# unless SPINDLE_ALLOW_PRIVATE_TARGETS=0 is given (the setting's own default, for production, is off).
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) \
+	SPINDLE_ALLOW_PRIVATE_TARGETS=$${SPINDLE_ALLOW_PRIVATE_TARGETS:-1} bin/run-procfile Procfile
 
 test: install-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) \

@@ -78,11 +78,12 @@ def queue_by_name(*, workspace_id: str, name: str) -> Queue | None:
     return Queue.from_db(connection.alias, attnames, values)
 
 
-def _insert_jobs(jobs: list[Job]) -> None:
-    """All rows in one statement: COPY on PostgreSQL (PERF.md: ~3x a multi-row INSERT), bulk_create elsewhere."""
-    if connection.vendor != "postgresql":
-        Job.objects.bulk_create(jobs, batch_size=1000)
-        return
+# Up to this many rows go in as an INSERT sent with the events, rollup and quota statements (one round trip);
+# a COPY costs two round trips of its own and more CPU than the whole INSERT for a single job.
+INSERT_MAX_ROWS = 20
+
+
+def _job_columns(jobs: list[Job]) -> tuple[str, list[tuple[str, bool]]]:
     # Nullable columns that are NULL in every row are left out (NULL is their default): fewer values to encode.
     fields = [
         f
@@ -90,7 +91,27 @@ def _insert_jobs(jobs: list[Job]) -> None:
         if not (f.null and f.db_default is NOT_PROVIDED and all(job.__dict__[f.attname] is None for job in jobs))
     ]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    attnames = [(f.attname, isinstance(f, JSONField)) for f in fields]
+    return columns, [(f.attname, isinstance(f, JSONField)) for f in fields]
+
+
+def _insert_jobs_statement(jobs: list[Job]) -> tuple[str, list]:
+    """A multi-row INSERT of these jobs (PostgreSQL), with the same column values the COPY writes."""
+    columns, attnames = _job_columns(jobs)
+    dumps = json.dumps
+    row_sql = "(" + ", ".join(["%s"] * len(attnames)) + ")"
+    params: list = []
+    for job in jobs:
+        row = job.__dict__
+        params += [dumps(row[a]) if is_json and row[a] is not None else row[a] for a, is_json in attnames]
+    return f"INSERT INTO jobs_job ({columns}) VALUES " + ", ".join([row_sql] * len(jobs)), params
+
+
+def _insert_jobs(jobs: list[Job]) -> None:
+    """All rows in one statement: COPY on PostgreSQL (PERF.md: ~3x a multi-row INSERT), bulk_create elsewhere."""
+    if connection.vendor != "postgresql":
+        Job.objects.bulk_create(jobs, batch_size=1000)
+        return
+    columns, attnames = _job_columns(jobs)
     dumps = json.dumps
     # wrap_database_errors: a unique violation must surface as django.db.IntegrityError, as from execute().
     with (
@@ -230,7 +251,9 @@ def job_enqueue_specs(
             job._state.db = alias
             jobs.append(job)
             results[index] = (job, True)
-        _insert_jobs(jobs)
+        inline_insert = postgres and len(jobs) <= INSERT_MAX_ROWS
+        if not inline_insert:
+            _insert_jobs(jobs)
 
         # (4) The outbox, one multi-row INSERT.
         queue_name = queue.name
@@ -251,9 +274,10 @@ def job_enqueue_specs(
             (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
         )
         if postgres:
-            # (4)-(6) and the quota in ONE round trip: events, the NOTIFY of pull queues (delivered at commit),
+            # (3)-(6) and the quota in ONE round trip: small batches' job rows, events, the NOTIFY of pull queues (delivered at commit),
             # the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT.
-            parts = [events_insert_sql(events, now=now)]
+            parts = [_insert_jobs_statement(jobs)] if inline_insert else []
+            parts.append(events_insert_sql(events, now=now))
             notify = kick_statement([queue_id])
             if notify is not None:
                 parts.append(notify)

@@ -60,11 +60,12 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.ErrorEnvelopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, CSRF, the session user and messages serve the admin only: skipped on /v1/ (config/middleware.py).
+    "config.middleware.SessionMiddlewareNotForApi",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.CsrfViewMiddlewareNotForApi",
+    "config.middleware.AuthenticationMiddlewareNotForApi",
+    "config.middleware.MessageMiddlewareNotForApi",
     "config.ratelimit.RateLimitHeadersMiddleware",
 ]
 

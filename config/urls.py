@@ -23,10 +23,11 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/health", health, name="health"),
     path("metrics", metrics, name="metrics"),
+    # Job routes first: they carry almost all of the traffic, and Django tries the patterns in order.
+    path("v1/", include("jobs.urls")),
     path("v1/", include("accounts.urls")),
     path("v1/", include("billing.urls")),
     path("v1/", include("queues.urls")),
-    path("v1/", include("jobs.urls")),
     path("v1/", include("schedules.urls")),
     path("v1/", include("alerts.urls")),
 ]

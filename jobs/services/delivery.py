@@ -9,6 +9,7 @@ of literal IP hosts, which aiohttp connects to without resolving.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import email.utils
 import hashlib
@@ -166,6 +167,14 @@ class _Client:
             self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
         return self.session
 
+    def close(self) -> None:
+        """Close the pool at exit (only in the process that made it), so no connection is left dangling."""
+        if self.pid != os.getpid() or self.loop.is_closed() or self.loop.is_running():
+            return
+        if self.session is not None and not self.session.closed:
+            self.loop.run_until_complete(self.session.close())
+        self.loop.close()
+
 
 # One loop and pool per thread (and per process: rebuilt after a fork), so prefork and thread pools both work.
 _local = threading.local()
@@ -175,6 +184,7 @@ def _get_client() -> _Client:
     client: _Client | None = getattr(_local, "client", None)
     if client is None or client.pid != os.getpid():
         client = _local.client = _Client()
+        atexit.register(client.close)
     return client
 
 

@@ -6,8 +6,11 @@ import os
 
 from celery import Celery, bootsteps
 from click import Option
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The embedded broker (see config/broker.py), before any broker URL is parsed.
+TRANSPORT_ALIASES.setdefault("spindlefs", "config.broker:Transport")
 
 app = Celery("spindle")
 app.config_from_object("django.conf:settings", namespace="CELERY")

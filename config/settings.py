@@ -134,8 +134,9 @@ else:
     SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- celery ---------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
+# spindlefs:// is kombu's filesystem transport with atomic message files (config/broker.py).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="spindlefs://")
+if CELERY_BROKER_URL.startswith(("spindlefs://", "filesystem://")):
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)

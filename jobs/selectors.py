@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, QuerySet
+from django.db.models import BooleanField, Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from accounts.models import Workspace
@@ -24,12 +24,13 @@ class JobFilters:
     name: str | None = None
     group: str | None = None
     queue: str | None = None
+    parent: str | None = None
 
 
 def job_filters_from_params(params: Any, *, allow_queue: bool = False) -> JobFilters:
-    """Parse `?state=&tag=&name=&group=` (and `queue=` for /v1/jobs); a bad value is 400 BAD_REQUEST."""
+    """Parse `?state=&tag=&name=&group=&parent=` (and `queue=` for /v1/jobs); a bad value is 400 BAD_REQUEST."""
     values: dict[str, str | None] = {}
-    for key in ("state", "tag", "name", "group") + (("queue",) if allow_queue else ()):
+    for key in ("state", "tag", "name", "group", "parent") + (("queue",) if allow_queue else ()):
         raw = params.get(key)
         if raw in (None, ""):
             values[key] = None
@@ -40,9 +41,18 @@ def job_filters_from_params(params: Any, *, allow_queue: bool = False) -> JobFil
     state = values["state"]
     if state is not None and state not in _STATES:
         raise BadRequest(
-            "`state` is not a job state.", details={"state": [f"Expected one of {', '.join(JobState.values)}."]}
+            "`state` is not a job state.",
+            details={"state": [f"Expected one of {', '.join(JobState.values)}."]},
         )
+    parent = values["parent"]
+    if parent is not None and (not parent.startswith("job_") or len(parent) > 40):
+        raise BadRequest("`parent` is not a job id.", details={"parent": ["Expected a job id (`job_…`)."]})
     return JobFilters(**values)
+
+
+def job_state_from_params(params: Any) -> str | None:
+    """`?state=` alone (flows): a job state or nothing; anything else is 400 BAD_REQUEST."""
+    return job_filters_from_params({"state": params.get("state")}).state
 
 
 def job_get(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
@@ -84,6 +94,70 @@ def job_list(*, workspace: Workspace, filters: JobFilters, queue: Queue | None =
         queryset = queryset.filter(name=filters.name)
     if filters.group is not None:
         queryset = queryset.filter(group=filters.group)
+    if filters.parent is not None:
+        # Served by the partial index jobs_job_parent; another workspace's parent simply matches nothing.
+        queryset = queryset.filter(parent_id=filters.parent)
     if filters.tag is not None:
         queryset = _has_tag(queryset, filters.tag)
     return queryset
+
+
+def job_get_any(*, workspace: Workspace, job_id: str) -> Job:
+    """One job of the workspace whatever its queue (GET /v1/jobs/{id}); another workspace's job is a 404."""
+    job = Job.objects.filter(workspace=workspace, id=job_id).select_related("queue").first()
+    if job is None:
+        raise NotFound(f"Job {job_id!r} not found.")
+    return job
+
+
+def flow_parent_list(*, workspace: Workspace, state: str | None = None) -> QuerySet[Job]:
+    """Flow parents of the workspace: jobs created with `wait_for_children`, or that any job names as its parent.
+
+    The caller orders and paginates by id (newest first). The "has children" test is an EXISTS probe on the partial
+    index jobs_job_parent, so only jobs that really are parents match.
+    """
+    children = Job.objects.filter(parent_id=OuterRef("pk"))
+    queryset = (
+        Job.objects.filter(workspace=workspace)
+        .filter(Q(wait_for_children=True) | Exists(children))
+        .select_related("queue")
+    )
+    if state is not None:
+        queryset = queryset.filter(state=state)
+    return queryset
+
+
+def children_state_counts(*, workspace: Workspace, parent_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per parent, how many children are in each state: one GROUP BY over jobs_job_parent for a page of parents."""
+    counts: dict[str, dict[str, int]] = {pid: dict.fromkeys(JobState.values, 0) for pid in parent_ids}
+    if not parent_ids:
+        return counts
+    rows = (
+        Job.objects.filter(workspace=workspace, parent_id__in=parent_ids)
+        .values_list("parent_id", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for parent_id, state, n in rows:
+        counts[parent_id][state] = n
+    return counts
+
+
+def workspace_state_counts(*, workspace: Workspace) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Jobs per state over the whole workspace and per queue (GET /v1/metrics/status): one GROUP BY served by
+    jobs_job_ws_queue_state (an index-only scan), queues without jobs included with zeros."""
+    totals = dict.fromkeys(JobState.values, 0)
+    per_queue: dict[str, dict[str, int]] = {
+        name: dict.fromkeys(JobState.values, 0)
+        for name in Queue.objects.filter(workspace=workspace).order_by("name").values_list("name", flat=True)
+    }
+    rows = (
+        Job.objects.filter(workspace=workspace)
+        .values_list("queue__name", "state")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for queue_name, state, n in rows:
+        totals[state] = totals.get(state, 0) + n
+        per_queue.setdefault(queue_name, dict.fromkeys(JobState.values, 0))[state] = n
+    return totals, [{"queue": name, "counts": counts} for name, counts in per_queue.items()]

@@ -46,6 +46,7 @@ READ_ONLY_FIELDS = frozenset(
 )
 ACTIVE_STATES = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
 RETRYABLE_STATES = (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED)
+CLEANABLE_STATES = (JobState.WAITING, JobState.DELAYED, *TERMINAL_STATES)
 
 # What a job looks like once it is sent back to run: a fresh start, nothing left of the last run.
 _RERUN_FIELDS: dict[str, Any] = {
@@ -175,12 +176,14 @@ def queue_drain(*, workspace: Workspace, queue: Queue, batch_size: int | None = 
 def queue_clean(
     *, workspace: Workspace, queue: Queue, state: str, grace_ms: int = 0, limit: int = 1000, batch_size: int | None = None
 ) -> int:
-    """Remove up to `limit` jobs in a terminal `state` that finished more than `grace_ms` ago."""
-    if state not in TERMINAL_STATES:
-        raise ValidationFailed(details={"state": ["Must be one of completed, failed, cancelled."]})
+    """Remove up to `limit` jobs in `state` older than `grace_ms`: terminal jobs by `finished_at`, waiting and
+    delayed jobs (BullMQ's `wait`/`delayed` clean) by `created_at`. Active jobs hold a lease: not cleanable."""
+    if state not in CLEANABLE_STATES:
+        raise ValidationFailed(details={"state": ["Must be one of waiting, delayed, completed, failed, cancelled."]})
     cutoff = timezone.now() - timedelta(milliseconds=grace_ms)
+    age = {"finished_at__lt": cutoff} if state in TERMINAL_STATES else {"created_at__lt": cutoff}
     return _in_batches(
-        _jobs_of(workspace, queue).filter(state=state, finished_at__lt=cutoff),
+        _jobs_of(workspace, queue).filter(state=state, **age),
         _remove_batch(workspace=workspace, queue=queue, reason="cleaned"),
         batch_size=batch_size,
         limit=limit,

@@ -14,7 +14,15 @@ from config.exceptions import NotFound, ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from jobs.models import JobState
-from jobs.selectors import job_filters_from_params, job_list
+from jobs.selectors import (
+    children_state_counts,
+    flow_parent_list,
+    job_filters_from_params,
+    job_get_any,
+    job_list,
+    job_state_from_params,
+    workspace_state_counts,
+)
 from jobs.serializers import JobSchema, job_to_dict
 from jobs.services.enqueue import job_enqueue, job_enqueue_batch, queue_by_name
 from jobs.validation import MAX_BATCH, JobValidator
@@ -40,32 +48,62 @@ class JobRetryPolicyIn(serializers.Serializer):
 class JobEnqueueIn(serializers.Serializer):
     """Documentation of a job to enqueue (validated by jobs.validation, not by this serializer)."""
 
-    payload = serializers.JSONField(required=False, allow_null=True, help_text="Any JSON, at most 1 MiB (else 413).")
+    payload = serializers.JSONField(
+        required=False, allow_null=True, help_text="Any JSON, at most 1 MiB (else 413)."
+    )
     name = serializers.CharField(required=False, allow_null=True, min_length=1, max_length=128)
     tags = serializers.ListField(
         child=serializers.CharField(min_length=1, max_length=64), max_length=10, required=False
     )
-    priority = serializers.IntegerField(min_value=-100, max_value=100, required=False, help_text="Higher runs first.")
-    delay_ms = serializers.IntegerField(
-        min_value=0, max_value=31_536_000_000, required=False, help_text="Input only; sets run_at. Not with run_at."
+    priority = serializers.IntegerField(
+        min_value=-100, max_value=100, required=False, help_text="Higher runs first."
     )
-    run_at = serializers.DateTimeField(required=False, help_text="ISO 8601 with a timezone. Not with delay_ms.")
+    delay_ms = serializers.IntegerField(
+        min_value=0,
+        max_value=31_536_000_000,
+        required=False,
+        help_text="Input only; sets run_at. Not with run_at.",
+    )
+    run_at = serializers.DateTimeField(
+        required=False, help_text="ISO 8601 with a timezone. Not with delay_ms."
+    )
     max_attempts = serializers.IntegerField(
         min_value=1, max_value=100, required=False, help_text="Above the plan's cap: 402 PLAN_LIMIT."
     )
-    retry_policy = JobRetryPolicyIn(required=False, allow_null=True, help_text="Merged over the queue's policy.")
+    retry_policy = JobRetryPolicyIn(
+        required=False, allow_null=True, help_text="Merged over the queue's policy."
+    )
     timeout_ms = serializers.IntegerField(
-        min_value=100, max_value=300_000, required=False, allow_null=True, help_text="Above the plan's cap: 402."
+        min_value=100,
+        max_value=300_000,
+        required=False,
+        allow_null=True,
+        help_text="Above the plan's cap: 402.",
     )
     idempotency_key = serializers.CharField(
-        required=False, allow_null=True, min_length=1, max_length=255,
+        required=False,
+        allow_null=True,
+        min_length=1,
+        max_length=255,
         help_text="If the queue has a job with this key from the last 24 h, that job is returned (200).",
     )
     group = serializers.CharField(required=False, allow_null=True, min_length=1, max_length=128)
-    parent_id = serializers.CharField(required=False, allow_null=True, help_text="An existing job of this workspace.")
+    parent_id = serializers.CharField(
+        required=False, allow_null=True, help_text="An existing job of this workspace."
+    )
     wait_for_children = serializers.BooleanField(required=False)
     ignore_child_failures = serializers.BooleanField(required=False)
-    http = JobHttpTargetIn(required=False, allow_null=True, help_text="Per-job push target (overrides the endpoint).")
+    http = JobHttpTargetIn(
+        required=False, allow_null=True, help_text="Per-job push target (overrides the endpoint)."
+    )
+
+
+class JobEnqueueAnyIn(JobEnqueueIn):
+    """POST /v1/jobs: a job body plus the queue it goes to."""
+
+    queue = serializers.CharField(
+        help_text="Name of the queue (required; an unknown queue is 404 NOT_FOUND)."
+    )
 
 
 class JobBatchEnqueueIn(serializers.Serializer):
@@ -77,6 +115,9 @@ _JOB_FILTERS = [
     OpenApiParameter("tag", str, description="Only jobs carrying this tag."),
     OpenApiParameter("name", str, description="Only jobs with this name."),
     OpenApiParameter("group", str, description="Only jobs of this group."),
+    OpenApiParameter(
+        "parent", str, description="Only flow children of this job (`job_…`); else 400 if malformed."
+    ),
     OpenApiParameter("limit", int, description="1 to 1000 (default 50); more is 400 BAD_REQUEST."),
     OpenApiParameter("cursor", str, description="next_cursor of the previous page."),
 ]
@@ -102,7 +143,9 @@ class QueueJobsViewSet(WorkspaceViewSet):
         request=JobEnqueueIn,
         responses={
             201: JobSchema,
-            200: OpenApiResponse(JobSchema, description="The body idempotency_key matched a job of the last 24 h."),
+            200: OpenApiResponse(
+                JobSchema, description="The body idempotency_key matched a job of the last 24 h."
+            ),
             **error_responses(400, 401, 402, 404, 409, 413, 415, 422),
         },
         description="Enqueue one job.",
@@ -116,7 +159,8 @@ class QueueJobsViewSet(WorkspaceViewSet):
         spec = JobValidator(workspace=self.workspace, queue=queue).validate_one(request.data)
         job, created = job_enqueue(workspace=self.workspace, queue=queue, spec=spec)
         return Response(
-            job_to_dict(job, queue_name=queue.name), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            job_to_dict(job, queue_name=queue.name),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
     @extend_schema(
@@ -161,12 +205,15 @@ class QueueJobsViewSet(WorkspaceViewSet):
 
 
 class JobsViewSet(WorkspaceViewSet):
-    """/v1/jobs: every queue of the workspace."""
+    """/v1/jobs[...]: every queue of the workspace (the Spooled-style top-level routes)."""
 
     @extend_schema(
         tags=["Jobs"],
         operation_id="jobs_list_all",
-        parameters=[*_JOB_FILTERS, OpenApiParameter("queue", str, description="Only jobs of this queue (by name).")],
+        parameters=[
+            *_JOB_FILTERS,
+            OpenApiParameter("queue", str, description="Only jobs of this queue (by name)."),
+        ],
         responses={200: list_envelope("JobListAll", JobSchema), **error_responses(400, 401)},
         description="Jobs across the workspace's queues, newest first (keyset pagination on id).",
     )
@@ -175,9 +222,133 @@ class JobsViewSet(WorkspaceViewSet):
         queryset = job_list(workspace=self.workspace, filters=filters)
         return Response(paginate(queryset, request.query_params, _render_with_queue))
 
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="jobs_enqueue_any",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        request=JobEnqueueAnyIn,
+        responses={
+            201: JobSchema,
+            200: OpenApiResponse(
+                JobSchema, description="The body idempotency_key matched a job of the last 24 h."
+            ),
+            **error_responses(400, 401, 402, 404, 409, 413, 415, 422),
+        },
+        description=(
+            "Enqueue one job into the queue named by `queue` in the body. Same semantics as "
+            "`POST /v1/queues/{name}/jobs` (validation, quota, body `idempotency_key`, `Idempotency-Key` header); "
+            "a missing `queue` is 400 VALIDATION_ERROR, an unknown (or another workspace's) queue is 404 NOT_FOUND."
+        ),
+    )
+    @idempotent
+    def create(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            raise ValidationFailed(
+                "The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]}
+            )
+        body = dict(data)
+        name = body.pop("queue", None)
+        if not isinstance(name, str) or not name:
+            raise ValidationFailed(details={"queue": ["This field is required: the name of a queue."]})
+        queue = queue_by_name(workspace_id=self.workspace.id, name=name) if len(name) <= 64 else None
+        if queue is None:
+            raise NotFound(f"Queue '{name}' not found.")
+        spec = JobValidator(workspace=self.workspace, queue=queue).validate_one(body)
+        job, created = job_enqueue(workspace=self.workspace, queue=queue, spec=spec)
+        return Response(
+            job_to_dict(job, queue_name=queue.name),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="jobs_retrieve_any",
+        responses={200: JobSchema, **error_responses(401, 404)},
+        description="One job of the workspace by id, whatever its queue (another workspace's job is 404).",
+    )
+    def retrieve(self, request: Request, job_id: str) -> Response:
+        return Response(job_to_dict(job_get_any(workspace=self.workspace, job_id=job_id)))
+
+
+class FlowListItemSchema(JobSchema):
+    children = inline_serializer(
+        "FlowChildrenCounts", fields={state: serializers.IntegerField() for state in JobState.values}
+    )
+
+
+class FlowsViewSet(WorkspaceViewSet):
+    """/v1/flows: flow parents (seed 002 `GET /api/flows`)."""
+
+    @extend_schema(
+        tags=["Jobs"],
+        operation_id="flows_list",
+        parameters=[
+            OpenApiParameter(
+                "state", str, enum=JobState.values, description="Only parents in this state (else 400)."
+            ),
+            OpenApiParameter("limit", int, description="1 to 1000 (default 50); more is 400 BAD_REQUEST."),
+            OpenApiParameter("cursor", str, description="next_cursor of the previous page."),
+        ],
+        responses={200: list_envelope("FlowList", FlowListItemSchema), **error_responses(400, 401)},
+        description=(
+            "Flow parents across the workspace's queues, newest first (keyset pagination on id): every job created "
+            "with `wait_for_children: true` and every job that some job names as `parent_id`. Each item is the job "
+            "plus `children`: how many of its children are in each state. List them with "
+            "`GET /v1/jobs?parent={id}` or `GET /v1/queues/{name}/jobs/{id}/children`."
+        ),
+    )
+    def list(self, request: Request) -> Response:
+        state = job_state_from_params(request.query_params)
+        queryset = flow_parent_list(workspace=self.workspace, state=state)
+        workspace = self.workspace
+
+        def render(rows: Any) -> list[dict[str, Any]]:
+            rows = list(rows)
+            counts = children_state_counts(workspace=workspace, parent_ids=[job.id for job in rows])
+            return [{**job_to_dict(job), "children": counts[job.id]} for job in rows]
+
+        return Response(paginate(queryset, request.query_params, render))
+
+
+_STATE_COUNTS = inline_serializer(
+    "JobStateCounts", fields={state: serializers.IntegerField() for state in JobState.values}
+)
+
+
+class MetricsStatusViewSet(WorkspaceViewSet):
+    """/v1/metrics/status (seed 002: "check if metrics are enabled")."""
+
+    @extend_schema(
+        tags=["Queues"],
+        operation_id="metrics_status",
+        responses={
+            200: inline_serializer(
+                "MetricsStatus",
+                fields={
+                    "enabled": serializers.BooleanField(
+                        help_text="Always true: Spindle writes its per-minute rollup whenever attempts finish."
+                    ),
+                    "counts": _STATE_COUNTS,
+                    "by_queue": inline_serializer(
+                        "MetricsStatusQueue",
+                        fields={"queue": serializers.CharField(), "counts": _STATE_COUNTS},
+                        many=True,
+                    ),
+                },
+            ),
+            **error_responses(401),
+        },
+        description=(
+            "Whether metrics are on (always, in Spindle) and the live number of jobs in each state, over the whole "
+            "workspace (`counts`) and per queue (`by_queue`, by name, queues without jobs included with zeros)."
+        ),
+    )
+    def status(self, request: Request) -> Response:
+        totals, by_queue = workspace_state_counts(workspace=self.workspace)
+        return Response({"enabled": True, "counts": totals, "by_queue": by_queue})
+
 
 def _render_with_queue(rows: Any) -> list[dict[str, Any]]:
     # Queue names come from select_related("queue") in job_list: no query per row.
     return [job_to_dict(job) for job in rows]
-
-

@@ -21,7 +21,9 @@ from queues.selectors import queue_counts, queue_get
 from queues.serializers import queue_to_dict
 
 NAME_PARAM = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Queue name")
-JOB_PARAM = OpenApiParameter("job_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Job id (`job_…`)")
+JOB_PARAM = OpenApiParameter(
+    "job_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Job id (`job_…`)"
+)
 PAGE_PARAMS = [
     OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
     OpenApiParameter("cursor", OpenApiTypes.STR),
@@ -30,7 +32,10 @@ AFFECTED = inline_serializer("Affected", fields={"affected": serializers.Integer
 
 
 class CleanIn(serializers.Serializer):
-    state = serializers.ChoiceField(choices=["completed", "failed", "cancelled"])
+    state = serializers.ChoiceField(
+        choices=["waiting", "delayed", "completed", "failed", "cancelled"],
+        help_text="Terminal states are aged by finished_at; waiting and delayed by created_at (active: not allowed).",
+    )
     grace_ms = serializers.IntegerField(min_value=0, required=False, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=ops.CLEAN_MAX_LIMIT, required=False, default=1000)
 
@@ -40,15 +45,17 @@ class RetryAllIn(serializers.Serializer):
 
 
 class DlqRetryIn(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.CharField(max_length=40), max_length=ops.DLQ_RETRY_MAX_IDS,
-                                required=False)
+    ids = serializers.ListField(
+        child=serializers.CharField(max_length=40), max_length=ops.DLQ_RETRY_MAX_IDS, required=False
+    )
 
 
 class JobPatchIn(serializers.Serializer):
     payload = serializers.JSONField(required=False, help_text="Any JSON, up to 1 MiB")
     priority = serializers.IntegerField(min_value=-100, max_value=100, required=False)
-    tags = serializers.ListField(child=serializers.CharField(min_length=1, max_length=64), max_length=10,
-                                 required=False)
+    tags = serializers.ListField(
+        child=serializers.CharField(min_length=1, max_length=64), max_length=10, required=False
+    )
     run_at = serializers.DateTimeField(required=False, help_text="ISO 8601 with a timezone")
 
 
@@ -84,48 +91,76 @@ def _render_jobs(rows: Any) -> list[dict[str, Any]]:
 class QueueOperationsViewSet(WorkspaceViewSet):
     """Bulk operations on one queue and its dead-letter queue; each answers `{"affected": n}`."""
 
-    @extend_schema(tags=["Queue operations"], parameters=[NAME_PARAM], request=None,
-                   responses={200: AFFECTED, **error_responses(400, 401, 404)},
-                   description="Remove every waiting and delayed job (in bounded batches). Emits `job:removed` "
-                               "per job and `queue:drained`.")
+    @extend_schema(
+        tags=["Queue operations"],
+        parameters=[NAME_PARAM],
+        request=None,
+        responses={200: AFFECTED, **error_responses(400, 401, 404)},
+        description="Remove every waiting and delayed job (in bounded batches). Emits `job:removed` "
+        "per job and `queue:drained`.",
+    )
     def drain(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         self.strict_data(request, set())
         return Response({"affected": ops.queue_drain(workspace=self.workspace, queue=queue)})
 
-    @extend_schema(tags=["Queue operations"], parameters=[NAME_PARAM], request=CleanIn,
-                   responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
-                   description="Remove up to `limit` jobs in a terminal `state` that finished more than `grace_ms` ago.")
+    @extend_schema(
+        tags=["Queue operations"],
+        parameters=[NAME_PARAM],
+        request=CleanIn,
+        responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
+        description="Remove up to `limit` jobs in `state` older than `grace_ms`: completed/failed/cancelled jobs "
+        "that finished more than grace_ms ago, or waiting/delayed jobs created more than "
+        "grace_ms ago (each removal emits `job:removed`). Active jobs cannot be cleaned.",
+    )
     def clean(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         data = self.strict_data(request, set(CleanIn._declared_fields))
         _check_types(data, ints=("grace_ms", "limit"), strings=("state",))
         valid = _validated(CleanIn, data)
-        affected = ops.queue_clean(workspace=self.workspace, queue=queue, state=valid["state"],
-                                   grace_ms=valid["grace_ms"], limit=valid["limit"])
+        affected = ops.queue_clean(
+            workspace=self.workspace,
+            queue=queue,
+            state=valid["state"],
+            grace_ms=valid["grace_ms"],
+            limit=valid["limit"],
+        )
         return Response({"affected": affected})
 
-    @extend_schema(tags=["Queue operations"], parameters=[NAME_PARAM], request=RetryAllIn,
-                   responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
-                   description="Re-run every job in `state` (failed or completed): back to waiting, attempts reset.")
+    @extend_schema(
+        tags=["Queue operations"],
+        parameters=[NAME_PARAM],
+        request=RetryAllIn,
+        responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
+        description="Re-run every job in `state` (failed or completed): back to waiting, attempts reset.",
+    )
     def retry(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         data = self.strict_data(request, {"state"})
         _check_types(data, strings=("state",))
         valid = _validated(RetryAllIn, data)
-        return Response({"affected": ops.queue_retry_jobs(workspace=self.workspace, queue=queue, state=valid["state"])})
+        return Response(
+            {"affected": ops.queue_retry_jobs(workspace=self.workspace, queue=queue, state=valid["state"])}
+        )
 
-    @extend_schema(tags=["Queue operations"], parameters=[NAME_PARAM], request=None,
-                   responses={200: AFFECTED, **error_responses(400, 401, 404)},
-                   description="Make every delayed job ready now (not flow parents waiting for their children).")
+    @extend_schema(
+        tags=["Queue operations"],
+        parameters=[NAME_PARAM],
+        request=None,
+        responses={200: AFFECTED, **error_responses(400, 401, 404)},
+        description="Make every delayed job ready now (not flow parents waiting for their children).",
+    )
     def promote(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         self.strict_data(request, set())
         return Response({"affected": ops.queue_promote_jobs(workspace=self.workspace, queue=queue)})
 
-    @extend_schema(tags=["Queue operations"], parameters=[NAME_PARAM, *PAGE_PARAMS],
-                   responses={200: list_envelope("GroupList", GroupSchema), **error_responses(400, 401, 404)},
-                   description="Distinct job `group` keys with their active and waiting counts, by name.")
+    @extend_schema(
+        tags=["Queue operations"],
+        parameters=[NAME_PARAM, *PAGE_PARAMS],
+        responses={200: list_envelope("GroupList", GroupSchema), **error_responses(400, 401, 404)},
+        description="Distinct job `group` keys with their active and waiting counts, by name.",
+    )
     def groups(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         limit = parse_limit(request.query_params)
@@ -135,31 +170,48 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         next_cursor = encode_cursor(rows[limit - 1]["group"]) if len(rows) > limit else None
         return Response({"data": rows[:limit], "next_cursor": next_cursor})
 
-    @extend_schema(tags=["Dead-letter queue"], parameters=[NAME_PARAM, *PAGE_PARAMS],
-                   responses={200: list_envelope("DlqList", JobSchema), **error_responses(400, 401, 404)},
-                   description="The queue's failed jobs, newest first.")
+    @extend_schema(
+        tags=["Dead-letter queue"],
+        parameters=[NAME_PARAM, *PAGE_PARAMS],
+        responses={200: list_envelope("DlqList", JobSchema), **error_responses(400, 401, 404)},
+        description="The queue's failed jobs, newest first.",
+    )
     def dlq(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
 
         def render(rows: Any) -> list[dict[str, Any]]:
             return [job_to_dict(j, queue_name=queue.name) for j in rows]
 
-        return Response(paginate(ops.dlq_jobs(workspace=self.workspace, queue=queue), request.query_params, render))
+        return Response(
+            paginate(ops.dlq_jobs(workspace=self.workspace, queue=queue), request.query_params, render)
+        )
 
-    @extend_schema(tags=["Dead-letter queue"], parameters=[NAME_PARAM], request=DlqRetryIn,
-                   responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
-                   description="Retry the failed jobs in `ids` (up to 1,000), or all of them without `ids`.")
+    @extend_schema(
+        tags=["Dead-letter queue"],
+        parameters=[NAME_PARAM],
+        request=DlqRetryIn,
+        responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
+        description="Retry the failed jobs in `ids` (up to 1,000), or all of them without `ids`.",
+    )
     def dlq_retry(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         data = self.strict_data(request, {"ids"})
-        if "ids" in data and isinstance(data["ids"], list) and not all(isinstance(i, str) for i in data["ids"]):
+        if (
+            "ids" in data
+            and isinstance(data["ids"], list)
+            and not all(isinstance(i, str) for i in data["ids"])
+        ):
             raise ValidationFailed(details={"ids": ["Must be a list of job ids."]})
         ids = _validated(DlqRetryIn, data).get("ids") or None
         return Response({"affected": ops.dlq_retry(workspace=self.workspace, queue=queue, ids=ids)})
 
-    @extend_schema(tags=["Dead-letter queue"], parameters=[NAME_PARAM], request=None,
-                   responses={200: AFFECTED, **error_responses(401, 404)},
-                   description="Delete every failed job of the queue (in bounded batches).")
+    @extend_schema(
+        tags=["Dead-letter queue"],
+        parameters=[NAME_PARAM],
+        request=None,
+        responses={200: AFFECTED, **error_responses(401, 404)},
+        description="Delete every failed job of the queue (in bounded batches).",
+    )
     def dlq_purge(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         return Response({"affected": ops.dlq_purge(workspace=self.workspace, queue=queue)})
@@ -180,59 +232,86 @@ class JobOperationsViewSet(WorkspaceViewSet):
     )
     def retrieve(self, request: Request, name: str, job_id: str) -> Response:
         queue = self._queue(name)
-        return Response(job_to_dict(job_get(workspace=self.workspace, queue=queue, job_id=job_id), queue_name=queue.name))
+        return Response(
+            job_to_dict(job_get(workspace=self.workspace, queue=queue, job_id=job_id), queue_name=queue.name)
+        )
 
-    @extend_schema(tags=["Jobs"], parameters=[NAME_PARAM, JOB_PARAM], request=JobPatchIn,
-                   responses={200: JobSchema, **error_responses(400, 401, 404, 409, 413, 415)},
-                   description="Edit `payload`, `priority`, `tags` or `run_at` (a future run_at makes a waiting job "
-                               "delayed and a past one makes a delayed job waiting). 409 `INVALID_STATE` while active.")
+    @extend_schema(
+        tags=["Jobs"],
+        parameters=[NAME_PARAM, JOB_PARAM],
+        request=JobPatchIn,
+        responses={200: JobSchema, **error_responses(400, 401, 404, 409, 413, 415)},
+        description="Edit `payload`, `priority`, `tags` or `run_at` (a future run_at makes a waiting job "
+        "delayed and a past one makes a delayed job waiting). 409 `INVALID_STATE` while active.",
+    )
     def partial_update(self, request: Request, name: str, job_id: str) -> Response:
         queue = self._queue(name)
         data = request.data
         if not isinstance(data, dict):
-            raise ValidationFailed("The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]})
+            raise ValidationFailed(
+                "The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]}
+            )
         job = ops.job_update(workspace=self.workspace, queue=queue, job_id=job_id, data=data)
         return Response(job_to_dict(job, queue_name=queue.name))
 
-    @extend_schema(tags=["Jobs"], parameters=[NAME_PARAM, JOB_PARAM], request=None,
-                   responses={204: None, **error_responses(401, 404)},
-                   description="waiting/delayed -> cancelled; terminal -> removed; active -> cancelled and its lease "
-                               "ended (the running delivery or worker's outcome is refused as lease-lost).")
+    @extend_schema(
+        tags=["Jobs"],
+        parameters=[NAME_PARAM, JOB_PARAM],
+        request=None,
+        responses={204: None, **error_responses(401, 404)},
+        description="waiting/delayed -> cancelled; terminal -> removed; active -> cancelled and its lease "
+        "ended (the running delivery or worker's outcome is refused as lease-lost).",
+    )
     def destroy(self, request: Request, name: str, job_id: str) -> Response:
         ops.job_delete(workspace=self.workspace, queue=self._queue(name), job_id=job_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(tags=["Jobs"], parameters=[NAME_PARAM, JOB_PARAM], request=None,
-                   responses={200: JobSchema, **error_responses(401, 404, 409)},
-                   description="Cancel a waiting, delayed or active job (an active push delivery is abandoned and "
-                               "not retried; a pull worker's lease ends). 409 `INVALID_STATE` when already finished.")
+    @extend_schema(
+        tags=["Jobs"],
+        parameters=[NAME_PARAM, JOB_PARAM],
+        request=None,
+        responses={200: JobSchema, **error_responses(401, 404, 409)},
+        description="Cancel a waiting, delayed or active job (an active push delivery is abandoned and "
+        "not retried; a pull worker's lease ends). 409 `INVALID_STATE` when already finished.",
+    )
     def cancel(self, request: Request, name: str, job_id: str) -> Response:
         queue = self._queue(name)
         self.strict_data(request, set())
         job = ops.job_cancel(workspace=self.workspace, queue=queue, job_id=job_id)
         return Response(job_to_dict(job, queue_name=queue.name))
 
-    @extend_schema(tags=["Jobs"], parameters=[NAME_PARAM, JOB_PARAM], request=None,
-                   responses={200: JobSchema, **error_responses(401, 404, 409)},
-                   description="failed/completed/cancelled -> waiting with attempts reset; otherwise 409 `INVALID_STATE`.")
+    @extend_schema(
+        tags=["Jobs"],
+        parameters=[NAME_PARAM, JOB_PARAM],
+        request=None,
+        responses={200: JobSchema, **error_responses(401, 404, 409)},
+        description="failed/completed/cancelled -> waiting with attempts reset; otherwise 409 `INVALID_STATE`.",
+    )
     def retry(self, request: Request, name: str, job_id: str) -> Response:
         queue = self._queue(name)
         self.strict_data(request, set())
         job = ops.job_retry(workspace=self.workspace, queue=queue, job_id=job_id)
         return Response(job_to_dict(job, queue_name=queue.name))
 
-    @extend_schema(tags=["Jobs"], parameters=[NAME_PARAM, JOB_PARAM], request=None,
-                   responses={200: JobSchema, **error_responses(401, 404, 409)},
-                   description="delayed -> waiting now; otherwise 409 `INVALID_STATE`.")
+    @extend_schema(
+        tags=["Jobs"],
+        parameters=[NAME_PARAM, JOB_PARAM],
+        request=None,
+        responses={200: JobSchema, **error_responses(401, 404, 409)},
+        description="delayed -> waiting now; otherwise 409 `INVALID_STATE`.",
+    )
     def promote(self, request: Request, name: str, job_id: str) -> Response:
         queue = self._queue(name)
         self.strict_data(request, set())
         job = ops.job_promote(workspace=self.workspace, queue=queue, job_id=job_id)
         return Response(job_to_dict(job, queue_name=queue.name))
 
-    @extend_schema(tags=["Jobs"], parameters=[NAME_PARAM, JOB_PARAM, *PAGE_PARAMS],
-                   responses={200: list_envelope("ChildrenList", JobSchema), **error_responses(400, 401, 404)},
-                   description="The job's flow children (jobs created with `parent_id` = this job), oldest first.")
+    @extend_schema(
+        tags=["Jobs"],
+        parameters=[NAME_PARAM, JOB_PARAM, *PAGE_PARAMS],
+        responses={200: list_envelope("ChildrenList", JobSchema), **error_responses(400, 401, 404)},
+        description="The job's flow children (jobs created with `parent_id` = this job), oldest first.",
+    )
     def children(self, request: Request, name: str, job_id: str) -> Response:
         children = ops.job_children(workspace=self.workspace, queue=self._queue(name), job_id=job_id)
         return Response(paginate(children, request.query_params, _render_jobs, newest_first=False))
@@ -242,25 +321,32 @@ class SearchViewSet(WorkspaceViewSet):
     @extend_schema(
         tags=["Jobs"],
         parameters=[
-            OpenApiParameter("q", OpenApiTypes.STR, required=True, description="Job id, name part or payload text"),
-            OpenApiParameter("type", OpenApiTypes.STR, enum=["job", "queue", "payload"], description="default job"),
+            OpenApiParameter(
+                "q", OpenApiTypes.STR, required=True, description="Job id, name part or payload text"
+            ),
+            OpenApiParameter(
+                "type", OpenApiTypes.STR, enum=["job", "queue", "payload"], description="default job"
+            ),
             OpenApiParameter("queue", OpenApiTypes.STR, description="Queue name; required for type=payload"),
             *PAGE_PARAMS,
         ],
         responses={200: list_envelope("SearchResults", JobSchema), **error_responses(400, 401, 404)},
         description="`job`: the job with that exact id. `queue`: queues whose name contains q (the list then holds "
-                    "queue objects). `payload`: jobs of one queue whose payload text contains q, newest first.",
+        "queue objects). `payload`: jobs of one queue whose payload text contains q, newest first.",
     )
     def search(self, request: Request) -> Response:
         params = request.query_params
         kind = params.get("type") or "job"
         if kind not in ("job", "queue", "payload"):
-            raise BadRequest("`type` must be job, queue or payload.", details={"type": ["Expected job, queue or payload."]})
+            raise BadRequest(
+                "`type` must be job, queue or payload.", details={"type": ["Expected job, queue or payload."]}
+            )
         q = params.get("q") or ""
         if not q:
             raise BadRequest("`q` is required.", details={"q": ["This parameter is required."]})
         workspace = self.workspace
         if kind == "queue":
+
             def render_queues(rows: Any) -> list[dict[str, Any]]:
                 rows = list(rows)
                 counts = queue_counts(workspace=workspace, queue_ids=[r.id for r in rows])
@@ -276,13 +362,14 @@ class ReplayViewSet(WorkspaceViewSet):
         tags=["Executions"],
         parameters=[OpenApiParameter("execution_id", OpenApiTypes.STR, OpenApiParameter.PATH)],
         request=None,
-        responses={202: inline_serializer("ReplayResult", fields={"job": JobSchema()}),
-                   **error_responses(401, 402, 404)},
+        responses={
+            202: inline_serializer("ReplayResult", fields={"job": JobSchema()}),
+            **error_responses(401, 402, 404),
+        },
         description="Enqueue a new job with the original's queue, payload, name, tags and target; the new job's "
-                    "executions carry `replay_of`.",
+        "executions carry `replay_of`.",
     )
     def replay(self, request: Request, execution_id: str) -> Response:
         self.strict_data(request, set())
         job = ops.execution_replay(workspace=self.workspace, execution_id=execution_id)
         return Response({"job": job_to_dict(job)}, status=status.HTTP_202_ACCEPTED)
-

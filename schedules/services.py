@@ -293,6 +293,39 @@ def schedule_update(*, workspace: Workspace, schedule: Schedule, data: dict[str,
     return locked
 
 
+def schedule_replace(*, workspace: Workspace, schedule: Schedule, data: dict[str, Any],
+                     now: datetime | None = None) -> Schedule:
+    """Apply a PUT body: a full replacement validated exactly as a create (`name` defaults to the current name;
+    another name renames). Fields left out take their create defaults; `next_run_at` is recomputed from now when
+    the timing changes or a paused schedule is resumed. History (`last_run_at`, `last_job_id`, ticks) stays."""
+    body = {"name": schedule.name, **data} if isinstance(data, dict) else data
+    cleaned = _validate(workspace=workspace, data=body, current=None)
+    values = cleaned.values
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Schedule.objects.select_for_update().select_related("queue").get(pk=schedule.pk)
+        timing_changed = (values["cron"], values["interval_ms"], values["timezone"]) != (
+            locked.cron, locked.interval_ms, locked.timezone
+        )
+        was_paused = locked.paused
+        locked.name = values["name"]
+        locked.description = values.get("description", "")
+        locked.cron, locked.interval_ms, locked.timezone = values["cron"], values["interval_ms"], values["timezone"]
+        locked.job = values["job"]
+        locked.overlap = values.get("overlap", Overlap.ALLOW)
+        locked.paused = values.get("paused", False)
+        locked.queue = cleaned.queue or _default_queue(workspace=workspace)
+        if timing_changed or (was_paused and not locked.paused):
+            locked.next_run_at = _first_run(cron=locked.cron, interval_ms=locked.interval_ms,
+                                            tz_name=locked.timezone, now=now)
+        try:
+            with transaction.atomic():
+                locked.save()
+        except IntegrityError as exc:
+            raise (_name_conflict(exc, locked.name) or exc) from None
+    return locked
+
+
 def schedule_delete(*, workspace: Workspace, schedule: Schedule) -> None:
     """Delete the schedule and its tick rows; the jobs it enqueued stay."""
     Schedule.objects.filter(workspace=workspace, pk=schedule.pk).delete()

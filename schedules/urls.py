@@ -6,7 +6,7 @@ urlpatterns = [
     path("schedules", ScheduleViewSet.as_view({"get": "list", "post": "create"}), name="schedule-list"),
     path(
         "schedules/<name:name>",
-        ScheduleViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        ScheduleViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
         name="schedule-detail",
     ),
     path("schedules/<name:name>/pause", ScheduleViewSet.as_view({"patch": "pause", "post": "pause"}),

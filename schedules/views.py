@@ -25,6 +25,8 @@ from .serializers import (
 )
 
 MAX_PREVIEW = 100
+MAX_NAME_FILTER_CHARS = 100
+_STATUSES = {"active": False, "paused": True}  # ?status= -> Schedule.paused
 _LIMIT = OpenApiParameter("limit", int, description="1-1000, default 50")
 _CURSOR = OpenApiParameter("cursor", str)
 
@@ -42,11 +44,39 @@ class ScheduleViewSet(WorkspaceViewSet):
     def _get(self, name: str) -> Schedule:
         return selectors.schedule_get(workspace=self.workspace, name=name)
 
-    @extend_schema(tags=["Schedules"], parameters=[_LIMIT, _CURSOR],
-                   responses={200: list_envelope("ScheduleList", ScheduleSchema), **error_responses(400, 401)})
+    @extend_schema(
+        tags=["Schedules"],
+        parameters=[
+            OpenApiParameter("status", str, enum=list(_STATUSES),
+                             description="`active` (not paused) or `paused`; anything else is 400 BAD_REQUEST."),
+            OpenApiParameter("tag", str, description="Only schedules whose job template carries this tag."),
+            OpenApiParameter("name", str, description=f"Case-insensitive substring of the name "
+                                                      f"(1-{MAX_NAME_FILTER_CHARS} characters)."),
+            _LIMIT, _CURSOR,
+        ],
+        responses={200: list_envelope("ScheduleList", ScheduleSchema), **error_responses(400, 401)},
+        description="The workspace's schedules by name (keyset pagination on the name); filters combine with AND. "
+                    "`name` is a plain substring, not a regular expression (seed 003 allowed a regex: a user-supplied "
+                    "regex is a denial-of-service risk, so Spindle matches literally).",
+    )
     def list(self, request: Request) -> Response:
-        page = paginate(selectors.schedule_list(workspace=self.workspace), request.query_params,
-                        lambda rows: [schedule_to_dict(s) for s in rows], field="name", newest_first=False)
+        params = request.query_params
+        status_value = params.get("status") or None
+        if status_value is not None and status_value not in _STATUSES:
+            raise BadRequest("`status` must be active or paused.", details={"status": ["Expected active or paused."]})
+        tag = params.get("tag") or None
+        name = params.get("name") or None
+        for key, value, limit in (("tag", tag, 64), ("name", name, MAX_NAME_FILTER_CHARS)):
+            if value is not None and (len(value) > limit or "\x00" in value):
+                raise BadRequest(f"`{key}` is too long or malformed.", details={key: [f"At most {limit} characters."]})
+        queryset = selectors.schedule_list(
+            workspace=self.workspace,
+            paused=None if status_value is None else _STATUSES[status_value],
+            tag=tag,
+            name=name,
+        )
+        page = paginate(queryset, params, lambda rows: [schedule_to_dict(s) for s in rows], field="name",
+                        newest_first=False)
         return Response(page)
 
     @extend_schema(tags=["Schedules"], request=ScheduleInSchema, parameters=[IDEMPOTENCY_KEY_PARAMETER],
@@ -67,6 +97,20 @@ class ScheduleViewSet(WorkspaceViewSet):
         schedule = self._get(name)
         data = self._body(request)
         schedule = services.schedule_update(workspace=self.workspace, schedule=schedule, data=data)
+        return Response(schedule_to_dict(schedule))
+
+    @extend_schema(tags=["Schedules"], request=ScheduleInSchema,
+                   responses={200: ScheduleSchema, **error_responses(400, 401, 402, 404, 409, 413, 415)},
+                   description="Replace the whole schedule: the body is validated exactly as a create (same 400/402 "
+                               "rules). `name` may be left out (the schedule keeps its name) or changed (a rename; "
+                               "409 if taken). Fields left out take their create defaults (`description` \"\", "
+                               "`overlap` allow, `paused` false, the job template only what is given). "
+                               "`next_run_at` is recomputed when the timing changes or the schedule is unpaused; "
+                               "`last_run_at`, `last_job_id` and the runs stay.")
+    def update(self, request: Request, name: str) -> Response:
+        schedule = self._get(name)
+        data = self._body(request)
+        schedule = services.schedule_replace(workspace=self.workspace, schedule=schedule, data=data)
         return Response(schedule_to_dict(schedule))
 
     @extend_schema(tags=["Schedules"], responses={204: None, **error_responses(401, 404)})

@@ -268,7 +268,7 @@ def parse_period(raw: str | None, *, now: datetime | None = None) -> date:
         raise BadRequest(
             "`period` must be a month as YYYY-MM.", details={"period": ["Expected YYYY-MM."]}
         ) from None
-    if parsed.year < 2000:
+    if not 2000 <= parsed.year <= 9998:  # 9999-12 has no next month to end the period with (OverflowError)
         raise BadRequest("`period` must be a month as YYYY-MM.", details={"period": ["Expected YYYY-MM."]})
     return parsed
 

@@ -8,10 +8,12 @@ same for paths DRF never sees.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import Model
 from django.http import Http404, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf_exceptions
@@ -118,6 +120,36 @@ class BillingNotConfigured(ApplicationError):
     code = "SERVICE_UNAVAILABLE"
     status_code = 503
     default_message = "Billing is not configured on this Spindle installation."
+
+
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (.+)")
+_SQLITE_CHECK = re.compile(r"CHECK constraint failed: (\w+)")
+
+
+def violated_constraint(exc: Exception, model: type[Model]) -> str | None:
+    """The name of the constraint an IntegrityError violated, on PostgreSQL and SQLite alike.
+
+    PostgreSQL reports it (psycopg's `diag.constraint_name`); SQLite names only the columns of a unique
+    violation, so those are matched against `model`'s named UniqueConstraints (DESIGN.md: map by name).
+    """
+    diag = getattr(exc.__cause__, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return str(name)
+    text = str(exc)
+    check = _SQLITE_CHECK.search(text)
+    if check:
+        return check.group(1)
+    unique = _SQLITE_UNIQUE.search(text)
+    if unique is None:
+        return None
+    table = model._meta.db_table
+    columns = {part.strip().removeprefix(f"{table}.") for part in unique.group(1).split(",")}
+    for constraint in model._meta.constraints:
+        fields = getattr(constraint, "fields", None)
+        if fields and {model._meta.get_field(f).column for f in fields} == columns:
+            return constraint.name
+    return None
 
 
 _DRF_CODES: dict[type[Exception], str] = {

@@ -38,6 +38,11 @@ class ErrorEnvelopeMiddleware:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 return error_response("BAD_REQUEST", "Invalid Content-Length header.", 400)
+            # PostgreSQL refuses NUL in any text parameter: a NUL in a path segment or query value was a 500.
+            if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
+                return error_response(
+                    "BAD_REQUEST", "The URL must not contain the NUL character.", 400, {"url": ["NUL (%00) is not allowed."]}
+                )
             if length > settings.SPINDLE_MAX_REQUEST_BYTES:
                 return error_response(
                     "PAYLOAD_TOO_LARGE",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db.models import QuerySet
 
 from .exceptions import BadRequest
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -38,7 +41,9 @@ def decode_cursor(cursor: str) -> str:
         value = base64.urlsafe_b64decode(padded.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest("`cursor` is not valid.", details={"cursor": ["Unknown cursor."]}) from None
-    if not value or len(value) > 128:
+    # Cursors we issue hold an id, a name or a job group key: never a control character. "AA" decodes to a NUL
+    # byte, which PostgreSQL refuses in a query parameter (it was a 500).
+    if not value or len(value) > 128 or _CONTROL.search(value):
         raise BadRequest("`cursor` is not valid.", details={"cursor": ["Unknown cursor."]})
     return value
 

@@ -197,7 +197,8 @@ REST_FRAMEWORK = {
     # Per-workspace requests/minute of the plan, counted in the shared cache (config/ratelimit.py).
     "DEFAULT_THROTTLE_CLASSES": ["config.ratelimit.WorkspaceRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasWorkspace"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Refuses what PostgreSQL cannot store (NUL, lone surrogates) and deep nesting (config/inputs.py).
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": None,
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",

@@ -22,6 +22,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.services import plan_check_value
 from config.exceptions import PayloadTooLarge, PlanLimit, ValidationFailed
+from config.inputs import DATETIME_RANGE_MESSAGE, datetime_plus_ms_in_range, parse_client_datetime
 from config.netguard import validate_target_url
 from jobs.models import Job
 from jobs.specs import JobSpec
@@ -279,17 +280,18 @@ class JobValidator:
         elif delay_ms is not None:
             if not _is_int(delay_ms) or not 0 <= delay_ms <= MAX_DELAY_MS:
                 errors[prefix + "delay_ms"] = [f"Expected an integer between 0 and {MAX_DELAY_MS}."]
+            elif not datetime_plus_ms_in_range(self.now, delay_ms):
+                errors[prefix + "delay_ms"] = ["now + delay_ms is out of range. " + DATETIME_RANGE_MESSAGE]
             elif delay_ms:
                 spec.run_at = self.now + timedelta(milliseconds=delay_ms)
         elif run_at is not None:
-            parsed = None
-            if type(run_at) is str:
-                try:
-                    parsed = datetime.fromisoformat(run_at)
-                except ValueError:
-                    parsed = None
-            if parsed is None or parsed.tzinfo is None:
-                errors[prefix + "run_at"] = ["Expected an ISO 8601 date-time with a timezone (e.g. 2026-01-15T12:00:00Z)."]
+            # Bounded after the offset is applied: "0001-01-01T00:00:00+14:00" is year 0 in UTC and, once stored,
+            # broke claim and the sweeper for every tenant (issue 9).
+            parsed = parse_client_datetime(run_at)
+            if parsed is None:
+                errors[prefix + "run_at"] = [
+                    "Expected an ISO 8601 date-time with a timezone (e.g. 2026-01-15T12:00:00Z). " + DATETIME_RANGE_MESSAGE
+                ]
             else:
                 spec.run_at = parsed
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -15,6 +14,8 @@ from rest_framework.response import Response
 
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import BadRequest
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
 from config.pagination import paginate
 
 from . import selectors, services
@@ -52,15 +53,13 @@ def _parse_time(params: Any, key: str, default: datetime) -> datetime:
     raw = params.get(key)
     if raw in (None, ""):
         return default
-    value = None
-    try:
-        value = parse_datetime(raw)
-    except ValueError:
-        value = None
+    # Bounded to 1970..9999 in UTC: year 1 or 9999 at the edge made the bucket arithmetic overflow (a 500).
+    value = parse_client_datetime(raw, naive_is_utc=True)
     if value is None:
-        raise BadRequest(f"`{key}` must be an ISO 8601 date-time.", details={key: ["Expected ISO 8601."]})
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
+        raise BadRequest(
+            f"`{key}` must be an ISO 8601 date-time. {DATETIME_RANGE_MESSAGE}",
+            details={key: ["Expected ISO 8601. " + DATETIME_RANGE_MESSAGE]},
+        )
     return value
 
 
@@ -100,9 +99,11 @@ class QueueViewSet(WorkspaceViewSet):
     @extend_schema(
         tags=["Queues"],
         request=QueueIn,
-        responses={201: QueueWithSecretSchema, **error_responses(400, 401, 402, 409, 415)},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: QueueWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
         description="Create a queue. The response carries `signing_secret` once; it is never shown again.",
     )
+    @idempotent
     def create(self, request: Request) -> Response:
         data = self._validated(request, partial=False)
         queue, secret = services.queue_create(workspace=self.workspace, data=data)

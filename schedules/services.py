@@ -17,7 +17,14 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.services import plan_check_count
-from config.exceptions import ApplicationError, Conflict, PayloadTooLarge, PlanLimit, ValidationFailed
+from config.exceptions import (
+    ApplicationError,
+    Conflict,
+    PayloadTooLarge,
+    PlanLimit,
+    ValidationFailed,
+    violated_constraint,
+)
 from jobs.models import TERMINAL_STATES, Job
 from jobs.services.events import PendingEvent, events_emit, iso
 from jobs.specs import JobSpec
@@ -222,7 +229,7 @@ def _first_run(*, cron: str | None, interval_ms: int | None, tz_name: str | None
 
 
 def _name_conflict(exc: IntegrityError, name: str) -> Conflict | None:
-    if _NAME_CONSTRAINT in str(exc):
+    if violated_constraint(exc, Schedule) == _NAME_CONSTRAINT:  # by name on PostgreSQL and SQLite alike
         return Conflict(f"A schedule named '{name}' already exists.",
                         details={"name": ["A schedule with this name already exists."]})
     return None

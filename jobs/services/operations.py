@@ -19,10 +19,10 @@ from django.db import transaction
 from django.db.models import BooleanField, Count, Func, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import Workspace
 from config.exceptions import BadRequest, InvalidState, NotFound, PayloadTooLarge, ValidationFailed
+from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
 from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job, JobState
 from jobs.services.dispatch import kick_on_commit
 from jobs.services.events import PendingEvent, events_emit
@@ -272,9 +272,9 @@ def _validate_changes(data: dict[str, Any]) -> dict[str, Any]:
             changes["tags"] = tags
     if "run_at" in data:
         raw = data["run_at"]
-        parsed = parse_datetime(raw) if isinstance(raw, str) else None
-        if parsed is None or parsed.tzinfo is None:
-            errors["run_at"] = ["Must be an ISO 8601 datetime with a timezone."]
+        parsed = parse_client_datetime(raw)  # None for 2026-02-30 and for dates outside 1970..9999 (in UTC)
+        if parsed is None:
+            errors["run_at"] = ["Must be an ISO 8601 datetime with a timezone. " + DATETIME_RANGE_MESSAGE]
         else:
             changes["run_at"] = parsed
     if errors:

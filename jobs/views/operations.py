@@ -28,6 +28,7 @@ PAGE_PARAMS = [
     OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
     OpenApiParameter("cursor", OpenApiTypes.STR),
 ]
+MAX_GRACE_MS = 3_650 * 86_400_000  # ten years
 AFFECTED = inline_serializer("Affected", fields={"affected": serializers.IntegerField()})
 
 
@@ -36,7 +37,8 @@ class CleanIn(serializers.Serializer):
         choices=["waiting", "delayed", "completed", "failed", "cancelled"],
         help_text="Terminal states are aged by finished_at; waiting and delayed by created_at (active: not allowed).",
     )
-    grace_ms = serializers.IntegerField(min_value=0, required=False, default=0)
+    # Bounded: `now - grace_ms` must stay a datetime (1e18 ms overflowed into a 500).
+    grace_ms = serializers.IntegerField(min_value=0, max_value=MAX_GRACE_MS, required=False, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=ops.CLEAN_MAX_LIMIT, required=False, default=1000)
 
 

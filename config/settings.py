@@ -264,6 +264,14 @@ if not SPINDLE_TESTING and (
 ):
     raise RuntimeError("test-only engine timings need SPINDLE_TESTING=1")
 
+# Pull long-polls (jobs/services/pull.py): waiting claims per web process (half of the Procfile's 8 threads) and
+# per workspace across processes; over budget a claim answers at once. Workers silent for longer than the
+# heartbeat timeout show `offline`; after SPINDLE_WORKER_REAP_AFTER_S the sweeper deletes them, releasing leases.
+SPINDLE_LONGPOLL_MAX_PER_PROCESS = env.int("SPINDLE_LONGPOLL_MAX_PER_PROCESS", default=4)
+SPINDLE_LONGPOLL_MAX_PER_WORKSPACE = env.int("SPINDLE_LONGPOLL_MAX_PER_WORKSPACE", default=2)
+SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S = env.int("SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S", default=60)
+SPINDLE_WORKER_REAP_AFTER_S = env.int("SPINDLE_WORKER_REAP_AFTER_S", default=5 * 60)
+
 # --- Stripe ---------------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")

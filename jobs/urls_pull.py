@@ -13,6 +13,7 @@ urlpatterns = [
     path("workers", workers, name="worker-list"),
     path("workers/<wkrid:worker_id>", worker_detail, name="worker-detail"),
     path("workers/<wkrid:worker_id>/heartbeat", worker_heartbeat, name="worker-heartbeat"),
+    path("jobs/claim", PullJobViewSet.as_view({"post": "claim_many"}), name="pull-claim-many"),
     path("queues/<name:name>/jobs/claim", PullJobViewSet.as_view({"post": "claim"}), name="pull-claim"),
     path("queues/<name:name>/jobs/ack", PullJobViewSet.as_view({"post": "ack"}), name="pull-ack"),
     path(
@@ -30,5 +31,9 @@ urlpatterns = [
         PullJobViewSet.as_view({"post": "complete"}),
         name="pull-job-complete",
     ),
-    path("queues/<name:name>/jobs/<jobid:job_id>/fail", PullJobViewSet.as_view({"post": "fail"}), name="pull-job-fail"),
+    path(
+        "queues/<name:name>/jobs/<jobid:job_id>/fail",
+        PullJobViewSet.as_view({"post": "fail"}),
+        name="pull-job-fail",
+    ),
 ]

@@ -9,14 +9,20 @@ fenced conditional UPDATEs for heartbeat and progress.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import psycopg
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -36,6 +42,8 @@ logger = logging.getLogger(__name__)
 LISTEN_CHANNEL = "spindle_jobs"
 # SQLite has no LISTEN: the embedded mode re-tries the claim this often while a long-poll lasts.
 SQLITE_POLL_S = 0.1
+# A multi-queue claim costs one claim query per queue: bounded.
+MAX_CLAIM_QUEUES = 20
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,15 @@ def pull_queue_get(*, workspace: Workspace, queue_name: str) -> Queue:
     return queue
 
 
+@dataclass(frozen=True)
+class ClaimResult:
+    """What a claim leased, and whether a wanted long-poll was refused by the budget (it then returned at once)."""
+
+    jobs: list[Job]
+    queue_names: dict[str, str]  # queue id -> name, to render each job's `queue`
+    long_poll_refused: bool = False
+
+
 def job_claim_pull(
     *,
     workspace: Workspace,
@@ -179,29 +196,113 @@ def job_claim_pull(
 ) -> tuple[Queue, list[Job]]:
     """Lease up to `limit` ready jobs; with `wait_ms`, wait for jobs to become ready (long-poll)."""
     queue = pull_queue_get(workspace=workspace, queue_name=queue_name)
+    result = jobs_claim_pull(
+        workspace=workspace, queues=[queue], limit=limit, lease_ms=lease_ms, wait_ms=wait_ms, worker_id=worker_id
+    )
+    return queue, result.jobs
+
+
+def pull_queues_for_claim(
+    *, workspace: Workspace, queue_names: list[str] | None, worker_id: str | None
+) -> list[Queue]:
+    """The queues of a multi-queue claim: the names given (each must be a pull queue of the workspace, else 400
+    VALIDATION_ERROR on `queues`), or without names the worker's registered queues (its unknown or push queues
+    are skipped: a queue deleted after registration must not break the worker)."""
+    explicit = queue_names is not None
+    if not explicit:
+        if worker_id is None:
+            raise ValidationFailed(details={"queues": ["Give `queues`, or a `worker_id` whose queues are claimed."]})
+        registered = Worker.objects.filter(workspace=workspace, id=worker_id).values_list("queues", flat=True).first()
+        if registered is None:
+            raise ValidationFailed(details={"worker_id": ["Unknown worker."]})
+        queue_names = [q for q in registered or [] if isinstance(q, str)][:MAX_CLAIM_QUEUES]
+    names = list(dict.fromkeys(queue_names or []))
+    found = {q.name: q for q in Queue.objects.filter(workspace=workspace, name__in=names)}
+    if explicit:
+        problems = [f"Unknown queue '{n}'." for n in names if n not in found]
+        problems += [
+            f"Queue '{n}' delivers by push; only pull queues hand jobs to workers."
+            for n in names
+            if n in found and found[n].delivery != Queue.Delivery.PULL
+        ]
+        if problems:
+            raise ValidationFailed(details={"queues": problems})
+    queues = [found[n] for n in names if n in found and found[n].delivery == Queue.Delivery.PULL]
+    if not queues:
+        raise ValidationFailed(details={"queues": ["No pull queue to claim from."]})
+    return queues
+
+
+def jobs_claim_pull(
+    *,
+    workspace: Workspace,
+    queues: list[Queue],
+    limit: int = 1,
+    lease_ms: int | None = None,
+    wait_ms: int = 0,
+    worker_id: str | None = None,
+) -> ClaimResult:
+    """Lease up to `limit` ready jobs from one or several pull queues of the workspace, fairly across them (each
+    queue's pause, concurrency, group caps and rate limit hold: every per-queue claim is the engine's). With
+    `wait_ms`, wait until one of the queues has a ready job or the time is up, within the long-poll budget."""
     if worker_id is not None:
         # A claim is a sign of life, so it counts as a worker heartbeat.
         if not Worker.objects.filter(workspace=workspace, id=worker_id).update(last_seen_at=timezone.now()):
             raise ValidationFailed(details={"worker_id": ["Unknown worker."]})
-    lease_ms = lease_ms or queue.lease_ms
+    names = {q.id: q.name for q in queues}
 
     def claim() -> list[Job]:
-        return job_claim(queue=queue, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
+        return _claim_fair(queues, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
 
     jobs = claim()
     if jobs or wait_ms <= 0:
-        return queue, jobs
+        return ClaimResult(jobs, names)
+    with _long_poll_slot(workspace_id=workspace.id, wait_ms=wait_ms) as granted:
+        if not granted:
+            # Over budget: answer now with what is available (nothing) instead of pinning a web thread.
+            return ClaimResult([], names, long_poll_refused=True)
+        return ClaimResult(_wait_and_claim(claim, [q.id for q in queues], wait_ms), names)
+
+
+_rotation = itertools.count()
+
+
+def _claim_fair(queues: list[Queue], *, limit: int, lease_ms: int | None, worker_id: str | None) -> list[Job]:
+    """Split `limit` across the queues: each round offers every queue an equal share, starting from a queue that
+    rotates per call (so no queue is always served first); queues that filled their share get the rest."""
+    start = next(_rotation) % len(queues)
+    pending = queues[start:] + queues[:start]
+    jobs: list[Job] = []
+    remaining = limit
+    while remaining > 0 and pending:
+        share = max(1, remaining // len(pending))
+        still_ready: list[Queue] = []
+        for queue in pending:
+            if remaining <= 0:
+                break
+            want = min(share, remaining)
+            got = job_claim(queue=queue, limit=want, lease_ms=lease_ms or queue.lease_ms, worker_id=worker_id)
+            jobs += got
+            remaining -= len(got)
+            if len(got) == want:
+                still_ready.append(queue)  # it may have more
+        pending = still_ready
+    return jobs
+
+
+def _wait_and_claim(claim: Callable[[], list[Job]], queue_ids: list[str], wait_ms: int) -> list[Job]:
     deadline = time.monotonic() + wait_ms / 1000
+    jobs: list[Job] = []
     # SQLite has no LISTEN. A caller that holds a transaction (only tests do) would not see other
     # transactions' jobs through a notification anyway, so both re-try the claim on a short timer.
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         while not jobs and time.monotonic() < deadline:
             time.sleep(min(SQLITE_POLL_S, max(0.0, deadline - time.monotonic())))
             jobs = claim()
-        return queue, jobs
+        return jobs
 
     listener = _listener()
-    wakeup = listener.subscribe(queue.id)
+    wakeup = listener.subscribe(*queue_ids)
     try:
         while True:
             # Subscribed before this claim: a NOTIFY committed after it sets `wakeup`, so none is missed.
@@ -209,10 +310,57 @@ def job_claim_pull(
             jobs = claim()
             remaining = deadline - time.monotonic()
             if jobs or remaining <= 0:
-                return queue, jobs
+                return jobs
             wakeup.wait(remaining)
     finally:
-        listener.unsubscribe(queue.id, wakeup)
+        listener.unsubscribe(wakeup, *queue_ids)
+
+
+# --- the long-poll budget -------------------------------------------------------------------------
+#
+# A long-poll holds a web thread (gunicorn gthread) for up to 20 s. Without a bound, a few workers polling empty
+# queues pin every thread and /v1/health times out. Two budgets, checked only when a claim found nothing and the
+# caller asked to wait: at most SPINDLE_LONGPOLL_MAX_PER_PROCESS waiting claims per web process (default 4, half
+# of the Procfile's 8 threads), and at most SPINDLE_LONGPOLL_MAX_PER_WORKSPACE per workspace across all processes
+# (slots in the shared cache, so one tenant cannot take the whole process budget). Over budget the claim answers
+# at once with an empty `data` and the header `Spindle-Long-Poll: refused`.
+
+_budget_lock = threading.Lock()
+_budget: tuple[int, threading.BoundedSemaphore] | None = None
+LONG_POLL_SLOT_KEY = "spindle:longpoll:{workspace_id}:{slot}"
+
+
+def _process_budget() -> threading.BoundedSemaphore:
+    global _budget
+    size = max(1, int(getattr(settings, "SPINDLE_LONGPOLL_MAX_PER_PROCESS", 4)))
+    with _budget_lock:
+        if _budget is None or _budget[0] != size:
+            _budget = (size, threading.BoundedSemaphore(size))
+        return _budget[1]
+
+
+@contextmanager
+def _long_poll_slot(*, workspace_id: str, wait_ms: int) -> Iterator[bool]:
+    """Yields True while this request holds a process slot and a workspace slot, False when over budget."""
+    semaphore = _process_budget()
+    if not semaphore.acquire(blocking=False):
+        yield False
+        return
+    held: str | None = None
+    try:
+        # Each slot key expires a little after the longest wait, so a process killed mid-poll frees it.
+        ttl_s = int(wait_ms / 1000) + 5
+        token = secrets.token_hex(8)
+        for slot in range(max(1, int(getattr(settings, "SPINDLE_LONGPOLL_MAX_PER_WORKSPACE", 2)))):
+            key = LONG_POLL_SLOT_KEY.format(workspace_id=workspace_id, slot=slot)
+            if cache.add(key, token, timeout=ttl_s):
+                held = key
+                break
+        yield held is not None
+    finally:
+        if held is not None:
+            cache.delete(held)
+        semaphore.release()
 
 
 # --- lease-fenced job operations ------------------------------------------------------------------
@@ -350,21 +498,24 @@ class _JobListener:
         self._thread = threading.Thread(target=self._run, name="spindle-pull-listener", daemon=True)
         self._thread.start()
 
-    def subscribe(self, queue_id: str) -> threading.Event:
+    def subscribe(self, *queue_ids: str) -> threading.Event:
+        """One event woken by a NOTIFY for any of the queues."""
         event = threading.Event()
         with self._lock:
-            self._waiters.setdefault(queue_id, set()).add(event)
+            for queue_id in queue_ids:
+                self._waiters.setdefault(queue_id, set()).add(event)
         # Until LISTEN is in place a NOTIFY could be missed; the caller claims again after this returns.
         self._listening.wait(timeout=2.0)
         return event
 
-    def unsubscribe(self, queue_id: str, event: threading.Event) -> None:
+    def unsubscribe(self, event: threading.Event, *queue_ids: str) -> None:
         with self._lock:
-            waiters = self._waiters.get(queue_id)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._waiters[queue_id]
+            for queue_id in queue_ids:
+                waiters = self._waiters.get(queue_id)
+                if waiters is not None:
+                    waiters.discard(event)
+                    if not waiters:
+                        del self._waiters[queue_id]
 
     def stop(self) -> None:
         self._stopping.set()
@@ -406,13 +557,13 @@ def _listener() -> _JobListener:
     global _listener_instance
     with _listener_lock:
         if _listener_instance is None:
-            settings = connection.settings_dict
+            db = connection.settings_dict
             conninfo = {
-                "dbname": settings["NAME"],
-                "user": settings.get("USER") or None,
-                "password": settings.get("PASSWORD") or None,
-                "host": settings.get("HOST") or None,
-                "port": settings.get("PORT") or None,
+                "dbname": db["NAME"],
+                "user": db.get("USER") or None,
+                "password": db.get("PASSWORD") or None,
+                "host": db.get("HOST") or None,
+                "port": db.get("PORT") or None,
             }
             _listener_instance = _JobListener({k: v for k, v in conninfo.items() if v is not None})
         return _listener_instance

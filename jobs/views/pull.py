@@ -109,6 +109,30 @@ def _worker_dict(worker: Worker, active_jobs: int) -> dict[str, Any]:
     }
 
 
+_LONG_POLL_BUDGET_DOC = (
+    "Long-polls are budgeted so they cannot pin the web threads: at most SPINDLE_LONGPOLL_MAX_PER_PROCESS "
+    "waiting claims per web process (default 4) and SPINDLE_LONGPOLL_MAX_PER_WORKSPACE per workspace (default 2). "
+    "A claim that finds nothing and is over budget answers at once with what is available (an empty `data`) and "
+    "the header `Spindle-Long-Poll: refused`; back off a little (e.g. 1 s) before claiming again."
+)
+
+
+def _claim_params(data: dict[str, Any], errors: dict[str, list[str]]) -> tuple[str | None, int, int | None, int]:
+    worker_id = _text(data, "worker_id", 40, errors, required=False)
+    limit = _int_in(data, "limit", 1, MAX_CLAIM, errors) or 1
+    lease_ms = _int_in(data, "lease_ms", settings.SPINDLE_MIN_LEASE_MS, MAX_LEASE_MS, errors)
+    wait_ms = _int_in(data, "wait_ms", 0, MAX_WAIT_MS, errors) or 0
+    _raise(errors)
+    return worker_id, limit, lease_ms, wait_ms
+
+
+def _claim_response(result: pull.ClaimResult) -> Response:
+    response = Response({"data": [_leased(job, result.queue_names[job.queue_id]) for job in result.jobs]})
+    if result.long_poll_refused:
+        response["Spindle-Long-Poll"] = "refused"
+    return response
+
+
 # --- documentation shapes -------------------------------------------------------------------------
 
 
@@ -141,6 +165,15 @@ class ClaimInSchema(serializers.Serializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_CLAIM, default=1)
     lease_ms = serializers.IntegerField(required=False, min_value=1000, max_value=MAX_LEASE_MS)
     wait_ms = serializers.IntegerField(required=False, min_value=0, max_value=MAX_WAIT_MS, default=0)
+
+
+class ClaimManyInSchema(ClaimInSchema):
+    queues = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        max_length=20,
+        help_text="Pull queues to claim from; default: the queues `worker_id` registered with.",
+    )
 
 
 class LeaseInSchema(serializers.Serializer):
@@ -287,25 +320,57 @@ class PullJobViewSet(WorkspaceViewSet):
         request=ClaimInSchema,
         responses={200: ClaimOutSchema, **error_responses(400, 401, 404, 409, 415)},
         description="Lease up to `limit` ready jobs. With `wait_ms` the request waits until a job becomes "
-        "ready (woken by PostgreSQL LISTEN/NOTIFY) or the time is up; an empty `data` means nothing was ready.",
+        "ready (woken by PostgreSQL LISTEN/NOTIFY) or the time is up; an empty `data` means nothing was ready. "
+        + _LONG_POLL_BUDGET_DOC,
     )
     def claim(self, request: Request, name: str) -> Response:
         data = self.strict_data(request, {"worker_id", "limit", "lease_ms", "wait_ms"})
-        errors: dict[str, list[str]] = {}
-        worker_id = _text(data, "worker_id", 40, errors, required=False)
-        limit = _int_in(data, "limit", 1, MAX_CLAIM, errors) or 1
-        lease_ms = _int_in(data, "lease_ms", settings.SPINDLE_MIN_LEASE_MS, MAX_LEASE_MS, errors)
-        wait_ms = _int_in(data, "wait_ms", 0, MAX_WAIT_MS, errors) or 0
-        _raise(errors)
-        queue, jobs = pull.job_claim_pull(
+        worker_id, limit, lease_ms, wait_ms = _claim_params(data, {})
+        queue = pull.pull_queue_get(workspace=self.workspace, queue_name=name)
+        result = pull.jobs_claim_pull(
             workspace=self.workspace,
-            queue_name=name,
+            queues=[queue],
             limit=limit,
             lease_ms=lease_ms,
             wait_ms=wait_ms,
             worker_id=worker_id,
         )
-        return Response({"data": [_leased(job, queue.name) for job in jobs]})
+        return _claim_response(result)
+
+    @extend_schema(
+        tags=["Pull workers"],
+        operation_id="pull_claim_many",
+        request=ClaimManyInSchema,
+        responses={200: ClaimOutSchema, **error_responses(400, 401, 415)},
+        description="Lease up to `limit` ready jobs from several pull queues at once: the `queues` named, or "
+        "without `queues` those the worker (`worker_id`) registered with (its unknown or push queues skipped). "
+        "Fair across the queues: each gets an equal share of `limit` in turn, starting from a queue that rotates "
+        "per call, and the share of a queue with nothing ready goes to the others; every queue's pause, "
+        "concurrency, group caps and rate limit hold. Each job carries its `queue`; `lease_ms` defaults to each "
+        f"queue's own. At most {pull.MAX_CLAIM_QUEUES} queues; an unknown or push queue in `queues` is 400 "
+        "VALIDATION_ERROR. `wait_ms` long-polls until any of the queues has a ready job. " + _LONG_POLL_BUDGET_DOC,
+    )
+    def claim_many(self, request: Request) -> Response:
+        data = self.strict_data(request, {"queues", "worker_id", "limit", "lease_ms", "wait_ms"})
+        errors: dict[str, list[str]] = {}
+        queue_names = data.get("queues")
+        if queue_names is not None and (
+            not isinstance(queue_names, list)
+            or not 1 <= len(queue_names) <= pull.MAX_CLAIM_QUEUES
+            or not all(isinstance(q, str) and 1 <= len(q) <= 64 for q in queue_names)
+        ):
+            errors["queues"] = [f"Expected a list of 1 to {pull.MAX_CLAIM_QUEUES} queue names."]
+        worker_id, limit, lease_ms, wait_ms = _claim_params(data, errors)
+        queues = pull.pull_queues_for_claim(workspace=self.workspace, queue_names=queue_names, worker_id=worker_id)
+        result = pull.jobs_claim_pull(
+            workspace=self.workspace,
+            queues=queues,
+            limit=limit,
+            lease_ms=lease_ms,
+            wait_ms=wait_ms,
+            worker_id=worker_id,
+        )
+        return _claim_response(result)
 
     @extend_schema(tags=["Pull workers"], request=LeaseInSchema, responses={200: LeasedJobSchema, **_PULL_ERRORS})
     def heartbeat(self, request: Request, name: str, job_id: str) -> Response:

@@ -5,7 +5,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-EVENTS_PORT ?= 8001
 
 # Test services (the machine's PostgreSQL and Redis); override on the command line if yours differ.
 TEST_DATABASE_URL ?= postgres://$(or $(PGUSER),postgres)@127.0.0.1:5432/test
@@ -36,7 +35,9 @@ run: migrate
 	$(PY) manage.py bootstrap_demo
 	@# make run is the development/self-hosting command: push targets on this machine or network are allowed
 	@# unless SPINDLE_ALLOW_PRIVATE_TARGETS=0 is given (the setting's own default, for production, is off).
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) \
+	@# One port: config.front serves the event streams itself and proxies the rest to gunicorn (unix socket in var/).
+	@echo "Spindle: http://$(HOST):$(PORT) (REST, /docs, event streams at /v1/events)"
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) PORT=$(PORT) \
 	SPINDLE_ALLOW_PRIVATE_TARGETS=$${SPINDLE_ALLOW_PRIVATE_TARGETS:-1} bin/run-procfile Procfile
 
 test: install-dev

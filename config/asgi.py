@@ -1,8 +1,9 @@
-"""ASGI entry point for the event-stream process: `uvicorn config.asgi:application`.
+"""ASGI entry point: Django's async application.
 
-REST runs under gunicorn (WSGI); this process serves the long-lived SSE routes (`/v1/events`,
-`/v1/queues/{name}/events`), whose async views hold no thread while they wait. It loads the same URLconf, so
-any route answers here too.
+`make run` serves it through config.front (`uvicorn config.front:app`), which hands it the long-lived
+event-stream routes (their async views hold no thread while they wait) and proxies everything else to
+gunicorn. Without the front it can run alone (`uvicorn config.asgi:application`) behind a proxy that routes
+the stream paths (config.front.STREAM_PATHS) to it; it loads the same URLconf, so any route answers here too.
 """
 
 import os

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.events.servers import Stream, fields
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -29,7 +31,11 @@ def _free_port() -> int:
 
 
 def _embedded_env(var_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "TEST_DB_NAME", "SECRET_KEY"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "TEST_DB_NAME", "SECRET_KEY"}
+    }
     env.update(
         SPINDLE_VAR_DIR=str(var_dir),
         SPINDLE_ALLOW_PRIVATE_TARGETS="1",
@@ -71,14 +77,28 @@ class _Receiver(BaseHTTPRequestHandler):
 def test_embedded_mode_serves_and_completes_a_job(tmp_path):
     env = _embedded_env(tmp_path)
     python = str(BIN / "python")
-    subprocess.run([python, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run(
+        [python, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True, timeout=120
+    )
     subprocess.run([python, "manage.py", "createcachetable"], cwd=ROOT, env=env, check=True, timeout=60)
     out = subprocess.run(
-        [python, "manage.py", "bootstrap_demo"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
+        [python, "manage.py", "bootstrap_demo"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
     ).stdout
     key = next(word for word in out.split() if word.startswith("rt_ws_"))
     again = subprocess.run(
-        [python, "manage.py", "bootstrap_demo"], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True
+        [python, "manage.py", "bootstrap_demo"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+        text=True,
     ).stdout
     assert "rt_ws_" not in again and "issue_key" in again
 
@@ -87,10 +107,14 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
     port = _free_port()
     logs = open(tmp_path / "procs.log", "w")
     # Exactly what `make run` starts: every process of the Procfile through bin/run-procfile.
-    env.update(PORT=str(port), EVENTS_PORT=str(_free_port()), HOST="127.0.0.1", PATH=f"{BIN}:{env.get('PATH', '')}")
+    env.update(PORT=str(port), HOST="127.0.0.1", PATH=f"{BIN}:{env.get('PATH', '')}")
     runner = subprocess.Popen(
         [str(ROOT / "bin" / "run-procfile"), "Procfile"],
-        cwd=ROOT, env=env, stdout=logs, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=logs,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -107,8 +131,14 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
         assert health["services"]["database"]["status"] == "ok"
 
         status, queue = _call(
-            "POST", f"{base}/v1/queues", key,
-            {"name": "hooks", "delivery": "push", "endpoint": {"url": f"http://127.0.0.1:{receiver.server_port}/hook"}},
+            "POST",
+            f"{base}/v1/queues",
+            key,
+            {
+                "name": "hooks",
+                "delivery": "push",
+                "endpoint": {"url": f"http://127.0.0.1:{receiver.server_port}/hook"},
+            },
         )
         assert status == 201, queue
         status, job = _call("POST", f"{base}/v1/queues/hooks/jobs", key, {"payload": {"hello": "embedded"}})
@@ -123,9 +153,18 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
         assert current["state"] == "completed", current
         assert current["result"]["http_status"] == 200
         assert _Receiver.received and _Receiver.received[0]["payload"] == {"hello": "embedded"}
-        # Server-Sent Events are served by the `events` process.
-        status, _ = _call("GET", f"http://127.0.0.1:{env['EVENTS_PORT']}/v1/health")
-        assert status == 200
+        # Server-Sent Events on the same port (config.front serves them itself), replaying the job's events.
+        stream = Stream(
+            port,
+            "/v1/queues/hooks/events",
+            {"Authorization": f"Bearer {key}", "Last-Event-ID": "evt_" + "0" * 26},
+        )
+        try:
+            assert stream.status == 200 and "text/event-stream" in stream.headers
+            seen = [fields(f).get("event") for f in stream.frames(4)]
+            assert seen[1] == "connected" and "job:waiting" in seen[2:], seen
+        finally:
+            stream.close()
     finally:
         # Ctrl-C stops every process (the runner forwards it and waits).
         runner.send_signal(signal.SIGINT)
@@ -133,7 +172,9 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
             runner.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(runner.pid, signal.SIGKILL)
-        leftovers = subprocess.run(["pgrep", "-a", "-s", str(runner.pid)], capture_output=True, text=True).stdout.splitlines()
+        leftovers = subprocess.run(
+            ["pgrep", "-a", "-s", str(runner.pid)], capture_output=True, text=True
+        ).stdout.splitlines()
         leftovers = [p for p in leftovers if "<defunct>" not in p]  # exited, merely not reaped yet
         if leftovers:
             os.killpg(runner.pid, signal.SIGKILL)

@@ -1,0 +1,120 @@
+"""Streams cannot starve a server or a workspace: bounded under WSGI, re-authenticated, capped per workspace."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from accounts.models import Workspace
+from accounts.services import api_key_revoke, workspace_create
+from jobs.services.events import PendingEvent, events_emit
+from tests.events import servers
+from tests.events.servers import Stream, call, fields
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def test_gunicorn_alone_bounds_streams_and_keeps_answering(plans):
+    """More streams than threads on gunicorn reached directly: 2 are served (and end after the maximum
+    duration, so EventSource reconnects), the rest are refused with 503, and /v1/health still answers."""
+    workspace, key = workspace_create(name="wsgi", plan_code="pro")
+    auth = {"Authorization": f"Bearer {key.raw}"}
+    with servers.gunicorn_server(
+        threads=4, SPINDLE_WSGI_MAX_STREAMS="2", SPINDLE_WSGI_STREAM_MAX_S="4"
+    ) as port:
+        streams = [Stream(port, "/v1/events", auth) for _ in range(6)]
+        try:
+            assert [s.status for s in streams] == [200, 200, 503, 503, 503, 503]
+            for refused in streams[2:]:
+                assert json.loads(refused.body())["error"]["code"] == "SERVICE_UNAVAILABLE"
+                assert "retry-after: 5" in refused.headers
+            for served in streams[:2]:
+                assert fields(served.frames(2)[1])["event"] == "connected"
+
+            started = time.monotonic()
+            status, _, _ = call("GET", f"http://127.0.0.1:{port}/v1/health")
+            assert status == 200 and time.monotonic() - started < 2
+
+            events_emit([PendingEvent(workspace.id, "job:waiting", "work", "job_1", {})])
+            for served in streams[:2]:
+                frames = [fields(f) for f in served.until_end(timeout_s=8)]
+                assert "job:waiting" in [f.get("event") for f in frames]
+                assert served.ended  # a clean end of the chunked body, not a reset
+        finally:
+            for stream in streams:
+                stream.close()
+
+        # Both threads and both workspace slots were given back.
+        again = Stream(port, "/v1/events", auth)
+        try:
+            assert again.status == 200
+        finally:
+            again.close()
+
+
+def test_revoked_key_and_deleted_workspace_end_open_streams(plans):
+    workspace, key = workspace_create(name="revoke", plan_code="pro")
+    doomed, doomed_key = workspace_create(name="doomed", plan_code="pro")
+    with servers.front_server(threads=2, SPINDLE_SSE_AUTH_RECHECK_S="0.5") as port:
+        stream = Stream(port, "/v1/events", {"Authorization": f"Bearer {key.raw}"})
+        other = Stream(port, "/v1/events", {"Authorization": f"Bearer {doomed_key.raw}"})
+        try:
+            stream.frames(2)
+            other.frames(2)
+            time.sleep(1)  # both streams pass a re-check while still valid
+            api_key_revoke(workspace=workspace, key_id=key.key.id)
+            Workspace.objects.filter(pk=doomed.pk).delete()
+            for s in (stream, other):
+                last = fields([f for f in s.until_end(timeout_s=5) if "event:" in f][-1])
+                assert last["event"] == "closed"
+                assert json.loads(last["data"])["reason"] == "UNAUTHORIZED"
+        finally:
+            stream.close()
+            other.close()
+        again = Stream(port, "/v1/events", {"Authorization": f"Bearer {key.raw}"})
+        try:
+            assert again.status == 401
+        finally:
+            again.close()
+
+
+def test_streams_per_workspace_are_capped_across_processes(plans):
+    workspace, key = workspace_create(name="cap", plan_code="pro")
+    other, other_key = workspace_create(name="other", plan_code="pro")
+    auth = {"Authorization": f"Bearer {key.raw}"}
+    extra = {"SPINDLE_MAX_STREAMS_PER_WORKSPACE": "2"}
+    with (
+        servers.front_server(threads=2, **extra) as front,
+        servers.gunicorn_server(threads=4, **extra) as direct,
+    ):
+        first = Stream(front, "/v1/events", auth)
+        second = Stream(direct, "/v1/events", auth)  # another process: the count is in the shared cache
+        opened = [first, second]
+        try:
+            assert first.status == second.status == 200
+            for port in (front, direct):
+                over = Stream(port, "/v1/events", auth)
+                opened.append(over)
+                assert over.status == 429
+                body = json.loads(over.body())
+                assert body["error"]["code"] == "RATE_LIMITED" and body["error"]["details"]["limit"] == 2
+                assert "retry-after:" in over.headers
+            mine = Stream(front, "/v1/events", {"Authorization": f"Bearer {other_key.raw}"})
+            opened.append(mine)
+            assert mine.status == 200  # another workspace is not affected
+
+            # A closed stream gives its slot back at once (no waiting for the TTL).
+            first.close()
+            deadline = time.monotonic() + 5
+            while True:
+                retry = Stream(front, "/v1/events", auth)
+                opened.append(retry)
+                if retry.status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert retry.status == 200
+        finally:
+            for stream in opened:
+                stream.close()

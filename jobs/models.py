@@ -232,7 +232,11 @@ class Worker(models.Model):
     last_seen_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["workspace", "-id"], name="jobs_worker_ws")]
+        indexes = [
+            models.Index(fields=["workspace", "-id"], name="jobs_worker_ws"),
+            # The sweeper's reaping of silent workers (`last_seen_at < cutoff`, oldest first).
+            models.Index(fields=["last_seen_at"], name="jobs_worker_last_seen"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"

@@ -13,6 +13,7 @@ from django.db import connections
 from jobs.services import delivery
 from jobs.services.dispatch import clear_kick, send_hints
 from jobs.services.engine import job_claim_push, jobs_deliver_outcomes, jobs_sweep
+from jobs.services.pull import workers_reap
 
 logger = logging.getLogger(__name__)
 
@@ -64,4 +65,4 @@ def deliver_queue(queue_id: str) -> int:
 @shared_task(name="jobs.sweep", ignore_result=True)
 def sweep() -> dict:
     """Beat: promote due delayed jobs, rescue expired leases, re-kick queues whose hint was lost."""
-    return jobs_sweep()
+    return {**jobs_sweep(), "workers_reaped": workers_reap()}

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -44,6 +44,8 @@ LISTEN_CHANNEL = "spindle_jobs"
 SQLITE_POLL_S = 0.1
 # A multi-queue claim costs one claim query per queue: bounded.
 MAX_CLAIM_QUEUES = 20
+# Stale workers reaped per sweep; the rest wait for the next sweep (a second later).
+REAP_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -109,13 +111,46 @@ def worker_active_counts(*, workspace: Workspace, worker_ids: list[str]) -> dict
     return {row["worker_id"]: row["n"] for row in rows}
 
 
-def worker_deregister(*, workspace: Workspace, worker_id: str) -> list[str]:
+def worker_is_online(worker: Worker, *, now: datetime | None = None) -> bool:
+    """Online while its last sign of life (register, heartbeat, claim, job heartbeat) is younger than the
+    heartbeat timeout (SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S)."""
+    now = now or timezone.now()
+    return now - worker.last_seen_at <= timedelta(seconds=settings.SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S)
+
+
+def workers_reap(*, now: datetime | None = None, limit: int = REAP_BATCH) -> int:
+    """Deregister workers silent for longer than SPINDLE_WORKER_REAP_AFTER_S (the sweeper calls this): each is
+    deleted and its leases are released as on DELETE /v1/workers/{id}. Returns how many were reaped."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.SPINDLE_WORKER_REAP_AFTER_S)
+    # Index jobs_worker_last_seen: the probe costs nothing while no worker is stale.
+    stale = list(
+        Worker.objects.filter(last_seen_at__lt=cutoff)
+        .select_related("workspace")
+        .order_by("last_seen_at")[:limit]
+    )
+    reaped = 0
+    for worker in stale:
+        try:
+            worker_deregister(workspace=worker.workspace, worker_id=worker.id, reason="worker_reaped", seen_before=cutoff)
+            reaped += 1
+        except NotFound:
+            pass  # deregistered, or it came back to life, since we looked
+    return reaped
+
+
+def worker_deregister(
+    *, workspace: Workspace, worker_id: str, reason: str = "worker_deregistered", seen_before: datetime | None = None
+) -> list[str]:
     """Delete the worker and release its leases as if they had expired: each active job goes back to
     `waiting` (or to `failed` when its attempts are used up) and its attempt is recorded as `timeout`
-    (`dead_letter`). Returns the released job ids."""
+    (`dead_letter`). Returns the released job ids. `seen_before` (reaping): only if still silent since then."""
     now = timezone.now()
     with transaction.atomic(durable=True):
-        worker = Worker.objects.select_for_update().filter(workspace=workspace, id=worker_id).first()
+        locked = Worker.objects.select_for_update().filter(workspace=workspace, id=worker_id)
+        if seen_before is not None:
+            locked = locked.filter(last_seen_at__lt=seen_before)
+        worker = locked.first()
         if worker is None:
             raise NotFound("No such worker.")
         # Lock in pk order, like the engine, so a concurrent batch ack cannot deadlock with us; an ack that
@@ -127,7 +162,11 @@ def worker_deregister(*, workspace: Workspace, worker_id: str) -> list[str]:
             .values_list("id", "queue_id", "queue__name", "execution_id", "attempts", "max_attempts")
         )
         if held:
-            error = {"message": "The worker deregistered; its lease was released.", "type": "worker_deregistered"}
+            message = {
+                "worker_deregistered": "The worker deregistered; its lease was released.",
+                "worker_reaped": "The worker stopped sending heartbeats; its lease was released.",
+            }[reason]
+            error = {"message": message, "type": reason}
             released = [row for row in held if row[4] < row[5]]
             dead = [row for row in held if row[4] >= row[5]]
             common = {"lease_token": None, "lease_expires_at": None, "worker_id": None, "updated_at": now,
@@ -147,7 +186,7 @@ def worker_deregister(*, workspace: Workspace, worker_id: str) -> list[str]:
                 Execution.objects.filter(id__in=[r[3] for r in dead if r[3]]).update(
                     status=ExecutionStatus.DEAD_LETTER, completed_at=now, error=error
                 )
-            data = {"reason": "worker_deregistered", "worker_id": worker_id}
+            data = {"reason": reason, "worker_id": worker_id}
             for job_id, _queue_id, queue_name, _exe, _attempts, _max in held:
                 events.append(PendingEvent(workspace.id, "job:stalled", queue_name, job_id, data))
             for job_id, _queue_id, queue_name, _exe, _attempts, _max in dead:

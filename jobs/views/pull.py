@@ -7,16 +7,18 @@ Input is checked by small hand-written validators rather than DRF serializers: a
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import WorkspaceViewSet, error_responses, list_envelope
-from config.exceptions import NotFound, PayloadTooLarge, ValidationFailed
+from config.exceptions import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
 from config.pagination import paginate
 from jobs.models import Job, Worker
 from jobs.serializers import JobSchema, job_to_dict
@@ -95,7 +97,7 @@ def _leased(job: Job, queue_name: str) -> dict[str, Any]:
     return body
 
 
-def _worker_dict(worker: Worker, active_jobs: int) -> dict[str, Any]:
+def _worker_dict(worker: Worker, active_jobs: int, now: datetime | None = None) -> dict[str, Any]:
     return {
         "id": worker.id,
         "name": worker.name,
@@ -105,6 +107,7 @@ def _worker_dict(worker: Worker, active_jobs: int) -> dict[str, Any]:
         "metadata": worker.metadata,
         "created_at": iso(worker.created_at),
         "last_seen_at": iso(worker.last_seen_at),
+        "status": "online" if pull.worker_is_online(worker, now=now) else "offline",
         "active_jobs": active_jobs,
     }
 
@@ -152,7 +155,11 @@ class WorkerSchema(serializers.Serializer):
     concurrency = serializers.IntegerField()
     metadata = serializers.DictField()
     created_at = serializers.DateTimeField()
-    last_seen_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField(help_text="Last register, heartbeat, claim or job heartbeat.")
+    status = serializers.ChoiceField(
+        choices=["online", "offline"],
+        help_text="online while last_seen_at is younger than SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S (default 60 s).",
+    )
     active_jobs = serializers.IntegerField()
 
 
@@ -235,15 +242,32 @@ class WorkerViewSet(WorkspaceViewSet):
 
     @extend_schema(
         tags=["Pull workers"],
-        parameters=[OpenApiParameter("limit", int), OpenApiParameter("cursor", str)],
+        parameters=[
+            OpenApiParameter("status", str, enum=["online", "offline"], description="Only online or offline workers."),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("cursor", str),
+        ],
         responses={200: list_envelope("WorkerList", WorkerSchema), **error_responses(400, 401)},
+        description="Registered workers, newest first. `status` is derived from the last sign of life: `offline` "
+        "after SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S (default 60 s) without a register, heartbeat, claim or job "
+        "heartbeat. A worker silent for SPINDLE_WORKER_REAP_AFTER_S (default 5 min) is reaped by the sweeper: "
+        "deleted, its leases released as on DELETE (its next heartbeat answers 404: register again).",
     )
     def list(self, request: Request) -> Response:
         queryset = Worker.objects.filter(workspace=self.workspace)
+        wanted = request.query_params.get("status") or None
+        if wanted not in (None, "online", "offline"):
+            raise BadRequest("`status` must be online or offline.", details={"status": ["Expected online or offline."]})
+        now = timezone.now()
+        if wanted is not None:
+            fresh = now - timedelta(seconds=settings.SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S)
+            queryset = queryset.filter(last_seen_at__gte=fresh) if wanted == "online" else queryset.filter(
+                last_seen_at__lt=fresh
+            )
 
         def render(rows: list[Worker]) -> list[dict[str, Any]]:
             counts = pull.worker_active_counts(workspace=self.workspace, worker_ids=[w.id for w in rows])
-            return [_worker_dict(w, counts.get(w.id, 0)) for w in rows]
+            return [_worker_dict(w, counts.get(w.id, 0), now) for w in rows]
 
         return Response(paginate(queryset, request.query_params, render))
 

@@ -15,7 +15,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from .models import ApiKey, Workspace
-from .services import KEY_PREFIX, hash_api_key
+from .services import KEY_ID_CLAIM, KEY_PREFIX, WORKSPACE_ID_CLAIM, api_key_active, hash_api_key
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -137,6 +137,13 @@ class JwtAuthentication(authentication.BaseAuthentication):
             access = AccessToken(token)  # signature, expiry and token type (a refresh token is refused)
         except TokenError:
             raise exceptions.AuthenticationFailed("Invalid or expired token.") from None
+        key_id = access.payload.get(KEY_ID_CLAIM)
+        if key_id is not None:
+            # A token from an API-key login: it acts on the key's workspace while the key is active.
+            key = api_key_active(key_id=key_id, workspace_id=access.payload.get(WORKSPACE_ID_CLAIM))
+            if key is None:
+                raise exceptions.AuthenticationFailed("The API key of this token was revoked.")
+            return WorkspacePrincipal(workspace=key.workspace), access
         user_id = access.payload.get(jwt_settings.USER_ID_CLAIM)
         workspace = (
             Workspace.objects.select_related("plan", "owner")

@@ -28,9 +28,36 @@ class RegisterInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=150)
 
 
+class _StrictCharField(serializers.CharField):
+    """A string and nothing else: DRF's CharField would turn `7` into "7"."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class LoginInSerializer(serializers.Serializer):
-    email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    """Either `email` + `password` (a user) or `api_key` (a workspace key, seed 001's "exchange API key for JWT")."""
+
+    email = serializers.CharField(max_length=254, required=False)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True, required=False)
+    api_key = _StrictCharField(
+        max_length=128,
+        required=False,
+        write_only=True,
+        help_text="rt_ws_… instead of email/password: the tokens then act on that key's workspace.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "api_key" in attrs:
+            if "email" in attrs or "password" in attrs:
+                raise serializers.ValidationError({"api_key": ["Give either api_key or email and password, not both."]})
+            return attrs
+        missing = {k: ["This field is required."] for k in ("email", "password") if k not in attrs}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
 
 
 class RefreshInSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from billing.models import Plan
 from config.exceptions import Conflict, NotFound, ValidationFailed
@@ -174,6 +175,55 @@ def user_login(*, email: str, password: str) -> tuple[Any, TokenPair]:
     return user, _tokens_for(user)
 
 
+# Claims of a token issued for an API key (POST /v1/auth/login with `api_key`). Such a token has no user claim:
+# it acts on the key's workspace (anonymous workspaces have no user at all) and only while the key is active,
+# so revoking or rotating the key ends its tokens too (access at the next request, refresh at the next refresh).
+KEY_ID_CLAIM = "key_id"
+WORKSPACE_ID_CLAIM = "workspace_id"
+
+
+def _tokens_for_key(key: ApiKey) -> TokenPair:
+    refresh = RefreshToken()
+    refresh[KEY_ID_CLAIM] = key.id
+    refresh[WORKSPACE_ID_CLAIM] = key.workspace_id
+    # Recorded like a user's refresh token, so rotation can blacklist it (no user: the key is the principal).
+    OutstandingToken.objects.create(
+        user=None,
+        jti=refresh[jwt_settings.JTI_CLAIM],
+        token=str(refresh),
+        created_at=refresh.current_time,
+        expires_at=datetime_from_epoch(refresh["exp"]),
+    )
+    return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
+
+
+def api_key_active(*, key_id: str, workspace_id: str | None = None) -> ApiKey | None:
+    """The active key with this id (and workspace, if given), with its workspace, plan and owner loaded."""
+    key = (
+        ApiKey.objects.select_related("workspace__plan", "workspace__owner")
+        .filter(id=key_id, revoked_at__isnull=True)
+        .first()
+    )
+    if key is None or (workspace_id is not None and key.workspace_id != workspace_id):
+        return None
+    return key
+
+
+def api_key_login(*, raw_key: str) -> tuple[ApiKey, TokenPair]:
+    """Exchange an active workspace key for JWTs acting on its workspace; unknown or revoked keys are 401."""
+    key = None
+    if raw_key.startswith(KEY_PREFIX):
+        # By SHA-256 digest on a unique index: no timing signal about stored keys.
+        key = (
+            ApiKey.objects.select_related("workspace__plan", "workspace__owner")
+            .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True)
+            .first()
+        )
+    if key is None:
+        raise Unauthorized("Unknown or revoked API key.")
+    return key, _tokens_for_key(key)
+
+
 def tokens_refresh(*, refresh: str) -> TokenPair:
     """Trade a refresh token for a new pair; the used one is blacklisted and answers 401 from then on."""
     try:
@@ -188,6 +238,12 @@ def tokens_refresh(*, refresh: str) -> TokenPair:
         if outstanding is None or BlacklistedToken.objects.filter(token=outstanding).exists():
             raise Unauthorized("Invalid, expired or already used refresh token.")
         BlacklistedToken.objects.create(token=outstanding)
+        key_id = token.payload.get(KEY_ID_CLAIM)
+        if key_id is not None:
+            key = api_key_active(key_id=key_id, workspace_id=token.payload.get(WORKSPACE_ID_CLAIM))
+            if key is None:
+                raise Unauthorized("The API key of this token was revoked.")
+            return _tokens_for_key(key)
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
         if user is None:
             raise Unauthorized("The user of this token no longer exists or is inactive.")

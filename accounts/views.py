@@ -115,12 +115,24 @@ def register(request: Request) -> Response:
     request=LoginInSerializer,
     responses={
         200: inline_serializer(
-            "LoginOut", fields={"user": UserOutSerializer(), "tokens": TokensOutSerializer()}
+            "LoginOut",
+            fields={
+                "user": UserOutSerializer(
+                    allow_null=True, help_text="The user; with `api_key`, the workspace's owner or null (anonymous)"
+                ),
+                "workspace": WorkspaceOutSerializer(
+                    required=False, help_text="With `api_key` only: the workspace the tokens act on"
+                ),
+                "tokens": TokensOutSerializer(),
+            },
         ),
         **error_responses(400, 401, 415, 429),
     },
-    description="Exchange email and password for JWTs (access 15 min, refresh 30 days). "
-    "Every attempt counts against SPINDLE_LOGIN_RATE per client address.",
+    description="Exchange email and password, or a workspace API key (`{\"api_key\": \"rt_ws_…\"}`), for JWTs "
+    "(access 15 min, refresh 30 days). A key's tokens act on that key's workspace (an anonymous workspace has no "
+    "user: they carry the key and workspace ids, no user) and only while the key is active: revoking or rotating "
+    "the key ends them. Wrong credentials or an unknown or revoked key: 401. Every attempt counts against "
+    "SPINDLE_LOGIN_RATE per client address.",
 )
 @api_view(["POST"])
 @authentication_classes([])
@@ -128,6 +140,17 @@ def register(request: Request) -> Response:
 def login(request: Request) -> Response:
     login_rate_check(request)
     data = _validated(LoginInSerializer, request)
+    if "api_key" in data:
+        key, tokens = services.api_key_login(raw_key=data["api_key"])
+        workspace = key.workspace
+        owner = workspace.owner
+        return Response(
+            {
+                "user": UserOutSerializer(owner).data if owner is not None else None,
+                "workspace": WorkspaceOutSerializer(workspace).data,
+                "tokens": tokens.as_dict(),
+            }
+        )
     user, tokens = services.user_login(email=data["email"], password=data["password"])
     return Response({"user": UserOutSerializer(user).data, "tokens": tokens.as_dict()})
 
@@ -218,9 +241,11 @@ class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
     @extend_schema(
         tags=["Accounts"],
         request=ApiKeyInSerializer,
-        responses={201: ApiKeyCreatedOutSerializer, **error_responses(400, 401, 409, 415, 429)},
-        description="Issue a named key. `api_key` is in this response only.",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: ApiKeyCreatedOutSerializer, **error_responses(400, 401, 409, 415, 422, 429)},
+        description="Issue a named key. `api_key` is in this response (and in an Idempotency-Key replay of it) only.",
     )
+    @idempotent
     def create(self, request: Request) -> Response:
         data = _validated(ApiKeyInSerializer, request)
         issued = services.api_key_create_named(workspace=self.workspace, name=data["name"])

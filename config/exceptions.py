@@ -152,6 +152,43 @@ def violated_constraint(exc: Exception, model: type[Model]) -> str | None:
     return None
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means a backing service is down or unreachable (database, broker, cache), not a bug.
+
+    API.md answers those 503 SERVICE_UNAVAILABLE. Imports are lazy: kombu and redis are optional at runtime.
+    """
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    try:
+        import psycopg
+
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return True
+    except ImportError:
+        pass
+    try:
+        from kombu.exceptions import OperationalError as KombuOperationalError
+
+        if isinstance(exc, KombuOperationalError):
+            return True
+    except ImportError:
+        pass
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+            return True
+    except ImportError:
+        pass
+    return False
+
+
+UNAVAILABLE_MESSAGE = "A backing service (database or broker) is unavailable; retry shortly."
+
+
 _DRF_CODES: dict[type[Exception], str] = {
     drf_exceptions.ParseError: "BAD_REQUEST",
     drf_exceptions.AuthenticationFailed: "UNAUTHORIZED",
@@ -220,6 +257,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = drf_exceptions.PermissionDenied()
 
     response = drf_exception_handler(exc, context)
+    if response is None and is_unavailable(exc):
+        logger.warning("backing service unavailable in %s: %r", context.get("view").__class__.__name__, exc)
+        drf_exception_handler(drf_exceptions.APIException(), context)  # roll back like any other error
+        return Response(envelope("SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE), status=503, headers={"Retry-After": "5"})
     if response is None:
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
         return Response(envelope("INTERNAL", "An internal error occurred."), status=500)

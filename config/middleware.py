@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
-from .exceptions import error_response
+from .exceptions import UNAVAILABLE_MESSAGE, error_response, is_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ class ErrorEnvelopeMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith("/v1/"):
             return None
+        if is_unavailable(exception):
+            logger.warning("backing service unavailable on %s %s: %r", request.method, request.path, exception)
+            return _unavailable()
         logger.exception("unhandled error on %s %s", request.method, request.path, exc_info=exception)
         return error_response("INTERNAL", "An internal error occurred.", 500)
 
@@ -74,7 +78,17 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
     return error_response("NOT_FOUND", "Not found.", 404)
 
 
+def _unavailable() -> HttpResponse:
+    response = error_response("SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE, 503)
+    response["Retry-After"] = "5"
+    return response
+
+
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Django calls this inside its `except`: a database or broker outage raised in a middleware lands here.
+    exc = sys.exc_info()[1]
+    if exc is not None and is_unavailable(exc):
+        return _unavailable()
     return error_response("INTERNAL", "An internal error occurred.", 500)
 
 

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import ValidationFailed
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from config.ratelimit import login_rate_check, register_rate_check
 

@@ -15,8 +15,9 @@ from queues.serializers import NAME_MESSAGE, NAME_RE, StrictBooleanField, Strict
 
 from .models import Alert, AlertNotification, Channel, WebhookDelivery, WebhookSubscription
 
-MAX_THRESHOLD = 1000
-MAX_COOLDOWN_MINUTES = 43_200  # 30 days
+# Seed 003 (the alerts API): threshold 1-100, cooldown 0-10,080 minutes (one week); outside is 400.
+MAX_THRESHOLD = 100
+MAX_COOLDOWN_MINUTES = 10_080
 MAX_EVENT_TYPES = 50
 
 
@@ -61,8 +62,14 @@ class AlertIn(_Strict):
     target = StrictCharField(max_length=2048, trim_whitespace=False)
     queue = StrictCharField(max_length=64, allow_null=True, required=False)
     schedule = StrictCharField(max_length=64, allow_null=True, required=False)
-    consecutive_failures_threshold = StrictIntegerField(min_value=1, max_value=MAX_THRESHOLD, required=False)
-    cooldown_minutes = StrictIntegerField(min_value=0, max_value=MAX_COOLDOWN_MINUTES, required=False)
+    consecutive_failures_threshold = StrictIntegerField(
+        min_value=1, max_value=MAX_THRESHOLD, required=False,
+        help_text=f"Consecutive failed executions before the alert fires, 1-{MAX_THRESHOLD}; default 1.",
+    )
+    cooldown_minutes = StrictIntegerField(
+        min_value=0, max_value=MAX_COOLDOWN_MINUTES, required=False,
+        help_text=f"Minutes between repeat notifications while failures go on, 0-{MAX_COOLDOWN_MINUTES}; default 60.",
+    )
     enabled = StrictBooleanField(required=False)
 
     def _name(self, value: str | None) -> str | None:

@@ -20,6 +20,11 @@ Semantics (API.md "Conventions"), scoped by workspace and stored in the Django c
   repeat with the first outcome; a 4xx (a validation error, a 402 quota refusal) is that outcome too. A client that
   fixes its request sends a new key.
 No header: the view runs as usual. An empty key or one over 255 characters is 400 BAD_REQUEST.
+
+Every authenticated POST that creates uses it (queues, jobs and batches, workers, keys, schedules and their
+trigger, execution replay, alerts, webhooks). Registration and login are left out on purpose: they run before
+authentication, so there is no workspace to scope a key by, and a shared "anon" scope would let one client
+replay another's response (a fresh API key or tokens).
 """
 
 from __future__ import annotations
@@ -52,7 +57,9 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     description=(
         "Optional, 1-255 characters. A repeat with the same key and body within 24 h returns the first response "
         "(same status and body, header `Idempotent-Replayed: true`) and creates nothing; 4xx outcomes are replayed "
-        "too. Same key, different body: 422 IDEMPOTENCY_KEY_REUSED. Same key while the first is in flight: 409 CONFLICT."
+        "too. Same key, different body: 422 IDEMPOTENCY_KEY_REUSED. Same key while the first is in flight: 409 CONFLICT. "
+        "Honoured on every authenticated POST that creates; not on register, register-anonymous and login, which "
+        "are unauthenticated: there is no workspace to scope the key by (they are rate-limited per address instead)."
     ),
 )
 
@@ -146,9 +153,11 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
             response = view_method(*args, **kwargs)
         except Exception as exc:
             # Client errors are outcomes and are kept; anything else releases the key so a retry can run.
-            handled = _error_response(exc, view, request) if isinstance(exc, ApplicationError) or hasattr(
-                exc, "status_code"
-            ) else None
+            handled = (
+                _error_response(exc, view, request)
+                if isinstance(exc, ApplicationError) or hasattr(exc, "status_code")
+                else None
+            )
             if handled is None:
                 cache.delete(cache_key)
                 raise

@@ -135,11 +135,13 @@ class ScheduleViewSet(WorkspaceViewSet):
     @extend_schema(
         tags=["Schedules"],
         request=None,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: inline_serializer("ScheduleTriggerOut", fields={"job": JobSchema()}),
-                   **error_responses(401, 402, 404)},
+                   **error_responses(401, 402, 404, 422)},
         description="Run now: enqueue one job from the template (even while paused; overlap is not checked). "
                     "next_run_at is unchanged; last_run_at and last_job_id are updated. 201 `{\"job\": {...}}`.",
     )
+    @idempotent
     def trigger(self, request: Request, name: str) -> Response:
         self.strict_data(request, set())
         schedule = self._get(name)

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import BadRequest, ValidationFailed
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import decode_cursor, encode_cursor, paginate, parse_limit
 from jobs.selectors import job_get
 from jobs.serializers import JobSchema, job_to_dict
@@ -362,15 +363,16 @@ class SearchViewSet(WorkspaceViewSet):
 class ReplayViewSet(WorkspaceViewSet):
     @extend_schema(
         tags=["Executions"],
-        parameters=[OpenApiParameter("execution_id", OpenApiTypes.STR, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("execution_id", OpenApiTypes.STR, OpenApiParameter.PATH), IDEMPOTENCY_KEY_PARAMETER],
         request=None,
         responses={
             202: inline_serializer("ReplayResult", fields={"job": JobSchema()}),
-            **error_responses(401, 402, 404),
+            **error_responses(401, 402, 404, 422),
         },
         description="Enqueue a new job with the original's queue, payload, name, tags and target; the new job's "
         "executions carry `replay_of`.",
     )
+    @idempotent
     def replay(self, request: Request, execution_id: str) -> Response:
         self.strict_data(request, set())
         job = ops.execution_replay(workspace=self.workspace, execution_id=execution_id)

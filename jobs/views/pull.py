@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from jobs.models import Job, Worker
 from jobs.serializers import JobSchema, job_to_dict
@@ -274,8 +275,10 @@ class WorkerViewSet(WorkspaceViewSet):
     @extend_schema(
         tags=["Pull workers"],
         request=WorkerInSchema,
-        responses={201: WorkerSchema, **error_responses(400, 401, 415)},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: WorkerSchema, **error_responses(400, 401, 415, 422)},
     )
+    @idempotent
     def create(self, request: Request) -> Response:
         data = self.strict_data(request, {"name", "queues", "hostname", "concurrency", "metadata"})
         errors: dict[str, list[str]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
-from rest_framework import serializers, viewsets
+from rest_framework import exceptions, negotiation, serializers, viewsets
 from rest_framework.request import Request
 
 from accounts.models import Workspace
@@ -32,6 +32,17 @@ def list_envelope(name: str, item: Any) -> Any:
         name=name,
         fields={"data": item(many=True), "next_cursor": serializers.CharField(allow_null=True)},
     )
+
+
+class LenientContentNegotiation(negotiation.DefaultContentNegotiation):
+    """For documents that exist in one format only (the OpenAPI schema): an Accept header that matches none of the
+    renderers gets the first one instead of a 406 (API.md: `/openapi.json` answers `Accept: application/json`)."""
+
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except exceptions.NotAcceptable:
+            return renderers[0], renderers[0].media_type
 
 
 class WorkspaceViewSet(viewsets.GenericViewSet):

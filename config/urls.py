@@ -1,9 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
-from drf_spectacular.renderers import OpenApiJsonRenderer
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
+from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import converters
+from config.api import LenientContentNegotiation
 from config.health import health
 from config.metrics import metrics
 
@@ -14,13 +16,19 @@ handler403 = "config.middleware.handler403"
 handler404 = "config.middleware.handler404"
 handler500 = "config.middleware.handler500"
 
-schema_view = SpectacularAPIView.as_view(renderer_classes=[OpenApiJsonRenderer])
+# JSON whatever the Accept header says: `application/json` gets that media type, anything else the OpenAPI one.
+schema_view = SpectacularAPIView.as_view(
+    renderer_classes=[OpenApiJsonRenderer, OpenApiJsonRenderer2], content_negotiation_class=LenientContentNegotiation
+)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("doc", schema_view, name="schema"),
     path("openapi.json", schema_view, name="openapi-json"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The Swagger UI files /docs loads (drf-spectacular-sidecar, no CDN), found by the staticfiles finders: Django
+    # serves /static/ only with DEBUG on, and `make run` has no separate static server.
+    re_path(r"^static/(?P<path>.+)$", serve_static, {"insecure": True}, name="static"),
     path("v1/health", health, name="health"),
     path("metrics", metrics, name="metrics"),
     # Job routes first: they carry almost all of the traffic, and Django tries the patterns in order.

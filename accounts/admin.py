@@ -5,15 +5,18 @@ Key hashes are never shown: the inline and the key admin list only the visible p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from billing.models import UsageCounter
+from billing.models import Plan, UsageCounter
 from billing.services import current_period
 
 from .models import ApiKey, Workspace
-from .services import api_keys_revoke
+from .services import api_keys_revoke, workspace_set_plan
 
 KEY_FIELDS = ("name", "prefix", "is_primary", "created_at", "last_used_at", "revoked_at")
 
@@ -93,11 +96,43 @@ class WorkspaceAdmin(admin.ModelAdmin):
         limit = obj.plan.jobs_per_month
         return f"{used:,} / {'unlimited' if limit is None else f'{limit:,}'}"
 
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """One "Change plan to X" action per plan in the table (plans are data, staff can add some)."""
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            return actions
+        for code, name in Plan.objects.order_by("code").values_list("code", "name"):
+            action_name = f"change_plan_to_{code}"
+            actions[action_name] = (_change_plan_action(code), action_name, f"Change plan to {name} ({code})")
+        return actions
+
+    def save_model(self, request: HttpRequest, obj: Workspace, form: Any, change: bool) -> None:
+        # A plan picked in the form goes through the same service as the actions.
+        if change and "plan" in form.changed_data:
+            plan_code = obj.plan_id
+            obj.plan_id = form.initial.get("plan")
+            super().save_model(request, obj, form, change)
+            workspace_set_plan(workspace=obj, plan_code=plan_code)
+            return
+        super().save_model(request, obj, form, change)
+
     @admin.action(description="Revoke every key of the selected workspaces")
     def revoke_all_keys(self, request: HttpRequest, queryset: QuerySet[Workspace]) -> None:
         ids = list(ApiKey.objects.filter(workspace__in=queryset).values_list("id", flat=True))
         count = api_keys_revoke(key_ids=ids)
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+def _change_plan_action(plan_code: str) -> Callable[[Any, HttpRequest, QuerySet[Workspace]], None]:
+    def change_plan(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Workspace]) -> None:
+        changed = 0
+        for workspace in queryset.select_related("plan"):
+            if workspace.plan_id != plan_code:
+                workspace_set_plan(workspace=workspace, plan_code=plan_code)
+                changed += 1
+        modeladmin.message_user(request, f"Moved {changed} workspace(s) to the {plan_code} plan.", messages.SUCCESS)
+
+    return change_plan
 
 
 @admin.register(ApiKey)

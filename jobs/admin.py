@@ -1,14 +1,32 @@
-"""Staff admin for jobs, executions, events, workers and rollups. Lease tokens are shown masked."""
+"""Staff admin for jobs, executions, events, workers and rollups. Lease tokens are shown masked; job state is
+read-only and changes only through actions that call the jobs services."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from collections.abc import Callable
 
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from config.exceptions import ApplicationError
 from jobs.models import Event, Execution, Job, QueueMinuteStat, Worker
+from jobs.services import operations
 
 
 def _mask(token: str | None) -> str:
     return f"{token[:4]}…" if token else "—"
+
+
+# Everything that the engine owns is read-only: a raw edit of `state` would skip the events, the lease fencing,
+# the flow-parent release and the quota. State changes go through the actions below, which call the services.
+JOB_ENGINE_FIELDS = (
+    "id", "workspace", "queue", "state", "attempts", "deferrals", "run_at", "lease_token_masked", "lease_expires_at",
+    "execution_id", "worker_id", "cancel_requested", "progress", "result", "last_error", "parent",
+    "schedule_id", "replay_of", "created_at", "started_at", "finished_at", "updated_at",
+)
+# Rows handled per admin action: each is its own short transaction through the service.
+ADMIN_ACTION_MAX = 1000
 
 
 @admin.register(Job)
@@ -17,15 +35,61 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ("state", "created_at")
     search_fields = ("id", "name", "idempotency_key", "group")
     raw_id_fields = ("workspace", "queue", "parent")
-    readonly_fields = ("id", "lease_token_masked", "lease_expires_at", "execution_id", "worker_id", "attempts",
-                       "deferrals", "created_at", "started_at", "finished_at", "updated_at")
+    readonly_fields = JOB_ENGINE_FIELDS
     exclude = ("lease_token",)
-    list_select_related = ("queue",)
+    list_select_related = ("queue", "workspace")
     show_full_result_count = False  # COUNT(*) over a million-row table on every page is too slow
+    actions = ("retry_jobs", "cancel_jobs", "replay_jobs")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # jobs are enqueued through the API (quota, validation, events)
 
     @admin.display(description="lease token")
     def lease_token_masked(self, obj: Job) -> str:
         return _mask(obj.lease_token)
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[Job], verb: str, apply: Callable[[Job], object]) -> None:
+        done, refused = 0, []
+        for job in queryset.select_related("workspace", "queue")[:ADMIN_ACTION_MAX]:
+            try:
+                apply(job)
+                done += 1
+            except ApplicationError as exc:
+                refused.append(f"{job.id}: {exc.message}")
+        self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
+        if refused:
+            shown = "; ".join(refused[:10]) + (f" (and {len(refused) - 10} more)" if len(refused) > 10 else "")
+            self.message_user(request, f"Refused {len(refused)}: {shown}", messages.WARNING)
+
+    @admin.action(description="Retry the selected jobs (failed/completed/cancelled -> waiting)")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._each(
+            request,
+            queryset,
+            "Retried",
+            lambda job: operations.job_retry(workspace=job.workspace, queue=job.queue, job_id=job.id),
+        )
+
+    @admin.action(description="Cancel the selected jobs (waiting/delayed/active -> cancelled)")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        self._each(
+            request,
+            queryset,
+            "Cancelled",
+            lambda job: operations.job_cancel(workspace=job.workspace, queue=job.queue, job_id=job.id),
+        )
+
+    @admin.action(description="Replay the selected jobs (a new job from each one's last attempt)")
+    def replay_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        def replay(job: Job) -> object:
+            execution_id = job.execution_id or (
+                Execution.objects.filter(job=job).order_by("-attempt").values_list("id", flat=True).first()
+            )
+            if execution_id is None:
+                raise ApplicationError("It has no attempt to replay yet.")
+            return operations.execution_replay(workspace=job.workspace, execution_id=execution_id)
+
+        self._each(request, queryset, "Replayed", replay)
 
 
 @admin.register(Execution)

@@ -464,6 +464,13 @@ def job_progress_set(
     return queue, Job.objects.get(pk=job_id)
 
 
+def _elapsed_ms(started_at: datetime | None, now: datetime) -> int | None:
+    """An attempt's duration (finished - started, API.md Executions `duration_ms`); never negative on clock skew."""
+    if started_at is None:
+        return None
+    return max(0, int((now - started_at).total_seconds() * 1000))
+
+
 def job_finish_pull(
     *,
     workspace: Workspace,
@@ -479,6 +486,13 @@ def job_finish_pull(
     queue = pull_queue_get(workspace=workspace, queue_name=queue_name)
     # No existence check up front: the outcome path is scoped to this queue, and a job it does not find
     # (another queue's or workspace's, or unknown) is told apart from a lost lease afterwards.
+    # The claim stamped the attempt's start on the job; the engine writes this duration to the execution
+    # and to the queue's minute rollup (metrics avg/p95). Primary-key lookup; a stale token finds nothing.
+    started_at = (
+        Job.objects.filter(pk=job_id, workspace=workspace, queue=queue, lease_token=lease_token)
+        .values_list("started_at", flat=True)
+        .first()
+    )
     outcome = Outcome(
         job_id=job_id,
         lease_token=lease_token,
@@ -486,6 +500,7 @@ def job_finish_pull(
         result=result if success else None,
         error=None if success else error,
         retry=retry,
+        duration_ms=_elapsed_ms(started_at, timezone.now()),
     )
     if jobs_record_outcomes(outcomes=[outcome], workspace_id=workspace.id, queue_id=queue.id):
         _lost_or_missing(workspace=workspace, queue=queue, job_id=job_id)
@@ -502,7 +517,10 @@ def jobs_ack(*, workspace: Workspace, queue_name: str, items: list[AckItem]) -> 
     if not items:
         return 0, []
     ids = [item.id for item in items]
-    known = set(Job.objects.filter(workspace=workspace, queue=queue, id__in=ids).values_list("id", flat=True))
+    # The same read gives each attempt's start, for its `duration_ms` (see job_finish_pull).
+    started = dict(Job.objects.filter(workspace=workspace, queue=queue, id__in=ids).values_list("id", "started_at"))
+    known = set(started)
+    now = timezone.now()
     outcomes = [
         Outcome(
             job_id=item.id,
@@ -511,6 +529,7 @@ def jobs_ack(*, workspace: Workspace, queue_name: str, items: list[AckItem]) -> 
             result=item.result if item.success else None,
             error=None if item.success else item.error,
             retry=item.retry,
+            duration_ms=_elapsed_ms(started[item.id], now),
         )
         for item in items
         if item.id in known

@@ -147,3 +147,27 @@ def test_no_key_gets_401(method, route, owned, anon_client):
 def test_matrix_covers_the_contract():
     # A guard against the matrix silently shrinking (e.g. a resolver walk that finds nothing).
     assert len(ROUTES) >= 10
+
+
+# HEAD (on every GET route) and OPTIONS (on every route) go through the same checks: no key is a 401, and
+# HEAD of another workspace's object is a 404 like GET. OPTIONS answers only the route's methods
+# (config/metadata.py), so it has nothing of another workspace's to hide.
+GET_ROUTES = sorted({route for method, route in ROUTES if method == "GET"})
+EXTRA_METHOD_ROUTES = [("HEAD", r) for r in GET_ROUTES] + [("OPTIONS", r) for r in sorted({r for _, r in ROUTES})]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "route"), EXTRA_METHOD_ROUTES, ids=[f"{m} {r}" for m, r in EXTRA_METHOD_ROUTES])
+def test_head_and_options_without_key_get_401(method, route, owned, anon_client):
+    path = _concrete(route, owned)
+    response = getattr(anon_client, method.lower())(path)
+    assert response.status_code == 401, (method, path, response.status_code, response.content[:300])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("route", [r for r in GET_ROUTES if PARAM.search(r)])
+def test_head_of_another_workspaces_object_is_404(route, owned, other_workspace_client, api_client):
+    path = _concrete(route, owned)
+    assert other_workspace_client.head(path).status_code == 404, path
+    assert api_client.head(path).status_code == 200, path
+    assert api_client.options(path).status_code == 200, path

@@ -22,10 +22,11 @@ from config.exceptions import (
     Conflict,
     PayloadTooLarge,
     PlanLimit,
+    QuotaExceeded,
     ValidationFailed,
     violated_constraint,
 )
-from jobs.models import TERMINAL_STATES, Job
+from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job
 from jobs.services.events import PendingEvent, events_emit, iso
 from jobs.specs import JobSpec
 from queues.models import DEFAULT_RETRY_POLICY, Queue
@@ -534,6 +535,7 @@ def _fire_batch(*, now: datetime | None, batch_size: int) -> tuple[int, int]:
             by_workspace[schedule.workspace_id].append((schedule, tick))
         tick_jobs: list[ScheduleTick] = []
         events: list[PendingEvent] = []
+        refused: list[Execution] = []
         enqueued = 0
         for items in by_workspace.values():
             workspace = items[0][0].workspace
@@ -548,6 +550,12 @@ def _fire_batch(*, now: datetime | None, batch_size: int) -> tuple[int, int]:
                         jobs = _enqueue(workspace=workspace, queue=queue,
                                         specs=[_job_spec(s, queue) for s, _t in queue_items])
                         results.extend((s, t, j) for (s, t), j in zip(queue_items, jobs, strict=True))
+            except QuotaExceeded as exc:
+                # API.md Executions: a run the monthly quota refused is visible as a `quota_exceeded` execution
+                # of the schedule (no job), not a silent gap; the tick row stays without a job.
+                logger.info("schedule ticks of workspace %s refused by the quota", workspace.id)
+                refused.extend(_quota_refusal(schedule, tick, now, exc) for schedule, tick in items)
+                continue
             except ApplicationError as exc:
                 logger.warning("schedule ticks of workspace %s not enqueued: %s", workspace.id, exc.code)
                 continue
@@ -562,10 +570,28 @@ def _fire_batch(*, now: datetime | None, batch_size: int) -> tuple[int, int]:
             enqueued += len(results)
 
         events_emit(events)
+        if refused:
+            Execution.objects.bulk_create(refused)
         for schedule in schedules:
             schedule.next_run_at = new_next[schedule.id]
         _write_back(schedules, tick_jobs)
         return enqueued, len(schedules)
+
+
+def _quota_refusal(schedule: Schedule, tick: datetime, now: datetime, exc: QuotaExceeded) -> Execution:
+    """The execution row of a tick the monthly quota refused: no job, attempt 0 (nothing was started)."""
+    return Execution(
+        workspace_id=schedule.workspace_id,
+        job=None,
+        queue_id=schedule.queue_id,
+        schedule_id=schedule.id,
+        attempt=0,
+        status=ExecutionStatus.QUOTA_EXCEEDED,
+        started_at=now,
+        completed_at=now,
+        duration_ms=0,
+        error={"message": exc.message, "type": "quota_exceeded", "tick_at": iso(tick), **exc.details},
+    )
 
 
 def _write_back(schedules: list[Schedule], tick_jobs: list[ScheduleTick]) -> None:

@@ -3,6 +3,11 @@
 Checked twice: when a target is saved (`validate_target_url`, a 400 for the client) and again when the delivery
 engine connects (`check_resolved` / `address_allowed`), because DNS can change between the two (rebinding).
 
+Save-time lookups run under a `Resolver`: one lookup per distinct host per request, all of them within one time
+budget (`SPINDLE_DNS_BUDGET_S`, default 2 s), on a small shared thread pool, because `getaddrinfo` cannot be
+interrupted: a batch of 1,000 jobs naming slow hosts must not hold a web thread for minutes (issue 9). A host
+that does not answer within the budget is a 400; the connect-time check still runs at delivery.
+
 Settings are read at call time, never at import, so `override_settings(SPINDLE_ALLOW_PRIVATE_TARGETS=...)` works.
 """
 
@@ -10,6 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -91,13 +99,65 @@ def resolve(host: str, port: int | None = None) -> list[str]:
     return seen
 
 
-def check_resolved(host: str, port: int | None = None) -> list[str]:
+DEFAULT_DNS_BUDGET_S = 2.0
+# Lookups that outlive their request's budget keep a pool thread until getaddrinfo returns; the pool's size caps
+# how many such threads exist at once (later lookups wait in its queue, still bounded by their own budget).
+_DNS_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="netguard-dns")
+
+
+class DnsBudgetExceeded(TargetRefused):
+    """The request's DNS time budget ran out before this host resolved."""
+
+
+class Resolver:
+    """Save-time DNS for one request: each distinct host looked up once, every lookup within one time budget."""
+
+    def __init__(self, budget_s: float | None = None) -> None:
+        if budget_s is None:
+            budget_s = float(getattr(settings, "SPINDLE_DNS_BUDGET_S", DEFAULT_DNS_BUDGET_S))
+        self.budget_s = budget_s
+        self.deadline = time.monotonic() + budget_s
+        self.lookups = 0
+        self._results: dict[str, list[str] | BaseException] = {}
+
+    def resolve(self, host: str, port: int | None = None) -> list[str]:
+        """Addresses of `host` (raises OSError/UnicodeError if unresolvable, DnsBudgetExceeded if out of time)."""
+        if _normalise(host) is not None:
+            return [host]  # an IP literal: nothing to look up
+        key = host.lower()
+        if key not in self._results:
+            self._results[key] = self._lookup(host, port)
+        result = self._results[key]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _lookup(self, host: str, port: int | None) -> list[str] | BaseException:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            return DnsBudgetExceeded(f"{host} was not resolved within {self.budget_s:g} s")
+        self.lookups += 1
+        future = _DNS_POOL.submit(resolve, host, port)
+        try:
+            return future.result(timeout=remaining)
+        except FutureTimeout:
+            future.cancel()  # still queued: never run it; already running: it finishes on its own
+            return DnsBudgetExceeded(f"{host} was not resolved within {self.budget_s:g} s")
+        except (OSError, UnicodeError) as exc:
+            return exc
+
+
+def check_resolved(host: str, port: int | None = None, *, resolver: Resolver | None = None) -> list[str]:
     """Connect-time check: resolve `host` and return its addresses if all are allowed, else raise TargetRefused.
 
-    Every address must pass, not just the first: a client library may try them in any order.
+    Every address must pass, not just the first: a client library may try them in any order. With a `resolver`
+    (save time), lookups are shared and time-bounded per request.
     """
     try:
-        addresses = resolve(host.strip("[]"), port)
+        if resolver is not None:
+            addresses = resolver.resolve(host.strip("[]"), port)
+        else:
+            addresses = resolve(host.strip("[]"), port)
     except (OSError, UnicodeError) as exc:
         raise TargetRefused(f"{host} does not resolve") from exc
     if not addresses:
@@ -108,8 +168,10 @@ def check_resolved(host: str, port: int | None = None) -> list[str]:
     return addresses
 
 
-def validate_target_url(url: str, *, field: str = "url") -> str:
-    """Check an outbound http(s) target when it is saved; return it unchanged or raise ValidationFailed."""
+def validate_target_url(url: str, *, field: str = "url", resolver: Resolver | None = None) -> str:
+    """Check an outbound http(s) target when it is saved; return it unchanged or raise ValidationFailed.
+
+    Pass one `resolver` for every URL of a request (a batch) so hosts are looked up once under one budget."""
 
     def fail(message: str) -> ValidationFailed:
         return ValidationFailed(details={field: [message]})
@@ -133,7 +195,9 @@ def validate_target_url(url: str, *, field: str = "url") -> str:
     if not host:
         raise fail("The URL must have a host.")
     try:
-        check_resolved(host, port)
+        check_resolved(host, port, resolver=resolver or Resolver())
+    except DnsBudgetExceeded:
+        raise fail("The host did not resolve in time (DNS is slow or unreachable); retry later.") from None
     except TargetRefused as exc:
         if "does not resolve" in str(exc):
             raise fail("The host does not resolve.") from None

@@ -23,7 +23,7 @@ from accounts.models import Workspace
 from billing.services import plan_check_value
 from config.exceptions import PayloadTooLarge, PlanLimit, ValidationFailed
 from config.inputs import DATETIME_RANGE_MESSAGE, datetime_plus_ms_in_range, parse_client_datetime
-from config.netguard import validate_target_url
+from config.netguard import Resolver, validate_target_url
 from jobs.models import Job
 from jobs.specs import JobSpec
 from queues.models import DEFAULT_RETRY_POLICY, Queue
@@ -158,7 +158,8 @@ class JobValidator:
         self.plan_max_timeout_ms: int | None = plan.max_timeout_ms
         self.queue_policy: dict[str, Any] = queue.retry_policy or DEFAULT_RETRY_POLICY
         self.needs_http = queue.delivery == Queue.Delivery.PUSH and not queue.endpoint
-        self._url_errors: dict[str, Errors | None] = {}  # one SSRF check (DNS lookup) per distinct URL
+        self._url_errors: dict[str, Errors | None] = {}  # one SSRF check per distinct URL
+        self._resolver: Resolver | None = None  # one DNS lookup per distinct host, all within one time budget
         self._existing_parents: set[str] = set()
         self._too_large: PayloadTooLarge | None = None
         self._plan_limit: PlanLimit | None = None
@@ -393,7 +394,9 @@ class JobValidator:
             return None
         if url not in self._url_errors:
             try:
-                validate_target_url(url, field="url")
+                if self._resolver is None:
+                    self._resolver = Resolver()
+                validate_target_url(url, field="url", resolver=self._resolver)
                 self._url_errors[url] = None
             except ValidationFailed as exc:
                 self._url_errors[url] = exc.details

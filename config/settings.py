@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "jobs",
     "schedules",
     "alerts",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

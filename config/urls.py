@@ -38,4 +38,6 @@ urlpatterns = [
     path("v1/", include("queues.urls")),
     path("v1/", include("schedules.urls")),
     path("v1/", include("alerts.urls")),
+    # The customer dashboard owns `/` and is tried last, so /v1, /admin and /doc always win.
+    path("", include("dashboard.urls")),
 ]

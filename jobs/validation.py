@@ -27,6 +27,7 @@ from config.netguard import Resolver, validate_target_url
 from jobs.models import Job
 from jobs.specs import JobSpec
 from queues.models import DEFAULT_RETRY_POLICY, Queue
+from queues.serializers import HEADER_NAME_RE, MAX_HEADER_VALUE, REFUSED_HEADERS
 
 MAX_BATCH = 1000
 MAX_TAGS = 10
@@ -106,6 +107,18 @@ def _is_int(value: Any) -> bool:
 def _payload_size(payload: Any) -> int:
     # The size a client would measure: compact UTF-8 JSON.
     return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _bad_headers(headers: dict[str, str]) -> list[str]:
+    bad = []
+    for name, value in headers.items():
+        if not HEADER_NAME_RE.match(name):
+            bad.append(f"'{name}' is not a valid header name.")
+        elif name.lower() in REFUSED_HEADERS:
+            bad.append(f"'{name}' cannot be set.")
+        elif "\r" in value or "\n" in value or len(value) > MAX_HEADER_VALUE:
+            bad.append(f"The value of '{name}' must be one line of at most {MAX_HEADER_VALUE} characters.")
+    return bad
 
 
 def validate_retry_policy(value: Any, *, prefix: str, errors: Errors, base: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -382,6 +395,10 @@ class JobValidator:
             or not all(type(k) is str and k and type(v) is str for k, v in headers.items())
         ):
             errors[f"{field}.headers"] = [f"Expected an object of at most {MAX_HTTP_HEADERS} string headers."]
+            ok = False
+        elif bad := _bad_headers(headers):
+            # The same rules as a queue endpoint's headers: a line break would split the request at delivery.
+            errors[f"{field}.headers"] = bad
             ok = False
         body = value.get("body")
         if body is not None and (type(body) is not str or len(body.encode()) > MAX_HTTP_BODY_BYTES):

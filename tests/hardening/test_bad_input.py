@@ -8,6 +8,7 @@ import pytest
 from django.db import IntegrityError
 
 from jobs.models import Job
+from queues.services import queue_create
 from schedules.models import Schedule
 
 from .conftest import assert_envelope, post_raw
@@ -259,3 +260,17 @@ def test_schedule_name_conflict_on_sqlite_message_is_409():
 
     conflict = _name_conflict(_sqlite_unique_violation(), "n")
     assert conflict is not None and conflict.status_code == 409 and conflict.code == "CONFLICT"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-A": "1\r\nInjected: yes"}, {"Bad Name": "1"}, {"Host": "evil.example"}, {"X-Long": "v" * 9000}],
+)
+def test_job_http_headers_follow_the_endpoint_header_rules(api_client, workspace, headers):
+    queue_create(workspace=workspace, data={"name": "hooks", "delivery": "push"})
+    body = {"http": {"url": "https://192.0.2.10/hook", "headers": headers}}
+    error = assert_envelope(
+        api_client.post("/v1/queues/hooks/jobs", body, format="json"), 400, "VALIDATION_ERROR"
+    )
+    assert "http.headers" in error["details"]
+    assert not Job.objects.exists()

@@ -60,6 +60,10 @@ HOP_BY_HOP = frozenset(
 )
 
 
+# Set here, never passed on: uvicorn already answered `Expect: 100-continue` when the body was read.
+FRONT_SETS = frozenset({"x-forwarded-for", "x-forwarded-proto", "expect"})
+
+
 def is_stream_path(path: str) -> bool:
     return any(pattern.match(path) for pattern in STREAM_PATHS)
 
@@ -118,9 +122,9 @@ class Proxy:
             lower = name.lower()
             if lower == "transfer-encoding":
                 chunked = "chunked" in value.lower()
-            if lower in named_hop or lower in ("x-forwarded-for", "x-forwarded-proto"):
-                if lower == "x-forwarded-for":
-                    forwarded_for = value if not forwarded_for else f"{forwarded_for}, {value}"
+            elif lower == "x-forwarded-for":
+                forwarded_for = value if not forwarded_for else f"{forwarded_for}, {value}"
+            if lower in named_hop or lower in FRONT_SETS:
                 continue
             if lower == "content-length":
                 try:

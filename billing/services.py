@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
@@ -29,7 +31,9 @@ from .stripe_client import stripe_client
 
 logger = logging.getLogger(__name__)
 
-RETENTION_BATCH_ROWS = 5_000
+# Minute rollups outlive short plans: /v1/usage reports the current month and the two before it from them
+# (92 days always covers both whole months).
+ROLLUP_MIN_RETENTION_DAYS = 92
 PAID_PLANS = ("pro", "team")
 
 
@@ -209,46 +213,108 @@ class RetentionResult:
     jobs: int = 0
     executions: int = 0
     events: int = 0
+    deliveries: int = 0
+    notifications: int = 0
+    rollups: int = 0
+    tokens: int = 0
 
 
-def retention_apply(
-    *, now: datetime | None = None, batch_rows: int = RETENTION_BATCH_ROWS
-) -> RetentionResult:
-    """Delete what each plan no longer keeps: finished jobs, executions and events older than retention_days."""
+def _retention_jobs(*, workspaces: QuerySet, cutoff: datetime, batch_rows: int) -> dict[str, int]:
+    """Finished jobs, executions and events of `workspaces` older than `cutoff`."""
     from jobs.models import TERMINAL_STATES, Event, Execution, ExecutionStatus, Job
 
-    now = now or timezone.now()
-    jobs = executions = events = 0
-    for plan in Plan.objects.filter(retention_days__isnull=False):
-        cutoff = now - timedelta(days=plan.retention_days)
-        workspaces = Workspace.objects.filter(plan=plan).values("id")
+    # Executions first (their jobs may still be alive, e.g. long-delayed retries); never a running one.
+    executions = _delete_in_batches(
+        Execution.objects.filter(workspace__in=workspaces, started_at__lt=cutoff).exclude(
+            status=ExecutionStatus.RUNNING
+        ),
+        batch_rows=batch_rows,
+    )
 
-        # Executions first (their jobs may still be alive, e.g. long-delayed retries); never a running one.
-        executions += _delete_in_batches(
-            Execution.objects.filter(workspace__in=workspaces, started_at__lt=cutoff).exclude(
-                status=ExecutionStatus.RUNNING
+    def _detach(ids: list[str]) -> None:
+        # Execution rows of these jobs (any age) go with them; children outlive a deleted parent.
+        Execution.objects.filter(job_id__in=ids).delete()
+        Job.objects.filter(parent_id__in=ids).update(parent=None)
+
+    # Served by the partial index jobs_job_finished (finished_at IS NOT NULL).
+    jobs = _delete_in_batches(
+        Job.objects.filter(
+            workspace__in=workspaces, finished_at__lt=cutoff, state__in=[s.value for s in TERMINAL_STATES]
+        ).only("pk"),
+        batch_rows=batch_rows,
+        before_delete=_detach,
+    )
+    # Served by jobs_event_created.
+    events = _delete_in_batches(
+        Event.objects.filter(workspace__in=workspaces, created_at__lt=cutoff), batch_rows=batch_rows
+    )
+    return {"jobs": jobs, "executions": executions, "events": events}
+
+
+def _retention_outbound(*, workspaces: QuerySet, cutoff: datetime, batch_rows: int) -> dict[str, int]:
+    """Sent or given-up webhook deliveries and alert notifications older than `cutoff`; pending ones are
+    still being retried (alerts/outbound.py gives every row a terminal status) and stay."""
+    # By label, not import: alerts sits to billing's right (STYLE.md app order).
+    counts = {}
+    for key, label in (
+        ("deliveries", "alerts.WebhookDelivery"),
+        ("notifications", "alerts.AlertNotification"),
+    ):
+        model = apps.get_model(label)
+        # Served by alerts_delivery_created / alerts_notification_created.
+        counts[key] = _delete_in_batches(
+            model.objects.filter(
+                workspace__in=workspaces, created_at__lt=cutoff, status__in=("success", "failed")
             ),
             batch_rows=batch_rows,
         )
+    return counts
 
-        def _detach(ids: list[str]) -> None:
-            # Execution rows of these jobs (any age) go with them; children outlive a deleted parent.
-            Execution.objects.filter(job_id__in=ids).delete()
-            Job.objects.filter(parent_id__in=ids).update(parent=None)
 
-        # Served by the partial index jobs_job_finished (finished_at IS NOT NULL).
-        jobs += _delete_in_batches(
-            Job.objects.filter(
-                workspace__in=workspaces, finished_at__lt=cutoff, state__in=[s.value for s in TERMINAL_STATES]
-            ).only("pk"),
-            batch_rows=batch_rows,
-            before_delete=_detach,
-        )
-        # Served by jobs_event_created.
-        events += _delete_in_batches(
-            Event.objects.filter(workspace__in=workspaces, created_at__lt=cutoff), batch_rows=batch_rows
-        )
-    result = RetentionResult(jobs=jobs, executions=executions, events=events)
+def _retention_rollups(*, workspaces: QuerySet, cutoff: datetime, batch_rows: int) -> dict[str, int]:
+    from jobs.models import QueueMinuteStat
+
+    # Served by jobs_stat_ws_minute (workspace, minute).
+    rollups = _delete_in_batches(
+        QueueMinuteStat.objects.filter(workspace__in=workspaces, minute__lt=cutoff), batch_rows=batch_rows
+    )
+    return {"rollups": rollups}
+
+
+def _retention_tokens(*, now: datetime, batch_rows: int) -> int:
+    """simplejwt's `flushexpiredtokens` (expired outstanding tokens; their blacklist rows cascade), batched.
+
+    An expired refresh token is refused on its `exp` alone, so neither row is needed any more. Ordered by
+    the primary key (the model's default ordering is by user, a sort of every expired row per batch): ids
+    grow with issue time and refresh lifetimes are fixed, so the expired rows are the lowest ids.
+    """
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+
+    return _delete_in_batches(
+        OutstandingToken.objects.filter(expires_at__lte=now).order_by("pk"), batch_rows=batch_rows
+    )
+
+
+def retention_apply(*, now: datetime | None = None, batch_rows: int | None = None) -> RetentionResult:
+    """Delete what each plan no longer keeps, in bounded batches (settings.RETENTION_BATCH_ROWS).
+
+    Per workspace plan (`retention_days`; null keeps everything): finished jobs, executions, events, sent or
+    failed webhook deliveries and alert notifications. Minute rollups are kept
+    max(retention_days, ROLLUP_MIN_RETENTION_DAYS) because `/v1/usage` reports past months from them.
+    Expired JWT refresh tokens go whatever the plan.
+    """
+    now = now or timezone.now()
+    batch_rows = batch_rows or settings.RETENTION_BATCH_ROWS
+    totals: Counter[str] = Counter()
+    for plan in Plan.objects.filter(retention_days__isnull=False):
+        cutoff = now - timedelta(days=plan.retention_days)
+        rollup_cutoff = now - timedelta(days=max(plan.retention_days, ROLLUP_MIN_RETENTION_DAYS))
+        workspaces = Workspace.objects.filter(plan=plan).values("id")
+        totals.update(_retention_jobs(workspaces=workspaces, cutoff=cutoff, batch_rows=batch_rows))
+        totals.update(_retention_outbound(workspaces=workspaces, cutoff=cutoff, batch_rows=batch_rows))
+        totals.update(_retention_rollups(workspaces=workspaces, cutoff=rollup_cutoff, batch_rows=batch_rows))
+    totals["tokens"] = _retention_tokens(now=now, batch_rows=batch_rows)
+    result = RetentionResult(**totals)
     logger.info("retention applied: %s", result)
     return result
 

@@ -183,6 +183,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "spindle-events-fanout": {"task": "alerts.dispatch_events", "schedule": 1.0},
     "spindle-outbound-send": {"task": "alerts.send_due", "schedule": 1.0},
 }
+# Rows per retention DELETE (billing.services.retention_apply): each batch is its own short transaction.
+RETENTION_BATCH_ROWS = env.int("SPINDLE_RETENTION_BATCH_ROWS", default=5000)
 
 # --- auth -----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -252,6 +254,8 @@ SPINDLE_REGISTER_RATE = env.str("SPINDLE_REGISTER_RATE", default="5/h")
 SPINDLE_LOGIN_RATE = env.str("SPINDLE_LOGIN_RATE", default="10/m")
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+# /metrics renders at most once per this many seconds (a cached snapshot shared by processes and scrapers).
+METRICS_SNAPSHOT_S = env.float("SPINDLE_METRICS_SNAPSHOT_S", default=10.0)
 
 # Engine timing. Values below the production floors are refused unless SPINDLE_TESTING is on, so a
 # misconfigured production deployment cannot run with test-sized leases.

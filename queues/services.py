@@ -26,6 +26,9 @@ SECRET_OVERLAP = timedelta(hours=24)
 # locks on jobs_job long enough to stall the claimers of every other queue.
 OBLITERATE_BATCH = 5000
 DEFAULT_ENDPOINT = {"method": "POST", "headers": {}, "timeout_ms": 30_000}
+# A push lease must outlast the delivery timeout by this much: a shorter lease expires while the request is still
+# in flight, the sweeper hands the job out again, and the target gets it twice (issue 9).
+LEASE_MARGIN_MS = 5_000
 # A job name meaning "the whole queue" in BullMQ dashboards' pause/resume body.
 ALL_JOBS = "__all__"
 
@@ -67,6 +70,21 @@ def _check_plan(*, workspace: Workspace, endpoint: dict[str, Any] | None, retry_
         plan_check_value(workspace=workspace, field="timeout_ms", value=endpoint.get("timeout_ms"))
 
 
+def _fit_lease(*, queue: Queue, endpoint: dict[str, Any] | None, data: dict[str, Any]) -> None:
+    """Hold `lease_ms` above the endpoint's timeout_ms + LEASE_MARGIN_MS: a lease the client sets is refused
+    (400), one it did not set is raised to fit."""
+    if endpoint is None:
+        return
+    needed = int(endpoint.get("timeout_ms") or DEFAULT_ENDPOINT["timeout_ms"]) + LEASE_MARGIN_MS
+    if queue.lease_ms >= needed:
+        return
+    if "lease_ms" in data:
+        raise ValidationFailed(details={"lease_ms": [
+            f"Must be at least the endpoint timeout_ms plus {LEASE_MARGIN_MS} ms ({needed}), or a delivery "
+            "would outlive its lease and be sent twice."]})
+    queue.lease_ms = needed
+
+
 def queue_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Queue, str]:
     """Create a queue from validated input; returns it and its signing secret (shown to the client once)."""
     endpoint = _normalise_endpoint(data.get("endpoint"))
@@ -92,6 +110,7 @@ def queue_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Queue, 
         for field in ("concurrency", "group_concurrency", "rate_limit", "lease_ms"):
             if field in data:
                 setattr(queue, field, data[field])
+        _fit_lease(queue=queue, endpoint=endpoint, data=data)
         try:
             with transaction.atomic():
                 queue.save(force_insert=True)
@@ -143,6 +162,8 @@ def queue_update(*, workspace: Workspace, queue: Queue, data: dict[str, Any]) ->
         for field in ("concurrency", "group_concurrency", "rate_limit", "lease_ms"):
             if field in data:
                 setattr(queue, field, data[field])
+        if "lease_ms" in data or "endpoint" in data:
+            _fit_lease(queue=queue, endpoint=endpoint, data=data)
         queue.save()
         kick_on_commit([queue.id])
     return queue

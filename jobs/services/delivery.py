@@ -15,7 +15,9 @@ import email.utils
 import hashlib
 import hmac
 import json
+import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -31,13 +33,17 @@ from django.conf import settings
 
 from config import netguard
 from jobs.models import Job
-from jobs.services.engine import RESPONSE_BODY_MAX, Outcome
+from jobs.services.engine import MAX_DEFERRAL_S, RESPONSE_BODY_MAX, Outcome
 from jobs.services.events import iso
 from queues.models import Queue
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT_MS = 30000
-MAX_RETRY_AFTER_S = 24 * 3600
+MAX_RETRY_AFTER_S = MAX_DEFERRAL_S
 POOL_LIMIT = 256
+# RFC 9110 delay-seconds: ASCII digits only (str.isdigit() also accepts '²', which int() refuses).
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
 
 class RefusedAddress(OSError):
@@ -67,7 +73,7 @@ class GuardedResolver(AbstractResolver):
 
 
 def _secret_key(secret: str) -> bytes:
-    raw = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
+    raw = secret[len("whsec_") :] if secret.startswith("whsec_") else secret
     return base64.b64decode(raw)
 
 
@@ -77,11 +83,17 @@ def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def signature_header(queue: Queue, msg_id: str, timestamp: int, body: str, *, now: datetime | None = None) -> str:
+def signature_header(
+    queue: Queue, msg_id: str, timestamp: int, body: str, *, now: datetime | None = None
+) -> str:
     """Space-separated signatures: the current secret, plus the previous one while a rotation overlaps."""
     sigs = [sign(queue.signing_secret, msg_id, timestamp, body)] if queue.signing_secret else []
     now = now or datetime.now(UTC)
-    if queue.previous_signing_secret and queue.previous_secret_expires_at and queue.previous_secret_expires_at > now:
+    if (
+        queue.previous_signing_secret
+        and queue.previous_secret_expires_at
+        and queue.previous_secret_expires_at > now
+    ):
         sigs.append(sign(queue.previous_signing_secret, msg_id, timestamp, body))
     return " ".join(sigs)
 
@@ -89,7 +101,9 @@ def signature_header(queue: Queue, msg_id: str, timestamp: int, body: str, *, no
 # --- request building ----------------------------------------------------------------------------------------
 
 
-def build_request(queue: Queue, job: Job, *, now: datetime | None = None) -> tuple[str, str, dict[str, str], str, int]:
+def build_request(
+    queue: Queue, job: Job, *, now: datetime | None = None
+) -> tuple[str, str, dict[str, str], str, int]:
     """(method, url, headers, body, timeout_ms) for one attempt of a leased job."""
     endpoint = queue.endpoint or {}
     if job.http:
@@ -99,7 +113,11 @@ def build_request(queue: Queue, job: Job, *, now: datetime | None = None) -> tup
         # The job's own target replaces the queue endpoint entirely, its headers included.
         extra = dict(target.get("headers") or {})
         body = target.get("body")
-        body = "" if body is None else (body if isinstance(body, str) else json.dumps(body, separators=(",", ":")))
+        body = (
+            ""
+            if body is None
+            else (body if isinstance(body, str) else json.dumps(body, separators=(",", ":")))
+        )
     else:
         url = endpoint.get("url")
         method = (endpoint.get("method") or "POST").upper()
@@ -135,19 +153,26 @@ def build_request(queue: Queue, job: Job, *, now: datetime | None = None) -> tup
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as delay-seconds or an HTTP date; None if absent or unreadable."""
+    """Retry-After as delay-seconds or an HTTP date, clamped to [0, MAX_RETRY_AFTER_S]; None if absent or
+    unreadable (the attempt then counts as a normal failure).
+
+    Never raises: the header is the target's to write, and one bad value used to abort the whole batch (and
+    re-deliver every other job of it) through int()'s 4,300-digit limit or a non-ASCII digit.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(min(int(value), MAX_RETRY_AFTER_S))
+    if _DELAY_SECONDS.fullmatch(value):
+        # Any value past the bound is the bound: compare the digits' length, never convert a huge number.
+        digits = value.lstrip("0") or "0"
+        return float(MAX_RETRY_AFTER_S if len(digits) > 6 else min(int(digits), MAX_RETRY_AFTER_S))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, min((when - datetime.now(UTC)).total_seconds(), float(MAX_RETRY_AFTER_S)))
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, min((when - datetime.now(UTC)).total_seconds(), MAX_RETRY_AFTER_S))
 
 
 # --- the per-process client ----------------------------------------------------------------------------------
@@ -233,7 +258,9 @@ async def deliver_one(session: aiohttp.ClientSession, queue: Queue, job: Job) ->
 
     refused = _host_refused(url)
     if refused:
-        return Outcome(job.id, token, "failure", error={"message": refused, "type": "target_refused"}, duration_ms=0)
+        return Outcome(
+            job.id, token, "failure", error={"message": refused, "type": "target_refused"}, duration_ms=0
+        )
     try:
         async with session.request(
             method,
@@ -247,8 +274,13 @@ async def deliver_one(session: aiohttp.ClientSession, queue: Queue, job: Job) ->
             status = resp.status
             retry_after = resp.headers.get("Retry-After")
     except (TimeoutError, aiohttp.ServerTimeoutError):
-        return Outcome(job.id, token, "timeout", error={"message": f"No response within {timeout_ms} ms.",
-                                                          "type": "timeout"}, duration_ms=elapsed())
+        return Outcome(
+            job.id,
+            token,
+            "timeout",
+            error={"message": f"No response within {timeout_ms} ms.", "type": "timeout"},
+            duration_ms=elapsed(),
+        )
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, RefusedAddress):
             error = {"message": str(exc.os_error), "type": "target_refused"}
@@ -256,32 +288,81 @@ async def deliver_one(session: aiohttp.ClientSession, queue: Queue, job: Job) ->
             error = {"message": f"Connection failed: {exc.os_error}", "type": "connection_error"}
         return Outcome(job.id, token, "failure", error=error, duration_ms=elapsed())
     except RefusedAddress as exc:
-        return Outcome(job.id, token, "failure", error={"message": str(exc), "type": "target_refused"},
-                       duration_ms=elapsed())
+        return Outcome(
+            job.id,
+            token,
+            "failure",
+            error={"message": str(exc), "type": "target_refused"},
+            duration_ms=elapsed(),
+        )
     except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return Outcome(job.id, token, "failure", error={"message": str(exc) or type(exc).__name__,
-                                                          "type": "connection_error"}, duration_ms=elapsed())
+        return Outcome(
+            job.id,
+            token,
+            "failure",
+            error={"message": str(exc) or type(exc).__name__, "type": "connection_error"},
+            duration_ms=elapsed(),
+        )
     duration = elapsed()
     if 200 <= status < 300:
-        return Outcome(job.id, token, "success", result={"http_status": status, "body": text}, http_status=status,
-                       response_body=text, duration_ms=duration)
+        return Outcome(
+            job.id,
+            token,
+            "success",
+            result={"http_status": status, "body": text},
+            http_status=status,
+            response_body=text,
+            duration_ms=duration,
+        )
     error = {"message": f"The target answered HTTP {status}.", "type": "http_error", "http_status": status}
     if status == 410:
         error["message"] = "The target answered 410 Gone: not retried."
-        return Outcome(job.id, token, "gone", error=error, http_status=status, response_body=text,
-                       duration_ms=duration, retry=False)
+        return Outcome(
+            job.id,
+            token,
+            "gone",
+            error=error,
+            http_status=status,
+            response_body=text,
+            duration_ms=duration,
+            retry=False,
+        )
     if status in (429, 503):
         delay = parse_retry_after(retry_after)
         if delay is not None:
-            return Outcome(job.id, token, "deferred", error=error, http_status=status, response_body=text,
-                           duration_ms=duration, retry_after_s=delay)
-    return Outcome(job.id, token, "failure", error=error, http_status=status, response_body=text,
-                   duration_ms=duration)
+            return Outcome(
+                job.id,
+                token,
+                "deferred",
+                error=error,
+                http_status=status,
+                response_body=text,
+                duration_ms=duration,
+                retry_after_s=delay,
+            )
+    return Outcome(
+        job.id, token, "failure", error=error, http_status=status, response_body=text, duration_ms=duration
+    )
+
+
+async def _deliver_isolated(session: aiohttp.ClientSession, queue: Queue, job: Job) -> Outcome:
+    """deliver_one, but an unexpected error is this job's failed attempt, never the batch's exception (which
+    would leave every other job of the batch to be delivered again after its lease expires)."""
+    try:
+        return await deliver_one(session, queue, job)
+    except Exception as exc:  # noqa: BLE001 - isolate the job; the error is recorded on its execution
+        logger.warning("delivery of %s raised", job.id, exc_info=True)
+        return Outcome(
+            job.id,
+            job.lease_token or "",
+            "failure",
+            error={"message": f"Delivery error: {type(exc).__name__}.", "type": "delivery_error"},
+        )
 
 
 async def deliver_batch_async(queue: Queue, jobs: list[Job]) -> list[Outcome]:
     session = await _get_client().get_session()
-    return list(await asyncio.gather(*(deliver_one(session, queue, job) for job in jobs)))
+    return list(await asyncio.gather(*(_deliver_isolated(session, queue, job) for job in jobs)))
 
 
 def deliver_batch(queue: Queue, jobs: list[Job]) -> list[Outcome]:

@@ -11,7 +11,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from django.conf import settings
@@ -34,6 +34,10 @@ MAX_FREE_DEFERRALS = 10
 GROUP_SCAN_WINDOW = 5000
 SWEEP_BATCH = 5000
 MAX_CLAIM = 10000
+# A target's Retry-After defers a job this long at most (delivery.MAX_RETRY_AFTER_S for push).
+MAX_DEFERRAL_S = 24 * 3600
+# The latest instant the engine computes: PostgreSQL and Python both hold it, with room for any UTC offset.
+DATETIME_MAX = datetime(9999, 12, 30, tzinfo=UTC)
 
 OutcomeKind = Literal["success", "failure", "timeout", "deferred", "gone", "cancelled"]
 _TERMINAL = [s.value for s in TERMINAL_STATES]
@@ -51,6 +55,15 @@ class Outcome:
     duration_ms: int | None = None
     retry: bool = True
     retry_after_s: float | None = None
+
+
+def later(now: datetime, *, ms: float) -> datetime:
+    """`now` plus `ms`, never past DATETIME_MAX: a timedelta near datetime.max raises OverflowError, which in an
+    outcome batch or the sweeper would fail every job of it (issue 9: one bad row must not stop the others)."""
+    try:
+        return min(now + timedelta(milliseconds=max(0.0, float(ms))), DATETIME_MAX)
+    except (OverflowError, ValueError):
+        return DATETIME_MAX
 
 
 def db_now() -> datetime:
@@ -109,7 +122,9 @@ def bulk_set(model: Any, objs: list[Any], fields: list[str]) -> None:
             arrays[i].append(value)
     unnest = ", ".join(f"%s::{'text' if typ == 'jsonb' else typ}[]" for _n, _c, typ in cols)
     names = ", ".join(f'"{col}"' for _n, col, _t in cols)
-    sets = ", ".join(f'"{col}" = v."{col}"' + ("::jsonb" if typ == "jsonb" else "") for _n, col, typ in cols[1:])
+    sets = ", ".join(
+        f'"{col}" = v."{col}"' + ("::jsonb" if typ == "jsonb" else "") for _n, col, typ in cols[1:]
+    )
     sql = f'UPDATE {meta.db_table} AS t SET {sets} FROM unnest({unnest}) AS v({names}) WHERE t."{meta.pk.column}" = v."{meta.pk.column}"'
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
@@ -206,7 +221,9 @@ def job_claim_push(*, queue_id: str, limit: int) -> tuple[Queue | None, list[Job
     """The push task's claim: the queue row (as locked, with its endpoint and secrets) and up to `limit` jobs
     leased for the queue's own `lease_ms`. (None, []) if the queue is gone or is not a push queue."""
     if connection.vendor == "postgresql":
-        queue, jobs = _claim_pg(queue_id=queue_id, limit=limit, lease_ms=None, worker_id=None, delivery="push")
+        queue, jobs = _claim_pg(
+            queue_id=queue_id, limit=limit, lease_ms=None, worker_id=None, delivery="push"
+        )
         if queue is None or not queue.group_concurrency:
             return queue, jobs
     else:
@@ -433,9 +450,18 @@ def _claim_orm(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None
             )
         # One UPDATE for the batch (rows are locked by us, so no state re-check is needed).
         bulk_set(
-            Job, jobs,
-            ["state", "attempts", "lease_token", "lease_expires_at", "started_at", "worker_id", "execution_id",
-             "updated_at"],
+            Job,
+            jobs,
+            [
+                "state",
+                "attempts",
+                "lease_token",
+                "lease_expires_at",
+                "started_at",
+                "worker_id",
+                "execution_id",
+                "updated_at",
+            ],
         )
         Execution.objects.bulk_create(executions, batch_size=1000)
         events_emit(events, now=now)
@@ -480,15 +506,45 @@ class _Locked:
     """The columns of a locked active job that deciding its outcome needs (no model instance on the hot path)."""
 
     __slots__ = (
-        "id", "lease_token", "attempts", "max_attempts", "deferrals", "policy", "cancel_requested", "parent_id",
-        "queue_id", "workspace_id", "queue_name", "execution_id", "state", "run_at", "result", "last_error",
-        "finished_at", "lease_expires_at", "worker_id", "updated_at",
+        "id",
+        "lease_token",
+        "attempts",
+        "max_attempts",
+        "deferrals",
+        "policy",
+        "cancel_requested",
+        "parent_id",
+        "queue_id",
+        "workspace_id",
+        "queue_name",
+        "execution_id",
+        "state",
+        "run_at",
+        "result",
+        "last_error",
+        "finished_at",
+        "lease_expires_at",
+        "worker_id",
+        "updated_at",
     )
 
     def __init__(self, row: tuple) -> None:
-        (self.id, self.lease_token, self.attempts, self.max_attempts, self.deferrals, retry_policy, queue_policy,
-         self.cancel_requested, self.parent_id, self.queue_id, self.workspace_id, self.queue_name,
-         self.execution_id, self.run_at) = row
+        (
+            self.id,
+            self.lease_token,
+            self.attempts,
+            self.max_attempts,
+            self.deferrals,
+            retry_policy,
+            queue_policy,
+            self.cancel_requested,
+            self.parent_id,
+            self.queue_id,
+            self.workspace_id,
+            self.queue_name,
+            self.execution_id,
+            self.run_at,
+        ) = row
         policy = json.loads(retry_policy) if retry_policy is not None else None
         self.policy = policy or (json.loads(queue_policy) if queue_policy is not None else None)
         self.state = JobState.ACTIVE
@@ -523,7 +579,10 @@ def jobs_deliver_outcomes(*, outcomes: list[Outcome], queue_id: str) -> tuple[li
 
 
 def _record_outcomes(
-    *, outcomes: list[Outcome], workspace_id: str | None = None, ready_queue_id: str | None = None,
+    *,
+    outcomes: list[Outcome],
+    workspace_id: str | None = None,
+    ready_queue_id: str | None = None,
     queue_id: str | None = None,
 ) -> tuple[list[str], bool]:
     """(lost ids, whether `ready_queue_id` still has ready jobs: asked in the same round trip as the writes)."""
@@ -594,12 +653,13 @@ def _decide(job: Any, o: Outcome, now: datetime, policy: dict | None) -> _Finish
 
     if o.kind == "deferred":
         job.deferrals += 1
-        delay_s = max(0.0, float(o.retry_after_s or 0))
+        # Bounded here too: the outcome may come from a pull worker's report, not only from parse_retry_after.
+        delay_s = min(max(0.0, float(o.retry_after_s or 0)), MAX_DEFERRAL_S)
         if job.deferrals <= MAX_FREE_DEFERRALS:
             # 429/503 with Retry-After: the target asked us to wait, so the attempt is given back.
             job.attempts = max(0, job.attempts - 1)
             job.state = JobState.DELAYED
-            job.run_at = now + timedelta(seconds=delay_s)
+            job.run_at = later(now, ms=delay_s * 1000)
             return _Finish(job, ExecutionStatus.DEFERRED, o, o.duration_ms)
         # From the 11th deferral on it is a failed attempt, waiting at least what the target asked for.
         return _fail_or_retry(job, o, now, policy, ExecutionStatus.FAILED, min_delay_ms=int(delay_s * 1000))
@@ -622,13 +682,22 @@ def _fail_or_retry(
         return _Finish(job, ExecutionStatus.DEAD_LETTER, o, o.duration_ms)
     delay_ms = max(compute_backoff_ms(policy, job.attempts), min_delay_ms)
     job.state = JobState.DELAYED
-    job.run_at = now + timedelta(milliseconds=delay_ms)
+    job.run_at = later(now, ms=delay_ms)
     return _Finish(job, status, o, o.duration_ms)
 
 
 _JOB_FIELDS = [
-    "state", "attempts", "deferrals", "run_at", "result", "last_error", "finished_at", "lease_token",
-    "lease_expires_at", "worker_id", "updated_at",
+    "state",
+    "attempts",
+    "deferrals",
+    "run_at",
+    "result",
+    "last_error",
+    "finished_at",
+    "lease_token",
+    "lease_expires_at",
+    "worker_id",
+    "updated_at",
 ]
 
 # PostgreSQL: the batch's job and execution rows, each as one JSON parameter (see events_insert_sql). JSON null
@@ -666,20 +735,35 @@ def _apply(*, now: datetime, finishes: list[_Finish], ready_queue_id: str | None
         job = f.job
         qname = f.queue_name
         base = {"attempt": job.attempts}
-        delta = stats.setdefault((job.queue_id, job.workspace_id), StatDelta(queue_id=job.queue_id,
-                                                                             workspace_id=job.workspace_id))
+        delta = stats.setdefault(
+            (job.queue_id, job.workspace_id), StatDelta(queue_id=job.queue_id, workspace_id=job.workspace_id)
+        )
         if job.state == JobState.COMPLETED:
             events.append(PendingEvent(job.workspace_id, "job:completed", qname, job.id, base))
         elif job.state == JobState.FAILED:
-            events.append(PendingEvent(job.workspace_id, "job:failed", qname, job.id, {**base, "error": job.last_error}))
-            events.append(PendingEvent(job.workspace_id, "job:dead", qname, job.id, {**base, "error": job.last_error}))
+            events.append(
+                PendingEvent(job.workspace_id, "job:failed", qname, job.id, {**base, "error": job.last_error})
+            )
+            events.append(
+                PendingEvent(job.workspace_id, "job:dead", qname, job.id, {**base, "error": job.last_error})
+            )
         elif job.state == JobState.CANCELLED:
-            events.append(PendingEvent(job.workspace_id, "job:removed", qname, job.id, {**base, "cancelled": True}))
+            events.append(
+                PendingEvent(job.workspace_id, "job:removed", qname, job.id, {**base, "cancelled": True})
+            )
         elif job.state == JobState.DELAYED:
             events.append(
                 PendingEvent(
-                    job.workspace_id, "job:delayed", qname, job.id,
-                    {**base, "run_at": job.run_at.isoformat(), "reason": f.execution_status, "error": job.last_error},
+                    job.workspace_id,
+                    "job:delayed",
+                    qname,
+                    job.id,
+                    {
+                        **base,
+                        "run_at": job.run_at.isoformat(),
+                        "reason": f.execution_status,
+                        "error": job.last_error,
+                    },
                 )
             )
         elif job.state == JobState.WAITING:
@@ -696,8 +780,13 @@ def _apply(*, now: datetime, finishes: list[_Finish], ready_queue_id: str | None
 
     ready = False
     if connection.vendor == "postgresql":
-        ready = _write_pg(now=now, finishes=finishes, events=events, deltas=list(stats.values()),
-                          ready_queue_id=ready_queue_id)
+        ready = _write_pg(
+            now=now,
+            finishes=finishes,
+            events=events,
+            deltas=list(stats.values()),
+            ready_queue_id=ready_queue_id,
+        )
     else:
         if jobs:
             bulk_set(Job, jobs, _JOB_FIELDS)
@@ -715,8 +804,11 @@ def _apply(*, now: datetime, finishes: list[_Finish], ready_queue_id: str | None
             if f.job.execution_id
         ]
         if executions:
-            bulk_set(Execution, executions, ["status", "completed_at", "duration_ms", "http_status",
-                                             "response_body", "error"])
+            bulk_set(
+                Execution,
+                executions,
+                ["status", "completed_at", "duration_ms", "http_status", "response_body", "error"],
+            )
         events_emit(events, now=now)
         stats_record(deltas=list(stats.values()), now=now)
         if ready_queue_id is not None:
@@ -732,23 +824,41 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _write_pg(
-    *, now: datetime, finishes: list[_Finish], events: list[PendingEvent], deltas: list[StatDelta],
+    *,
+    now: datetime,
+    finishes: list[_Finish],
+    events: list[PendingEvent],
+    deltas: list[StatDelta],
     ready_queue_id: str | None,
 ) -> bool:
     """Jobs, executions, events and rollups of a batch in one multi-statement round trip."""
     parts: list[tuple[str, list[Any]]] = []
     if finishes:
         job_rows = [
-            [j.id, str(j.state), j.attempts, j.deferrals, _iso(j.run_at), f.set_result, j.result, j.last_error,
-             _iso(j.finished_at)]
+            [
+                j.id,
+                str(j.state),
+                j.attempts,
+                j.deferrals,
+                _iso(j.run_at),
+                f.set_result,
+                j.result,
+                j.last_error,
+                _iso(j.finished_at),
+            ]
             for f in finishes
             for j in (f.job,)
         ]
         parts.append((_PG_JOBS_SQL, [now, json_param(job_rows), ",".join(f.job.id for f in finishes)]))
         exe_rows = [
-            [f.job.execution_id, str(f.execution_status), f.duration_ms, f.outcome.http_status if f.outcome else None,
-             _truncate(f.outcome.response_body) if f.outcome else None,
-             None if f.execution_status == ExecutionStatus.SUCCESS else f.job.last_error]
+            [
+                f.job.execution_id,
+                str(f.execution_status),
+                f.duration_ms,
+                f.outcome.http_status if f.outcome else None,
+                _truncate(f.outcome.response_body) if f.outcome else None,
+                None if f.execution_status == ExecutionStatus.SUCCESS else f.job.last_error,
+            ]
             for f in finishes
             if f.job.execution_id
         ]
@@ -760,8 +870,12 @@ def _write_pg(
     if stat is not None:
         parts.append(stat)
     if ready_queue_id is not None:
-        parts.append(("SELECT EXISTS (SELECT 1 FROM jobs_job WHERE queue_id = %s AND state = 'waiting')",
-                      [ready_queue_id]))
+        parts.append(
+            (
+                "SELECT EXISTS (SELECT 1 FROM jobs_job WHERE queue_id = %s AND state = 'waiting')",
+                [ready_queue_id],
+            )
+        )
     if not parts:
         return False
     with connection.cursor() as cursor:
@@ -779,10 +893,19 @@ def jobs_release_parents(*, now: datetime, children: list[Any]) -> None:
     """Flows: a parent waiting for children is released (or failed) once all its children are terminal.
 
     `children` are the jobs (or rows with `parent_id`) that just finished; only their parent ids are read.
+    A failed parent may itself be a child further up: walked level by level in a loop, never by recursion, so a
+    flow thousands deep cannot hit RecursionError (issue 9).
     """
+    level = children
+    while level:
+        level = _release_level(now=now, children=level)
+
+
+def _release_level(*, now: datetime, children: list[Any]) -> list[Job]:
+    """One level of jobs_release_parents; returns the parents it failed that have a parent of their own."""
     parent_ids = sorted({c.parent_id for c in children})
     if not parent_ids:
-        return
+        return []
     # Locking the parents serialises the children's transactions: the last one to finish sees every sibling
     # terminal (READ COMMITTED re-reads after the lock wait), so a parent is never left behind.
     parents = list(
@@ -792,7 +915,7 @@ def jobs_release_parents(*, now: datetime, children: list[Any]) -> None:
         .select_for_update(of=("self",))
     )
     if not parents:
-        return
+        return []
     pending = set(
         Job.objects.filter(parent_id__in=[p.id for p in parents])
         .exclude(state__in=_TERMINAL)
@@ -815,19 +938,30 @@ def jobs_release_parents(*, now: datetime, children: list[Any]) -> None:
             parent.last_error = {"message": "A child job failed.", "type": "child_failed"}
             dead.append(parent)
             for t in ("job:failed", "job:dead"):
-                events.append(PendingEvent(parent.workspace_id, t, parent.queue.name, parent.id, {"reason": "child_failed"}))
+                events.append(
+                    PendingEvent(
+                        parent.workspace_id, t, parent.queue.name, parent.id, {"reason": "child_failed"}
+                    )
+                )
         else:
             parent.state = JobState.WAITING
             parent.run_at = now
             released.append(parent)
-            events.append(PendingEvent(parent.workspace_id, "job:waiting", parent.queue.name, parent.id, {"reason": "children_done"}))
+            events.append(
+                PendingEvent(
+                    parent.workspace_id,
+                    "job:waiting",
+                    parent.queue.name,
+                    parent.id,
+                    {"reason": "children_done"},
+                )
+            )
     if released or dead:
         bulk_set(Job, released + dead, ["state", "run_at", "finished_at", "last_error", "updated_at"])
         events_emit(events, now=now)
     if released:
         kick_on_commit({p.queue_id for p in released})
-    # A failed parent may itself be a child of a flow further up.
-    jobs_release_parents(now=now, children=[p for p in dead if p.parent_id])
+    return [p for p in dead if p.parent_id]
 
 
 # --- sweeper -------------------------------------------------------------------------------------------------
@@ -849,7 +983,10 @@ def _promote_due(now: datetime) -> tuple[int, set[str]]:
     if not due:
         return 0, set()
     Job.objects.filter(id__in=[d[0] for d in due]).update(state=JobState.WAITING, updated_at=now)
-    events_emit([PendingEvent(ws, "job:waiting", qname, jid, {"reason": "due"}) for jid, _q, ws, qname in due], now=now)
+    events_emit(
+        [PendingEvent(ws, "job:waiting", qname, jid, {"reason": "due"}) for jid, _q, ws, qname in due],
+        now=now,
+    )
     return len(due), {d[1] for d in due}
 
 
@@ -866,7 +1003,9 @@ def _rescue_expired(now: datetime) -> tuple[int, set[str]]:
     finishes = []
     events = []
     for job in jobs:
-        events.append(PendingEvent(job.workspace_id, "job:stalled", job.queue.name, job.id, {"attempt": job.attempts}))
+        events.append(
+            PendingEvent(job.workspace_id, "job:stalled", job.queue.name, job.id, {"attempt": job.attempts})
+        )
         error = {"message": "The lease expired before the attempt finished.", "type": "lease_expired"}
         job.last_error = error
         job.lease_token = None
@@ -926,4 +1065,3 @@ def queue_active_counts(queue_ids: list[str]) -> dict[str, int]:
         .annotate(n=Count("id"))
     )
     return {r["queue_id"]: r["n"] for r in rows}
-

@@ -126,8 +126,11 @@ def _claim(model: type, ids: list[str] | None, limit: int) -> list[Any]:
     """Lease due pending rows (or the given ones): bump attempts, push next_attempt_at past the lease."""
     now = timezone.now()
     with transaction.atomic():
-        qs = model.objects.filter(status=OutboundStatus.PENDING)
-        qs = qs.filter(pk__in=ids) if ids is not None else qs.filter(next_attempt_at__lte=Now())
+        # Due rows only, also when ids are given: a row another sender has just leased (next_attempt_at pushed
+        # past now) is not sent twice by a task that names it.
+        qs = model.objects.filter(status=OutboundStatus.PENDING, next_attempt_at__lte=Now())
+        if ids is not None:
+            qs = qs.filter(pk__in=ids)
         # Index alerts_delivery_due / alerts_notification_due; SKIP LOCKED lets parallel sweeps share the work.
         rows = list(qs.order_by("next_attempt_at").select_for_update(skip_locked=True)[:limit])
         for row in rows:
@@ -230,7 +233,9 @@ def notification_body(alert: Alert, n: AlertNotification) -> str:
 
 
 def notifications_send(*, ids: list[str] | None = None, limit: int = BATCH, retry: bool = True) -> int:
-    """Send due alert notifications (or the given ids); returns how many were sent."""
+    """Send due alert notifications (or the given ids); returns how many were sent.
+
+    A test message (`POST /v1/alerts/{id}/test`) gets one attempt, whoever sends it: never retried."""
     rows = _claim(AlertNotification, ids, limit)
     if not rows:
         return 0
@@ -262,7 +267,8 @@ def notifications_send(*, ids: list[str] | None = None, limit: int = BATCH, retr
     now = timezone.now()
     with transaction.atomic():
         for row in rows:
-            _record(AlertNotification, row, results[row.pk], retry=retry, now=now, extra={})
+            once = row.kind == NotificationKind.TEST
+            _record(AlertNotification, row, results[row.pk], retry=retry and not once, now=now, extra={})
     return sum(1 for r in results.values() if r.ok)
 
 

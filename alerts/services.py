@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import transaction
@@ -16,6 +17,8 @@ from schedules.models import Schedule
 
 from .models import Alert, AlertNotification, Channel, NotificationKind, WebhookSubscription
 from .serializers import alert_target_check
+
+logger = logging.getLogger(__name__)
 
 ALERT_DEFAULTS: dict[str, Any] = {
     "queue": None,
@@ -102,10 +105,12 @@ def alert_delete(*, workspace: Workspace, alert: Alert) -> None:
     Alert.objects.filter(workspace=workspace, pk=alert.pk).delete()
 
 
-def alert_test(*, workspace: Workspace, alert: Alert) -> tuple[bool, str | None]:
-    """Send a test message to the alert's channel now (outside any transaction); returns (sent, error)."""
-    from .outbound import notifications_send
+def alert_test(*, workspace: Workspace, alert: Alert) -> AlertNotification:
+    """Queue a test message to the alert's channel; a Celery task sends it (one attempt, never retried).
 
+    Not sent on the request thread: a target that never answers would hold a web thread for the whole send
+    timeout (issue 9). The notification is due at once, so the outbound sweep sends it too if the task is lost.
+    """
     notification = AlertNotification.objects.create(
         workspace=workspace,
         alert=alert,
@@ -113,9 +118,17 @@ def alert_test(*, workspace: Workspace, alert: Alert) -> tuple[bool, str | None]
         data={"message": "This is a test notification from Spindle."},
         next_attempt_at=timezone.now(),
     )
-    sent = notifications_send(ids=[notification.pk], retry=False)
-    notification.refresh_from_db()
-    return bool(sent), notification.error or None
+    transaction.on_commit(lambda: _send_soon(notification.pk))
+    return notification
+
+
+def _send_soon(notification_id: str) -> None:
+    from .tasks import send_notification
+
+    try:
+        send_notification.delay(notification_id)
+    except Exception:  # noqa: BLE001 - broker down: the due sweep sends it once the beat runs again
+        logger.warning("could not queue alert test message %s", notification_id, exc_info=True)
 
 
 def webhook_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[WebhookSubscription, str]:

@@ -15,6 +15,12 @@ def dispatch_events() -> dict:
     return asdict(fanout.events_fanout())
 
 
+@shared_task(name="alerts.send_notification", ignore_result=True)
+def send_notification(notification_id: str) -> int:
+    """One notification now (an alert's test message); a no-op if the due sweep already sent it."""
+    return outbound.notifications_send(ids=[notification_id])
+
+
 @shared_task(name="alerts.send_due", ignore_result=True)
 def send_due() -> dict:
     """Beat, every second, and hinted after a fan-out: send due webhook deliveries and alert notifications."""

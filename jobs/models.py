@@ -121,6 +121,10 @@ class Job(models.Model):
             models.Index(fields=["workspace", "-id"], name="jobs_job_ws"),
             # Flows: children of a parent.
             models.Index(fields=["parent"], condition=models.Q(parent__isnull=False), name="jobs_job_parent"),
+            # GET /v1/flows: parents created with wait_for_children, newest first (flow_parent_list).
+            models.Index(
+                fields=["workspace", "-id"], condition=models.Q(wait_for_children=True), name="jobs_job_ws_flow_waiting"
+            ),
             # Retention: finished jobs by age.
             models.Index(fields=["finished_at"], condition=models.Q(finished_at__isnull=False), name="jobs_job_finished"),
             # GET /v1/schedules/{name}/runs newest first; overlap=skip looks up a schedule's last job.

@@ -29,6 +29,12 @@ from .serializers import (
     WorkspaceOutSerializer,
 )
 
+# API.md Conventions: Idempotency-Key is scoped by workspace; these routes run before there is one.
+_NO_IDEMPOTENCY_KEY = (
+    "The Idempotency-Key header is not honoured here: the route is unauthenticated, so there is no workspace "
+    "to scope a key by (a shared scope would let one client replay another's new key)."
+)
+
 
 def strict_body(request: Request, allowed: set[str]) -> dict:
     data = request.data if request.body else {}
@@ -58,7 +64,7 @@ def _validated(serializer_class: type[serializers.Serializer], request: Request)
         **error_responses(400, 415, 429),
     },
     description="Create a workspace without a user. The API key is shown once. "
-    "Shares the per-address SPINDLE_REGISTER_RATE budget with register.",
+    "Shares the per-address SPINDLE_REGISTER_RATE budget with register. " + _NO_IDEMPOTENCY_KEY,
 )
 @api_view(["POST"])
 @authentication_classes([])
@@ -92,7 +98,7 @@ def register_anonymous(request: Request) -> Response:
         **error_responses(400, 409, 415, 429),
     },
     description="Create a user with a workspace on the free plan. 409 CONFLICT if the email is registered. "
-    "Limited per client address (SPINDLE_REGISTER_RATE, shared with register-anonymous).",
+    "Limited per client address (SPINDLE_REGISTER_RATE, shared with register-anonymous). " + _NO_IDEMPOTENCY_KEY,
 )
 @api_view(["POST"])
 @authentication_classes([])

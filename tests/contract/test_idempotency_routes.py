@@ -158,8 +158,10 @@ def test_schema_documents_the_header_on_every_create(api_client):
             missing.append(f"{method.upper()} {path}")
     assert missing == []
     # Unauthenticated creates have no workspace to scope a key by: not offered there, and the header says so.
-    register = schema["paths"]["/v1/auth/register"]["post"]
-    assert not any(p["name"] == "Idempotency-Key" for p in register.get("parameters", []))
+    for path in ("/v1/auth/register", "/v1/auth/register-anonymous"):
+        register = schema["paths"][path]["post"]
+        assert not any(p["name"] == "Idempotency-Key" for p in register.get("parameters", []))
+        assert "Idempotency-Key header is not honoured" in register["description"]
     header = next(
         p for p in schema["paths"]["/v1/queues"]["post"]["parameters"] if p["name"] == "Idempotency-Key"
     )

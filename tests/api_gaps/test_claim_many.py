@@ -112,3 +112,41 @@ def test_claim_counts_as_a_worker_heartbeat(api_client, workspace):
     before = Worker.objects.get(pk=worker["id"]).last_seen_at
     assert _claim(api_client, worker_id=worker["id"]).status_code == 200
     assert Worker.objects.get(pk=worker["id"]).last_seen_at > before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_long_poll_across_queues_wakes_on_any_of_them(workspace_and_key):
+    """A multi-queue claim waiting on two empty queues returns soon after a job lands in the second one."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    from tests.conftest import make_client
+
+    workspace, key = workspace_and_key
+    make_queue(workspace, "a")
+    second = make_queue(workspace, "b")
+    client = make_client(key.raw)
+    result: dict = {}
+
+    def waiter() -> None:
+        try:
+            started = time.monotonic()
+            result["response"] = _claim(client, queues=["a", "b"], wait_ms=5000)
+            result["returned_at"] = time.monotonic()
+            result["waited_s"] = result["returned_at"] - started
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.3)
+    job = enqueue(workspace, second, 1)[0]
+    enqueued_at = time.monotonic()
+    thread.join(timeout=10)
+    response = result["response"]
+    assert response.status_code == 200, response.content
+    assert [(j["id"], j["queue"]) for j in response.json()["data"]] == [(job.id, "b")]
+    assert (result["returned_at"] - enqueued_at) < 1.0
+    assert result["waited_s"] < 2.0

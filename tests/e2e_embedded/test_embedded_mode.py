@@ -117,6 +117,7 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
+    stream = None
     try:
         deadline = time.monotonic() + 30
         status = None
@@ -159,19 +160,21 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
             "/v1/queues/hooks/events",
             {"Authorization": f"Bearer {key}", "Last-Event-ID": "evt_" + "0" * 26},
         )
-        try:
-            assert stream.status == 200 and "text/event-stream" in stream.headers
-            seen = [fields(f).get("event") for f in stream.frames(4)]
-            assert seen[1] == "connected" and "job:waiting" in seen[2:], seen
-        finally:
-            stream.close()
+        assert stream.status == 200 and "text/event-stream" in stream.headers
+        seen = [fields(f).get("event") for f in stream.frames(4)]
+        assert seen[1] == "connected" and "job:waiting" in seen[2:], seen
     finally:
-        # Ctrl-C stops every process (the runner forwards it and waits).
+        # Ctrl-C stops every process (the runner forwards it and waits), an open event stream included: the
+        # front's graceful shutdown is bounded, well before the runner's own 10 s escalation to SIGKILL.
         runner.send_signal(signal.SIGINT)
+        stopping = time.monotonic()
         try:
             runner.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(runner.pid, signal.SIGKILL)
+        stop_s = time.monotonic() - stopping
+        if stream is not None:
+            stream.close()
         leftovers = subprocess.run(
             ["pgrep", "-a", "-s", str(runner.pid)], capture_output=True, text=True
         ).stdout.splitlines()
@@ -181,3 +184,4 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
         receiver.shutdown()
         logs.close()
     assert not leftovers, f"processes still running after Ctrl-C: {leftovers}"
+    assert stop_s < 9, f"Ctrl-C took {stop_s:.1f} s with an event stream open"

@@ -6,10 +6,12 @@ import json
 import time
 
 import pytest
+from django.test import override_settings
 
 from accounts.models import Workspace
 from accounts.services import api_key_revoke, workspace_create
 from jobs.services.events import PendingEvent, events_emit
+from jobs.views.events import StreamSlot
 from tests.events import servers
 from tests.events.servers import Stream, call, fields
 
@@ -118,3 +120,22 @@ def test_streams_per_workspace_are_capped_across_processes(plans):
         finally:
             for stream in opened:
                 stream.close()
+
+
+def test_a_slot_left_by_a_dead_process_expires_and_a_live_one_is_renewed():
+    """A process killed mid-stream never releases its slot: the TTL frees it; a live stream renews its own."""
+    with override_settings(SPINDLE_MAX_STREAMS_PER_WORKSPACE=1):
+        dead = StreamSlot("ws_dead", ttl_s=1)
+        assert dead.acquire()
+        assert not StreamSlot("ws_dead", ttl_s=1).acquire()
+        time.sleep(1.5)
+        assert StreamSlot("ws_dead", ttl_s=1).acquire()
+
+        live = StreamSlot("ws_live", ttl_s=1)
+        assert live.acquire()
+        for _ in range(3):
+            time.sleep(0.6)
+            live.renew()
+            assert not StreamSlot("ws_live", ttl_s=1).acquire()
+        live.release()
+        assert StreamSlot("ws_live", ttl_s=1).acquire()

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from config.exceptions import ApplicationError
 from jobs.models import Event, Execution, Job, QueueMinuteStat, Worker
 from jobs.services import operations
+from jobs.services.pull import worker_is_online
 
 
 def _mask(token: str | None) -> str:
@@ -121,10 +122,14 @@ class EventAdmin(admin.ModelAdmin):
 
 @admin.register(Worker)
 class WorkerAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "hostname", "concurrency", "last_seen_at", "created_at")
+    list_display = ("id", "name", "hostname", "concurrency", "status", "last_seen_at", "created_at")
     search_fields = ("id", "name", "hostname")
     raw_id_fields = ("workspace",)
     readonly_fields = ("id", "created_at", "last_seen_at")
+
+    @admin.display(description="status")
+    def status(self, obj: Worker) -> str:
+        return "online" if worker_is_online(obj) else "offline"
 
 
 @admin.register(QueueMinuteStat)

@@ -2,19 +2,25 @@
 
 Allowed only with `Authorization: Bearer <METRICS_TOKEN>` (when the setting is non-empty) or from a client address
 in `METRICS_ALLOWED_IPS` (addresses or CIDR ranges; REMOTE_ADDR, never a forwarded header a client can forge).
-Everything else is 403 FORBIDDEN in the error envelope. Every number is one aggregate query: jobs per state from a
-GROUP BY, execution totals from the per-minute rollup (never a scan of executions).
+Everything else is 403 FORBIDDEN in the error envelope. Every number is one aggregate query that reads live or
+today's rows through an index, never the history retention keeps (jobs: live states by their partial indexes;
+attempts: today's per-minute rollup; deliveries: the pending backlog and today's rows), and the text is a cached
+snapshot rendered at most once per METRICS_SNAPSHOT_S, however many scrapers ask.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Sum
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
@@ -71,7 +77,9 @@ class _Text:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def metric(self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict, float | int]]) -> None:
+    def metric(
+        self, name: str, kind: str, help_text: str, samples: Iterable[tuple[dict, float | int]]
+    ) -> None:
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
@@ -81,10 +89,16 @@ class _Text:
         return "\n".join(self.lines) + "\n"
 
 
+def _start_of_day_utc() -> datetime:
+    return timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def render_metrics() -> str:
+    """Every query reads live or today's rows only, through an index (never the history retention keeps)."""
+    from django.apps import apps
+
     from alerts.fanout import fanout_lag_seconds
-    from alerts.models import AlertNotification, WebhookDelivery
-    from jobs.models import Job, QueueMinuteStat, Worker
+    from jobs.models import Job, JobState, QueueMinuteStat, Worker
     from queues.models import Queue
 
     out = _Text()
@@ -92,58 +106,154 @@ def render_metrics() -> str:
     out.metric("spindle_info", "gauge", "Build information.", [({"version": settings.VERSION}, 1)])
 
     queues = {q["id"]: q for q in Queue.objects.values("id", "name", "workspace_id")}
-    jobs = Job.objects.values_list("queue_id", "state").annotate(n=Count("id")).order_by()
+    # Live states only, one arm per state so each is served by its partial index (jobs_job_ready,
+    # jobs_job_delayed_due, jobs_job_active_lease); finished jobs are history, counted by the rollup below.
+    arms = [
+        Job.objects.filter(state=state).values_list("queue_id", "state").annotate(n=Count("id")).order_by()
+        for state in (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
+    ]
+    jobs = arms[0].union(*arms[1:], all=True)
     out.metric(
-        "spindle_jobs", "gauge", "Jobs per queue and state.",
-        [({"workspace": queues[q]["workspace_id"], "queue": queues[q]["name"], "state": s}, n)
-         for q, s, n in jobs if q in queues],
+        "spindle_jobs",
+        "gauge",
+        "Live jobs (waiting, delayed, active) per queue and state.",
+        [
+            ({"workspace": queues[q]["workspace_id"], "queue": queues[q]["name"], "state": s}, n)
+            for q, s, n in jobs
+            if q in queues
+        ],
     )
     per_ws = Queue.objects.values_list("workspace_id").annotate(n=Count("id")).order_by()
-    out.metric("spindle_queues", "gauge", "Queues per workspace.", [({"workspace": ws}, n) for ws, n in per_ws])
+    out.metric(
+        "spindle_queues", "gauge", "Queues per workspace.", [({"workspace": ws}, n) for ws, n in per_ws]
+    )
 
+    # Today's minutes of each queue: index jobs_stat_queue_minute_uniq (queue, minute), at most 1,440 rows a queue.
+    today = _start_of_day_utc()
     stats = list(
-        QueueMinuteStat.objects.values("queue_id")
-        .annotate(enq=Sum("enqueued"), ok=Sum("completed"), failed=Sum("failed"), timeout=Sum("timeout"),
-                  dsum=Sum("duration_sum_ms"), dcount=Sum("duration_count"))
+        QueueMinuteStat.objects.filter(queue_id__in=list(queues), minute__gte=today)
+        .values("queue_id")
+        .annotate(
+            enq=Sum("enqueued"),
+            ok=Sum("completed"),
+            failed=Sum("failed"),
+            timeout=Sum("timeout"),
+            dsum=Sum("duration_sum_ms"),
+            dcount=Sum("duration_count"),
+        )
         .order_by()
     )
 
     def per_queue(field: str, **extra: str) -> list[tuple[dict, int]]:
         return [
-            ({"workspace": queues[s["queue_id"]]["workspace_id"], "queue": queues[s["queue_id"]]["name"], **extra},
-             int(s[field] or 0))
-            for s in stats if s["queue_id"] in queues
+            (
+                {
+                    "workspace": queues[s["queue_id"]]["workspace_id"],
+                    "queue": queues[s["queue_id"]]["name"],
+                    **extra,
+                },
+                int(s[field] or 0),
+            )
+            for s in stats
+            if s["queue_id"] in queues
         ]
 
-    out.metric("spindle_jobs_enqueued_total", "counter", "Jobs enqueued (per-minute rollup, within retention).",
-               per_queue("enq"))
+    since = "since 00:00 UTC (resets daily; use rate/increase)"
+    out.metric("spindle_jobs_enqueued_total", "counter", f"Jobs enqueued {since}.", per_queue("enq"))
     out.metric(
-        "spindle_executions_total", "counter", "Finished attempts by outcome (per-minute rollup).",
-        per_queue("ok", outcome="completed") + per_queue("failed", outcome="failed")
+        "spindle_executions_total",
+        "counter",
+        f"Finished attempts by outcome {since}.",
+        per_queue("ok", outcome="completed")
+        + per_queue("failed", outcome="failed")
         + per_queue("timeout", outcome="timeout"),
     )
-    out.metric("spindle_execution_duration_ms_sum", "counter", "Sum of attempt durations in ms.", per_queue("dsum"))
-    out.metric("spindle_execution_duration_ms_count", "counter", "Attempts with a duration.", per_queue("dcount"))
-
-    workers = Worker.objects.values_list("workspace_id").annotate(n=Count("id")).order_by()
-    out.metric("spindle_workers", "gauge", "Registered pull workers.", [({"workspace": ws}, n) for ws, n in workers])
-
-    deliveries = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")).order_by())
     out.metric(
-        "spindle_webhook_deliveries", "gauge", "Webhook deliveries kept, by status.",
+        "spindle_execution_duration_ms_sum",
+        "counter",
+        f"Sum of attempt durations in ms {since}.",
+        per_queue("dsum"),
+    )
+    out.metric(
+        "spindle_execution_duration_ms_count",
+        "counter",
+        f"Attempts with a duration {since}.",
+        per_queue("dcount"),
+    )
+
+    # Registered pull workers: silent ones are reaped by the sweeper, so the table stays small.
+    workers = Worker.objects.values_list("workspace_id").annotate(n=Count("id")).order_by()
+    out.metric(
+        "spindle_workers", "gauge", "Registered pull workers.", [({"workspace": ws}, n) for ws, n in workers]
+    )
+
+    def outbound(label: str) -> dict[str, int]:
+        # By label: alerts sits to config's right. Pending: the backlog, via the partial index *_due;
+        # sent and failed: rows created today, via *_created.
+        model = apps.get_model(label)
+        counts = {"pending": model.objects.filter(status="pending").count()}
+        counts.update(
+            model.objects.filter(created_at__gte=today)
+            .exclude(status="pending")
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        return counts
+
+    deliveries = outbound("alerts.WebhookDelivery")
+    out.metric(
+        "spindle_webhook_deliveries",
+        "gauge",
+        "Webhook deliveries: pending = waiting to be sent; success/failed = created since 00:00 UTC.",
         [({"status": s}, deliveries.get(s, 0)) for s in ("pending", "success", "failed")],
     )
-    out.metric("spindle_webhook_deliveries_failed_total", "counter",
-               "Webhook deliveries that failed after every retry.", [({}, deliveries.get("failed", 0))])
-    notes = dict(AlertNotification.objects.values_list("status").annotate(n=Count("id")).order_by())
     out.metric(
-        "spindle_alert_notifications", "gauge", "Alert notifications kept, by status.",
+        "spindle_webhook_deliveries_failed_total",
+        "counter",
+        f"Webhook deliveries that failed after every retry, created {since}.",
+        [({}, deliveries.get("failed", 0))],
+    )
+    notes = outbound("alerts.AlertNotification")
+    out.metric(
+        "spindle_alert_notifications",
+        "gauge",
+        "Alert notifications: pending = waiting to be sent; success/failed = created since 00:00 UTC.",
         [({"status": s}, notes.get(s, 0)) for s in ("pending", "success", "failed")],
     )
-    out.metric("spindle_events_fanout_lag_seconds", "gauge",
-               "How far the event fan-out cursor trails now (includes the safety lag).",
-               [({}, round(fanout_lag_seconds(), 3))])
+    out.metric(
+        "spindle_events_fanout_lag_seconds",
+        "gauge",
+        "How far the event fan-out cursor trails now (includes the safety lag).",
+        [({}, round(fanout_lag_seconds(), 3))],
+    )
     return out.render()
+
+
+_SNAPSHOT_KEY = "spindle:metrics:snapshot"
+_RENDER_LOCK_KEY = "spindle:metrics:rendering"
+
+
+def metrics_snapshot() -> str:
+    """The metrics text, rendered at most once per settings.METRICS_SNAPSHOT_S across processes and scrapers.
+
+    The snapshot lives in the shared cache; while one process renders a new one, others serve the previous.
+    """
+    ttl_s = float(getattr(settings, "METRICS_SNAPSHOT_S", 0) or 0)
+    if ttl_s <= 0:
+        return render_metrics()
+    now = time.time()
+    cached = cache.get(_SNAPSHOT_KEY)
+    if cached is not None and now - cached[0] < ttl_s:
+        return cached[1]
+    if cached is not None and not cache.add(_RENDER_LOCK_KEY, 1, timeout=30):
+        return cached[1]
+    try:
+        text = render_metrics()
+        cache.set(_SNAPSHOT_KEY, (now, text), timeout=max(ttl_s * 10, 60))
+    finally:
+        cache.delete(_RENDER_LOCK_KEY)
+    return text
 
 
 class MetricsView(APIView):
@@ -156,16 +266,18 @@ class MetricsView(APIView):
         tags=["Status"],
         auth=[],
         responses={
-            (200, "text/plain"): OpenApiResponse(response=OpenApiTypes.STR, description="Prometheus text format 0.0.4"),
+            (200, "text/plain"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="Prometheus text format 0.0.4"
+            ),
             **error_responses(403),
         },
         description="Prometheus metrics. Internal: `Authorization: Bearer <METRICS_TOKEN>` or a client address in "
-                    "`METRICS_ALLOWED_IPS`; anything else is 403 FORBIDDEN.",
+        "`METRICS_ALLOWED_IPS`; anything else is 403 FORBIDDEN.",
     )
     def get(self, request: Request) -> HttpResponse:
         if not _allowed(request):
             raise Forbidden("Metrics are internal: send the metrics token or call from an allowed address.")
-        return HttpResponse(render_metrics(), content_type=CONTENT_TYPE)
+        return HttpResponse(metrics_snapshot(), content_type=CONTENT_TYPE)
 
 
 metrics = MetricsView.as_view()

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from datetime import timedelta
+
 import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from alerts.models import WebhookDelivery, WebhookSubscription
+from alerts.models import Alert, WebhookDelivery, WebhookSubscription
+from config.metrics import render_metrics
 from jobs.models import Job, QueueMinuteStat
 
 pytestmark = pytest.mark.django_db
@@ -53,15 +61,31 @@ def test_metrics_content(anon_client, metrics_settings, pro_workspace, make_pull
     queue = make_pull_queue(pro_workspace, "emails")
     now = timezone.now()
     for state in ("waiting", "waiting", "delayed"):
-        Job.objects.create(workspace=pro_workspace, queue=queue, state=state, run_at=now, created_at=now,
-                           updated_at=now)
-    QueueMinuteStat.objects.create(workspace=pro_workspace, queue=queue, minute=now.replace(second=0, microsecond=0),
-                                   enqueued=7, completed=5, failed=2, timeout=1, duration_sum_ms=100,
-                                   duration_count=7)
-    sub = WebhookSubscription.objects.create(workspace=pro_workspace, url="http://127.0.0.1/x", events=["*"],
-                                             secret="whsec_eA==")
-    WebhookDelivery.objects.create(workspace=pro_workspace, subscription=sub, event_id="evt_1", event_type="job:failed",
-                                   body="{}", status="failed")
+        Job.objects.create(
+            workspace=pro_workspace, queue=queue, state=state, run_at=now, created_at=now, updated_at=now
+        )
+    QueueMinuteStat.objects.create(
+        workspace=pro_workspace,
+        queue=queue,
+        minute=now.replace(second=0, microsecond=0),
+        enqueued=7,
+        completed=5,
+        failed=2,
+        timeout=1,
+        duration_sum_ms=100,
+        duration_count=7,
+    )
+    sub = WebhookSubscription.objects.create(
+        workspace=pro_workspace, url="http://127.0.0.1/x", events=["*"], secret="whsec_eA=="
+    )
+    WebhookDelivery.objects.create(
+        workspace=pro_workspace,
+        subscription=sub,
+        event_id="evt_1",
+        event_type="job:failed",
+        body="{}",
+        status="failed",
+    )
 
     response = anon_client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token", HTTP_ACCEPT="text/plain")
     assert response.status_code == 200
@@ -82,3 +106,173 @@ def test_metrics_content(anon_client, metrics_settings, pro_workspace, make_pull
     ]
     for line in expected:
         assert line in text.splitlines(), line
+
+
+# --- bounded: no query reads history (issue 9, item 10) ------------------------------------------------
+
+# Tables that grow with traffic and retention; /metrics may read only their live or recent rows.
+HISTORY_TABLES = {
+    "jobs_job",
+    "jobs_execution",
+    "jobs_event",
+    "jobs_queueminutestat",
+    "alerts_webhookdelivery",
+    "alerts_alertnotification",
+}
+MAX_METRICS_QUERIES = 12
+
+
+def _seed_live(workspace, queue):
+    from alerts.models import AlertNotification
+
+    now = timezone.now()
+    common = {"workspace": workspace, "queue": queue, "run_at": now, "created_at": now, "updated_at": now}
+    Job.objects.create(state="waiting", **common)
+    Job.objects.create(state="delayed", **{**common, "run_at": now + timedelta(hours=1)})
+    Job.objects.create(state="active", lease_token="t", lease_expires_at=now + timedelta(minutes=1), **common)
+    QueueMinuteStat.objects.create(
+        workspace=workspace, queue=queue, minute=now.replace(second=0, microsecond=0), enqueued=3, completed=1
+    )
+    sub = WebhookSubscription.objects.create(
+        workspace=workspace, url="http://127.0.0.1/x", events=["*"], secret="whsec_eA=="
+    )
+    WebhookDelivery.objects.create(
+        workspace=workspace,
+        subscription=sub,
+        event_id="evt_live",
+        event_type="job:failed",
+        body="{}",
+        status="pending",
+    )
+    alert = Alert.objects.create(
+        workspace=workspace, name="a", channel="webhook", target="http://127.0.0.1/x"
+    )
+    AlertNotification.objects.create(workspace=workspace, alert=alert, kind="fired", status="pending")
+    return sub, alert
+
+
+def _seed_history(workspace, queue, sub, alert, *, rows):
+    """`rows` of everything /metrics must not read: finished jobs, past minutes, sent deliveries and notes."""
+    from alerts.models import AlertNotification
+
+    now = timezone.now()
+    past = now - timedelta(days=3)
+    Job.objects.bulk_create(
+        Job(
+            workspace=workspace,
+            queue=queue,
+            state="completed",
+            run_at=past,
+            created_at=past,
+            updated_at=past,
+            finished_at=past,
+        )
+        for _ in range(rows)
+    )
+    start = QueueMinuteStat.objects.order_by("minute").values_list("minute", flat=True).first() or now
+    QueueMinuteStat.objects.bulk_create(
+        QueueMinuteStat(
+            workspace=workspace, queue=queue, minute=start - timedelta(days=2, minutes=i), completed=1
+        )
+        for i in range(rows)
+    )
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            workspace=workspace,
+            subscription=sub,
+            event_id=f"evt_{uuid.uuid4().hex}",
+            event_type="job:failed",
+            body="{}",
+            status=status,
+        )
+        for status in ("success", "failed")
+        for _ in range(rows // 2)
+    )
+    AlertNotification.objects.bulk_create(
+        AlertNotification(workspace=workspace, alert=alert, kind="fired", status="success")
+        for _ in range(rows)
+    )
+    WebhookDelivery.objects.exclude(status="pending").update(created_at=past)
+    AlertNotification.objects.exclude(status="pending").update(created_at=past)
+
+
+def _history_rows_read(sql: str) -> int:
+    """Rows PostgreSQL reads from history tables for `sql` (EXPLAIN ANALYZE), with sequential scans
+    discouraged so a tiny test table is read through an index whenever one can serve the query."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+        plan = cursor.fetchone()[0]
+        cursor.execute("SET LOCAL enable_seqscan = on")
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    total = 0
+    stack = [plan[0]["Plan"]]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.get("Plans", []))
+        if node.get("Relation Name") in HISTORY_TABLES:
+            loops = node.get("Actual Loops", 1)
+            read = node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)
+            total += read * loops + node.get("Rows Removed by Index Recheck", 0)
+    return total
+
+
+def _render_queries() -> list[str]:
+    cache.clear()
+    with CaptureQueriesContext(connection) as ctx:
+        render_metrics()
+    return [q["sql"] for q in ctx.captured_queries]
+
+
+def test_metrics_reads_no_history(pro_workspace, make_pull_queue):
+    queue = make_pull_queue(pro_workspace, "emails")
+    sub, alert = _seed_live(pro_workspace, queue)
+    _seed_history(pro_workspace, queue, sub, alert, rows=200)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    reads = {
+        sql: _history_rows_read(sql) for sql in _render_queries() if sql.lstrip("(").startswith("SELECT")
+    }
+    # The live rows (3 jobs, 1 minute, 1 pending delivery, 1 pending note) and nothing of the 200-row history.
+    heavy = {sql: n for sql, n in reads.items() if n > 20}
+    assert not heavy, heavy
+
+
+def test_metrics_query_count_is_pinned_and_independent_of_history(
+    pro_workspace, make_pull_queue, django_assert_max_num_queries
+):
+    queue = make_pull_queue(pro_workspace, "emails")
+    sub, alert = _seed_live(pro_workspace, queue)
+    small = len(_render_queries())
+    _seed_history(pro_workspace, queue, sub, alert, rows=300)
+    cache.clear()
+    with django_assert_max_num_queries(MAX_METRICS_QUERIES):
+        render_metrics()
+    assert len(_render_queries()) == small
+
+
+def test_metrics_snapshot_is_reused_between_scrapes(
+    anon_client, metrics_settings, pro_workspace, make_pull_queue, django_assert_num_queries
+):
+    metrics_settings.METRICS_SNAPSHOT_S = 60
+    queue = make_pull_queue(pro_workspace, "emails")
+    _seed_live(pro_workspace, queue)
+    auth = {"HTTP_AUTHORIZATION": "Bearer s3cret-token"}
+    first = anon_client.get("/metrics", **auth)
+    assert first.status_code == 200
+    # A second scrape (another Prometheus, another process) inside the window reads no table.
+    with django_assert_num_queries(0):
+        again = anon_client.get("/metrics", **auth)
+    assert again.content == first.content
+    # Past the window the snapshot is rendered again and sees new rows.
+    metrics_settings.METRICS_SNAPSHOT_S = 0
+    now = timezone.now()
+    Job.objects.create(
+        workspace=pro_workspace, queue=queue, state="waiting", run_at=now, created_at=now, updated_at=now
+    )
+    fresh = anon_client.get("/metrics", **auth).content.decode()
+    assert (
+        f'spindle_jobs{{workspace="{pro_workspace.id}",queue="emails",state="waiting"}} 2'
+        in fresh.splitlines()
+    )

@@ -251,19 +251,27 @@ class StreamSlot:
 
     def acquire(self) -> bool:
         cap = int(_setting("SPINDLE_MAX_STREAMS_PER_WORKSPACE", MAX_STREAMS_PER_WORKSPACE))
-        for index in range(cap):
-            if cache.add(self._key(index), self.token, timeout=self.ttl_s):
-                self.key = self._key(index)
-                return True
+        try:
+            for index in range(cap):
+                if cache.add(self._key(index), self.token, timeout=self.ttl_s):
+                    self.key = self._key(index)
+                    return True
+        except Exception:
+            # As the rate limits do (config/ratelimit.py): a cache outage must not become an API outage.
+            logger.exception("stream-slot cache unavailable; letting the stream open")
+            return True
         return False
 
     def renew(self) -> None:
         if self.key is None:
             return
-        if cache.get(self.key) == self.token:
-            cache.touch(self.key, timeout=self.ttl_s)
-        else:
-            cache.add(self.key, self.token, timeout=self.ttl_s)  # expired meanwhile: take it back if free
+        try:
+            if cache.get(self.key) == self.token:
+                cache.touch(self.key, timeout=self.ttl_s)
+            else:
+                cache.add(self.key, self.token, timeout=self.ttl_s)  # expired meanwhile: take it back if free
+        except Exception:
+            logger.warning("could not renew an event-stream slot", exc_info=True)
 
     def release(self) -> None:
         if self.key is not None and cache.get(self.key) == self.token:
@@ -476,6 +484,10 @@ async def sse_response(request: HttpRequest, *, queue_name: str | None) -> HttpR
         if admitted:
             _wsgi_stream_release()
         return _error(exc)
+    except BaseException:  # e.g. the database is down: the thread slot must not leak with the error
+        if admitted:
+            _wsgi_stream_release()
+        raise
     max_seconds: float | None = getattr(settings, "SPINDLE_SSE_MAX_SECONDS", None)
     if not under_asgi:
         wsgi_max = _setting("SPINDLE_WSGI_STREAM_MAX_S", WSGI_STREAM_MAX_S)

@@ -65,4 +65,13 @@ def deliver_queue(queue_id: str) -> int:
 @shared_task(name="jobs.sweep", ignore_result=True)
 def sweep() -> dict:
     """Beat: promote due delayed jobs, rescue expired leases, re-kick queues whose hint was lost."""
-    return {**jobs_sweep(), "workers_reaped": workers_reap()}
+    result: dict = {}
+    # Each part on its own: one failing (a bad row, a lock timeout) must not starve the other.
+    for name, part in (("jobs", jobs_sweep), ("workers", workers_reap)):
+        try:
+            value = part()
+        except Exception:  # noqa: BLE001 - logged; the next beat tick tries again
+            logger.exception("sweep: %s part failed", name)
+            continue
+        result.update(value if isinstance(value, dict) else {"workers_reaped": value})
+    return result

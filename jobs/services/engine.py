@@ -239,6 +239,22 @@ _QUEUE_FIELDS = [f for f in Queue._meta.concrete_fields]
 _JOB_FIELDS_ALL = [f for f in Job._meta.concrete_fields]
 _QUEUE_COLS = ", ".join(f'"{f.column}"' for f in _QUEUE_FIELDS)
 _JOB_COLS = ", ".join(f'"{f.column}"' for f in _JOB_FIELDS_ALL)
+# Every datetime the engine reads is held to this range in SQL (issue 9): a run_at stored before input validation
+# existed (year 0 in UTC) is a valid timestamptz that psycopg cannot load, and one such row failed the whole
+# claim (its batch leased, then lost) or outcome batch it was part of.
+DATETIME_MIN_SQL = "'1970-01-01T00:00:00Z'::timestamptz"
+DATETIME_MAX_SQL = "'9999-12-30T00:00:00Z'::timestamptz"
+
+
+def _clamped(column: str) -> str:
+    return f"least(greatest({column}, {DATETIME_MIN_SQL}), {DATETIME_MAX_SQL})"
+
+
+# The claim's output columns: run_at (the only datetime a client writes) clamped.
+_JOB_COLS_SAFE = ", ".join(
+    f'{_clamped(chr(34) + f.column + chr(34))} AS "{f.column}"' if f.column == "run_at" else f'"{f.column}"'
+    for f in _JOB_FIELDS_ALL
+)
 
 
 def _row_loader(model: Any, fields: list[Any]) -> Any:
@@ -328,7 +344,7 @@ WITH q AS (
            jsonb_build_object('attempt', u.attempts, 'worker', u.worker_id), q.now
     FROM upd u, q
 )
-SELECT {_JOB_COLS} FROM upd ORDER BY rn
+SELECT {_JOB_COLS_SAFE} FROM upd ORDER BY rn
 """
 
 
@@ -557,7 +573,8 @@ class _Locked:
 
 _LOCK_SQL = """
 SELECT j.id, j.lease_token, j.attempts, j.max_attempts, j.deferrals, j.retry_policy, q.retry_policy,
-       j.cancel_requested, j.parent_id, j.queue_id, j.workspace_id, q.name, j.execution_id, j.run_at
+       j.cancel_requested, j.parent_id, j.queue_id, j.workspace_id, q.name, j.execution_id,
+       {run_at}
 FROM jobs_job j JOIN queues_queue q ON q.id = j.queue_id
 WHERE j.id = ANY(string_to_array(%s, ',')) AND j.state = 'active' {scope}
 ORDER BY j.id
@@ -605,7 +622,9 @@ def _record_outcomes(
                 scope += " AND j.queue_id = %s"
                 params.append(queue_id)
             with connection.cursor() as cursor:
-                cursor.execute(_LOCK_SQL.format(scope=scope) + "; SELECT now()", params)
+                cursor.execute(
+                    _LOCK_SQL.format(scope=scope, run_at=_clamped("j.run_at")) + "; SELECT now()", params
+                )
                 rows = [_Locked(r) for r in cursor.fetchall()]
                 cursor.nextset()
                 now = cursor.fetchone()[0]
@@ -967,15 +986,17 @@ def _release_level(*, now: datetime, children: list[Any]) -> list[Job]:
 # --- sweeper -------------------------------------------------------------------------------------------------
 
 
-def _promote_due(now: datetime) -> tuple[int, set[str]]:
+def _promote_due(now: datetime, queue_id: str | None = None) -> tuple[int, set[str]]:
     children = Job.objects.filter(parent_id=OuterRef("pk"))
     # A parent waiting for children is not "due" until it has children and all are terminal.
     blocked = Q(wait_for_children=True) & (~Exists(children) | Exists(children.exclude(state__in=_TERMINAL)))
     # Due delayed jobs (index jobs_job_delayed_due), locked SKIP LOCKED so an outcome batch holding one of
     # them never deadlocks with the sweeper.
+    qs = Job.objects.filter(state=JobState.DELAYED, run_at__lte=now)
+    if queue_id is not None:
+        qs = qs.filter(queue_id=queue_id)
     due = list(
-        Job.objects.filter(state=JobState.DELAYED, run_at__lte=now)
-        .exclude(blocked)
+        qs.exclude(blocked)
         .order_by("run_at")
         .select_for_update(skip_locked=True, of=("self",))
         .values_list("id", "queue_id", "workspace_id", "queue__name")[:SWEEP_BATCH]
@@ -990,11 +1011,13 @@ def _promote_due(now: datetime) -> tuple[int, set[str]]:
     return len(due), {d[1] for d in due}
 
 
-def _rescue_expired(now: datetime) -> tuple[int, set[str]]:
+def _rescue_expired(now: datetime, queue_id: str | None = None) -> tuple[int, set[str]]:
     # Expired leases (index jobs_job_active_lease); SKIP LOCKED leaves a job whose outcome is being written.
+    qs = Job.objects.filter(state=JobState.ACTIVE, lease_expires_at__lte=now)
+    if queue_id is not None:
+        qs = qs.filter(queue_id=queue_id)
     jobs = list(
-        Job.objects.filter(state=JobState.ACTIVE, lease_expires_at__lte=now)
-        .select_related("queue")
+        qs.select_related("queue")
         .order_by("id")
         .select_for_update(skip_locked=True, of=("self",))[:SWEEP_BATCH]
     )
@@ -1032,15 +1055,15 @@ def _rescue_expired(now: datetime) -> tuple[int, set[str]]:
 
 
 def jobs_sweep() -> dict:
-    """Promote due delayed jobs, rescue expired leases, and re-kick every queue with ready jobs."""
-    with _atomic():
-        now = db_now()
-        promoted, promoted_queues = _promote_due(now)
-        kick_on_commit(promoted_queues)
-    with _atomic():
-        now = db_now()
-        rescued, rescued_queues = _rescue_expired(now)
-        kick_on_commit(rescued_queues)
+    """Promote due delayed jobs, rescue expired leases, and re-kick every queue with ready jobs.
+
+    One bad row (issue 9: a datetime stored before validation that Python cannot load) must not stop the sweep
+    for every tenant: a step that fails is logged, the rows it cannot read are failed with a clear last_error,
+    and the step is redone queue by queue, each in its own transaction, so one failing queue leaves the others
+    swept.
+    """
+    promoted = _sweep_step(_promote_due, Q(state=JobState.DELAYED), "run_at")
+    rescued = _sweep_step(_rescue_expired, Q(state=JobState.ACTIVE), "lease_expires_at")
     # Hints can be lost (Redis flushed or restarted, a worker killed with the message unacked): every push queue
     # that has ready jobs gets a fresh, de-duplicated hint. One index probe per queue (jobs_job_ready).
     ready = Job.objects.filter(queue_id=OuterRef("pk"), state=JobState.WAITING)
@@ -1051,6 +1074,95 @@ def jobs_sweep() -> dict:
     )
     kick_on_commit(queue_ids)
     return {"promoted": promoted, "rescued": rescued, "kicked": len(queue_ids)}
+
+
+# Queues the per-queue fallback of a failed sweep step visits at most per sweep.
+SWEEP_FALLBACK_QUEUES = 1000
+
+
+def _sweep_step(step: Any, pending: Q, due_field: str) -> int:
+    """Run one sweep step for all queues at once; if that fails, quarantine and redo it queue by queue."""
+    try:
+        return _sweep_once(step, None)
+    except Exception:  # noqa: BLE001 - one bad row or queue must not stop the sweep of every tenant
+        logger.exception(
+            "sweeper: %s failed; quarantining bad rows and retrying queue by queue", step.__name__
+        )
+    jobs_quarantine_bad_datetimes()
+    with _atomic():
+        now = db_now()
+        queue_ids = list(
+            Job.objects.filter(pending, **{f"{due_field}__lte": now})
+            .order_by()
+            .values_list("queue_id", flat=True)
+            .distinct()[:SWEEP_FALLBACK_QUEUES]
+        )
+    done = 0
+    for queue_id in queue_ids:
+        try:
+            done += _sweep_once(step, queue_id)
+        except Exception:  # noqa: BLE001 - logged; the other queues are still swept
+            logger.exception(
+                "sweeper: %s failed for queue %s; continuing with the others", step.__name__, queue_id
+            )
+    return done
+
+
+def _sweep_once(step: Any, queue_id: str | None) -> int:
+    with _atomic():
+        now = db_now()
+        count, queues = step(now, queue_id)
+        kick_on_commit(queues)
+    return count
+
+
+_QUARANTINE_SQL = f"""
+WITH bad AS (
+    SELECT id FROM jobs_job
+    WHERE state IN ('waiting', 'delayed', 'active')
+      AND (run_at NOT BETWEEN {DATETIME_MIN_SQL} AND {DATETIME_MAX_SQL}
+           OR lease_expires_at NOT BETWEEN {DATETIME_MIN_SQL} AND {DATETIME_MAX_SQL})
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+), failed AS (
+    UPDATE jobs_job j SET
+        state = 'failed', finished_at = now(), updated_at = now(), lease_token = NULL, lease_expires_at = NULL,
+        worker_id = NULL, run_at = {_clamped("j.run_at")},
+        last_error = jsonb_build_object(
+            'type', 'invalid_datetime',
+            'message', 'The job has a date outside 1970..9999 (stored before input validation existed); '
+                       'it was failed so that it cannot stop the engine. Enqueue it again with a valid run_at.')
+    FROM bad WHERE j.id = bad.id
+    RETURNING j.id, j.execution_id
+), exe AS (
+    UPDATE jobs_execution e SET status = 'failed', completed_at = now(),
+        error = jsonb_build_object('type', 'invalid_datetime', 'message', 'The job was quarantined.')
+    FROM failed WHERE e.id = failed.execution_id AND e.status = 'running'
+)
+SELECT count(*) FROM failed
+"""
+
+
+def jobs_quarantine_bad_datetimes(*, limit: int = SWEEP_BATCH) -> int:
+    """Fail the unfinished jobs whose run_at or lease expiry lies outside what the engine can load.
+
+    Set-based SQL that never converts the bad values in Python. Not on the hot path: the sweeper calls it only
+    after a step failed (the scan has no index for waiting rows).
+    """
+    if connection.vendor != "postgresql":
+        return 0
+    try:
+        with _atomic(), connection.cursor() as cursor:
+            cursor.execute(_QUARANTINE_SQL, [limit])
+            count = int(cursor.fetchone()[0])
+    except Exception:  # noqa: BLE001 - the per-queue retry that follows still isolates the failure
+        logger.exception("sweeper: quarantine of out-of-range datetimes failed")
+        return 0
+    if count:
+        logger.warning(
+            "sweeper: failed %d job(s) with out-of-range datetimes (last_error invalid_datetime)", count
+        )
+    return count
 
 
 def queue_ready_count(*, queue_id: str) -> int:

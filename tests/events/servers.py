@@ -151,7 +151,7 @@ def gunicorn_server(threads: int = 4, **extra: str) -> Iterator[int]:
 
 
 @contextmanager
-def asgi_server(**extra: str) -> Iterator[int]:
+def asgi_server(app: str = "config.asgi:application", **extra: str) -> Iterator[int]:
     """`uvicorn config.asgi:application` alone (the stream process behind a proxy that routes to it)."""
     port = free_port()
     proc = subprocess.Popen(
@@ -159,7 +159,7 @@ def asgi_server(**extra: str) -> Iterator[int]:
             sys.executable,
             "-m",
             "uvicorn",
-            "config.asgi:application",
+            app,
             "--host",
             "127.0.0.1",
             "--port",

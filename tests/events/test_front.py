@@ -130,6 +130,19 @@ def test_proxy_keeps_method_body_status_and_headers(plans):
         assert status == 200
 
 
+def test_rest_process_down_is_a_503_envelope_and_streams_still_answer(plans):
+    workspace, key = workspace_create(name="down", plan_code="pro")
+    with servers.asgi_server("config.front:app", SPINDLE_UPSTREAM="unix:/nonexistent/web.sock") as port:
+        status, headers, body = call("GET", f"http://127.0.0.1:{port}/v1/queues", key.raw)
+        assert status == 503 and json.loads(body)["error"]["code"] == "SERVICE_UNAVAILABLE"
+        assert headers["retry-after"] == "1"
+        stream = Stream(port, "/v1/events", {"Authorization": f"Bearer {key.raw}"})
+        try:
+            assert stream.status == 200 and fields(stream.frames(2)[1])["event"] == "connected"
+        finally:
+            stream.close()
+
+
 def test_forwarded_address_is_trusted_only_from_the_unix_socket():
     seen: list[str] = []
 

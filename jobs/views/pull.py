@@ -370,7 +370,8 @@ class PullJobViewSet(WorkspaceViewSet):
         request=ClaimManyInSchema,
         responses={200: ClaimOutSchema, **error_responses(400, 401, 415)},
         description="Lease up to `limit` ready jobs from several pull queues at once: the `queues` named, or "
-        "without `queues` those the worker (`worker_id`) registered with (its unknown or push queues skipped). "
+        "without `queues` those the worker (`worker_id`) registered with (the first "
+        f"{pull.MAX_CLAIM_QUEUES}; its unknown or push queues skipped). "
         "Fair across the queues: each gets an equal share of `limit` in turn, starting from a queue that rotates "
         "per call, and the share of a queue with nothing ready goes to the others; every queue's pause, "
         "concurrency, group caps and rate limit hold. Each job carries its `queue`; `lease_ms` defaults to each "

@@ -99,11 +99,16 @@ class ExecutionAdmin(admin.ModelAdmin):
     list_filter = ("status", "started_at")
     search_fields = ("id", "job__id")
     raw_id_fields = ("workspace", "job", "queue")
-    readonly_fields = ("id", "lease_token_masked", "started_at", "completed_at", "duration_ms", "http_status",
-                       "response_body", "error", "worker_id")
+    # An execution is the record of an attempt: the engine writes it, staff only read it.
+    readonly_fields = ("id", "workspace", "job", "queue", "schedule_id", "attempt", "status", "lease_token_masked",
+                       "started_at", "completed_at", "duration_ms", "http_status", "response_body", "error",
+                       "worker_id", "replay_of")
     exclude = ("lease_token",)
     list_select_related = ("queue",)
     show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
     @admin.display(description="lease token")
     def lease_token_masked(self, obj: Execution) -> str:

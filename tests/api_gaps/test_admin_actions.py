@@ -93,3 +93,15 @@ def test_change_plan_actions_call_the_service(staff_client, workspace, other_wor
     assert "Moved 2 workspace(s) to the pro plan" in response.content.decode()
     listing = staff_client.get("/admin/accounts/workspace/").content.decode()
     assert "change_plan_to_team" in listing and "change_plan_to_free" in listing
+
+
+def test_execution_records_are_read_only(staff_client, workspace):
+    queue = make_queue(workspace, "work")
+    job = make_job(queue, "failed")
+    execution = Execution.objects.create(
+        workspace=workspace, job=job, queue=queue, attempt=1, status="dead_letter", started_at=job.created_at
+    )
+    page = staff_client.get(f"/admin/jobs/execution/{execution.pk}/change/")
+    assert page.status_code == 200
+    assert "status" not in page.context["adminform"].form.fields
+    assert staff_client.get("/admin/jobs/execution/add/").status_code == 403

@@ -17,7 +17,8 @@ Outbox reads and late commits: event ids are taken before their transaction comm
 visible after one with a bigger id. Each poll therefore re-reads a short window below the cursor
 (SSE_LAG_S) and skips the ids already sent in it, instead of a bare "id > last sent".
 
-`?format=json` is an ordinary DRF view (it also works under WSGI): oldest first, `after=evt_…`, limit/cursor.
+`?format=json` (or `Accept: application/json` without `text/event-stream`) is an ordinary DRF view (it also
+works under WSGI): oldest first, `after=evt_…`, limit/cursor.
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ def _queue_exists(workspace: Any, name: str) -> None:
     queue_get(workspace=workspace, name=name)  # raises NotFound (another workspace's queue too)
 
 
+def _wants_json(request: HttpRequest) -> bool:
+    """`?format=json`, or a client that accepts JSON and not an event stream (EventSource always asks for one)."""
+    if request.GET.get("format") == "json":
+        return True
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/event-stream" not in accept
+
+
 class EventSchema(serializers.Serializer):
     """Documentation only: one event as `data:` carries it and as the JSON list renders it."""
 
@@ -111,7 +120,7 @@ class EventsView(APIView):
         json_view = sync_to_async(drf_view)
 
         async def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if request.GET.get("format") == "json" or request.method != "GET":
+            if request.method != "GET" or _wants_json(request):
                 return await json_view(request, *args, **kwargs)
             return await sse_response(request, queue_name=kwargs.get("name"))
 
@@ -128,7 +137,8 @@ class EventsView(APIView):
                 "format",
                 OpenApiTypes.STR,
                 enum=["json"],
-                description="`json`: a list envelope instead of the event stream",
+                description="`json`: a list envelope instead of the event stream (so does `Accept: "
+                "application/json` without `text/event-stream`)",
             ),
             OpenApiParameter("after", OpenApiTypes.STR, description="JSON: events after this evt_… id"),
             OpenApiParameter("limit", OpenApiTypes.INT, description="JSON: 1..1000, default 50"),

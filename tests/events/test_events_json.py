@@ -65,3 +65,18 @@ def test_auth_required_both_formats(anon_client):
 def test_post_is_405(pro_client):
     response = pro_client.post("/v1/events", {}, format="json")
     assert response.status_code == 405 and response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_accept_json_gets_the_list_and_an_event_stream_client_the_stream(pro_client, pro_workspace):
+    """A client that asks for JSON only (no text/event-stream, which EventSource always sends) gets the list
+    envelope, instead of a stream it cannot read (a WSGI thread held for the stream's maximum duration)."""
+    events = _emit(pro_workspace, 2)
+    response = pro_client.get("/v1/events", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200 and not response.streaming
+    assert [e["id"] for e in response.json()["data"]] == [e.id for e in events]
+
+    stream = pro_client.get("/v1/events", HTTP_ACCEPT="text/event-stream, application/json")
+    try:
+        assert stream.streaming and stream["Content-Type"] == "text/event-stream"
+    finally:
+        stream.close()  # gives the WSGI stream slot back without reading the stream

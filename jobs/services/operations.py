@@ -21,6 +21,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.models import Workspace
+from billing.services import quota_consume, quota_release
 from config.exceptions import BadRequest, InvalidState, NotFound, PayloadTooLarge, ValidationFailed
 from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
 from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job, JobState
@@ -152,6 +153,26 @@ def _rerun_batch(*, workspace: Workspace, queue: Queue) -> Callable[[list[str], 
     return apply
 
 
+def _rerun_with_quota(
+    *, workspace: Workspace, queue: Queue, queryset: QuerySet, batch_size: int | None = None
+) -> int:
+    """Re-run every job of `queryset`; each re-run is one unit of the monthly job quota (issue 9).
+
+    All or nothing: the quota for every matching job is consumed up front (race-free, billing.quota_consume),
+    so a retry the quota cannot cover is 402 QUOTA_EXCEEDED with no job changed. The batches then re-run at
+    most that many jobs, and what they did not reach (rows that changed state meanwhile) is given back.
+    """
+    count = queryset.count()
+    if not count:
+        return 0
+    with transaction.atomic(durable=True):
+        quota_consume(workspace=workspace, count=count)
+    done = _in_batches(queryset, _rerun_batch(workspace=workspace, queue=queue), batch_size=batch_size, limit=count)
+    if done < count:
+        quota_release(workspace=workspace, count=count - done)
+    return done
+
+
 def _jobs_of(workspace: Workspace, queue: Queue) -> QuerySet:
     # Index jobs_job_ws_queue_state (workspace, queue, state, -id) serves every bulk selection below.
     return Job.objects.filter(workspace=workspace, queue=queue)
@@ -194,10 +215,8 @@ def queue_retry_jobs(*, workspace: Workspace, queue: Queue, state: str, batch_si
     """Send every failed (or completed) job of the queue back to waiting with its attempts reset."""
     if state not in (JobState.FAILED, JobState.COMPLETED):
         raise ValidationFailed(details={"state": ["Must be failed or completed."]})
-    return _in_batches(
-        _jobs_of(workspace, queue).filter(state=state),
-        _rerun_batch(workspace=workspace, queue=queue),
-        batch_size=batch_size,
+    return _rerun_with_quota(
+        workspace=workspace, queue=queue, queryset=_jobs_of(workspace, queue).filter(state=state), batch_size=batch_size
     )
 
 
@@ -227,7 +246,7 @@ def dlq_retry(
     failed = _jobs_of(workspace, queue).filter(state=JobState.FAILED)
     if ids:
         failed = failed.filter(id__in=list(ids))
-    return _in_batches(failed, _rerun_batch(workspace=workspace, queue=queue), batch_size=batch_size)
+    return _rerun_with_quota(workspace=workspace, queue=queue, queryset=failed, batch_size=batch_size)
 
 
 def dlq_purge(*, workspace: Workspace, queue: Queue, batch_size: int | None = None) -> int:
@@ -375,6 +394,8 @@ def job_retry(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
         job = _job_locked(workspace=workspace, queue=queue, job_id=job_id)
         if job.state not in RETRYABLE_STATES:
             raise _invalid(job, f"A {job.state} job cannot be retried.")
+        # A re-run is a job run: one unit of quota, given back by the rollback if anything below fails.
+        quota_consume(workspace=workspace, count=1)
         now = timezone.now()
         for key, value in {**_RERUN_FIELDS, "run_at": now, "updated_at": now}.items():
             setattr(job, key, value)

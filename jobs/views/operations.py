@@ -134,8 +134,10 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         tags=["Queue operations"],
         parameters=[NAME_PARAM],
         request=RetryAllIn,
-        responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
-        description="Re-run every job in `state` (failed or completed): back to waiting, attempts reset.",
+        responses={200: AFFECTED, **error_responses(400, 401, 402, 404, 415)},
+        description="Re-run every job in `state` (failed or completed): back to waiting, attempts reset. Each "
+        "re-run counts one job against the monthly quota, all or nothing: if the quota cannot cover every "
+        "matching job, 402 `QUOTA_EXCEEDED` and no job is changed.",
     )
     def retry(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
@@ -193,8 +195,10 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         tags=["Dead-letter queue"],
         parameters=[NAME_PARAM],
         request=DlqRetryIn,
-        responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
-        description="Retry the failed jobs in `ids` (up to 1,000), or all of them without `ids`.",
+        responses={200: AFFECTED, **error_responses(400, 401, 402, 404, 415)},
+        description="Retry the failed jobs in `ids` (up to 1,000), or all of them without `ids`. Each retried "
+        "job counts one job against the monthly quota, all or nothing: if the quota cannot cover every failed "
+        "job selected, 402 `QUOTA_EXCEEDED` and no job is changed.",
     )
     def dlq_retry(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
@@ -287,8 +291,9 @@ class JobOperationsViewSet(WorkspaceViewSet):
         tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
-        responses={200: JobSchema, **error_responses(401, 404, 409)},
-        description="failed/completed/cancelled -> waiting with attempts reset; otherwise 409 `INVALID_STATE`.",
+        responses={200: JobSchema, **error_responses(401, 402, 404, 409)},
+        description="failed/completed/cancelled -> waiting with attempts reset; otherwise 409 `INVALID_STATE`. "
+        "The re-run counts one job against the monthly quota (402 `QUOTA_EXCEEDED` when used up).",
     )
     def retry(self, request: Request, name: str, job_id: str) -> Response:
         queue = self._queue(name)

@@ -52,7 +52,7 @@ from .auth import (
     session_workspace,
     workspace_required,
 )
-from .live import change_feed
+from .live import change_feed, feed_slot
 
 PAGE_SIZE = 25
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "dashboard"
@@ -464,7 +464,12 @@ async def events(request: HttpRequest) -> HttpResponse:
         # Under WSGI an endless stream would hold a worker thread; 204 tells EventSource not to reconnect, and
         # the pages' fallback polling keeps them fresh. config.front serves /events from the ASGI process.
         return HttpResponse(status=204)
-    response = StreamingHttpResponse(change_feed(request, workspace.id), content_type="text/event-stream")
+    slot = await sync_to_async(feed_slot)(workspace.id)
+    if slot is None:
+        return HttpResponse(status=204)  # every stream slot of the workspace is taken: polling only
+    response = StreamingHttpResponse(
+        change_feed(request, workspace.id, slot), content_type="text/event-stream"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -7,6 +7,7 @@ owning service, so the rows change exactly as the API would change them.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -302,3 +303,22 @@ def test_static_assets_are_served_without_debug(page, dashboard_url):
     assert response.status == 200 and "javascript" in response.headers["content-type"]
     assert "Zero-Clause BSD" in response.text()[:300]
     assert page.request.get(f"{dashboard_url}/assets/..%2Fviews.py").status == 404
+
+
+def test_event_feed_needs_a_session_and_a_free_stream_slot(page, account, settings, dashboard_url):
+    from jobs.views.events import StreamSlot
+
+    assert page.request.get(f"{dashboard_url}/events").status == 401
+    login_with_password(page)
+    settings.SPINDLE_MAX_STREAMS_PER_WORKSPACE = 1
+    page.goto("about:blank")  # the dashboard page's own feed closes and frees its slot
+    held = StreamSlot(account.workspace.id, ttl_s=30)
+    deadline = time.monotonic() + 5
+    while not held.acquire():
+        assert time.monotonic() < deadline, "the closed page's feed kept its stream slot"
+        time.sleep(0.05)
+    try:
+        # The dashboard's feed counts against the same per-workspace cap as API streams; 204 stops EventSource.
+        assert page.request.get(f"{dashboard_url}/events").status == 204
+    finally:
+        held.release()

@@ -14,13 +14,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +25,8 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+
+from tests.events.servers import call, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,12 +74,6 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _runtime_env(venv: Path) -> dict[str, str]:
     assert settings.CELERY_BROKER_URL.startswith("redis://"), "run the suite with CELERY_BROKER_URL=redis://…"
     env = {k: v for k, v in os.environ.items() if k not in {"TEST_DB_NAME", "VIRTUAL_ENV", "PYTHONPATH"}}
@@ -98,17 +91,8 @@ def _runtime_env(venv: Path) -> dict[str, str]:
 
 
 def _call(method: str, url: str, key: str | None = None, body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if key:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
+    status, _, raw = call(method, url, key, body)
+    return status, json.loads(raw or b"{}")
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -178,8 +162,8 @@ def test_make_run_from_runtime_install_completes_a_job(runtime_venv: Path, plans
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     receiver.daemon_threads = True
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    port = _free_port()
-    env.update(HOST="127.0.0.1", PORT=str(port), EVENTS_PORT=str(_free_port()))
+    port = free_port()
+    env.update(HOST="127.0.0.1", PORT=str(port), EVENTS_PORT=str(free_port()))
     log_path = tmp_path / "procs.log"
     logs = open(log_path, "wb")
     runner = subprocess.Popen(

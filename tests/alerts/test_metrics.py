@@ -57,6 +57,21 @@ def test_allowed_address(anon_client, settings, allowed):
     assert anon_client.get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3").status_code == 403
 
 
+def _delivery(workspace, *, status: str) -> WebhookDelivery:
+    """One delivery (of a new subscription) with the given status, created now."""
+    sub = WebhookSubscription.objects.create(
+        workspace=workspace, url="http://127.0.0.1/x", events=["*"], secret="whsec_eA=="
+    )
+    return WebhookDelivery.objects.create(
+        workspace=workspace,
+        subscription=sub,
+        event_id="evt_1",
+        event_type="job:failed",
+        body="{}",
+        status=status,
+    )
+
+
 def test_metrics_content(anon_client, metrics_settings, pro_workspace, make_pull_queue):
     queue = make_pull_queue(pro_workspace, "emails")
     now = timezone.now()
@@ -75,17 +90,7 @@ def test_metrics_content(anon_client, metrics_settings, pro_workspace, make_pull
         duration_sum_ms=100,
         duration_count=7,
     )
-    sub = WebhookSubscription.objects.create(
-        workspace=pro_workspace, url="http://127.0.0.1/x", events=["*"], secret="whsec_eA=="
-    )
-    WebhookDelivery.objects.create(
-        workspace=pro_workspace,
-        subscription=sub,
-        event_id="evt_1",
-        event_type="job:failed",
-        body="{}",
-        status="failed",
-    )
+    _delivery(pro_workspace, status="failed")
 
     response = anon_client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token", HTTP_ACCEPT="text/plain")
     assert response.status_code == 200
@@ -133,17 +138,7 @@ def _seed_live(workspace, queue):
     QueueMinuteStat.objects.create(
         workspace=workspace, queue=queue, minute=now.replace(second=0, microsecond=0), enqueued=3, completed=1
     )
-    sub = WebhookSubscription.objects.create(
-        workspace=workspace, url="http://127.0.0.1/x", events=["*"], secret="whsec_eA=="
-    )
-    WebhookDelivery.objects.create(
-        workspace=workspace,
-        subscription=sub,
-        event_id="evt_live",
-        event_type="job:failed",
-        body="{}",
-        status="pending",
-    )
+    sub = _delivery(workspace, status="pending").subscription
     alert = Alert.objects.create(
         workspace=workspace, name="a", channel="webhook", target="http://127.0.0.1/x"
     )

@@ -96,9 +96,8 @@ class Proxy:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,  # bytes pass through as gunicorn sent them, Content-Encoding included
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=10
-                ),  # long-poll claims take their time
+                # No total: long-poll claims and large bodies take their time.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
                 skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
@@ -154,25 +153,36 @@ class Proxy:
         url = self.base + path.decode("latin-1")
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
+        # A pooled connection gunicorn closed as idle just before reuse fails before gunicorn read anything:
+        # retrying is safe when there is no body to replay and the method is idempotent.
+        retry = body is None and scope["method"] in ("GET", "HEAD", "OPTIONS")
+        started = False
         try:
-            async with self.session().request(
-                scope["method"],
-                URL(url, encoded=True),
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                compress=None,
-                chunked=None,
-            ) as response:
-                out = [
-                    (name, value)
-                    for name, value in response.raw_headers
-                    if name.decode("latin-1").lower() not in HOP_BY_HOP
-                ]
-                await send({"type": "http.response.start", "status": response.status, "headers": out})
-                async for chunk in response.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            for attempt in (1, 2):
+                try:
+                    async with self.session().request(
+                        scope["method"],
+                        URL(url, encoded=True),
+                        headers=headers,
+                        data=body,
+                        allow_redirects=False,
+                        compress=None,
+                        chunked=None,
+                    ) as response:
+                        out = [
+                            (name, value)
+                            for name, value in response.raw_headers
+                            if name.decode("latin-1").lower() not in HOP_BY_HOP
+                        ]
+                        started = True
+                        await send({"type": "http.response.start", "status": response.status, "headers": out})
+                        async for chunk in response.content.iter_any():
+                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+                except aiohttp.ServerDisconnectedError:
+                    if started or not retry or attempt == 2:
+                        raise
         except _ClientGone:
             return
         except (aiohttp.ClientError, OSError) as exc:

@@ -9,6 +9,10 @@ can become visible after events with bigger ids: a bare "id > last cursor" would
 - each run holds the cursor row FOR UPDATE SKIP LOCKED, so two beat processes never fan out the same batch,
   and a unique (subscription, event) constraint makes a repeated run create no second delivery.
 Only workspaces with an enabled subscription or alert are read at all.
+
+Bounded and fair (issue 9): a run reads at most `batch_size` events, taken round-robin across workspaces
+(`_fair_batch`), and loads only the subscriptions of the workspaces in that batch; the cursor then stops below
+the first event left behind, and the events handled above it carry marks.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -92,23 +96,22 @@ def events_fanout(*, batch_size: int = BATCH, lag_s: float | None = None) -> Fan
             return result
         now = timezone.now()
         horizon = id_floor("evt", now - timedelta(seconds=lag))
-        subs = list(WebhookSubscription.objects.filter(enabled=True))
-        ws_ids = {s.workspace_id for s in subs} | set(
-            Alert.objects.filter(enabled=True).values_list("workspace_id", flat=True).distinct()
-        )
-        events: list[Event] = []
-        if ws_ids:
-            events = list(
-                Event.objects.filter(id__gt=cursor.position, workspace_id__in=ws_ids)
-                .filter(~Exists(FanoutMark.objects.filter(event_id=OuterRef("id"))))
-                .order_by("id")[:batch_size]
+        if connection.vendor == "postgresql":
+            events, bound = _fair_batch(position=cursor.position, batch_size=batch_size)
+        else:
+            events, bound = _batch_in_id_order(position=cursor.position, batch_size=batch_size)
+        # Only the subscriptions of the workspaces in this batch: memory bounded by the batch, not by the tenants.
+        subs = list(
+            WebhookSubscription.objects.filter(
+                enabled=True, workspace_id__in={e.workspace_id for e in events}
             )
+        )
         result.events = len(events)
         if events:
             result.deliveries = _deliveries_create(events=events, subs=subs)
             result.notifications = _alerts_evaluate(events=events, now=now)
-        # Everything visible up to the last event read is handled; past the horizon, late commits may still come.
-        reached = events[-1].id if len(events) == batch_size else horizon
+        # Everything visible up to `reached` is handled; past the horizon, late commits may still come.
+        reached = horizon if bound is None else bound
         position = max(cursor.position, min(reached, horizon))
         marks = [FanoutMark(event_id=e.id) for e in events if e.id > position]
         if marks:
@@ -119,6 +122,75 @@ def events_fanout(*, batch_size: int = BATCH, lag_s: float | None = None) -> Fan
     if result.deliveries or result.notifications:
         _hint_send()
     return result
+
+
+def _subscribed_workspaces_sql() -> str:
+    return (
+        f"SELECT workspace_id FROM {WebhookSubscription._meta.db_table} WHERE enabled"
+        f" UNION SELECT workspace_id FROM {Alert._meta.db_table} WHERE enabled"
+    )
+
+
+def _fair_batch(*, position: str, batch_size: int) -> tuple[list[Event], str | None]:
+    """Up to `batch_size` unhandled events above the cursor, round-robin across workspaces (issue 9).
+
+    Each workspace with an enabled subscription or alert contributes its oldest unhandled events (index
+    jobs_event_ws); rank 1 of every workspace is taken before rank 2 of any, so one workspace's backlog of a
+    million events never holds another's event back for more than one pass. PostgreSQL does the ranking: at
+    most `batch_size` rows reach Python.
+
+    Returns the events (id order) and the highest id the cursor may move to: every eligible event at or below
+    it is in this batch or handled already (None: no limit but the horizon).
+    """
+    mark = FanoutMark._meta.db_table
+    sql = f"""
+        WITH win AS (
+            SELECT x.id, x.workspace_id FROM ({_subscribed_workspaces_sql()}) w,
+            LATERAL (
+                SELECT e.id, e.workspace_id FROM jobs_event e
+                WHERE e.workspace_id = w.workspace_id AND e.id > %(position)s
+                  AND NOT EXISTS (SELECT 1 FROM {mark} m WHERE m.event_id = e.id)
+                ORDER BY e.id LIMIT %(batch)s
+            ) x
+        ), ranked AS (
+            SELECT id, workspace_id, row_number() OVER (PARTITION BY workspace_id ORDER BY id) AS rn FROM win
+        ), sel AS (
+            SELECT id FROM ranked ORDER BY rn, id LIMIT %(batch)s
+        ), per_ws AS (
+            SELECT workspace_id, count(*) AS n, max(id) AS last_id,
+                   min(id) FILTER (WHERE id NOT IN (SELECT id FROM sel)) AS first_left
+            FROM ranked GROUP BY workspace_id
+        )
+        SELECT (SELECT array_agg(id) FROM sel),
+               (SELECT min(first_left) FROM per_ws),
+               (SELECT min(last_id) FROM per_ws WHERE n >= %(batch)s AND first_left IS NULL)
+    """
+    with connection.cursor() as cur:
+        cur.execute(sql, {"position": position, "batch": batch_size})
+        ids, first_left, full_last = cur.fetchone()
+    events = list(Event.objects.filter(id__in=ids or []).order_by("id"))
+    # Not in this batch: the first event left behind (so strictly below it), and anything past the window of a
+    # workspace whose window was full and all taken (so at most its last id).
+    bounds = [b for b in (full_last,) if b is not None]
+    if first_left is not None:
+        below = [e.id for e in events if e.id < first_left]
+        bounds.append(max(below) if below else position)
+    return events, (min(bounds) if bounds else None)
+
+
+def _batch_in_id_order(*, position: str, batch_size: int) -> tuple[list[Event], str | None]:
+    """SQLite (embedded mode): the next events in id order, of workspaces with a subscription or an alert."""
+    subscribed = Exists(
+        WebhookSubscription.objects.filter(enabled=True, workspace_id=OuterRef("workspace_id"))
+    )
+    alerted = Exists(Alert.objects.filter(enabled=True, workspace_id=OuterRef("workspace_id")))
+    events = list(
+        Event.objects.filter(id__gt=position)
+        .filter(subscribed | alerted)
+        .filter(~Exists(FanoutMark.objects.filter(event_id=OuterRef("id"))))
+        .order_by("id")[:batch_size]
+    )
+    return events, (events[-1].id if len(events) == batch_size else None)
 
 
 def _hint_send() -> None:
@@ -160,8 +232,9 @@ def _deliveries_create(*, events: list[Event], subs: list[WebhookSubscription]) 
     # A run that repeats events (cursor reset, marks pruned early) skips the pairs that exist already; ON CONFLICT
     # DO NOTHING on alerts_delivery_sub_event_uniq covers anything that slips past this read.
     existing = set(
-        WebhookDelivery.objects.filter(event_id__in={r.event_id for r in rows})
-        .values_list("subscription_id", "event_id")
+        WebhookDelivery.objects.filter(event_id__in={r.event_id for r in rows}).values_list(
+            "subscription_id", "event_id"
+        )
     )
     rows = [r for r in rows if (r.subscription_id, r.event_id) not in existing]
     WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
@@ -177,7 +250,9 @@ def _alerts_evaluate(*, events: list[Event], now: datetime) -> int:
     if not touched:
         return 0
     created = 0
-    alerts = Alert.objects.filter(workspace_id__in=list(touched), enabled=True).select_for_update(skip_locked=True)
+    alerts = Alert.objects.filter(workspace_id__in=list(touched), enabled=True).select_for_update(
+        skip_locked=True
+    )
     for alert in alerts.order_by("pk"):
         if alert.queue_name and alert.queue_name not in touched[alert.workspace_id]:
             continue
@@ -198,14 +273,17 @@ def alert_evaluate(*, alert: Alert, now: datetime) -> tuple[str | None, dict]:
     created are not counted, so a new alert does not fire on old history.
     """
     qs = Execution.objects.filter(
-        workspace_id=alert.workspace_id, status__in=OUTCOME_STATUSES, id__gte=id_floor("exe", alert.created_at)
+        workspace_id=alert.workspace_id,
+        status__in=OUTCOME_STATUSES,
+        id__gte=id_floor("exe", alert.created_at),
     )
     if alert.queue_name:
         qs = qs.filter(queue__workspace_id=alert.workspace_id, queue__name=alert.queue_name)
     if alert.schedule_name:
         qs = qs.filter(
-            schedule_id__in=Schedule.objects.filter(workspace_id=alert.workspace_id, name=alert.schedule_name)
-            .values("id")
+            schedule_id__in=Schedule.objects.filter(
+                workspace_id=alert.workspace_id, name=alert.schedule_name
+            ).values("id")
         )
     window = max(alert.consecutive_failures_threshold, STREAK_WINDOW)
     # Newest first by id (index jobs_exec_ws / jobs_exec_ws_schedule).
@@ -229,8 +307,14 @@ def alert_evaluate(*, alert: Alert, now: datetime) -> tuple[str | None, dict]:
     if streak < alert.consecutive_failures_threshold:
         return None, {}
     if alert.firing:
-        cooled = alert.last_fired_at is None or now >= alert.last_fired_at + timedelta(minutes=alert.cooldown_minutes)
-        fresh = latest["completed_at"] is None or alert.last_fired_at is None or latest["completed_at"] > alert.last_fired_at
+        cooled = alert.last_fired_at is None or now >= alert.last_fired_at + timedelta(
+            minutes=alert.cooldown_minutes
+        )
+        fresh = (
+            latest["completed_at"] is None
+            or alert.last_fired_at is None
+            or latest["completed_at"] > alert.last_fired_at
+        )
         if not (cooled and fresh):
             return None, {}
     Alert.objects.filter(pk=alert.pk).update(firing=True, last_fired_at=now)

@@ -67,7 +67,9 @@ def alert_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Alert, 
     return alert, secret
 
 
-def alert_update(*, workspace: Workspace, alert: Alert, data: dict[str, Any], replace: bool) -> tuple[Alert, str | None]:
+def alert_update(
+    *, workspace: Workspace, alert: Alert, data: dict[str, Any], replace: bool
+) -> tuple[Alert, str | None]:
     """PUT (replace=True: omitted fields go back to their defaults) or PATCH. Returns a new secret if one was made."""
     if replace:
         data = {**ALERT_DEFAULTS, **data}
@@ -134,19 +136,30 @@ def _send_soon(notification_id: str) -> None:
 def webhook_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[WebhookSubscription, str]:
     """Create a subscription; returns it and its signing secret (shown once)."""
     secret = signing_secret_new()
-    sub = WebhookSubscription(
-        workspace=workspace,
-        url=data["url"],
-        events=data["events"],
-        enabled=data.get("enabled", True),
-        description=data.get("description", ""),
-        secret=secret,
-    )
-    sub.save(force_insert=True)
+    with transaction.atomic():
+        # Lock the workspace row so two parallel creates cannot both take the plan's last webhook slot; the cap
+        # bounds the fan-out work one workspace's events cost (issue 9).
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
+        plan_check_count(
+            workspace=workspace,
+            resource="webhooks",
+            current=WebhookSubscription.objects.filter(workspace=workspace).count(),
+        )
+        sub = WebhookSubscription(
+            workspace=workspace,
+            url=data["url"],
+            events=data["events"],
+            enabled=data.get("enabled", True),
+            description=data.get("description", ""),
+            secret=secret,
+        )
+        sub.save(force_insert=True)
     return sub, secret
 
 
-def webhook_update(*, workspace: Workspace, subscription: WebhookSubscription, data: dict[str, Any]) -> WebhookSubscription:
+def webhook_update(
+    *, workspace: Workspace, subscription: WebhookSubscription, data: dict[str, Any]
+) -> WebhookSubscription:
     for key in ("url", "events", "enabled", "description"):
         if key in data:
             setattr(subscription, key, data[key])

@@ -16,6 +16,7 @@ class Plan(models.Model):
     max_queues = models.PositiveIntegerField(null=True, blank=True)
     max_schedules = models.PositiveIntegerField(null=True, blank=True)
     max_alerts = models.PositiveIntegerField(null=True, blank=True)
+    max_webhooks = models.PositiveIntegerField(null=True, blank=True)
     max_attempts = models.PositiveIntegerField(null=True, blank=True)
     max_timeout_ms = models.PositiveIntegerField(null=True, blank=True)
     stripe_price_id = models.CharField(max_length=128, blank=True, default="")

@@ -10,6 +10,9 @@ DEFAULT_PLANS = [
     ("enterprise", "Enterprise", None, None, None, None, None, None, None, None),
 ]
 
+# Webhook subscriptions per workspace (None: unlimited); every subscription multiplies the fan-out work.
+DEFAULT_MAX_WEBHOOKS: dict[str, int | None] = {"free": 2, "pro": 10, "team": 50, "enterprise": None}
+
 
 def seed_default_plans(plan_model) -> None:
     """Create the default plans that are missing (existing rows, possibly edited by staff, are kept)."""
@@ -26,6 +29,7 @@ def seed_default_plans(plan_model) -> None:
                 max_queues=queues,
                 max_schedules=schedules,
                 max_alerts=alerts,
+                max_webhooks=DEFAULT_MAX_WEBHOOKS.get(code),
                 max_attempts=attempts,
                 max_timeout_ms=timeout,
                 sort_order=order,

@@ -183,6 +183,22 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "spindle-events-fanout": {"task": "alerts.dispatch_events", "schedule": 1.0},
     "spindle-outbound-send": {"task": "alerts.send_due", "schedule": 1.0},
 }
+# Each tick expires after about one interval: while workers are busy, stale sweeper/ticker messages are dropped
+# instead of piling up (the next tick does the same work). `expires` for celery beat's own scheduler,
+# `expire_seconds` for django-celery-beat's (it ignores the other key).
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _expires = max(1.0, float(_entry["schedule"]))
+    _entry["options"] = {"expires": _expires, "expire_seconds": int(max(1, round(_expires)))}
+# System tasks (sweeper, ticker, fan-out, outbound sends, retention) go to their own broker queue,
+# `<SPINDLE_CELERY_QUEUE>-system`, so a backlog of push deliveries never sits in front of them; workers consume
+# both (`-Q q,q-system`), production can run a dedicated `-Q <q>-system` worker (config.celery.route_task).
+CELERY_TASK_ROUTES = ("config.celery.route_task",)
+SPINDLE_SYSTEM_TASK_PREFIXES = ("jobs.sweep", "schedules.", "alerts.", "billing.")
+# Push deliveries in flight (Celery tasks holding a worker slot) at most per queue and per workspace, across
+# the cluster (slots in the shared cache): a tenant whose endpoint is a tarpit holds at most this many worker
+# slots for its timeout. Keep the workspace cap below the worker concurrency.
+SPINDLE_DELIVERY_TASKS_PER_QUEUE = env.int("SPINDLE_DELIVERY_TASKS_PER_QUEUE", default=2)
+SPINDLE_DELIVERY_TASKS_PER_WORKSPACE = env.int("SPINDLE_DELIVERY_TASKS_PER_WORKSPACE", default=2)
 # Rows per retention DELETE (billing.services.retention_apply): each batch is its own short transaction.
 RETENTION_BATCH_ROWS = env.int("SPINDLE_RETENTION_BATCH_ROWS", default=5000)
 

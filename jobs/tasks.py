@@ -11,7 +11,13 @@ from django.conf import settings
 from django.db import connections
 
 from jobs.services import delivery
-from jobs.services.dispatch import clear_kick, send_hints
+from jobs.services.dispatch import (
+    clear_kick,
+    delivery_slots_acquire,
+    delivery_slots_hold,
+    delivery_slots_release,
+    send_hints,
+)
 from jobs.services.engine import job_claim_push, jobs_deliver_outcomes, jobs_sweep
 from jobs.services.pull import workers_reap
 
@@ -46,20 +52,31 @@ def deliver_queue(queue_id: str) -> int:
     """Claim a batch of a push queue, deliver it concurrently, record every outcome at once, re-kick."""
     # Cleared first: a kick that arrives while this batch is in flight schedules the next run.
     clear_kick(queue_id)
-    # One round trip: the queue row (locked, so pause and concurrency are exact) and the leased batch.
-    queue, jobs = job_claim_push(queue_id=queue_id, limit=max(1, settings.SPINDLE_DELIVERY_BATCH))
-    if queue is None or not jobs:
+    # Per-queue and per-workspace caps on deliveries in flight (fairness, see dispatch): none free -> the tasks
+    # holding them re-kick this queue when they finish.
+    slots = delivery_slots_acquire(queue_id)
+    if slots is None:
         return 0
-    if len(jobs) >= min(settings.SPINDLE_DELIVERY_BATCH, queue.concurrency):
-        # More may be ready: let another worker process claim the next batch while this one is in flight.
-        send_hints([queue_id])
-    outcomes = delivery.deliver_batch(queue, jobs)
-    lost, more = jobs_deliver_outcomes(outcomes=outcomes, queue_id=queue_id)
-    if lost:
-        logger.info("queue %s: %d outcome(s) fenced off (lease lost)", queue_id, len(lost))
-    if more:
-        send_hints([queue_id])
-    return len(jobs)
+    more = False
+    try:
+        # One round trip: the queue row (locked, so pause and concurrency are exact) and the leased batch.
+        queue, jobs = job_claim_push(queue_id=queue_id, limit=max(1, settings.SPINDLE_DELIVERY_BATCH))
+        if queue is None or not jobs:
+            return 0
+        delivery_slots_hold(slots, queue.lease_ms / 1000)
+        if len(jobs) >= min(settings.SPINDLE_DELIVERY_BATCH, queue.concurrency):
+            # More may be ready: let another worker process claim the next batch while this one is in flight.
+            send_hints([queue_id])
+        outcomes = delivery.deliver_batch(queue, jobs)
+        lost, more = jobs_deliver_outcomes(outcomes=outcomes, queue_id=queue_id)
+        if lost:
+            logger.info("queue %s: %d outcome(s) fenced off (lease lost)", queue_id, len(lost))
+        return len(jobs)
+    finally:
+        # Released before the re-kick, so the next task finds a free slot.
+        delivery_slots_release(slots)
+        if more:
+            send_hints([queue_id])
 
 
 @shared_task(name="jobs.sweep", ignore_result=True)

@@ -143,7 +143,9 @@ def start_worker(tmp_path, settings):
     # Hints sent by this test process go to the session's own broker queue too (jobs.services.dispatch).
     settings.CELERY_TASK_DEFAULT_QUEUE = SESSION_QUEUE
 
-    def start(*, concurrency: int = 2, beat: bool = True, extra_env: dict[str, str] | None = None) -> WorkerProcess:
+    def start(
+        *, concurrency: int = 2, beat: bool = True, extra_env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         n = len(workers)
         env = {
             **os.environ,
@@ -160,15 +162,32 @@ def start_worker(tmp_path, settings):
         env.pop("TEST_DB_NAME", None)
         log = tmp_path / f"worker{n}.log"
         cmd = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", str(concurrency),
-            "-P", "prefork", "-Q", SESSION_QUEUE, "-n", f"{SESSION_QUEUE}-{n}@%h", "--without-gossip",
-            "--without-mingle", "--without-heartbeat",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            str(concurrency),
+            "-P",
+            "prefork",
+            "-Q",
+            f"{SESSION_QUEUE},{SESSION_QUEUE}-system",
+            "-n",
+            f"{SESSION_QUEUE}-{n}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ]
         if beat:
             cmd += ["-B", "-s", str(tmp_path / f"beat{n}"), "--scheduler", "celery.beat:PersistentScheduler"]
         with open(log, "wb") as fh:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            )
         worker = WorkerProcess(proc, log)
         workers.append(worker)
         deadline = time.time() + 30

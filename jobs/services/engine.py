@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -214,6 +214,18 @@ def job_claim(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None 
         fresh, jobs = _claim_pg(queue_id=queue.id, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
         if fresh is None or not fresh.group_concurrency:
             return jobs
+    return _claim_orm_guarded(queue=queue, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
+
+
+def _claim_orm_guarded(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None = None) -> list[Job]:
+    """_claim_orm, surviving a row psycopg cannot load (issue 9): the ORM reads whole rows, so a run_at stored
+    before input validation (year 0 in UTC) failed every claim of the queue. Such rows are failed with a clear
+    last_error and the claim runs again (its first try rolled back, nothing was leased)."""
+    try:
+        return _claim_orm(queue=queue, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
+    except DataError:
+        if not jobs_quarantine_bad_datetimes(queue_id=queue.id):
+            raise
     return _claim_orm(queue=queue, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
 
 
@@ -230,7 +242,7 @@ def job_claim_push(*, queue_id: str, limit: int) -> tuple[Queue | None, list[Job
         queue = Queue.objects.filter(pk=queue_id, delivery=Queue.Delivery.PUSH).first()
         if queue is None:
             return None, []
-    jobs = _claim_orm(queue=queue, limit=limit, lease_ms=queue.lease_ms)
+    jobs = _claim_orm_guarded(queue=queue, limit=limit, lease_ms=queue.lease_ms)
     # The claim re-read the queue under its lock; hand back that fresher row, the one the jobs carry.
     return (jobs[0].queue if jobs else queue), jobs
 
@@ -1119,10 +1131,10 @@ def _sweep_once(step: Any, queue_id: str | None) -> int:
 _QUARANTINE_SQL = f"""
 WITH bad AS (
     SELECT id FROM jobs_job
-    WHERE state IN ('waiting', 'delayed', 'active')
+    WHERE state IN ('waiting', 'delayed', 'active') AND (%(queue)s::text IS NULL OR queue_id = %(queue)s::text)
       AND (run_at NOT BETWEEN {DATETIME_MIN_SQL} AND {DATETIME_MAX_SQL}
            OR lease_expires_at NOT BETWEEN {DATETIME_MIN_SQL} AND {DATETIME_MAX_SQL})
-    LIMIT %s
+    LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), failed AS (
     UPDATE jobs_job j SET
@@ -1143,7 +1155,7 @@ SELECT count(*) FROM failed
 """
 
 
-def jobs_quarantine_bad_datetimes(*, limit: int = SWEEP_BATCH) -> int:
+def jobs_quarantine_bad_datetimes(*, queue_id: str | None = None, limit: int = SWEEP_BATCH) -> int:
     """Fail the unfinished jobs whose run_at or lease expiry lies outside what the engine can load.
 
     Set-based SQL that never converts the bad values in Python. Not on the hot path: the sweeper calls it only
@@ -1153,7 +1165,7 @@ def jobs_quarantine_bad_datetimes(*, limit: int = SWEEP_BATCH) -> int:
         return 0
     try:
         with _atomic(), connection.cursor() as cursor:
-            cursor.execute(_QUARANTINE_SQL, [limit])
+            cursor.execute(_QUARANTINE_SQL, {"queue": queue_id, "limit": limit})
             count = int(cursor.fetchone()[0])
     except Exception:  # noqa: BLE001 - the per-queue retry that follows still isolates the failure
         logger.exception("sweeper: quarantine of out-of-range datetimes failed")

@@ -79,3 +79,16 @@ def test_claim_of_a_waiting_bad_row_does_not_lose_the_batch(make_queue):
     lost = jobs_record_outcomes(outcomes=[Outcome(j.id, j.lease_token, "success") for j in claimed])
     assert lost == []
     assert Job.objects.filter(id__in=[j.id for j in others], state="completed").count() == 3
+
+
+def test_group_queue_claim_survives_a_bad_row(make_queue):
+    qa = make_queue("g", group_concurrency=2)
+    bad = insert_jobs(qa, 1, priority=10, group="x")[0]
+    set_bad_run_at(bad.id)
+    others = insert_jobs(qa, 2, group="y")
+
+    claimed = job_claim(queue=qa, limit=10, lease_ms=60000)
+
+    assert {j.id for j in claimed} == {j.id for j in others}
+    row = Job.objects.get(pk=bad.id)
+    assert row.state == "failed" and row.last_error["type"] == "invalid_datetime"

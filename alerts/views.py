@@ -122,8 +122,9 @@ class WebhookViewSet(WorkspaceViewSet):
         return Response(page)
 
     @extend_schema(tags=["Webhooks"], request=WebhookIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: WebhookWithSecretSchema, **error_responses(400, 401, 409, 415, 422)},
-                   description="Subscribe a URL to event types (or `[\"*\"]`). The `secret` is returned once.")
+                   responses={201: WebhookWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
+                   description="Subscribe a URL to event types (or `[\"*\"]`). The `secret` is returned once. "
+                   "Subscriptions per workspace are capped by the plan (402 `PLAN_LIMIT`).")
     @idempotent
     def create(self, request: Request) -> Response:
         data = _validated(self, request, WebhookIn, partial=False)

@@ -312,7 +312,7 @@ def _wait_count(port: int, n: int, timeout_s: float) -> float:
 
 def _spindle_worker(procs: Procs, *, concurrency: int = 2) -> None:
     procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", str(concurrency),
-                 "-Q", SPINDLE_QUEUE, "--without-gossip", "--without-mingle", "-n", f"bench{time.time()}@%h"],
+                 "-Q", f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system", "--without-gossip", "--without-mingle", "-n", f"bench{time.time()}@%h"],
                 log="worker")
     wait_log("worker", " ready.")
 
@@ -440,7 +440,7 @@ def bench_delayed(size: float, procs: Procs) -> None:
     ep = _endpoint(procs)
     # As the Procfile runs it: beat in a worker thread, thread pool.
     procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "--beat-thread", "-l", "info",
-                 "--pool", "threads", "--concurrency", "4", "-Q", SPINDLE_QUEUE, "--without-gossip",
+                 "--pool", "threads", "--concurrency", "4", "-Q", f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system", "--without-gossip",
                  "--without-mingle", "-n", f"benchd{time.time()}@%h"], log="delayed-worker")
     wait_log("delayed-worker", " ready.")
     ws, _key = make_workspace()
@@ -568,7 +568,7 @@ def bench_memory(size: float, procs: Procs) -> None:
     port = free_port()
     env.update({
         "SPINDLE_VAR_DIR": var_dir, "DJANGO_SETTINGS_MODULE": "config.settings", "HOST": "127.0.0.1",
-        "PORT": str(port), "EVENTS_PORT": str(free_port()), "PATH": f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
+        "PORT": str(port), "PATH": f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
     })
     try:
         for cmd in (["migrate", "--no-input", "-v0"], ["createcachetable"]):

@@ -163,7 +163,7 @@ def test_make_run_from_runtime_install_completes_a_job(runtime_venv: Path, plans
     receiver.daemon_threads = True
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     port = free_port()
-    env.update(HOST="127.0.0.1", PORT=str(port), EVENTS_PORT=str(free_port()))
+    env.update(HOST="127.0.0.1", PORT=str(port))
     log_path = tmp_path / "procs.log"
     logs = open(log_path, "wb")
     runner = subprocess.Popen(

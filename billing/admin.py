@@ -17,6 +17,7 @@ class PlanAdmin(admin.ModelAdmin):
         "max_queues",
         "max_schedules",
         "max_alerts",
+        "max_webhooks",
         "max_attempts",
         "max_timeout_ms",
         "stripe_price_id",

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from accounts.views import strict_body
 from config.api import error_responses
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.ratelimit import request_rate_limit
 
 from . import selectors, services
@@ -140,11 +141,13 @@ def billing_status(request: Request) -> Response:
 @extend_schema(
     tags=["Billing"],
     request=CheckoutInSerializer,
-    responses={200: UrlOut, **error_responses(400, 401, 409, 415, 429, 503)},
+    parameters=[IDEMPOTENCY_KEY_PARAMETER],
+    responses={200: UrlOut, **error_responses(400, 401, 409, 415, 422, 429, 503)},
     description="A Stripe Checkout URL subscribing the workspace to `plan`. 409 if it already has a subscription "
     "(use the portal); 503 SERVICE_UNAVAILABLE when billing is not configured or Stripe is unreachable.",
 )
 @api_view(["POST"])
+@idempotent
 def checkout(request: Request) -> Response:
     stripe_client()  # 503 before validation when billing is off: the clearer answer
     serializer = CheckoutInSerializer(data=strict_body(request, {"plan"}))

@@ -198,6 +198,19 @@ def test_checkout_creates_the_customer_once_and_a_session(api_client, workspace,
     assert stripe_on.requests[2][1]["line_items[0][price]"] == "price_team"
 
 
+def test_checkout_with_an_idempotency_key_creates_one_session(api_client, stripe_on):
+    headers = {"HTTP_IDEMPOTENCY_KEY": "upgrade-1"}
+    first = api_client.post("/v1/billing/checkout", {"plan": "pro"}, format="json", **headers)
+    again = api_client.post("/v1/billing/checkout", {"plan": "pro"}, format="json", **headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert stripe_on.paths().count("/v1/checkout/sessions") == 1
+    reused = api_client.post("/v1/billing/checkout", {"plan": "team"}, format="json", **headers)
+    assert reused.status_code == 422
+    assert reused.json()["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
 def test_checkout_customer_of_a_registered_user_has_its_email(anon_client, plans, stripe_on, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     body = anon_client.post(

@@ -436,6 +436,14 @@ def execution_replay(*, workspace: Workspace, execution_id: str) -> Job:
     if execution is None:
         raise NotFound(f"Execution {execution_id!r} not found.")
     original = execution.job
+    if original is None and execution.status == ExecutionStatus.QUOTA_EXCEEDED:
+        # A schedule tick the quota refused never made a job: there is nothing to copy. The schedule's own
+        # trigger runs its job template now.
+        raise InvalidState(
+            "This execution is a schedule tick the quota refused; it never created a job. "
+            "Trigger the schedule instead (POST /v1/schedules/{name}/trigger).",
+            details={"state": execution.status},
+        )
     if original is None:
         raise NotFound("The job of this execution no longer exists, so there is nothing to replay.")
     spec = JobSpec(

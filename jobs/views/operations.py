@@ -372,10 +372,11 @@ class ReplayViewSet(WorkspaceViewSet):
         request=None,
         responses={
             202: inline_serializer("ReplayResult", fields={"job": JobSchema()}),
-            **error_responses(401, 402, 404, 422),
+            **error_responses(401, 402, 404, 409, 422),
         },
         description="Enqueue a new job with the original's queue, payload, name, tags and target; the new job's "
-        "executions carry `replay_of`.",
+        "executions carry `replay_of`. A `quota_exceeded` execution (a schedule tick the quota refused) never made "
+        "a job: 409 INVALID_STATE (trigger the schedule instead).",
     )
     @idempotent
     def replay(self, request: Request, execution_id: str) -> Response:

@@ -54,3 +54,21 @@ def test_other_workspace_does_not_see_it(api_client, other_workspace_client, wor
     services.schedules_fire_due(now=T0 + timedelta(seconds=1))
     assert len(api_client.get("/v1/executions?status=quota_exceeded").json()["data"]) == 1
     assert other_workspace_client.get("/v1/executions?status=quota_exceeded").json()["data"] == []
+
+
+@pytest.mark.django_db
+def test_replaying_a_refused_tick_says_why(api_client, workspace, pull_queue, plans):
+    services.schedule_create(
+        workspace=workspace, data={"name": "s", "queue": "work", "interval_ms": 1000}, now=T0
+    )
+    Plan.objects.filter(code="free").update(jobs_per_month=0)
+    services.schedules_fire_due(now=T0 + timedelta(seconds=1))
+    execution = Execution.objects.get(status="quota_exceeded")
+
+    response = api_client.post(f"/v1/executions/{execution.id}/replay", format="json")
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert error["code"] == "INVALID_STATE"
+    assert error["details"] == {"state": "quota_exceeded"}
+    assert "trigger" in error["message"].lower()
+    assert not Job.objects.exists()

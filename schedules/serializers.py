@@ -55,7 +55,7 @@ class JobTemplateSchema(serializers.Serializer):
         allow_null=True, required=False, help_text="{url, method, headers, body}: a push target (SSRF rules apply)"
     )
     retry_policy = serializers.JSONField(allow_null=True, required=False, help_text="merged over the queue's policy")
-    timeout_ms = serializers.IntegerField(allow_null=True, required=False)
+    timeout_ms = serializers.IntegerField(allow_null=True, required=False, min_value=100, max_value=300_000)
 
 
 class ScheduleInSchema(serializers.Serializer):
@@ -67,7 +67,7 @@ class ScheduleInSchema(serializers.Serializer):
                                   help_text="Required unless job.http is given (then the `default` queue)")
     cron = serializers.CharField(required=False, allow_null=True,
                                  help_text="5 fields or @hourly/@daily/@weekly/@monthly; exactly one of cron, interval_ms")
-    interval_ms = serializers.IntegerField(required=False, allow_null=True, min_value=1000)
+    interval_ms = serializers.IntegerField(required=False, allow_null=True, min_value=1000, max_value=366 * 86_400_000)
     timezone = serializers.CharField(required=False, allow_null=True, help_text="IANA name, cron only (default UTC)")
     job = JobTemplateSchema(required=False)
     overlap = serializers.ChoiceField(choices=["allow", "skip"], required=False)

@@ -274,3 +274,16 @@ def test_job_http_headers_follow_the_endpoint_header_rules(api_client, workspace
     )
     assert "http.headers" in error["details"]
     assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/queues/a%00b",
+        "/v1/schedules/%00",
+        "/v1/queues/emails/jobs?tag=%00",
+        "/v1/search?q=a%00&type=queue",
+    ],
+)
+def test_nul_in_url_is_400(api_client, queue, url):
+    assert_envelope(api_client.get(url), 400, "BAD_REQUEST")

@@ -295,6 +295,15 @@ SPINDLE_LONGPOLL_MAX_PER_WORKSPACE = env.int("SPINDLE_LONGPOLL_MAX_PER_WORKSPACE
 SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S = env.int("SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S", default=60)
 SPINDLE_WORKER_REAP_AFTER_S = env.int("SPINDLE_WORKER_REAP_AFTER_S", default=5 * 60)
 
+# Event streams (jobs/views/events.py): open streams per workspace across processes (API and dashboard), how often
+# an open stream re-checks its key, and the bounded service gunicorn gives streams when reached without the front.
+SPINDLE_MAX_STREAMS_PER_WORKSPACE = env.int("SPINDLE_MAX_STREAMS_PER_WORKSPACE", default=10)
+SPINDLE_SSE_AUTH_RECHECK_S = env.float("SPINDLE_SSE_AUTH_RECHECK_S", default=30.0)
+SPINDLE_WSGI_MAX_STREAMS = env.int("SPINDLE_WSGI_MAX_STREAMS", default=2)
+SPINDLE_WSGI_STREAM_MAX_S = env.float("SPINDLE_WSGI_STREAM_MAX_S", default=60.0)
+# SSRF guard (config/netguard.py): the time all DNS lookups of one request may take together.
+SPINDLE_DNS_BUDGET_S = env.float("SPINDLE_DNS_BUDGET_S", default=2.0)
+
 # --- Stripe ---------------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")

@@ -271,10 +271,13 @@ class JobsViewSet(WorkspaceViewSet):
         return Response(job_to_dict(job_get_any(workspace=self.workspace, job_id=job_id)))
 
 
+def _state_counts(name: str) -> serializers.Serializer:
+    """An OpenAPI object of one integer per job state, under its own component name."""
+    return inline_serializer(name, fields={state: serializers.IntegerField() for state in JobState.values})
+
+
 class FlowListItemSchema(JobSchema):
-    children = inline_serializer(
-        "FlowChildrenCounts", fields={state: serializers.IntegerField() for state in JobState.values}
-    )
+    children = _state_counts("FlowChildrenCounts")
 
 
 class FlowsViewSet(WorkspaceViewSet):
@@ -311,9 +314,7 @@ class FlowsViewSet(WorkspaceViewSet):
         return Response(paginate(queryset, request.query_params, render))
 
 
-_STATE_COUNTS = inline_serializer(
-    "JobStateCounts", fields={state: serializers.IntegerField() for state in JobState.values}
-)
+_STATE_COUNTS = _state_counts("JobStateCounts")
 
 
 class MetricsStatusViewSet(WorkspaceViewSet):

@@ -130,26 +130,31 @@ _BATCH_ERRORS = (
 )
 
 
-class QueueJobsViewSet(WorkspaceViewSet):
-    """/v1/queues/{name}/jobs[...]"""
-
-    def _render(self, rows: Any, queue_name: str) -> list[dict[str, Any]]:
-        return [job_to_dict(job, queue_name=queue_name) for job in rows]
-
-    @extend_schema(
-        tags=["Jobs"],
-        operation_id="jobs_enqueue",
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        request=JobEnqueueIn,
-        responses={
+def _enqueue_schema(operation_id: str, request: Any, description: str) -> dict[str, Any]:
+    """The OpenAPI of a single-job enqueue (per-queue and top-level routes answer alike)."""
+    return {
+        "tags": ["Jobs"],
+        "operation_id": operation_id,
+        "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+        "request": request,
+        "responses": {
             201: JobSchema,
             200: OpenApiResponse(
                 JobSchema, description="The body idempotency_key matched a job of the last 24 h."
             ),
             **error_responses(400, 401, 402, 404, 409, 413, 415, 422),
         },
-        description="Enqueue one job.",
-    )
+        "description": description,
+    }
+
+
+class QueueJobsViewSet(WorkspaceViewSet):
+    """/v1/queues/{name}/jobs[...]"""
+
+    def _render(self, rows: Any, queue_name: str) -> list[dict[str, Any]]:
+        return [job_to_dict(job, queue_name=queue_name) for job in rows]
+
+    @extend_schema(**_enqueue_schema("jobs_enqueue", JobEnqueueIn, "Enqueue one job."))
     @idempotent
     def create(self, request: Request, name: str) -> Response:
         # The hot path of single enqueues: a prepared lookup (same 404 as queue_get).
@@ -223,22 +228,15 @@ class JobsViewSet(WorkspaceViewSet):
         return Response(paginate(queryset, request.query_params, _render_with_queue))
 
     @extend_schema(
-        tags=["Jobs"],
-        operation_id="jobs_enqueue_any",
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        request=JobEnqueueAnyIn,
-        responses={
-            201: JobSchema,
-            200: OpenApiResponse(
-                JobSchema, description="The body idempotency_key matched a job of the last 24 h."
+        **_enqueue_schema(
+            "jobs_enqueue_any",
+            JobEnqueueAnyIn,
+            (
+                "Enqueue one job into the queue named by `queue` in the body. Same semantics as "
+                "`POST /v1/queues/{name}/jobs` (validation, quota, body `idempotency_key`, `Idempotency-Key` header); "
+                "a missing `queue` is 400 VALIDATION_ERROR, an unknown (or another workspace's) queue is 404 NOT_FOUND."
             ),
-            **error_responses(400, 401, 402, 404, 409, 413, 415, 422),
-        },
-        description=(
-            "Enqueue one job into the queue named by `queue` in the body. Same semantics as "
-            "`POST /v1/queues/{name}/jobs` (validation, quota, body `idempotency_key`, `Idempotency-Key` header); "
-            "a missing `queue` is 400 VALIDATION_ERROR, an unknown (or another workspace's) queue is 404 NOT_FOUND."
-        ),
+        )
     )
     @idempotent
     def create(self, request: Request) -> Response:

@@ -3,7 +3,8 @@ use `<jobid:…>`, which only matches `job_…` ids, so neither shadows the othe
 
 from django.urls import path
 
-from jobs.views.pull import PullJobViewSet, WorkerViewSet
+from jobs.views.pull import PullJobViewSet
+from jobs.views.workers import WorkerViewSet
 
 workers = WorkerViewSet.as_view({"get": "list", "post": "create"})
 worker_detail = WorkerViewSet.as_view({"delete": "destroy"})

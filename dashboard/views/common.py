@@ -1,0 +1,59 @@
+"""What every dashboard page shares: rendering (page or live fragment) and flash-message actions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import messages
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+)
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+
+from config.exceptions import ApplicationError
+from dashboard.auth import (
+    safe_next,
+    session_label,
+)
+
+PAGE_SIZE = 25
+
+
+def render_page(
+    request: HttpRequest, template: str, context: dict[str, Any], *, fragment: str | None = None
+) -> HttpResponse:
+    """The whole page, or only its live fragment when htmx asks for it (HX-Request on a fragment refresh)."""
+    if fragment is not None and request.headers.get("HX-Request"):
+        response = render(request, fragment, context)
+    else:
+        context = {"who": session_label(request), "workspace": request.workspace, **context}  # type: ignore[attr-defined]
+        response = render(request, template, context)
+    # One URL, two bodies: caches must key on the header that picks the fragment.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def error_text(exc: ApplicationError) -> str:
+    """The service's message, plus field messages when it gave any (ValidationFailed's details)."""
+    parts = []
+    for field, problems in (exc.details or {}).items():
+        if isinstance(problems, list) and problems and all(isinstance(p, str) for p in problems):
+            parts.append(f"{field}: {' '.join(problems)}")
+    return exc.message + (" (" + "; ".join(parts) + ")" if parts else "")
+
+
+def act(request: HttpRequest, back: str, action: Callable[[], str]) -> HttpResponse:
+    """Run one service call; its success text or its error becomes a flash message on `back`."""
+    try:
+        messages.success(request, action())
+    except ApplicationError as exc:
+        messages.error(request, error_text(exc))
+    return HttpResponseRedirect(safe_next(request, request.POST.get("next"), back))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -205,7 +205,7 @@ class Reply:
     duration_ms: int = 0
 
 
-async def request(  # noqa: PLR0913 - the parts of one HTTP request, all keyword-only
+async def request(
     client: aiohttp.ClientSession,
     *,
     method: str,

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -24,7 +23,8 @@ from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from jobs.services import delivery as http
+from config import outbound
+from jobs.services.engine import RESPONSE_BODY_MAX
 from jobs.services.events import iso
 
 from .models import (
@@ -68,43 +68,30 @@ class Result:
 # --- HTTP ----------------------------------------------------------------------------------------------------
 
 
-def signed_headers(*, secret: str, msg_id: str, body: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Standard Webhooks headers, as push deliveries send them (jobs.services.delivery.sign)."""
+def signed_headers(
+    *, secret: str, msg_id: str, body: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers, as push deliveries send them (config.outbound.sign)."""
     timestamp = int(time.time())
     return {
         "Content-Type": "application/json",
-        "User-Agent": f"Spindle/{settings.VERSION}",
+        "User-Agent": outbound.user_agent(),
         **(extra or {}),
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": http.sign(secret, msg_id, timestamp, body),
+        "webhook-signature": outbound.sign(secret, msg_id, timestamp, body),
     }
 
 
-async def _post(session: aiohttp.ClientSession, url: str, body: str, headers: dict[str, str]) -> Result:
-    refused = http._host_refused(url)
-    if refused:
-        return Result(False, error=refused)
-    try:
-        async with session.post(
-            url,
-            data=body.encode(),
-            headers=headers,
-            allow_redirects=False,  # a redirect could lead to a refused address: 3xx is a failure
-            timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
-        ) as resp:
-            text = await http._read_capped(resp)
-            status = resp.status
-    except (TimeoutError, aiohttp.ServerTimeoutError):
+def _result(reply: outbound.Reply) -> Result:
+    if reply.failure == "timeout":
         return Result(False, error=f"No response within {TIMEOUT_S} s.")
-    except aiohttp.ClientConnectorError as exc:
-        return Result(False, error=str(exc.os_error) if isinstance(exc.os_error, http.RefusedAddress)
-                      else f"Connection failed: {exc.os_error}")
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return Result(False, error=str(exc) or type(exc).__name__)
-    if 200 <= status < 300:
-        return Result(True, status, text[:RESPONSE_KEPT])
-    return Result(False, status, text[:RESPONSE_KEPT], f"The target answered HTTP {status}.")
+    if reply.status is None:
+        return Result(False, error=reply.error)
+    text = reply.body[:RESPONSE_KEPT]
+    if 200 <= reply.status < 300:
+        return Result(True, reply.status, text)
+    return Result(False, reply.status, text, f"The target answered HTTP {reply.status}.")
 
 
 def post_many(requests: list[tuple[str, str, dict[str, str]]]) -> list[Result]:
@@ -113,10 +100,24 @@ def post_many(requests: list[tuple[str, str, dict[str, str]]]) -> list[Result]:
         return []
 
     async def go() -> list[Result]:
-        session = await http._get_client().get_session()
-        return list(await asyncio.gather(*(_post(session, u, b, h) for u, b, h in requests)))
+        session = await outbound.session()
+        replies = await asyncio.gather(
+            *(
+                outbound.request(
+                    session,
+                    method="POST",
+                    url=url,
+                    body=body,
+                    headers=headers,
+                    timeout_s=TIMEOUT_S,
+                    body_max_bytes=RESPONSE_BODY_MAX,
+                )
+                for url, body, headers in requests
+            )
+        )
+        return [_result(reply) for reply in replies]
 
-    return http.run(go())
+    return outbound.run(go())
 
 
 # --- claiming and recording ----------------------------------------------------------------------------------
@@ -142,7 +143,9 @@ def _claim(model: type, ids: list[str] | None, limit: int) -> list[Any]:
     return rows
 
 
-def _record(model: type, row: Any, result: Result, *, retry: bool, now: datetime, extra: dict[str, Any]) -> bool:
+def _record(
+    model: type, row: Any, result: Result, *, retry: bool, now: datetime, extra: dict[str, Any]
+) -> bool:
     """Write one outcome; returns True if the row became terminally failed. Fenced on the claimed attempt."""
     fields: dict[str, Any] = {"error": result.error[:ERROR_MAX], **extra}
     delay = retry_delay(row.attempts) if retry else None
@@ -152,7 +155,9 @@ def _record(model: type, row: Any, result: Result, *, retry: bool, now: datetime
         fields.update(status=OutboundStatus.FAILED, next_attempt_at=None)
     else:
         fields.update(next_attempt_at=now + delay)
-    updated = model.objects.filter(pk=row.pk, attempts=row.attempts, status=OutboundStatus.PENDING).update(**fields)
+    updated = model.objects.filter(pk=row.pk, attempts=row.attempts, status=OutboundStatus.PENDING).update(
+        **fields
+    )
     return bool(updated) and fields.get("status") == OutboundStatus.FAILED
 
 
@@ -164,12 +169,21 @@ def deliveries_send(*, ids: list[str] | None = None, limit: int = BATCH) -> int:
     subs = {s.pk: s for s in WebhookSubscription.objects.filter(pk__in={r.subscription_id for r in rows})}
     to_send = [r for r in rows if r.subscription_id in subs and subs[r.subscription_id].enabled]
     skipped = [r for r in rows if r not in to_send]
-    results = post_many([
-        (subs[r.subscription_id].url, r.body,
-         signed_headers(secret=subs[r.subscription_id].secret, msg_id=r.event_id, body=r.body,
-                        extra={"Spindle-Event-Type": r.event_type, "Spindle-Delivery-Id": r.id}))
-        for r in to_send
-    ])
+    results = post_many(
+        [
+            (
+                subs[r.subscription_id].url,
+                r.body,
+                signed_headers(
+                    secret=subs[r.subscription_id].secret,
+                    msg_id=r.event_id,
+                    body=r.body,
+                    extra={"Spindle-Event-Type": r.event_type, "Spindle-Delivery-Id": r.id},
+                ),
+            )
+            for r in to_send
+        ]
+    )
     now = timezone.now()
     failed_subs: dict[str, int] = {}
     with transaction.atomic():
@@ -223,7 +237,12 @@ def notification_body(alert: Alert, n: AlertNotification) -> str:
         {
             "id": n.id,
             "type": f"alert:{n.kind}",
-            "alert": {"id": alert.id, "name": alert.name, "queue": alert.queue_name, "schedule": alert.schedule_name},
+            "alert": {
+                "id": alert.id,
+                "name": alert.name,
+                "queue": alert.queue_name,
+                "schedule": alert.schedule_name,
+            },
             "text": text,
             "data": n.data,
             "created_at": iso(n.created_at),
@@ -256,7 +275,7 @@ def notifications_send(*, ids: list[str] | None = None, limit: int = BATCH, retr
             continue
         if alert.channel == Channel.SLACK:
             body = json.dumps({"text": text}, separators=(",", ":"))
-            headers = {"Content-Type": "application/json", "User-Agent": f"Spindle/{settings.VERSION}"}
+            headers = {"Content-Type": "application/json", "User-Agent": outbound.user_agent()}
         else:
             body = notification_body(alert, row)
             headers = signed_headers(secret=alert.secret, msg_id=row.id, body=body)

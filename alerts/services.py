@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +20,8 @@ from .models import Alert, AlertNotification, Channel, NotificationKind, Webhook
 from .serializers import alert_target_check
 
 logger = logging.getLogger(__name__)
+
+SEND_NOTIFICATION_TASK = "alerts.send_notification"
 
 ALERT_DEFAULTS: dict[str, Any] = {
     "queue": None,
@@ -125,10 +128,9 @@ def alert_test(*, workspace: Workspace, alert: Alert) -> AlertNotification:
 
 
 def _send_soon(notification_id: str) -> None:
-    from .tasks import send_notification
-
     try:
-        send_notification.delay(notification_id)
+        # By name, not import: tasks call services, never the other way round.
+        current_app.send_task(SEND_NOTIFICATION_TASK, args=[notification_id])
     except Exception:  # noqa: BLE001 - broker down: the due sweep sends it once the beat runs again
         logger.warning("could not queue alert test message %s", notification_id, exc_info=True)
 

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from celery import shared_task
 
-from . import fanout, outbound
+from . import fanout, housekeeping, outbound
 
 
 @shared_task(name="alerts.dispatch_events", ignore_result=True)
@@ -25,3 +25,10 @@ def send_notification(notification_id: str) -> int:
 def send_due() -> dict:
     """Beat, every second, and hinted after a fan-out: send due webhook deliveries and alert notifications."""
     return outbound.outbound_send_due()
+
+
+# Named for billing, where it lived first: the beat entry (settings.CELERY_BEAT_SCHEDULE) refers to this name.
+@shared_task(name="billing.apply_retention", ignore_result=True)
+def apply_retention() -> dict[str, int]:
+    """Hourly: delete what each plan no longer keeps, in bounded batches (alerts/housekeeping.py)."""
+    return asdict(housekeeping.retention_apply())

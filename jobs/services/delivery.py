@@ -1,37 +1,22 @@
-"""Push delivery: POST a batch of leased jobs concurrently with one pooled aiohttp session per worker process.
+"""Push delivery: POST a batch of leased jobs concurrently on the process's pooled, SSRF-guarded session.
 
 Never called inside a database transaction. Each request is signed by the Standard Webhooks scheme (API.md):
-`webhook-id` (the execution id), `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`.
-The SSRF guard runs at connect time: a resolver that refuses disallowed addresses (DNS rebinding) and a check
-of literal IP hosts, which aiohttp connects to without resolving.
+`webhook-id` (the execution id), `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`. The HTTP
+itself (pool, connect-time SSRF guard, signing, capped reads, Retry-After) is config/outbound.py; this module
+builds a job's request and turns the reply into the engine's Outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import base64
-import email.utils
-import hashlib
-import hmac
 import json
 import logging
-import os
-import re
-import socket
-import threading
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
-from django.conf import settings
 
-from config import netguard
+from config import outbound
 from jobs.models import Job
 from jobs.services.engine import MAX_DEFERRAL_S, RESPONSE_BODY_MAX, Outcome
 from jobs.services.events import iso
@@ -41,60 +26,23 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_MS = 30000
 MAX_RETRY_AFTER_S = MAX_DEFERRAL_S
-POOL_LIMIT = 256
-# RFC 9110 delay-seconds: ASCII digits only (str.isdigit() also accepts '²', which int() refuses).
-_DELAY_SECONDS = re.compile(r"[0-9]+")
-
-
-class RefusedAddress(OSError):
-    """The target resolved to an address the SSRF guard refuses."""
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default resolver, then refuses the host if any address is not allowed."""
-
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        for r in results:
-            if not netguard.address_allowed(r["host"]):
-                raise RefusedAddress(f"{host} resolves to a refused address ({r['host']})")
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 # --- signing -------------------------------------------------------------------------------------------------
-
-
-def _secret_key(secret: str) -> bytes:
-    raw = secret[len("whsec_") :] if secret.startswith("whsec_") else secret
-    return base64.b64decode(raw)
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
-    """One Standard Webhooks signature: `v1,<base64 HMAC-SHA256(key, "{id}.{ts}.{body}")>`."""
-    mac = hmac.new(_secret_key(secret), f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
-    return "v1," + base64.b64encode(mac).decode()
 
 
 def signature_header(
     queue: Queue, msg_id: str, timestamp: int, body: str, *, now: datetime | None = None
 ) -> str:
     """Space-separated signatures: the current secret, plus the previous one while a rotation overlaps."""
-    sigs = [sign(queue.signing_secret, msg_id, timestamp, body)] if queue.signing_secret else []
+    sigs = [outbound.sign(queue.signing_secret, msg_id, timestamp, body)] if queue.signing_secret else []
     now = now or datetime.now(UTC)
     if (
         queue.previous_signing_secret
         and queue.previous_secret_expires_at
         and queue.previous_secret_expires_at > now
     ):
-        sigs.append(sign(queue.previous_signing_secret, msg_id, timestamp, body))
+        sigs.append(outbound.sign(queue.previous_signing_secret, msg_id, timestamp, body))
     return " ".join(sigs)
 
 
@@ -140,7 +88,7 @@ def build_request(
     headers.update(
         {
             "Content-Type": "application/json",
-            "User-Agent": f"Spindle/{settings.VERSION}",
+            "User-Agent": outbound.user_agent(),
             "Spindle-Job-Id": job.id,
             "Spindle-Attempt": str(job.attempts),
             "webhook-id": msg_id,
@@ -152,197 +100,47 @@ def build_request(
     return method, url or "", headers, body, timeout_ms
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as delay-seconds or an HTTP date, clamped to [0, MAX_RETRY_AFTER_S]; None if absent or
-    unreadable (the attempt then counts as a normal failure).
-
-    Never raises: the header is the target's to write, and one bad value used to abort the whole batch (and
-    re-deliver every other job of it) through int()'s 4,300-digit limit or a non-ASCII digit.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    if _DELAY_SECONDS.fullmatch(value):
-        # Any value past the bound is the bound: compare the digits' length, never convert a huge number.
-        digits = value.lstrip("0") or "0"
-        return float(MAX_RETRY_AFTER_S if len(digits) > 6 else min(int(digits), MAX_RETRY_AFTER_S))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, min((when - datetime.now(UTC)).total_seconds(), float(MAX_RETRY_AFTER_S)))
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-
-
-# --- the per-process client ----------------------------------------------------------------------------------
-
-
-class _Client:
-    """A persistent event loop and pooled ClientSession for this thread of this process."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-        self.session: aiohttp.ClientSession | None = None
-
-    async def get_session(self) -> aiohttp.ClientSession:
-        if self.session is None or self.session.closed:
-            connector = aiohttp.TCPConnector(limit=POOL_LIMIT, resolver=GuardedResolver(), ttl_dns_cache=10)
-            self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-        return self.session
-
-    def close(self) -> None:
-        """Close the pool at exit (only in the process that made it), so no connection is left dangling."""
-        if self.pid != os.getpid() or self.loop.is_closed() or self.loop.is_running():
-            return
-        if self.session is not None and not self.session.closed:
-            self.loop.run_until_complete(self.session.close())
-        self.loop.close()
-
-
-# One loop and pool per thread (and per process: rebuilt after a fork), so prefork and thread pools both work.
-_local = threading.local()
-
-
-def _get_client() -> _Client:
-    client: _Client | None = getattr(_local, "client", None)
-    if client is None or client.pid != os.getpid():
-        client = _local.client = _Client()
-        atexit.register(client.close)
-    return client
-
-
-def run(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine on this thread's persistent loop (the pooled connections live there)."""
-    return _get_client().loop.run_until_complete(coro)
-
-
-async def _read_capped(resp: aiohttp.ClientResponse) -> str:
-    chunks: list[bytes] = []
-    size = 0
-    while size < RESPONSE_BODY_MAX:
-        chunk = await resp.content.read(RESPONSE_BODY_MAX - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks).decode("utf-8", errors="replace")
-
-
-def _host_refused(url: str) -> str | None:
-    """A reason to refuse the URL before connecting (scheme, or a literal IP the guard refuses)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "invalid URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "invalid URL"
-    host = parts.hostname
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-    except OSError:
-        return None  # a name: checked by GuardedResolver at connect time
-    if not netguard.address_allowed(host):
-        return f"{host} is a refused address"
-    return None
+# --- delivering ----------------------------------------------------------------------------------------------
 
 
 async def deliver_one(session: aiohttp.ClientSession, queue: Queue, job: Job) -> Outcome:
+    """One attempt of a leased job: its request sent, the reply (or failure) as the engine's Outcome."""
     method, url, headers, body, timeout_ms = build_request(queue, job)
+    reply = await outbound.request(
+        session,
+        method=method,
+        url=url,
+        body=body,
+        headers=headers,
+        timeout_s=timeout_ms / 1000,
+        body_max_bytes=RESPONSE_BODY_MAX,
+    )
+    return reply_outcome(job, reply, timeout_ms=timeout_ms)
+
+
+def reply_outcome(job: Job, reply: outbound.Reply, *, timeout_ms: int) -> Outcome:
+    """The Outcome of one attempt: 2xx success, 410 gone, 429/503 with Retry-After deferred, else failure."""
     token = job.lease_token or ""
-    started = time.monotonic()
-
-    def elapsed() -> int:
-        return int((time.monotonic() - started) * 1000)
-
-    refused = _host_refused(url)
-    if refused:
-        return Outcome(
-            job.id, token, "failure", error={"message": refused, "type": "target_refused"}, duration_ms=0
-        )
-    try:
-        async with session.request(
-            method,
-            url,
-            data=body.encode(),
-            headers=headers,
-            allow_redirects=False,  # 3xx is a failed attempt; following could reach a refused address
-            timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),
-        ) as resp:
-            text = await _read_capped(resp)
-            status = resp.status
-            retry_after = resp.headers.get("Retry-After")
-    except (TimeoutError, aiohttp.ServerTimeoutError):
-        return Outcome(
-            job.id,
-            token,
-            "timeout",
-            error={"message": f"No response within {timeout_ms} ms.", "type": "timeout"},
-            duration_ms=elapsed(),
-        )
-    except aiohttp.ClientConnectorError as exc:
-        if isinstance(exc.os_error, RefusedAddress):
-            error = {"message": str(exc.os_error), "type": "target_refused"}
-        else:
-            error = {"message": f"Connection failed: {exc.os_error}", "type": "connection_error"}
-        return Outcome(job.id, token, "failure", error=error, duration_ms=elapsed())
-    except RefusedAddress as exc:
-        return Outcome(
-            job.id,
-            token,
-            "failure",
-            error={"message": str(exc), "type": "target_refused"},
-            duration_ms=elapsed(),
-        )
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return Outcome(
-            job.id,
-            token,
-            "failure",
-            error={"message": str(exc) or type(exc).__name__, "type": "connection_error"},
-            duration_ms=elapsed(),
-        )
-    duration = elapsed()
+    duration = reply.duration_ms
+    if reply.failure == "timeout":
+        error = {"message": f"No response within {timeout_ms} ms.", "type": "timeout"}
+        return Outcome(job.id, token, "timeout", error=error, duration_ms=duration)
+    if reply.status is None:
+        error = {"message": reply.error, "type": reply.failure or "connection_error"}
+        return Outcome(job.id, token, "failure", error=error, duration_ms=duration)
+    status, text = reply.status, reply.body
+    answered = {"http_status": status, "response_body": text, "duration_ms": duration}
     if 200 <= status < 300:
-        return Outcome(
-            job.id,
-            token,
-            "success",
-            result={"http_status": status, "body": text},
-            http_status=status,
-            response_body=text,
-            duration_ms=duration,
-        )
+        return Outcome(job.id, token, "success", result={"http_status": status, "body": text}, **answered)
     error = {"message": f"The target answered HTTP {status}.", "type": "http_error", "http_status": status}
     if status == 410:
         error["message"] = "The target answered 410 Gone: not retried."
-        return Outcome(
-            job.id,
-            token,
-            "gone",
-            error=error,
-            http_status=status,
-            response_body=text,
-            duration_ms=duration,
-            retry=False,
-        )
+        return Outcome(job.id, token, "gone", error=error, retry=False, **answered)
     if status in (429, 503):
-        delay = parse_retry_after(retry_after)
+        delay = outbound.parse_retry_after(reply.retry_after, max_s=MAX_RETRY_AFTER_S)
         if delay is not None:
-            return Outcome(
-                job.id,
-                token,
-                "deferred",
-                error=error,
-                http_status=status,
-                response_body=text,
-                duration_ms=duration,
-                retry_after_s=delay,
-            )
-    return Outcome(
-        job.id, token, "failure", error=error, http_status=status, response_body=text, duration_ms=duration
-    )
+            return Outcome(job.id, token, "deferred", error=error, retry_after_s=delay, **answered)
+    return Outcome(job.id, token, "failure", error=error, **answered)
 
 
 async def _deliver_isolated(session: aiohttp.ClientSession, queue: Queue, job: Job) -> Outcome:
@@ -361,7 +159,7 @@ async def _deliver_isolated(session: aiohttp.ClientSession, queue: Queue, job: J
 
 
 async def deliver_batch_async(queue: Queue, jobs: list[Job]) -> list[Outcome]:
-    session = await _get_client().get_session()
+    session = await outbound.session()
     return list(await asyncio.gather(*(_deliver_isolated(session, queue, job) for job in jobs)))
 
 
@@ -369,4 +167,4 @@ def deliver_batch(queue: Queue, jobs: list[Job]) -> list[Outcome]:
     """Deliver leased jobs concurrently; one Outcome per job, in order. Call outside any transaction."""
     if not jobs:
         return []
-    return run(deliver_batch_async(queue, jobs))
+    return outbound.run(deliver_batch_async(queue, jobs))

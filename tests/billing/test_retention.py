@@ -8,8 +8,8 @@ from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from accounts.services import workspace_create
-from billing.services import retention_apply
-from billing.tasks import apply_retention
+from alerts.housekeeping import retention_apply
+from alerts.tasks import apply_retention
 from jobs.models import Event, Execution, Job, QueueMinuteStat
 from queues.models import Queue
 

@@ -34,6 +34,7 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     # Job routes first: they carry almost all of the traffic, and Django tries the patterns in order.
     path("v1/", include("jobs.urls")),
+    path("v1/", include("schedules.urls_executions")),
     path("v1/", include("accounts.urls")),
     path("v1/", include("billing.urls")),
     path("v1/", include("queues.urls")),

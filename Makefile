@@ -45,6 +45,8 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 test: install-dev browser
+	@# The layers contract first (pyproject [tool.importlinter]): an upward import fails before any test runs.
+	$(VENV)/bin/lint-imports --no-cache
 	DATABASE_URL=$(TEST_DATABASE_URL) \
 	CELERY_BROKER_URL=$(TEST_REDIS)/14 \
 	CACHE_URL=$(TEST_REDIS)/15 \

@@ -1,6 +1,7 @@
-"""Staff see each workspace's plan, usage, subscription and keys; they change plans and revoke keys.
+"""Staff see each workspace's plan, subscription and keys, and the plans; they change plans and revoke keys.
 
-Key hashes are never shown: the inline and the key admin list only the visible prefix.
+Key hashes are never shown: the inline and the key admin list only the visible prefix. Billing's admin adds
+the workspace's usage (the counter is billing's: accounts does not import it).
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from billing.models import Plan, UsageCounter
-from billing.services import current_period
-
-from .models import ApiKey, Workspace
+from .models import ApiKey, Plan, Workspace
 from .services import api_keys_revoke, workspace_set_plan
 
 KEY_FIELDS = ("name", "prefix", "is_primary", "created_at", "last_used_at", "revoked_at")
@@ -34,14 +32,11 @@ class ApiKeyInline(admin.TabularInline):
         return False  # a key is shown once at creation: issue keys through the API or `issue_key`
 
 
-class UsageCounterInline(admin.TabularInline):
-    model = UsageCounter
-    fields = ("period", "jobs_enqueued")
-    readonly_fields = ("period", "jobs_enqueued")
-    extra = 0
-    can_delete = False
-    ordering = ("-period",)
-    max_num = 0  # read-only history
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    # Every column but the sort key, in declaration order (code, name, the caps, the Stripe price).
+    list_display = tuple(f.name for f in Plan._meta.fields if f.name != "sort_order")
+    ordering = ("sort_order",)
 
 
 @admin.register(Workspace)
@@ -52,7 +47,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "plan",
         "owner",
         "is_anonymous",
-        "jobs_this_month",
         "subscription_status",
         "created_at",
     )
@@ -62,7 +56,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner",)
     readonly_fields = (
         "id",
-        "jobs_this_month",
         "stripe_customer_id",
         "stripe_subscription_id",
         "subscription_status",
@@ -72,7 +65,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
     )
     fieldsets = (
         (None, {"fields": ("id", "name", "owner", "is_anonymous", "plan")}),
-        ("Usage", {"fields": ("jobs_this_month",)}),
         (
             "Subscription",
             {
@@ -86,15 +78,8 @@ class WorkspaceAdmin(admin.ModelAdmin):
         ),
         ("Dates", {"fields": ("created_at", "updated_at")}),
     )
-    inlines = (ApiKeyInline, UsageCounterInline)
+    inlines = (ApiKeyInline,)
     actions = ("revoke_all_keys",)
-
-    @admin.display(description="jobs this month")
-    def jobs_this_month(self, obj: Workspace) -> str:
-        counter = UsageCounter.objects.filter(workspace=obj, period=current_period()).first()
-        used = counter.jobs_enqueued if counter else 0
-        limit = obj.plan.jobs_per_month
-        return f"{used:,} / {'unlimited' if limit is None else f'{limit:,}'}"
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         """One "Change plan to X" action per plan in the table (plans are data, staff can add some)."""
@@ -130,7 +115,9 @@ def _change_plan_action(plan_code: str) -> Callable[[Any, HttpRequest, QuerySet[
             if workspace.plan_id != plan_code:
                 workspace_set_plan(workspace=workspace, plan_code=plan_code)
                 changed += 1
-        modeladmin.message_user(request, f"Moved {changed} workspace(s) to the {plan_code} plan.", messages.SUCCESS)
+        modeladmin.message_user(
+            request, f"Moved {changed} workspace(s) to the {plan_code} plan.", messages.SUCCESS
+        )
 
     return change_plan
 

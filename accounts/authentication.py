@@ -14,7 +14,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from .models import ApiKey, Workspace
+from .models import ApiKey, Plan, Workspace
 from .services import KEY_ID_CLAIM, KEY_PREFIX, WORKSPACE_ID_CLAIM, api_key_active, hash_api_key
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -26,8 +26,6 @@ _Loader = tuple[type, list[str], int, int, list[tuple[int, list, Any]]]
 def _key_lookup_sql() -> tuple[str, list[_Loader]]:
     """One SELECT of key + workspace + plan in concrete-field order, built once per process: compiling the
     equivalent select_related queryset cost more CPU than the query itself on every API request."""
-    from billing.models import Plan
-
     quote = connection.ops.quote_name
     columns: list[str] = []
     loaders: list[_Loader] = []

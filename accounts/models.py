@@ -1,4 +1,4 @@
-"""Tenancy: workspaces and their API keys."""
+"""Tenancy: plans, workspaces and their API keys."""
 
 from __future__ import annotations
 
@@ -16,14 +16,41 @@ def _key_id() -> str:
     return new_id("key")
 
 
+class Plan(models.Model):
+    """A plan's caps. A null cap means unlimited (enterprise's "custom" values are set per deal by staff).
+
+    Here, below billing, so that every app (accounts included) reads a workspace's caps without importing billing;
+    billing sells the plans. The table keeps its first name (the model moved from billing in migration 0004).
+    """
+
+    code = models.SlugField(primary_key=True, max_length=32)
+    name = models.CharField(max_length=64)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    jobs_per_month = models.PositiveIntegerField(null=True, blank=True)
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    max_queues = models.PositiveIntegerField(null=True, blank=True)
+    max_schedules = models.PositiveIntegerField(null=True, blank=True)
+    max_alerts = models.PositiveIntegerField(null=True, blank=True)
+    max_webhooks = models.PositiveIntegerField(null=True, blank=True)
+    max_attempts = models.PositiveIntegerField(null=True, blank=True)
+    max_timeout_ms = models.PositiveIntegerField(null=True, blank=True)
+    stripe_price_id = models.CharField(max_length=128, blank=True, default="")
+    sort_order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        db_table = "billing_plan"
+        ordering = ["sort_order"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Workspace(models.Model):
     """The tenant: every object belongs to exactly one workspace."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_workspace_id, editable=False)
     name = models.CharField(max_length=200)
-    plan = models.ForeignKey(
-        "billing.Plan", on_delete=models.PROTECT, related_name="workspaces", default="free"
-    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="workspaces", default="free")
     owner = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="workspace"
     )

@@ -4,9 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from billing.models import Plan
-
-from .models import ApiKey, Workspace
+from .models import ApiKey, Plan, Workspace
 
 
 class WorkspaceOutSerializer(serializers.ModelSerializer):
@@ -52,7 +50,9 @@ class LoginInSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "api_key" in attrs:
             if "email" in attrs or "password" in attrs:
-                raise serializers.ValidationError({"api_key": ["Give either api_key or email and password, not both."]})
+                raise serializers.ValidationError(
+                    {"api_key": ["Give either api_key or email and password, not both."]}
+                )
             return attrs
         missing = {k: ["This field is required."] for k in ("email", "password") if k not in attrs}
         if missing:

@@ -17,11 +17,10 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from billing.models import Plan
 from config.exceptions import Conflict, NotFound, ValidationFailed
 
 from .exceptions import Unauthorized
-from .models import ApiKey, Workspace
+from .models import ApiKey, Plan, Workspace
 
 KEY_PREFIX = "rt_ws_"
 VISIBLE_PREFIX_LEN = 12

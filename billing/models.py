@@ -1,32 +1,15 @@
-"""Plans, subscriptions and the per-workspace monthly usage counter."""
+"""The per-workspace monthly usage counter and the Stripe events already handled.
+
+Plans live in accounts.models (below billing); `Plan` stays importable from here for billing's own modules.
+"""
 
 from __future__ import annotations
 
 from django.db import models
 
+from accounts.models import Plan
 
-class Plan(models.Model):
-    """A plan's caps. A null cap means unlimited (enterprise's "custom" values are set per deal by staff)."""
-
-    code = models.SlugField(primary_key=True, max_length=32)
-    name = models.CharField(max_length=64)
-    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
-    jobs_per_month = models.PositiveIntegerField(null=True, blank=True)
-    retention_days = models.PositiveIntegerField(null=True, blank=True)
-    max_queues = models.PositiveIntegerField(null=True, blank=True)
-    max_schedules = models.PositiveIntegerField(null=True, blank=True)
-    max_alerts = models.PositiveIntegerField(null=True, blank=True)
-    max_webhooks = models.PositiveIntegerField(null=True, blank=True)
-    max_attempts = models.PositiveIntegerField(null=True, blank=True)
-    max_timeout_ms = models.PositiveIntegerField(null=True, blank=True)
-    stripe_price_id = models.CharField(max_length=128, blank=True, default="")
-    sort_order = models.PositiveSmallIntegerField(default=0)
-
-    class Meta:
-        ordering = ["sort_order"]
-
-    def __str__(self) -> str:
-        return self.name
+__all__ = ["Plan", "StripeEvent", "UsageCounter"]
 
 
 class UsageCounter(models.Model):

@@ -8,7 +8,6 @@ from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, negotiation, serializers, viewsets
 from rest_framework.request import Request
 
-from accounts.models import Workspace
 from config.exceptions import ValidationFailed
 
 
@@ -51,7 +50,8 @@ class WorkspaceViewSet(viewsets.GenericViewSet):
     lookup_value_regex = r"[^/]+"
 
     @property
-    def workspace(self) -> Workspace:
+    def workspace(self) -> Any:
+        """The acting accounts.Workspace; typed loosely because config sits below the apps and cannot name it."""
         return self.request.user.workspace
 
     def strict_data(self, request: Request, allowed: set[str] | frozenset[str]) -> dict[str, Any]:

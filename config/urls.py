@@ -4,10 +4,10 @@ from django.urls import include, path, re_path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from alerts.metrics import metrics
 from config import converters
 from config.api import LenientContentNegotiation
 from config.health import health
-from config.metrics import metrics
 
 converters.register_all()
 
@@ -18,7 +18,8 @@ handler500 = "config.middleware.handler500"
 
 # JSON whatever the Accept header says: `application/json` gets that media type, anything else the OpenAPI one.
 schema_view = SpectacularAPIView.as_view(
-    renderer_classes=[OpenApiJsonRenderer, OpenApiJsonRenderer2], content_negotiation_class=LenientContentNegotiation
+    renderer_classes=[OpenApiJsonRenderer, OpenApiJsonRenderer2],
+    content_negotiation_class=LenientContentNegotiation,
 )
 
 urlpatterns = [
@@ -33,6 +34,7 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     # Job routes first: they carry almost all of the traffic, and Django tries the patterns in order.
     path("v1/", include("jobs.urls")),
+    path("v1/", include("schedules.urls_executions")),
     path("v1/", include("accounts.urls")),
     path("v1/", include("billing.urls")),
     path("v1/", include("queues.urls")),

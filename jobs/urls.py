@@ -7,6 +7,5 @@ urlpatterns = [
     path("", include("jobs.urls_events")),
     path("", include("jobs.urls_pull")),
     path("", include("jobs.urls_operations")),
-    path("", include("jobs.urls_executions")),
     path("", include("jobs.urls_jobs")),
 ]

@@ -6,9 +6,9 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from accounts.models import Plan
+from accounts.plans import seed_default_plans
 from accounts.services import workspace_create
-from billing.models import Plan
-from billing.plans import seed_default_plans
 
 
 @pytest.fixture

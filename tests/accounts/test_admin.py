@@ -35,7 +35,7 @@ def test_staff_see_plan_usage_subscription_and_keys_but_never_hashes(staff_clien
     key_page = staff_client.get(f"/admin/accounts/apikey/{key.pk}/change/")
     assert key_page.status_code == 200 and key.key_hash not in key_page.content.decode()
     for path in (
-        "/admin/billing/plan/",
+        "/admin/accounts/plan/",
         "/admin/billing/usagecounter/",
         "/admin/billing/stripeevent/",
         "/admin/accounts/apikey/",

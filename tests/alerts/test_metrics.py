@@ -12,8 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from alerts.metrics import render_metrics
 from alerts.models import Alert, WebhookDelivery, WebhookSubscription
-from config.metrics import render_metrics
 from jobs.models import Job, QueueMinuteStat
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,8 @@
-"""Executions: one row per attempt (API.md "Executions"). Read-only, workspace-scoped, keyset paginated."""
+"""Executions: one row per attempt (API.md "Executions"). Read-only, workspace-scoped, keyset paginated.
+
+The rows are jobs' (jobs.models.Execution); the views live in schedules because they also read schedules (names
+shown and filtered by), and a view that reads two apps belongs to the higher one.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from jobs.models import Execution, ExecutionStatus, Job
 from jobs.serializers import ExecutionSchema, execution_to_dict
 from queues.models import Queue
 
+from .models import Schedule
+
 _FILTERS = [
     OpenApiParameter("status", str, enum=ExecutionStatus.values),
     OpenApiParameter("job_id", str),
@@ -30,8 +36,6 @@ def _render(rows: list[Execution]) -> list[dict[str, Any]]:
     schedule_ids = {r.schedule_id for r in rows if r.schedule_id}
     names: dict[str, str] = {}
     if schedule_ids:
-        from schedules.models import Schedule
-
         names = dict(Schedule.objects.filter(id__in=schedule_ids).values_list("id", "name"))
     return [
         execution_to_dict(r, queue_name=r.queue.name, schedule_name=names.get(r.schedule_id or ""))
@@ -54,16 +58,20 @@ class ExecutionsViewSet(WorkspaceViewSet):
         status = params.get("status")
         if status:
             if status not in ExecutionStatus.values:
-                raise ValidationFailed(details={"status": [f"Expected one of {', '.join(ExecutionStatus.values)}."]})
+                raise ValidationFailed(
+                    details={"status": [f"Expected one of {', '.join(ExecutionStatus.values)}."]}
+                )
             qs = qs.filter(status=status)
         if params.get("job_id"):
             qs = qs.filter(job_id=params["job_id"])
         if params.get("queue"):
             qs = qs.filter(queue__name=params["queue"])
         if params.get("schedule"):
-            from schedules.models import Schedule
-
-            ids = list(Schedule.objects.filter(workspace=self.workspace, name=params["schedule"]).values_list("id", flat=True))
+            ids = list(
+                Schedule.objects.filter(workspace=self.workspace, name=params["schedule"]).values_list(
+                    "id", flat=True
+                )
+            )
             qs = qs.filter(schedule_id__in=ids)
         return Response(paginate(qs, params, _render))
 

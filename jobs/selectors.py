@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
-from django.db.models import BooleanField, Count, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Count, QuerySet
 
 from accounts.models import Workspace
+from config import db
 from config.exceptions import BadRequest, NotFound
 from jobs.models import Job, JobState
 from queues.models import Queue
@@ -63,17 +62,8 @@ def job_get(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
 
 
 def _has_tag(queryset: QuerySet[Job], tag: str) -> QuerySet[Job]:
-    if connection.vendor == "postgresql":
-        # `tags @> '["x"]'`: served by the GIN index jobs_job_tags_gin (jsonb_path_ops).
-        return queryset.filter(tags__contains=[tag])
-    # SQLite has no JSON containment operator; json_each scans the (short) tag list of each row.
-    return queryset.filter(
-        RawSQL(
-            'EXISTS (SELECT 1 FROM json_each("jobs_job"."tags") WHERE json_each.value = %s)',
-            [tag],
-            output_field=BooleanField(),
-        )
-    )
+    # PostgreSQL: served by the GIN index jobs_job_tags_gin (jsonb_path_ops).
+    return queryset.filter(db.backend().json_array_contains("tags", '"jobs_job"."tags"', tag))
 
 
 def job_list(*, workspace: Workspace, filters: JobFilters, queue: Queue | None = None) -> QuerySet[Job]:

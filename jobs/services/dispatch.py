@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 
+from config import db
 from config.celery import system_queue
 
 logger = logging.getLogger(__name__)
@@ -71,11 +72,8 @@ def kick_statement(queue_ids: Iterable[str]) -> tuple[str, list] | None:
     push = [q for q in ids if modes.get(q) == "push"]
     if push:
         transaction.on_commit(lambda: send_hints(push))
-    if pull and connection.vendor == "postgresql":
-        # NOTIFY is transactional: delivered at commit, dropped on rollback, and PostgreSQL folds identical
-        # notifications of one transaction into one. One statement for all pull queues (never one per row).
-        return "SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q", [NOTIFY_CHANNEL, pull]
-    return None
+    # NOTIFY wakes long-polling claimers at commit (none is sent on rollback); without NOTIFY (SQLite) they poll.
+    return db.backend().notify_sql(NOTIFY_CHANNEL, pull)
 
 
 SWEEP_TASK = "jobs.sweep"

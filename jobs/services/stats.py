@@ -12,6 +12,7 @@ from datetime import datetime
 
 from django.db import connection
 
+from config import db
 from jobs.models import QueueMinuteStat
 
 # Upper bounds (ms) of the duration histogram buckets; "inf" catches the rest. p95 is read from these.
@@ -80,8 +81,17 @@ def stats_upsert_sql(*, deltas: list[StatDelta], now: datetime | None) -> tuple[
     if not deltas:
         return None
     rows = [
-        [d.workspace_id, d.queue_id, d.enqueued, d.completed, d.failed, d.timeout, d.duration_sum_ms,
-         d.duration_count, d.duration_hist]
+        [
+            d.workspace_id,
+            d.queue_id,
+            d.enqueued,
+            d.completed,
+            d.failed,
+            d.timeout,
+            d.duration_sum_ms,
+            d.duration_count,
+            d.duration_hist,
+        ]
         for d in deltas
     ]
     return _PG_UPSERT, [now, json.dumps(rows, separators=(",", ":"))]
@@ -93,17 +103,17 @@ def _minute(now: datetime) -> datetime:
 
 def stats_record(*, deltas: list[StatDelta], now: datetime) -> None:
     """Add the deltas to their queue's current minute. Call inside the transaction of the change."""
-    minute = _minute(now)
     deltas = sorted((d for d in deltas if not d.empty), key=lambda d: d.queue_id)
     if not deltas:
         return
-    if connection.vendor == "postgresql":
+    if db.backend().SET_BASED:
         stmt = stats_upsert_sql(deltas=deltas, now=now)
         if stmt is not None:
             with connection.cursor() as cursor:
                 cursor.execute(*stmt)
         return
-    # SQLite (embedded): a single writer holds the database, so read-modify-write is race-free.
+    # Row by row (SQLite, embedded): a single writer holds the database, so read-modify-write is race-free.
+    minute = _minute(now)
     for d in deltas:
         row, _ = QueueMinuteStat.objects.get_or_create(
             queue_id=d.queue_id, minute=minute, defaults={"workspace_id": d.workspace_id}

@@ -194,7 +194,7 @@ def test_one_workspace_cannot_take_the_whole_process_budget(plans, live_server, 
 def test_a_refused_claim_still_returns_ready_jobs(plans, api_client, workspace, settings):
     """The budget only limits waiting: a claim that finds jobs answers them whatever the budget."""
     settings.SPINDLE_LONGPOLL_MAX_PER_WORKSPACE = 1
-    from jobs.services.pull import _long_poll_slot
+    from jobs.services.pull.longpoll import long_poll_slot as _long_poll_slot
     from tests.pull.conftest import enqueue
 
     queue = make_queue(workspace, "work")

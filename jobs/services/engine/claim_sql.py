@@ -1,0 +1,109 @@
+"""The claim in one round trip, for a database that runs set-based SQL (config.db `SET_BASED`).
+
+Statement 1 locks the queue row FOR NO KEY UPDATE: claimers of a queue are serialised, so concurrency, group and
+rate limits are exact across any number of workers, while enqueues (whose FK checks take FOR KEY SHARE) are not
+blocked. Statement 2 runs on a fresh snapshot taken after that lock (READ COMMITTED takes one per statement), so
+it counts the jobs the previous claimer just leased and honours a pause committed a moment ago. It picks ready
+rows SKIP LOCKED (partial index jobs_job_ready), leases them, and inserts their executions and `job:active`
+events, all set-based. Both statements are one implicit transaction, or part of the caller's. Queues with
+group_concurrency take the ORM path (claim._claim_orm) for their round-robin bookkeeping.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+from django.db import connection
+
+from config.ids import new_ids
+from jobs.models import Job
+from jobs.services.engine.common import MAX_CLAIM
+from jobs.services.engine.rows import QUEUE_COLS, job_cols_safe, load_job, load_queue
+from queues.models import Queue
+
+
+@cache
+def _claim_sql() -> str:
+    return f"""
+SELECT {QUEUE_COLS} FROM queues_queue WHERE id = %(queue)s::text FOR NO KEY UPDATE;
+WITH q AS (
+    SELECT id, name, paused_job_names, now() AS now,
+           make_interval(secs => greatest(coalesce(%(lease_ms)s::bigint, lease_ms), %(min_lease_ms)s::bigint) / 1000.0) AS lease,
+           greatest(0, least(
+               %(limit)s::bigint,
+               concurrency - (SELECT count(*) FROM jobs_job WHERE queue_id = %(queue)s::text AND state = 'active'),
+               CASE WHEN coalesce(rate_limit, 'null'::jsonb) IN ('null'::jsonb, '{{}}'::jsonb) THEN %(limit)s::bigint ELSE
+                   coalesce((rate_limit->>'max')::bigint, 0) - (
+                       SELECT count(*) FROM jobs_execution WHERE queue_id = %(queue)s::text AND started_at > now()
+                           - make_interval(secs => coalesce(nullif((rate_limit->>'per_ms')::float8, 0), 1000) / 1000))
+               END
+           )) AS available
+    FROM queues_queue
+    WHERE id = %(queue)s::text AND NOT paused AND group_concurrency IS NULL AND (%(delivery)s::text IS NULL OR delivery = %(delivery)s::text)
+), picked AS (
+    SELECT j.id, j.priority, j.run_at FROM jobs_job j
+    WHERE j.queue_id = %(queue)s::text AND j.state = 'waiting'
+      AND (j.name IS NULL OR NOT ((SELECT paused_job_names FROM q) ? j.name))
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT coalesce((SELECT available FROM q), 0)
+    FOR UPDATE OF j SKIP LOCKED
+), numbered AS (
+    SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn FROM picked
+), ids AS (
+    SELECT * FROM unnest(string_to_array(%(exe_ids)s::text, ','), string_to_array(%(evt_ids)s::text, ','))
+        WITH ORDINALITY AS x(exe_id, evt_id, rn)
+), upd AS (
+    UPDATE jobs_job j SET
+        state = 'active', attempts = j.attempts + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
+        lease_expires_at = q.now + q.lease, started_at = q.now, worker_id = %(worker)s::text,
+        execution_id = ids.exe_id, updated_at = q.now
+    FROM numbered n JOIN ids ON ids.rn = n.rn, q
+    WHERE j.id = n.id
+    RETURNING j.*, ids.evt_id AS evt_id, n.rn AS rn
+), exe AS (
+    INSERT INTO jobs_execution (id, workspace_id, job_id, queue_id, schedule_id, attempt, status, lease_token,
+                                started_at, worker_id, replay_of)
+    SELECT execution_id, workspace_id, id, queue_id, schedule_id, attempts, 'running', lease_token, started_at,
+           worker_id, replay_of
+    FROM upd
+), evt AS (
+    INSERT INTO jobs_event (id, workspace_id, type, queue_name, job_id, data, created_at)
+    SELECT u.evt_id, u.workspace_id, 'job:active', q.name, u.id,
+           jsonb_build_object('attempt', u.attempts, 'worker', u.worker_id), q.now
+    FROM upd u, q
+)
+SELECT {job_cols_safe()} FROM upd ORDER BY rn
+"""
+
+
+def claim_set_based(
+    *, queue_id: str, limit: int, lease_ms: int | None, worker_id: str | None, delivery: str | None = None
+) -> tuple[Queue | None, list[Job]]:
+    """(the queue row as locked, the jobs leased); (None, []) if the queue is gone or of another delivery."""
+    # Ids are minted for the whole limit up front (the SQL pairs them with the rows it leases), so bound it.
+    limit = min(int(limit), MAX_CLAIM)
+    params = {
+        "queue": queue_id,
+        "limit": limit,
+        "lease_ms": None if lease_ms is None else int(lease_ms),
+        "min_lease_ms": int(settings.SPINDLE_MIN_LEASE_MS),
+        "worker": worker_id,
+        "delivery": delivery,
+        "exe_ids": ",".join(new_ids("exe", limit)),
+        "evt_ids": ",".join(new_ids("evt", limit)),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(), params)
+        row = cursor.fetchone()
+        cursor.nextset()
+        rows = cursor.fetchall()
+    if row is None:
+        return None, []
+    queue = load_queue(row)
+    if delivery is not None and queue.delivery != delivery:
+        return None, []
+    jobs = [load_job(r) for r in rows]
+    for job in jobs:
+        job.queue = queue
+    return queue, jobs

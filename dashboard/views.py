@@ -32,7 +32,8 @@ from alerts import services as alert_services
 from alerts.selectors import alert_get, alert_list, webhook_get, webhook_list
 from alerts.serializers import AlertIn, WebhookIn
 from billing.services import billing_portal_create
-from config.exceptions import ApplicationError, ValidationFailed
+from config.api import validated
+from config.exceptions import ApplicationError
 from config.pagination import paginate
 from config.ratelimit import login_rate_check
 from jobs.selectors import job_filters_from_params, job_get, job_list
@@ -333,19 +334,6 @@ def schedule_action(request: HttpRequest, name: str, action: str) -> HttpRespons
 # --- alerts and webhooks -------------------------------------------------------------------------------------
 
 
-def _validated(serializer_class: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """The API's own input serializer, so the dashboard accepts exactly what the API accepts."""
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise ValidationFailed(
-            details={
-                k: [str(m) for m in v] if isinstance(v, list) else [str(v)]
-                for k, v in serializer.errors.items()
-            }
-        )
-    return dict(serializer.validated_data)
-
-
 def _optional(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
@@ -367,7 +355,8 @@ def alerts(request: HttpRequest) -> HttpResponse:
             threshold = _optional(request.POST.get("consecutive_failures_threshold"))
             if threshold is not None:
                 data["consecutive_failures_threshold"] = int(threshold) if threshold.isdigit() else threshold
-            alert, secret = alert_services.alert_create(workspace=workspace, data=_validated(AlertIn, data))
+            valid = validated(AlertIn, data, flat=True)
+            alert, secret = alert_services.alert_create(workspace=workspace, data=valid)
             shown = f" Its signing secret (shown once): {secret}" if secret else ""
             return f"Alert {alert.name} created.{shown}"
 
@@ -407,7 +396,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
                 "description": request.POST.get("description", "").strip(),
             }
             subscription, secret = alert_services.webhook_create(
-                workspace=workspace, data=_validated(WebhookIn, data)
+                workspace=workspace, data=validated(WebhookIn, data, flat=True)
             )
             return f"Webhook {subscription.id} created. Its signing secret (shown once): {secret}"
 

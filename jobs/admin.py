@@ -13,6 +13,7 @@ from config.exceptions import ApplicationError
 from jobs.models import Event, Execution, Job, QueueMinuteStat, Worker
 from jobs.services import operations
 from jobs.services.pull import worker_is_online
+from jobs.specs import ENGINE_COLUMNS
 
 
 def _mask(token: str | None) -> str:
@@ -21,10 +22,11 @@ def _mask(token: str | None) -> str:
 
 # Everything that the engine owns is read-only: a raw edit of `state` would skip the events, the lease fencing,
 # the flow-parent release and the quota. State changes go through the actions below, which call the services.
-JOB_ENGINE_FIELDS = (
-    "id", "workspace", "queue", "state", "attempts", "deferrals", "run_at", "lease_token_masked", "lease_expires_at",
-    "execution_id", "worker_id", "cancel_requested", "progress", "result", "last_error", "parent",
-    "schedule_id", "replay_of", "created_at", "started_at", "finished_at", "updated_at",
+# In model order; the lease token only masked.
+JOB_ENGINE_FIELDS = tuple(
+    "lease_token_masked" if f.name == "lease_token" else f.name
+    for f in Job._meta.fields
+    if f.name in ENGINE_COLUMNS
 )
 # Rows handled per admin action: each is its own short transaction through the service.
 ADMIN_ACTION_MAX = 1000

@@ -25,7 +25,7 @@ from config.exceptions import PayloadTooLarge, PlanLimit, ValidationFailed
 from config.inputs import DATETIME_RANGE_MESSAGE, datetime_plus_ms_in_range, parse_client_datetime
 from config.netguard import Resolver, validate_target_url
 from jobs.models import Job
-from jobs.specs import JobSpec
+from jobs.specs import CREATE_FIELDS, CREATE_READ_ONLY_FIELDS, JobSpec
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 from queues.serializers import HEADER_NAME_RE, MAX_HEADER_VALUE, REFUSED_HEADERS
 
@@ -52,46 +52,6 @@ RETRY_POLICY_INT_BOUNDS: dict[str, tuple[int, int]] = {
 RETRY_POLICY_FIELDS = frozenset({"max_attempts", "backoff", "initial_delay_ms", "multiplier", "max_delay_ms", "jitter"})
 BACKOFFS = frozenset({"exponential", "fixed"})
 MULTIPLIER_MIN, MULTIPLIER_MAX = 1, 10
-
-WRITABLE_FIELDS = frozenset(
-    {
-        "payload",
-        "name",
-        "tags",
-        "priority",
-        "delay_ms",
-        "run_at",
-        "max_attempts",
-        "retry_policy",
-        "timeout_ms",
-        "idempotency_key",
-        "group",
-        "parent_id",
-        "wait_for_children",
-        "ignore_child_failures",
-        "http",
-    }
-)
-READ_ONLY_FIELDS = frozenset(
-    {
-        "id",
-        "queue",
-        "state",
-        "attempts",
-        "deferrals",
-        "progress",
-        "result",
-        "last_error",
-        "lease_token",
-        "lease_expires_at",
-        "schedule",
-        "replay_of",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "updated_at",
-    }
-)
 
 _UNKNOWN = ["Unknown field."]
 _READ_ONLY = ["This field is read-only."]
@@ -241,9 +201,9 @@ class JobValidator:
 
     def _item(self, data: dict[str, Any], prefix: str, errors: Errors) -> JobSpec | None:
         before = len(errors)
-        extra = data.keys() - WRITABLE_FIELDS
+        extra = data.keys() - CREATE_FIELDS
         for key in extra:
-            errors[prefix + key] = _READ_ONLY if key in READ_ONLY_FIELDS else _UNKNOWN
+            errors[prefix + key] = _READ_ONLY if key in CREATE_READ_ONLY_FIELDS else _UNKNOWN
         spec = JobSpec()
         get = data.get
 

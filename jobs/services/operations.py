@@ -27,7 +27,7 @@ from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
 from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job, JobState
 from jobs.services.dispatch import kick_on_commit
 from jobs.services.events import PendingEvent, events_emit
-from jobs.specs import JobSpec
+from jobs.specs import EDIT_FIELDS, EDIT_READ_ONLY_FIELDS, JobSpec
 from queues.models import Queue
 from queues.selectors import queue_get
 
@@ -35,16 +35,6 @@ from queues.selectors import queue_get
 BATCH_SIZE = 5000
 DLQ_RETRY_MAX_IDS = 1000
 CLEAN_MAX_LIMIT = 100_000
-EDITABLE_FIELDS = frozenset({"payload", "priority", "tags", "run_at"})
-# Fields of the job object (API.md) that a PATCH may not set: named "read-only" rather than "unknown".
-READ_ONLY_FIELDS = frozenset(
-    {
-        "id", "queue", "name", "state", "attempts", "max_attempts", "deferrals", "retry_policy", "timeout_ms",
-        "idempotency_key", "group", "parent_id", "wait_for_children", "ignore_child_failures", "http",
-        "progress", "result", "last_error", "lease_expires_at", "schedule", "replay_of", "created_at",
-        "started_at", "finished_at", "updated_at", "delay_ms",
-    }
-)
 ACTIVE_STATES = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
 RETRYABLE_STATES = (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED)
 CLEANABLE_STATES = (JobState.WAITING, JobState.DELAYED, *TERMINAL_STATES)
@@ -264,8 +254,8 @@ def dlq_purge(*, workspace: Workspace, queue: Queue, batch_size: int | None = No
 def _validate_changes(data: dict[str, Any]) -> dict[str, Any]:
     """Check a PATCH body with enqueue's bounds; returns the model changes."""
     errors: dict[str, list[str]] = {}
-    for key in sorted(set(data) - EDITABLE_FIELDS):
-        errors[key] = ["This field is read-only."] if key in READ_ONLY_FIELDS else ["Unknown field."]
+    for key in sorted(set(data) - EDIT_FIELDS):
+        errors[key] = ["This field is read-only."] if key in EDIT_READ_ONLY_FIELDS else ["Unknown field."]
     changes: dict[str, Any] = {}
     if "payload" in data:
         size = len(json.dumps(data["payload"], separators=(",", ":"), ensure_ascii=False).encode())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from rest_framework import serializers
@@ -43,11 +45,6 @@ REFUSED_HEADERS = frozenset(
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 MAX_HEADERS = 50
 MAX_HEADER_VALUE = 8192
-
-READ_ONLY_FIELDS = frozenset(
-    {"counts", "created_at", "updated_at", "signing_secret", "paused", "paused_job_names", "id"}
-)
-
 
 class EndpointIn(StrictSerializer):
     url = StrictCharField(max_length=2048, trim_whitespace=False)
@@ -112,7 +109,7 @@ class QueueIn(StrictSerializer):
     rate_limit = RateLimitIn(allow_null=True, required=False)
     retry_policy = RetryPolicyIn(required=False)
     lease_ms = StrictIntegerField(min_value=1000, max_value=3_600_000, required=False)
-    read_only_names = READ_ONLY_FIELDS
+    read_only_names: frozenset[str] = frozenset()  # set below, from the response shape
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -150,21 +147,10 @@ EMPTY_COUNTS = {"waiting": 0, "delayed": 0, "active": 0, "completed": 0, "failed
 
 
 def queue_to_dict(queue: Queue, *, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    return {
-        "name": queue.name,
-        "delivery": queue.delivery,
-        "endpoint": queue.endpoint,
-        "paused": queue.paused,
-        "paused_job_names": list(queue.paused_job_names or []),
-        "concurrency": queue.concurrency,
-        "group_concurrency": queue.group_concurrency,
-        "rate_limit": queue.rate_limit,
-        "retry_policy": queue.retry_policy,
-        "lease_ms": queue.lease_ms,
-        "counts": {**EMPTY_COUNTS, **(counts or {})},
-        "created_at": iso(queue.created_at),
-        "updated_at": iso(queue.updated_at),
-    }
+    """The queue object, field by field as QueueSchema declares it (timestamps in ISO 8601)."""
+    out = {name: render(queue) for name, render in _RENDER.items()}
+    out["counts"] = {**EMPTY_COUNTS, **(counts or {})}
+    return out
 
 
 # --- documentation-only shapes (drf-spectacular) ------------------------------------------------------------
@@ -240,3 +226,22 @@ class SparklineSchema(serializers.Serializer):
 
 class SparklinesSchema(serializers.Serializer):
     data = SparklineSchema(many=True)
+
+
+# The queue's shape is declared once, by QueueIn and the schemas above; read-only names and rendering derive.
+# Response fields a body may not set, and the id (a column, never rendered): answered "read-only", not "unknown".
+READ_ONLY_FIELDS = frozenset(QueueWithSecretSchema._declared_fields) - set(QueueIn._declared_fields) | {"id"}
+QueueIn.read_only_names = READ_ONLY_FIELDS
+
+
+def _attribute(name: str, field: serializers.Field) -> Callable[[Queue], Any]:
+    if isinstance(field, serializers.DateTimeField):
+        return lambda queue: iso(getattr(queue, name))
+    return attrgetter(name)
+
+
+_RENDER: dict[str, Callable[[Queue], Any]] = {
+    name: _attribute(name, field) for name, field in QueueSchema._declared_fields.items()
+}
+_RENDER["paused_job_names"] = lambda queue: list(queue.paused_job_names or [])
+_RENDER["counts"] = lambda queue: None  # per call, from the `counts` argument

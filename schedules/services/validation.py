@@ -12,16 +12,12 @@ from queues.models import DEFAULT_RETRY_POLICY, Queue
 
 from .. import timing
 from ..models import Overlap, Schedule
+from ..serializers import JOB_TEMPLATE_FIELDS, READ_ONLY_FIELDS, WRITABLE_FIELDS
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,63}$")
 MAX_DESCRIPTION_CHARS = 1000
 MIN_INTERVAL_MS = 1000
 MAX_INTERVAL_MS = 366 * 86_400_000
-JOB_TEMPLATE_FIELDS = frozenset({"name", "payload", "tags", "priority", "http", "retry_policy", "timeout_ms"})
-WRITABLE_FIELDS = frozenset(
-    {"name", "description", "queue", "cron", "interval_ms", "timezone", "job", "overlap", "paused"}
-)
-READ_ONLY_FIELDS = frozenset({"id", "next_run_at", "last_run_at", "last_job_id", "created_at", "updated_at"})
 
 
 @dataclass

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from rest_framework import serializers
@@ -48,3 +50,18 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
         return super().to_internal_value(data)
+
+
+def schema_readers(
+    schema: type[serializers.Serializer], *, timestamp: Callable[[Any], Any]
+) -> dict[str, Callable[[Any], Any]]:
+    """One reader per field of a documentation serializer, in its order: the attribute of the same name, passed
+    through `timestamp` for date-times. Renderers replace the entries their object computes."""
+    readers: dict[str, Callable[[Any], Any]] = {}
+    for name, field in schema._declared_fields.items():
+        read = attrgetter(name)
+        if isinstance(field, serializers.DateTimeField):
+            readers[name] = lambda obj, read=read: timestamp(read(obj))
+        else:
+            readers[name] = read
+    return readers

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any
 
 from rest_framework import serializers
@@ -16,6 +15,7 @@ from config.fields import (
     StrictIntegerField,
     StrictNumberField,
     StrictSerializer,
+    schema_readers,
 )
 from config.netguard import validate_target_url
 from jobs.services.events import iso
@@ -234,14 +234,6 @@ READ_ONLY_FIELDS = frozenset(QueueWithSecretSchema._declared_fields) - set(Queue
 QueueIn.read_only_names = READ_ONLY_FIELDS
 
 
-def _attribute(name: str, field: serializers.Field) -> Callable[[Queue], Any]:
-    if isinstance(field, serializers.DateTimeField):
-        return lambda queue: iso(getattr(queue, name))
-    return attrgetter(name)
-
-
-_RENDER: dict[str, Callable[[Queue], Any]] = {
-    name: _attribute(name, field) for name, field in QueueSchema._declared_fields.items()
-}
+_RENDER: dict[str, Callable[[Queue], Any]] = schema_readers(QueueSchema, timestamp=iso)
 _RENDER["paused_job_names"] = lambda queue: list(queue.paused_job_names or [])
 _RENDER["counts"] = lambda queue: None  # per call, from the `counts` argument

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from rest_framework import serializers
 
+from config.fields import schema_readers
 from jobs.services.events import iso
 
 from .models import Schedule
@@ -94,15 +94,7 @@ READ_ONLY_FIELDS = frozenset(ScheduleSchema._declared_fields) - WRITABLE_FIELDS 
 JOB_TEMPLATE_FIELDS = tuple(JobTemplateSchema._declared_fields)
 
 
-def _attribute(name: str, field: serializers.Field) -> Callable[[Schedule], Any]:
-    if isinstance(field, serializers.DateTimeField):
-        return lambda schedule: iso(getattr(schedule, name))
-    return attrgetter(name)
-
-
-_RENDER: dict[str, Callable[[Schedule], Any]] = {
-    name: _attribute(name, field) for name, field in ScheduleSchema._declared_fields.items()
-}
+_RENDER: dict[str, Callable[[Schedule], Any]] = schema_readers(ScheduleSchema, timestamp=iso)
 _RENDER["queue"] = lambda schedule: schedule.queue.name
 _RENDER["job"] = lambda schedule: _template_to_dict(schedule.job)
 # A paused schedule has no next run: it is recomputed from "now" on resume.

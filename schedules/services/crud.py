@@ -84,15 +84,7 @@ def schedule_update(*, workspace: Workspace, schedule: Schedule, data: dict[str,
             setattr(locked, field, value)
         if "queue" in data or cleaned.queue is None:
             locked.queue = cleaned.queue or _default_queue(workspace=workspace)
-        was_paused = schedule.paused
-        if cleaned.timing_changed or (was_paused and not locked.paused):
-            locked.next_run_at = _first_run(cron=locked.cron, interval_ms=locked.interval_ms,
-                                            tz_name=locked.timezone, now=now)
-        try:
-            with transaction.atomic():
-                locked.save()
-        except IntegrityError as exc:
-            raise (_name_conflict(exc, locked.name) or exc) from None
+        _save_changed(locked, reschedule=cleaned.timing_changed or (schedule.paused and not locked.paused), now=now)
     return locked
 
 
@@ -118,15 +110,20 @@ def schedule_replace(*, workspace: Workspace, schedule: Schedule, data: dict[str
         locked.overlap = values.get("overlap", Overlap.ALLOW)
         locked.paused = values.get("paused", False)
         locked.queue = cleaned.queue or _default_queue(workspace=workspace)
-        if timing_changed or (was_paused and not locked.paused):
-            locked.next_run_at = _first_run(cron=locked.cron, interval_ms=locked.interval_ms,
-                                            tz_name=locked.timezone, now=now)
-        try:
-            with transaction.atomic():
-                locked.save()
-        except IntegrityError as exc:
-            raise (_name_conflict(exc, locked.name) or exc) from None
+        _save_changed(locked, reschedule=timing_changed or (was_paused and not locked.paused), now=now)
     return locked
+
+
+def _save_changed(locked: Schedule, *, reschedule: bool, now: datetime) -> None:
+    """Save an edited schedule under its lock; `reschedule`: next_run_at is recomputed from now first."""
+    if reschedule:
+        locked.next_run_at = _first_run(cron=locked.cron, interval_ms=locked.interval_ms,
+                                        tz_name=locked.timezone, now=now)
+    try:
+        with transaction.atomic():
+            locked.save()
+    except IntegrityError as exc:
+        raise (_name_conflict(exc, locked.name) or exc) from None
 
 
 def schedule_delete(*, workspace: Workspace, schedule: Schedule) -> None:

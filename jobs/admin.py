@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
 from jobs.models import Event, Execution, Job, QueueMinuteStat, Worker
-from jobs.services import operations
+from jobs.services import job_controls
 from jobs.services.pull import worker_is_online
 from jobs.specs import ENGINE_COLUMNS
 
@@ -70,7 +70,7 @@ class JobAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Retried",
-            lambda job: operations.job_retry(workspace=job.workspace, queue=job.queue, job_id=job.id),
+            lambda job: job_controls.job_retry(workspace=job.workspace, queue=job.queue, job_id=job.id),
         )
 
     @admin.action(description="Cancel the selected jobs (waiting/delayed/active -> cancelled)")
@@ -79,7 +79,7 @@ class JobAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Cancelled",
-            lambda job: operations.job_cancel(workspace=job.workspace, queue=job.queue, job_id=job.id),
+            lambda job: job_controls.job_cancel(workspace=job.workspace, queue=job.queue, job_id=job.id),
         )
 
     @admin.action(description="Replay the selected jobs (a new job from each one's last attempt)")
@@ -90,7 +90,7 @@ class JobAdmin(admin.ModelAdmin):
             )
             if execution_id is None:
                 raise ApplicationError("It has no attempt to replay yet.")
-            return operations.execution_replay(workspace=job.workspace, execution_id=execution_id)
+            return job_controls.execution_replay(workspace=job.workspace, execution_id=execution_id)
 
         self._each(request, queryset, "Replayed", replay)
 

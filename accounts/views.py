@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+import functools
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
@@ -8,8 +8,8 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, error_responses, list_envelope
-from config.exceptions import ValidationFailed
+from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
+from config.api import strict_body as config_strict_body
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from config.ratelimit import login_rate_check, register_rate_check
@@ -36,20 +36,8 @@ _NO_IDEMPOTENCY_KEY = (
 )
 
 
-def strict_body(request: Request, allowed: set[str]) -> dict:
-    data = request.data if request.body else {}
-    if not isinstance(data, dict):
-        raise ValidationFailed(details={"non_field_errors": ["Expected a JSON object."]})
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValidationFailed(details={k: ["Unknown field."] for k in unknown})
-    return data
-
-
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    serializer = serializer_class(data=strict_body(request, set(serializer_class().fields)))
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+# Account routes (and billing's, which import this) answer a `null` body 400 too, under the default message.
+strict_body = functools.partial(config_strict_body, null_is_empty=False, message=None)
 
 
 @extend_schema(
@@ -71,7 +59,8 @@ def _validated(serializer_class: type[serializers.Serializer], request: Request)
 @permission_classes([])
 def register_anonymous(request: Request) -> Response:
     register_rate_check(request)
-    data = _validated(RegisterAnonymousInSerializer, request)
+    body = strict_body(request, body_fields(RegisterAnonymousInSerializer))
+    data = validated(RegisterAnonymousInSerializer, body)
     workspace, issued = services.workspace_create(
         name=data.get("name") or "Anonymous workspace", is_anonymous=True
     )
@@ -105,7 +94,7 @@ def register_anonymous(request: Request) -> Response:
 @permission_classes([])
 def register(request: Request) -> Response:
     register_rate_check(request)
-    data = _validated(RegisterInSerializer, request)
+    data = validated(RegisterInSerializer, strict_body(request, body_fields(RegisterInSerializer)))
     result = services.user_register(email=data["email"], password=data["password"], name=data["name"])
     body = {
         "user": UserOutSerializer(result.user).data,
@@ -146,7 +135,7 @@ def register(request: Request) -> Response:
 @permission_classes([])
 def login(request: Request) -> Response:
     login_rate_check(request)
-    data = _validated(LoginInSerializer, request)
+    data = validated(LoginInSerializer, strict_body(request, body_fields(LoginInSerializer)))
     if "api_key" in data:
         key, tokens = services.api_key_login(raw_key=data["api_key"])
         workspace = key.workspace
@@ -173,7 +162,7 @@ def login(request: Request) -> Response:
 @authentication_classes([])
 @permission_classes([])
 def refresh(request: Request) -> Response:
-    data = _validated(RefreshInSerializer, request)
+    data = validated(RefreshInSerializer, strict_body(request, body_fields(RefreshInSerializer)))
     return Response(services.tokens_refresh(refresh=data["refresh"]).as_dict())
 
 
@@ -254,7 +243,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = _validated(ApiKeyInSerializer, request)
+        data = validated(ApiKeyInSerializer, strict_body(request, body_fields(ApiKeyInSerializer)))
         issued = services.api_key_create_named(workspace=self.workspace, name=data["name"])
         return Response(ApiKeyCreatedOutSerializer(issued.key, context={"raw": issued.raw}).data, status=201)
 

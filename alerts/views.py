@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, error_responses, list_envelope
+from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 
@@ -35,14 +33,6 @@ _ALERT_ID = OpenApiParameter("alert_id", OpenApiTypes.STR, OpenApiParameter.PATH
 _WEBHOOK_ID = OpenApiParameter("webhook_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="wh_…")
 
 
-def _validated(view: WorkspaceViewSet, request: Request, serializer_class: Any, *, partial: bool) -> dict[str, Any]:
-    # Unknown and read-only fields are refused by the serializer itself, with a message per field.
-    data = view.strict_data(request, set(serializer_class._declared_fields) | serializer_class.read_only_names)
-    serializer = serializer_class(data=data, partial=partial)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 class AlertViewSet(WorkspaceViewSet):
     """`/v1/alerts`: failure notifications by email, Slack or signed webhook."""
 
@@ -59,7 +49,7 @@ class AlertViewSet(WorkspaceViewSet):
                    description="Create an alert. A webhook-channel alert's `secret` is returned once, here.")
     @idempotent
     def create(self, request: Request) -> Response:
-        data = _validated(self, request, AlertIn, partial=False)
+        data = validated(AlertIn, self.strict_data(request, body_fields(AlertIn)), partial=False)
         alert, secret = services.alert_create(workspace=self.workspace, data=data)
         body = alert_to_dict(alert)
         if secret:
@@ -72,7 +62,7 @@ class AlertViewSet(WorkspaceViewSet):
 
     def _update(self, request: Request, alert_id: str, *, replace: bool) -> Response:
         alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
-        data = _validated(self, request, AlertIn, partial=not replace)
+        data = validated(AlertIn, self.strict_data(request, body_fields(AlertIn)), partial=not replace)
         alert, secret = services.alert_update(workspace=self.workspace, alert=alert, data=data, replace=replace)
         body = alert_to_dict(alert)
         if secret:
@@ -127,7 +117,7 @@ class WebhookViewSet(WorkspaceViewSet):
                    "Subscriptions per workspace are capped by the plan (402 `PLAN_LIMIT`).")
     @idempotent
     def create(self, request: Request) -> Response:
-        data = _validated(self, request, WebhookIn, partial=False)
+        data = validated(WebhookIn, self.strict_data(request, body_fields(WebhookIn)), partial=False)
         sub, secret = services.webhook_create(workspace=self.workspace, data=data)
         return Response({**webhook_to_dict(sub), "secret": secret}, status=status.HTTP_201_CREATED)
 
@@ -140,7 +130,7 @@ class WebhookViewSet(WorkspaceViewSet):
                    responses={200: WebhookSchema, **error_responses(400, 401, 404, 415)})
     def partial_update(self, request: Request, webhook_id: str) -> Response:
         sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
-        data = _validated(self, request, WebhookIn, partial=True)
+        data = validated(WebhookIn, self.strict_data(request, body_fields(WebhookIn)), partial=True)
         sub = services.webhook_update(workspace=self.workspace, subscription=sub, data=data)
         return Response(webhook_to_dict(sub))
 

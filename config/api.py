@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
@@ -9,6 +10,8 @@ from rest_framework import exceptions, negotiation, serializers, viewsets
 from rest_framework.request import Request
 
 from config.exceptions import ValidationFailed
+
+BODY_NOT_OBJECT = "The body must be a JSON object."
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -54,14 +57,48 @@ class WorkspaceViewSet(viewsets.GenericViewSet):
         """The acting accounts.Workspace; typed loosely because config sits below the apps and cannot name it."""
         return self.request.user.workspace
 
-    def strict_data(self, request: Request, allowed: set[str] | frozenset[str]) -> dict[str, Any]:
+    def strict_data(self, request: Request, allowed: Collection[str]) -> dict[str, Any]:
         """The JSON object body, refusing unknown fields (API.md: requests are strict)."""
-        data = request.data
-        if data is None or data == {} and not request.body:
-            return {}
-        if not isinstance(data, dict):
-            raise ValidationFailed("The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]})
-        unknown = sorted(set(data) - set(allowed))
-        if unknown:
-            raise ValidationFailed(details={k: ["Unknown field."] for k in unknown})
-        return data
+        return strict_body(request, allowed)
+
+
+def strict_body(
+    request: Request,
+    allowed: Collection[str],
+    *,
+    null_is_empty: bool = True,
+    message: str | None = BODY_NOT_OBJECT,
+) -> dict[str, Any]:
+    """The JSON object body (no body: `{}`), refusing keys outside `allowed` as "Unknown field." (API.md:
+    requests are strict). The account routes pass `null_is_empty=False, message=None`: they answer a `null`
+    body 400 too, under the default message."""
+    data = request.data
+    if data is None and null_is_empty or data == {} and not request.body:
+        return {}
+    if not isinstance(data, dict):
+        raise ValidationFailed(message, details={"non_field_errors": ["Expected a JSON object."]})
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ValidationFailed(details={k: ["Unknown field."] for k in unknown})
+    return data
+
+
+def body_fields(serializer_class: type[serializers.Serializer]) -> set[str]:
+    """The keys a strict body may carry for an input serializer: its fields, plus the ones it names read-only
+    (`read_only_names`), so that the serializer answers "This field is read-only." not "Unknown field."."""
+    return set(serializer_class._declared_fields) | set(getattr(serializer_class, "read_only_names", ()))
+
+
+def validated(
+    serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False, flat: bool = False
+) -> dict[str, Any]:
+    """`data` checked by an input serializer -> its validated data, else 400 VALIDATION_ERROR. Without `flat`,
+    DRF's ValidationError goes to the API's exception handler; with it (the dashboard's forms, shown as one
+    flash message) a ValidationFailed carries one list of strings per field, nested errors included."""
+    serializer = serializer_class(data=data, partial=partial)
+    if flat and not serializer.is_valid():
+        errors = serializer.errors.items()
+        details = {k: [str(m) for m in v] if isinstance(v, list) else [str(v)] for k, v in errors}
+        raise ValidationFailed(details=details)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)

@@ -11,8 +11,9 @@ from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
 from jobs.models import Event, Execution, Job, QueueMinuteStat, Worker
-from jobs.services import operations
+from jobs.services import job_controls
 from jobs.services.pull import worker_is_online
+from jobs.specs import ENGINE_COLUMNS
 
 
 def _mask(token: str | None) -> str:
@@ -21,10 +22,11 @@ def _mask(token: str | None) -> str:
 
 # Everything that the engine owns is read-only: a raw edit of `state` would skip the events, the lease fencing,
 # the flow-parent release and the quota. State changes go through the actions below, which call the services.
-JOB_ENGINE_FIELDS = (
-    "id", "workspace", "queue", "state", "attempts", "deferrals", "run_at", "lease_token_masked", "lease_expires_at",
-    "execution_id", "worker_id", "cancel_requested", "progress", "result", "last_error", "parent",
-    "schedule_id", "replay_of", "created_at", "started_at", "finished_at", "updated_at",
+# In model order; the lease token only masked.
+JOB_ENGINE_FIELDS = tuple(
+    "lease_token_masked" if f.name == "lease_token" else f.name
+    for f in Job._meta.fields
+    if f.name in ENGINE_COLUMNS
 )
 # Rows handled per admin action: each is its own short transaction through the service.
 ADMIN_ACTION_MAX = 1000
@@ -68,7 +70,7 @@ class JobAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Retried",
-            lambda job: operations.job_retry(workspace=job.workspace, queue=job.queue, job_id=job.id),
+            lambda job: job_controls.job_retry(workspace=job.workspace, queue=job.queue, job_id=job.id),
         )
 
     @admin.action(description="Cancel the selected jobs (waiting/delayed/active -> cancelled)")
@@ -77,7 +79,7 @@ class JobAdmin(admin.ModelAdmin):
             request,
             queryset,
             "Cancelled",
-            lambda job: operations.job_cancel(workspace=job.workspace, queue=job.queue, job_id=job.id),
+            lambda job: job_controls.job_cancel(workspace=job.workspace, queue=job.queue, job_id=job.id),
         )
 
     @admin.action(description="Replay the selected jobs (a new job from each one's last attempt)")
@@ -88,7 +90,7 @@ class JobAdmin(admin.ModelAdmin):
             )
             if execution_id is None:
                 raise ApplicationError("It has no attempt to replay yet.")
-            return operations.execution_replay(workspace=job.workspace, execution_id=execution_id)
+            return job_controls.execution_replay(workspace=job.workspace, execution_id=execution_id)
 
         self._each(request, queryset, "Replayed", replay)
 

@@ -25,7 +25,7 @@ from config.exceptions import PayloadTooLarge, PlanLimit, ValidationFailed
 from config.inputs import DATETIME_RANGE_MESSAGE, datetime_plus_ms_in_range, parse_client_datetime
 from config.netguard import Resolver, validate_target_url
 from jobs.models import Job
-from jobs.specs import JobSpec
+from jobs.specs import CREATE_FIELDS, CREATE_READ_ONLY_FIELDS, JobSpec
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 from queues.serializers import HEADER_NAME_RE, MAX_HEADER_VALUE, REFUSED_HEADERS
 
@@ -52,46 +52,6 @@ RETRY_POLICY_INT_BOUNDS: dict[str, tuple[int, int]] = {
 RETRY_POLICY_FIELDS = frozenset({"max_attempts", "backoff", "initial_delay_ms", "multiplier", "max_delay_ms", "jitter"})
 BACKOFFS = frozenset({"exponential", "fixed"})
 MULTIPLIER_MIN, MULTIPLIER_MAX = 1, 10
-
-WRITABLE_FIELDS = frozenset(
-    {
-        "payload",
-        "name",
-        "tags",
-        "priority",
-        "delay_ms",
-        "run_at",
-        "max_attempts",
-        "retry_policy",
-        "timeout_ms",
-        "idempotency_key",
-        "group",
-        "parent_id",
-        "wait_for_children",
-        "ignore_child_failures",
-        "http",
-    }
-)
-READ_ONLY_FIELDS = frozenset(
-    {
-        "id",
-        "queue",
-        "state",
-        "attempts",
-        "deferrals",
-        "progress",
-        "result",
-        "last_error",
-        "lease_token",
-        "lease_expires_at",
-        "schedule",
-        "replay_of",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "updated_at",
-    }
-)
 
 _UNKNOWN = ["Unknown field."]
 _READ_ONLY = ["This field is read-only."]
@@ -240,55 +200,68 @@ class JobValidator:
             self._plan_limit = exc
 
     def _item(self, data: dict[str, Any], prefix: str, errors: Errors) -> JobSpec | None:
+        """One job object -> JobSpec, or None with its errors added (checked in the order of the job object)."""
         before = len(errors)
-        extra = data.keys() - WRITABLE_FIELDS
+        extra = data.keys() - CREATE_FIELDS
         for key in extra:
-            errors[prefix + key] = _READ_ONLY if key in READ_ONLY_FIELDS else _UNKNOWN
+            errors[prefix + key] = _READ_ONLY if key in CREATE_READ_ONLY_FIELDS else _UNKNOWN
         spec = JobSpec()
-        get = data.get
-
         if "payload" in data:
-            payload = data["payload"]
-            spec.payload = payload
-            if payload is not None and not isinstance(payload, bool | int | float) and self._too_large is None:
-                size = _payload_size(payload)
-                if size > self.max_payload_bytes:
-                    self._too_large = PayloadTooLarge(
-                        f"The job payload is {size} bytes; the limit is {self.max_payload_bytes}.",
-                        details={prefix + "payload": [f"At most {self.max_payload_bytes} bytes."],
-                                 "limit_bytes": self.max_payload_bytes},
-                    )
+            spec.payload = data["payload"]
+            self._check_payload_size(spec.payload, prefix)
+        self._labels(data, prefix, errors, spec)
+        self._timing(data, prefix, errors, spec)
+        self._limits(data, prefix, errors, spec)
+        self._links(data, prefix, errors, spec)
+        http = data.get("http")
+        if http is not None:
+            spec.http = self._http(http, prefix + "http", errors)
+        elif self.needs_http:
+            errors[prefix + "http"] = ["This push queue has no endpoint: each job needs an http target."]
+        return spec if len(errors) == before else None
 
-        name = get("name")
+    def _check_payload_size(self, payload: Any, prefix: str) -> None:
+        if payload is None or isinstance(payload, bool | int | float) or self._too_large is not None:
+            return
+        size = _payload_size(payload)
+        if size > self.max_payload_bytes:
+            self._too_large = PayloadTooLarge(
+                f"The job payload is {size} bytes; the limit is {self.max_payload_bytes}.",
+                details={prefix + "payload": [f"At most {self.max_payload_bytes} bytes."],
+                         "limit_bytes": self.max_payload_bytes},
+            )
+
+    def _labels(self, data: dict[str, Any], prefix: str, errors: Errors, spec: JobSpec) -> None:
+        """name, tags and priority."""
+        name = data.get("name")
         if name is not None:
             if type(name) is not str or not 1 <= len(name) <= MAX_NAME_CHARS:
                 errors[prefix + "name"] = [f"Expected a string of 1 to {MAX_NAME_CHARS} characters, or null."]
             else:
                 spec.name = name
 
-        tags = get("tags")
+        tags = data.get("tags")
         if tags is not None:
             if type(tags) is not list:
                 errors[prefix + "tags"] = ["Expected a list of strings."]
             elif len(tags) > MAX_TAGS:
                 errors[prefix + "tags"] = [f"At most {MAX_TAGS} tags."]
+            elif all(type(tag) is str and 1 <= len(tag) <= MAX_TAG_CHARS for tag in tags):
+                spec.tags = tags
             else:
-                for tag in tags:
-                    if type(tag) is not str or not 1 <= len(tag) <= MAX_TAG_CHARS:
-                        errors[prefix + "tags"] = [f"Each tag must be a string of 1 to {MAX_TAG_CHARS} characters."]
-                        break
-                else:
-                    spec.tags = tags
+                errors[prefix + "tags"] = [f"Each tag must be a string of 1 to {MAX_TAG_CHARS} characters."]
 
-        priority = get("priority")
+        priority = data.get("priority")
         if priority is not None:
             if not _is_int(priority) or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
                 errors[prefix + "priority"] = [f"Expected an integer between {PRIORITY_MIN} and {PRIORITY_MAX}."]
             else:
                 spec.priority = priority
 
-        delay_ms = get("delay_ms")
-        run_at = get("run_at")
+    def _timing(self, data: dict[str, Any], prefix: str, errors: Errors, spec: JobSpec) -> None:
+        """delay_ms or run_at."""
+        delay_ms = data.get("delay_ms")
+        run_at = data.get("run_at")
         if delay_ms is not None and run_at is not None:
             errors[prefix + "delay_ms"] = ["Give delay_ms or run_at, not both."]
         elif delay_ms is not None:
@@ -309,7 +282,9 @@ class JobValidator:
             else:
                 spec.run_at = parsed
 
-        policy = get("retry_policy")
+    def _limits(self, data: dict[str, Any], prefix: str, errors: Errors, spec: JobSpec) -> None:
+        """retry_policy, max_attempts and timeout_ms, with the plan's caps."""
+        policy = data.get("retry_policy")
         if policy is not None:
             merged = validate_retry_policy(policy, prefix=prefix + "retry_policy", errors=errors, base=self.queue_policy)
             if merged is not None:
@@ -317,7 +292,7 @@ class JobValidator:
                 if "max_attempts" in policy and self.plan_max_attempts is not None:
                     self._plan_check("max_attempts", policy["max_attempts"], prefix + "retry_policy.max_attempts")
 
-        max_attempts = get("max_attempts")
+        max_attempts = data.get("max_attempts")
         if max_attempts is not None:
             if not _is_int(max_attempts) or not MAX_ATTEMPTS_MIN <= max_attempts <= MAX_ATTEMPTS_MAX:
                 errors[prefix + "max_attempts"] = [f"Expected an integer between {MAX_ATTEMPTS_MIN} and {MAX_ATTEMPTS_MAX}."]
@@ -326,7 +301,7 @@ class JobValidator:
                 if self.plan_max_attempts is not None:
                     self._plan_check("max_attempts", max_attempts, prefix + "max_attempts")
 
-        timeout_ms = get("timeout_ms")
+        timeout_ms = data.get("timeout_ms")
         if timeout_ms is not None:
             if not _is_int(timeout_ms) or not TIMEOUT_MS_MIN <= timeout_ms <= TIMEOUT_MS_MAX:
                 errors[prefix + "timeout_ms"] = [f"Expected an integer between {TIMEOUT_MS_MIN} and {TIMEOUT_MS_MAX}."]
@@ -335,23 +310,17 @@ class JobValidator:
                 if self.plan_max_timeout_ms is not None:
                     self._plan_check("timeout_ms", timeout_ms, prefix + "timeout_ms")
 
-        key = get("idempotency_key")
-        if key is not None:
-            if type(key) is not str or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
-                errors[prefix + "idempotency_key"] = [
-                    f"Expected a string of 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters, or null."
-                ]
-            else:
-                spec.idempotency_key = key
+    def _links(self, data: dict[str, Any], prefix: str, errors: Errors, spec: JobSpec) -> None:
+        """idempotency_key, group, parent_id and the flow flags."""
+        for key, limit in (("idempotency_key", MAX_IDEMPOTENCY_KEY_CHARS), ("group", MAX_GROUP_CHARS)):
+            value = data.get(key)
+            if value is not None:
+                if type(value) is not str or not 1 <= len(value) <= limit:
+                    errors[prefix + key] = [f"Expected a string of 1 to {limit} characters, or null."]
+                else:
+                    setattr(spec, key, value)
 
-        group = get("group")
-        if group is not None:
-            if type(group) is not str or not 1 <= len(group) <= MAX_GROUP_CHARS:
-                errors[prefix + "group"] = [f"Expected a string of 1 to {MAX_GROUP_CHARS} characters, or null."]
-            else:
-                spec.group = group
-
-        parent_id = get("parent_id")
+        parent_id = data.get("parent_id")
         if parent_id is not None:
             if type(parent_id) is not str or parent_id not in self._existing_parents:
                 errors[prefix + "parent_id"] = ["Unknown parent job."]
@@ -359,20 +328,12 @@ class JobValidator:
                 spec.parent_id = parent_id
 
         for flag in ("wait_for_children", "ignore_child_failures"):
-            value = get(flag)
+            value = data.get(flag)
             if value is not None:
                 if type(value) is not bool:
                     errors[prefix + flag] = ["Expected a boolean."]
                 else:
                     setattr(spec, flag, value)
-
-        http = get("http")
-        if http is not None:
-            spec.http = self._http(http, prefix + "http", errors)
-        elif self.needs_http:
-            errors[prefix + "http"] = ["This push queue has no endpoint: each job needs an http target."]
-
-        return spec if len(errors) == before else None
 
     def _http(self, value: Any, field: str, errors: Errors) -> dict[str, Any] | None:
         if not isinstance(value, dict):

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import serializers
 
 from config.exceptions import ValidationFailed
+from config.fields import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictNumberField,
+    StrictSerializer,
+    schema_readers,
+)
 from config.netguard import validate_target_url
 from jobs.services.events import iso
 
@@ -37,57 +46,13 @@ HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 MAX_HEADERS = 50
 MAX_HEADER_VALUE = 8192
 
-READ_ONLY_FIELDS = frozenset({"counts", "created_at", "updated_at", "signing_secret", "paused", "paused_job_names", "id"})
-
-
-# --- strict scalar fields: API.md says a wrong type is a 400, so no "10" -> 10 or 1 -> True coercion -----------
-class StrictIntegerField(serializers.IntegerField):
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictNumberField(serializers.FloatField):
-    default_error_messages = {"invalid": "A number is required."}
-
-    def to_internal_value(self, data: Any) -> float | int:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            self.fail("invalid")
-        value = super().to_internal_value(data)
-        return int(value) if isinstance(data, int) else value
-
-
-class StrictBooleanField(serializers.BooleanField):
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
-
-
-class StrictCharField(serializers.CharField):
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not declare, at every nesting level."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
-        return super().to_internal_value(data)
-
-
 class EndpointIn(StrictSerializer):
     url = StrictCharField(max_length=2048, trim_whitespace=False)
     method = serializers.ChoiceField(choices=["POST", "PUT", "PATCH", "DELETE", "GET"], default="POST")
-    headers = serializers.DictField(child=StrictCharField(allow_blank=True, trim_whitespace=False,
-                                                          max_length=MAX_HEADER_VALUE), default=dict)
+    headers = serializers.DictField(
+        child=StrictCharField(allow_blank=True, trim_whitespace=False, max_length=MAX_HEADER_VALUE),
+        default=dict,
+    )
     timeout_ms = StrictIntegerField(min_value=100, max_value=300_000, default=30_000)
 
     def validate_url(self, value: str) -> str:
@@ -144,10 +109,11 @@ class QueueIn(StrictSerializer):
     rate_limit = RateLimitIn(allow_null=True, required=False)
     retry_policy = RetryPolicyIn(required=False)
     lease_ms = StrictIntegerField(min_value=1000, max_value=3_600_000, required=False)
+    read_only_names: frozenset[str] = frozenset()  # set below, from the response shape
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            read_only = sorted(set(data) & READ_ONLY_FIELDS)
+            read_only = sorted(set(data) & self.read_only_names)
             if read_only:
                 raise serializers.ValidationError({k: ["This field is read-only."] for k in read_only})
         return super().to_internal_value(data)
@@ -181,21 +147,10 @@ EMPTY_COUNTS = {"waiting": 0, "delayed": 0, "active": 0, "completed": 0, "failed
 
 
 def queue_to_dict(queue: Queue, *, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    return {
-        "name": queue.name,
-        "delivery": queue.delivery,
-        "endpoint": queue.endpoint,
-        "paused": queue.paused,
-        "paused_job_names": list(queue.paused_job_names or []),
-        "concurrency": queue.concurrency,
-        "group_concurrency": queue.group_concurrency,
-        "rate_limit": queue.rate_limit,
-        "retry_policy": queue.retry_policy,
-        "lease_ms": queue.lease_ms,
-        "counts": {**EMPTY_COUNTS, **(counts or {})},
-        "created_at": iso(queue.created_at),
-        "updated_at": iso(queue.updated_at),
-    }
+    """The queue object, field by field as QueueSchema declares it (timestamps in ISO 8601)."""
+    out = {name: render(queue) for name, render in _RENDER.items()}
+    out["counts"] = {**EMPTY_COUNTS, **(counts or {})}
+    return out
 
 
 # --- documentation-only shapes (drf-spectacular) ------------------------------------------------------------
@@ -271,3 +226,14 @@ class SparklineSchema(serializers.Serializer):
 
 class SparklinesSchema(serializers.Serializer):
     data = SparklineSchema(many=True)
+
+
+# The queue's shape is declared once, by QueueIn and the schemas above; read-only names and rendering derive.
+# Response fields a body may not set, and the id (a column, never rendered): answered "read-only", not "unknown".
+READ_ONLY_FIELDS = frozenset(QueueWithSecretSchema._declared_fields) - set(QueueIn._declared_fields) | {"id"}
+QueueIn.read_only_names = READ_ONLY_FIELDS
+
+
+_RENDER: dict[str, Callable[[Queue], Any]] = schema_readers(QueueSchema, timestamp=iso)
+_RENDER["paused_job_names"] = lambda queue: list(queue.paused_job_names or [])
+_RENDER["counts"] = lambda queue: None  # per call, from the `counts` argument

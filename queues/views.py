@@ -12,7 +12,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, error_responses, list_envelope
+from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
 from config.exceptions import BadRequest
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
@@ -29,10 +29,6 @@ from .serializers import (
     queue_to_dict,
 )
 
-# Every writable field plus the read-only ones, so the serializer can name the latter "read-only" not "unknown".
-_QUEUE_FIELDS = frozenset(QueueIn._declared_fields) | {
-    "counts", "created_at", "updated_at", "signing_secret", "paused", "paused_job_names", "id",
-}
 MAX_METRIC_BUCKETS = 10_080  # a week of minutes
 NAME_PARAM = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Queue name")
 
@@ -70,12 +66,6 @@ class QueueViewSet(WorkspaceViewSet):
         counts = selectors.queue_counts(workspace=self.workspace, queue_ids=[queue.id])
         return queue_to_dict(queue, counts=counts[queue.id])
 
-    def _validated(self, request: Request, *, partial: bool) -> dict[str, Any]:
-        data = self.strict_data(request, _QUEUE_FIELDS)
-        serializer = QueueIn(data=data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
     @extend_schema(
         tags=["Queues"],
         parameters=[
@@ -105,7 +95,7 @@ class QueueViewSet(WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = self._validated(request, partial=False)
+        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)))
         queue, secret = services.queue_create(workspace=self.workspace, data=data)
         body = queue_to_dict(queue)
         body["signing_secret"] = secret
@@ -127,7 +117,7 @@ class QueueViewSet(WorkspaceViewSet):
     )
     def partial_update(self, request: Request, name: str) -> Response:
         queue = selectors.queue_get(workspace=self.workspace, name=name)
-        data = self._validated(request, partial=True)
+        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)), partial=True)
         queue = services.queue_update(workspace=self.workspace, queue=queue, data=data)
         return Response(self._render(queue))
 

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import Schedule, ScheduleTick
+from .serializers import READ_ONLY_FIELDS
 
 
 @admin.register(Schedule)
@@ -10,7 +11,10 @@ class ScheduleAdmin(admin.ModelAdmin):
     list_filter = ("paused", "overlap")
     search_fields = ("name", "workspace__name", "id")
     raw_id_fields = ("workspace", "queue")
-    readonly_fields = ("id", "last_run_at", "last_job_id", "created_at", "updated_at")
+    # What the API never lets a client set, except next_run_at: staff may move a schedule's next run.
+    readonly_fields = tuple(
+        f.name for f in Schedule._meta.fields if f.name in READ_ONLY_FIELDS - {"next_run_at"}
+    )
 
 
 @admin.register(ScheduleTick)

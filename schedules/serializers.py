@@ -2,43 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from rest_framework import serializers
 
+from config.fields import schema_readers
 from jobs.services.events import iso
 
 from .models import Schedule
 
 
 def schedule_to_dict(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "name": schedule.name,
-        "description": schedule.description,
-        "queue": schedule.queue.name,
-        "cron": schedule.cron,
-        "interval_ms": schedule.interval_ms,
-        "timezone": schedule.timezone,
-        "job": {
-            "name": schedule.job.get("name"),
-            "payload": schedule.job.get("payload"),
-            "tags": schedule.job.get("tags") or [],
-            "priority": schedule.job.get("priority") or 0,
-            "http": schedule.job.get("http"),
-            "retry_policy": schedule.job.get("retry_policy"),
-            "timeout_ms": schedule.job.get("timeout_ms"),
-        },
-        "overlap": schedule.overlap,
-        "paused": schedule.paused,
-        # A paused schedule has no next run: it is recomputed from "now" on resume.
-        "next_run_at": None if schedule.paused else iso(schedule.next_run_at),
-        "last_run_at": iso(schedule.last_run_at),
-        "last_job_id": schedule.last_job_id,
-        "created_at": iso(schedule.created_at),
-        "updated_at": iso(schedule.updated_at),
-    }
+    """The schedule object, field by field as ScheduleSchema declares it (timestamps in ISO 8601)."""
+    return {name: render(schedule) for name, render in _RENDER.items()}
+
+
+def _template_to_dict(template: dict[str, Any]) -> dict[str, Any]:
+    out = {name: template.get(name) for name in JOB_TEMPLATE_FIELDS}
+    out["tags"] = out["tags"] or []
+    out["priority"] = out["priority"] or 0
+    return out
 
 
 def fire_time_to_dict(at: datetime, tz_name: str | None) -> dict[str, str | None]:
@@ -98,3 +84,18 @@ class FireTimeSchema(serializers.Serializer):
 
 class PreviewSchema(serializers.Serializer):
     data = FireTimeSchema(many=True)
+
+
+# The schedule's shape is declared once, by the serializers above; input checks, rendering and the admin derive
+# from them.
+WRITABLE_FIELDS = frozenset(ScheduleInSchema._declared_fields)
+# Response fields a body may not set, and the id (a column, never rendered): answered "read-only", not "unknown".
+READ_ONLY_FIELDS = frozenset(ScheduleSchema._declared_fields) - WRITABLE_FIELDS | {"id"}
+JOB_TEMPLATE_FIELDS = tuple(JobTemplateSchema._declared_fields)
+
+
+_RENDER: dict[str, Callable[[Schedule], Any]] = schema_readers(ScheduleSchema, timestamp=iso)
+_RENDER["queue"] = lambda schedule: schedule.queue.name
+_RENDER["job"] = lambda schedule: _template_to_dict(schedule.job)
+# A paused schedule has no next run: it is recomputed from "now" on resume.
+_RENDER["next_run_at"] = lambda schedule: None if schedule.paused else iso(schedule.next_run_at)

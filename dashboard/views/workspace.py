@@ -19,7 +19,8 @@ from alerts import services as alert_services
 from alerts.selectors import alert_get, alert_list, webhook_get, webhook_list
 from alerts.serializers import AlertIn, WebhookIn
 from billing.services import billing_portal_create
-from config.exceptions import ApplicationError, ValidationFailed
+from config.api import validated
+from config.exceptions import ApplicationError
 from dashboard import selectors
 from dashboard.auth import (
     workspace_required,
@@ -63,19 +64,6 @@ def schedule_action(request: HttpRequest, name: str, action: str) -> HttpRespons
 # --- alerts and webhooks -------------------------------------------------------------------------------------
 
 
-def _validated(serializer_class: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """The API's own input serializer, so the dashboard accepts exactly what the API accepts."""
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        raise ValidationFailed(
-            details={
-                k: [str(m) for m in v] if isinstance(v, list) else [str(v)]
-                for k, v in serializer.errors.items()
-            }
-        )
-    return dict(serializer.validated_data)
-
-
 def _optional(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
@@ -97,7 +85,9 @@ def alerts(request: HttpRequest) -> HttpResponse:
             threshold = _optional(request.POST.get("consecutive_failures_threshold"))
             if threshold is not None:
                 data["consecutive_failures_threshold"] = int(threshold) if threshold.isdigit() else threshold
-            alert, secret = alert_services.alert_create(workspace=workspace, data=_validated(AlertIn, data))
+            alert, secret = alert_services.alert_create(
+                workspace=workspace, data=validated(AlertIn, data, flat=True)
+            )
             shown = f" Its signing secret (shown once): {secret}" if secret else ""
             return f"Alert {alert.name} created.{shown}"
 
@@ -137,7 +127,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
                 "description": request.POST.get("description", "").strip(),
             }
             subscription, secret = alert_services.webhook_create(
-                workspace=workspace, data=_validated(WebhookIn, data)
+                workspace=workspace, data=validated(WebhookIn, data, flat=True)
             )
             return f"Webhook {subscription.id} created. Its signing secret (shown once): {secret}"
 

@@ -24,7 +24,7 @@ from config.ids import new_ids
 from jobs.models import Job, JobState
 from jobs.services.dispatch import kick_on_commit, kick_statement, remember_delivery, sweep_at_on_commit
 from jobs.services.events import PendingEvent, events_emit, events_insert_sql
-from jobs.specs import JobSpec
+from jobs.specs import SPEC_COLUMNS, JobSpec
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 
 # A body `idempotency_key` deduplicates for this long; an older job with the same key releases it.
@@ -184,9 +184,42 @@ def job_enqueue_specs(
     Raises QuotaExceeded (on PostgreSQL after the rows are written: the raise rolls the transaction back).
     """
     now = now or timezone.now()
-    results: list[tuple[Job, bool] | None] = [None] * len(specs)
-
     # (1) Body idempotency keys: jobs of this queue with the key from the last 24 h are returned instead.
+    results, new_indexes, first_with_key = _match_idempotency_keys(queue=queue, specs=specs, now=now)
+
+    # (2) Quota: a conditional UPDATE on the workspace's counter. Its row lock serialises the workspace's
+    # enqueues until COMMIT, so on PostgreSQL it is the last statement before COMMIT (below); a short quota
+    # rolls the whole transaction back, so no job row of a refused enqueue survives either way.
+    count = len(new_indexes)
+    postgres = connection.vendor == "postgresql"
+    if count:
+        if not postgres:
+            quota_consume(workspace=workspace, count=count, now=now)
+
+        # (3) One statement inserts every job (COPY on PostgreSQL).
+        jobs = _build_jobs(workspace=workspace, queue=queue, specs=[specs[i] for i in new_indexes], now=now)
+        for index, job in zip(new_indexes, jobs, strict=True):
+            results[index] = (job, True)
+        inline_insert = postgres and len(jobs) <= INSERT_MAX_ROWS
+        if not inline_insert:
+            _insert_jobs(jobs)
+        _record_enqueued(
+            workspace=workspace, queue=queue, jobs=jobs, now=now, postgres=postgres, inline_insert=inline_insert
+        )
+
+    # Duplicates of a key inside the batch share the first item's job.
+    for index, result in enumerate(results):
+        if result is None:
+            first = results[first_with_key[specs[index].idempotency_key]]  # type: ignore[index]
+            results[index] = (first[0], False)  # type: ignore[index]
+    return results  # type: ignore[return-value]
+
+
+def _match_idempotency_keys(
+    *, queue: Queue, specs: list[JobSpec], now: datetime
+) -> tuple[list[tuple[Job, bool] | None], list[int], dict[str, int]]:
+    """(results with the jobs an existing key returns, indexes of the specs to create, first index per new key)."""
+    results: list[tuple[Job, bool] | None] = [None] * len(specs)
     by_key: dict[str, Job] = {}
     keys = {s.idempotency_key for s in specs if s.idempotency_key}
     if keys:
@@ -210,122 +243,98 @@ def job_enqueue_specs(
                 results[index] = (by_key[key], False)
                 continue
             if key in first_with_key:
-                continue  # a duplicate inside this batch: resolved to the first item's job below
+                continue  # a duplicate inside this batch: resolved to the first item's job
             first_with_key[key] = index
         new_indexes.append(index)
+    return results, new_indexes, first_with_key
 
-    # (2) Quota: a conditional UPDATE on the workspace's counter. Its row lock serialises the workspace's
-    # enqueues until COMMIT, so on PostgreSQL it is the last statement before COMMIT (below); a short quota
-    # rolls the whole transaction back, so no job row of a refused enqueue survives either way.
-    count = len(new_indexes)
-    postgres = connection.vendor == "postgresql"
-    if count:
-        if not postgres:
-            quota_consume(workspace=workspace, count=count, now=now)
 
-        # (3) One statement inserts every job (COPY on PostgreSQL).
-        queue_policy = queue.retry_policy or DEFAULT_RETRY_POLICY
-        default_max_attempts = queue_policy.get("max_attempts") or DEFAULT_RETRY_POLICY["max_attempts"]
-        workspace_id = workspace.id
-        queue_id = queue.id
-        waiting, delayed = JobState.WAITING.value, JobState.DELAYED.value
-        # One real Model.__init__ per process fills every field default; each job is then a dict copy of it (a
-        # full __init__ per job costs more than the INSERT on a 1,000-job batch, and ~5% of a single enqueue's
-        # CPU). A field whose default must differ per row (like `id`) has to be set in the update below.
-        base = {
-            **_job_defaults(),
-            "workspace_id": workspace_id, "queue_id": queue_id, "run_at": now, "created_at": now, "updated_at": now,
-        }
-        alias = connection.alias
-        jobs: list[Job] = []
-        for job_id, index in zip(new_ids("job", count), new_indexes, strict=True):
-            spec = specs[index]
-            run_at = spec.run_at or now
-            if spec.max_attempts is not None:
-                max_attempts = spec.max_attempts
-            elif spec.retry_policy is not None:
-                max_attempts = spec.retry_policy.get("max_attempts") or default_max_attempts
-            else:
-                max_attempts = default_max_attempts
-            values = base.copy()
-            values.update(
-                id=job_id,
-                name=spec.name,
-                payload=spec.payload,
-                tags=spec.tags,
-                state=delayed if run_at > now or spec.wait_for_children else waiting,
-                priority=spec.priority,
-                run_at=run_at,
-                max_attempts=max_attempts,
-                retry_policy=spec.retry_policy,
-                timeout_ms=spec.timeout_ms,
-                idempotency_key=spec.idempotency_key,
-                group=spec.group,
-                parent_id=spec.parent_id,
-                wait_for_children=spec.wait_for_children,
-                ignore_child_failures=spec.ignore_child_failures,
-                http=spec.http,
-                schedule_id=spec.schedule_id,
-                replay_of=spec.replay_of,
-            )
-            job = Job.__new__(Job)
-            job.__dict__ = values
-            job._state = ModelState()
-            job._state.adding = False
-            job._state.db = alias
-            jobs.append(job)
-            results[index] = (job, True)
-        inline_insert = postgres and len(jobs) <= INSERT_MAX_ROWS
-        if not inline_insert:
-            _insert_jobs(jobs)
-
-        # (4) The outbox, one multi-row INSERT.
-        queue_name = queue.name
-        events = [
-            PendingEvent(
-                workspace_id=workspace_id,
-                type="job:delayed" if job.state == delayed else "job:waiting",
-                queue_name=queue_name,
-                job_id=job.id,
-                data={"name": job.name},
-            )
-            for job in jobs
-        ]
-        minute = connection.ops.adapt_datetimefield_value(now.replace(second=0, microsecond=0))
-        remember_delivery(queue_id, queue.delivery)
-        # Delayed jobs due soon: a sweep at their run time promotes them on time (after commit).
-        sweep_at_on_commit(
-            (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
-        )
-        if postgres:
-            # (3)-(6) and the quota in ONE round trip: small batches' job rows, events, the NOTIFY of pull queues (delivered at commit),
-            # the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT.
-            parts = [_insert_jobs_statement(jobs)] if inline_insert else []
-            parts.append(events_insert_sql(events, now=now))
-            notify = kick_statement([queue_id])
-            if notify is not None:
-                parts.append(notify)
-            parts.append((_ROLLUP_SQL, [workspace_id, queue_id, minute, count]))
-            parts.append(quota_consume_statement(workspace=workspace, count=count, now=now))
-            with connection.cursor() as cursor:
-                cursor.execute(";\n".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
-                while cursor.nextset():
-                    pass
-                # The cursor is left on the last statement's rows: the quota upsert's RETURNING.
-                consumed = cursor.fetchone()
-            if consumed is None:
-                raise quota_exceeded(workspace=workspace, now=now)
+def _build_jobs(*, workspace: Workspace, queue: Queue, specs: list[JobSpec], now: datetime) -> list[Job]:
+    """Unsaved Job instances for `specs`, with fresh ids, their state and their resolved max_attempts."""
+    queue_policy = queue.retry_policy or DEFAULT_RETRY_POLICY
+    default_max_attempts = queue_policy.get("max_attempts") or DEFAULT_RETRY_POLICY["max_attempts"]
+    waiting, delayed = JobState.WAITING.value, JobState.DELAYED.value
+    # One real Model.__init__ per process fills every field default; each job is then a dict copy of it (a
+    # full __init__ per job costs more than the INSERT on a 1,000-job batch, and ~5% of a single enqueue's
+    # CPU). A field whose default must differ per row (like `id`) has to be set in the update below.
+    base = {
+        **_job_defaults(),
+        "workspace_id": workspace.id, "queue_id": queue.id, "run_at": now, "created_at": now, "updated_at": now,
+    }
+    alias = connection.alias
+    jobs: list[Job] = []
+    for job_id, spec in zip(new_ids("job", len(specs)), specs, strict=True):
+        given = spec.__dict__
+        run_at = spec.run_at or now
+        if spec.max_attempts is not None:
+            max_attempts = spec.max_attempts
+        elif spec.retry_policy is not None:
+            max_attempts = spec.retry_policy.get("max_attempts") or default_max_attempts
         else:
-            events_emit(events, now=now)
-            # (5) The per-minute rollup that metrics and usage read.
-            with connection.cursor() as cursor:
-                cursor.execute(_ROLLUP_SQL, [workspace_id, queue_id, minute, count])
-            # (6) Broker hint after commit (a no-op for batches that are all delayed is the engine's call).
-            kick_on_commit([queue_id])
+            max_attempts = default_max_attempts
+        values = base.copy()
+        values.update({name: given[name] for name in SPEC_COLUMNS})
+        values.update(
+            id=job_id,
+            state=delayed if run_at > now or spec.wait_for_children else waiting,
+            run_at=run_at,
+            max_attempts=max_attempts,
+        )
+        job = Job.__new__(Job)
+        job.__dict__ = values
+        job._state = ModelState()
+        job._state.adding = False
+        job._state.db = alias
+        jobs.append(job)
+    return jobs
 
-    # Duplicates of a key inside the batch share the first item's job.
-    for index, result in enumerate(results):
-        if result is None:
-            first = results[first_with_key[specs[index].idempotency_key]]  # type: ignore[index]
-            results[index] = (first[0], False)  # type: ignore[index]
-    return results  # type: ignore[return-value]
+
+def _record_enqueued(
+    *, workspace: Workspace, queue: Queue, jobs: list[Job], now: datetime, postgres: bool, inline_insert: bool
+) -> None:
+    """The rows' events, rollup, quota and broker hint (and, when `inline_insert`, the rows themselves)."""
+    workspace_id, queue_id, count = workspace.id, queue.id, len(jobs)
+    delayed = JobState.DELAYED.value
+    # (4) The outbox, one multi-row INSERT.
+    queue_name = queue.name
+    events = [
+        PendingEvent(
+            workspace_id=workspace_id,
+            type="job:delayed" if job.state == delayed else "job:waiting",
+            queue_name=queue_name,
+            job_id=job.id,
+            data={"name": job.name},
+        )
+        for job in jobs
+    ]
+    minute = connection.ops.adapt_datetimefield_value(now.replace(second=0, microsecond=0))
+    remember_delivery(queue_id, queue.delivery)
+    # Delayed jobs due soon: a sweep at their run time promotes them on time (after commit).
+    sweep_at_on_commit(
+        (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
+    )
+    if postgres:
+        # (3)-(6) and the quota in ONE round trip: small batches' job rows, events, the NOTIFY of pull queues (delivered at commit),
+        # the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT.
+        parts = [_insert_jobs_statement(jobs)] if inline_insert else []
+        parts.append(events_insert_sql(events, now=now))
+        notify = kick_statement([queue_id])
+        if notify is not None:
+            parts.append(notify)
+        parts.append((_ROLLUP_SQL, [workspace_id, queue_id, minute, count]))
+        parts.append(quota_consume_statement(workspace=workspace, count=count, now=now))
+        with connection.cursor() as cursor:
+            cursor.execute(";\n".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
+            while cursor.nextset():
+                pass
+            # The cursor is left on the last statement's rows: the quota upsert's RETURNING.
+            consumed = cursor.fetchone()
+        if consumed is None:
+            raise quota_exceeded(workspace=workspace, now=now)
+    else:
+        events_emit(events, now=now)
+        # (5) The per-minute rollup that metrics and usage read.
+        with connection.cursor() as cursor:
+            cursor.execute(_ROLLUP_SQL, [workspace_id, queue_id, minute, count])
+        # (6) Broker hint after commit (a no-op for batches that are all delayed is the engine's call).
+        kick_on_commit([queue_id])

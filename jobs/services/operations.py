@@ -1,5 +1,5 @@
-"""The operator's controls: bulk queue operations, per-job edits and state changes, the dead-letter queue,
-search and replay (API.md, Queues "Operations" and Jobs).
+"""The operator's controls: bulk queue operations, the dead-letter queue and search (API.md, Queues
+"Operations"); the per-job edits, state changes and replay live in jobs.services.job_controls.
 
 Every bulk operation works in bounded batches: each batch locks at most `BATCH_SIZE` rows with
 `FOR UPDATE SKIP LOCKED` (in id order, so two operators never deadlock), changes them and writes their events
@@ -9,12 +9,10 @@ stalls every claimer (DESIGN.md, "keep transactions short").
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import BooleanField, Count, Func, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast
@@ -22,12 +20,23 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.services import quota_consume, quota_release
-from config.exceptions import BadRequest, InvalidState, NotFound, PayloadTooLarge, ValidationFailed
-from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
-from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job, JobState
+from config.exceptions import BadRequest, NotFound, ValidationFailed
+from jobs.models import TERMINAL_STATES, Job, JobState
 from jobs.services.dispatch import kick_on_commit
 from jobs.services.events import PendingEvent, events_emit
-from jobs.specs import JobSpec
+from jobs.services.job_controls import (  # the per-job controls: callers reach them as operations.*
+    RERUN_FIELDS,
+    RETRYABLE_STATES,
+    delete_jobs,
+    execution_replay,
+    job_cancel,
+    job_delete,
+    job_event,
+    job_promote,
+    job_retry,
+    job_update,
+    release_parents_of,
+)
 from queues.models import Queue
 from queues.selectors import queue_get
 
@@ -35,54 +44,8 @@ from queues.selectors import queue_get
 BATCH_SIZE = 5000
 DLQ_RETRY_MAX_IDS = 1000
 CLEAN_MAX_LIMIT = 100_000
-EDITABLE_FIELDS = frozenset({"payload", "priority", "tags", "run_at"})
-# Fields of the job object (API.md) that a PATCH may not set: named "read-only" rather than "unknown".
-READ_ONLY_FIELDS = frozenset(
-    {
-        "id", "queue", "name", "state", "attempts", "max_attempts", "deferrals", "retry_policy", "timeout_ms",
-        "idempotency_key", "group", "parent_id", "wait_for_children", "ignore_child_failures", "http",
-        "progress", "result", "last_error", "lease_expires_at", "schedule", "replay_of", "created_at",
-        "started_at", "finished_at", "updated_at", "delay_ms",
-    }
-)
 ACTIVE_STATES = (JobState.WAITING, JobState.DELAYED, JobState.ACTIVE)
-RETRYABLE_STATES = (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED)
 CLEANABLE_STATES = (JobState.WAITING, JobState.DELAYED, *TERMINAL_STATES)
-
-# What a job looks like once it is sent back to run: a fresh start, nothing left of the last run.
-_RERUN_FIELDS: dict[str, Any] = {
-    "state": JobState.WAITING,
-    "attempts": 0,
-    "deferrals": 0,
-    "result": None,
-    "last_error": None,
-    "progress": None,
-    "started_at": None,
-    "finished_at": None,
-    "lease_token": None,
-    "lease_expires_at": None,
-    "worker_id": None,
-    "cancel_requested": False,
-}
-
-
-# --- lookups --------------------------------------------------------------------------------------
-
-
-def _job_locked(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
-    """The job row, locked until the caller's transaction ends (the engine writes outcomes under the same lock)."""
-    job = Job.objects.select_for_update().filter(workspace=workspace, queue=queue, id=job_id).first()
-    if job is None:
-        raise NotFound(f"Job {job_id!r} not found.")
-    return job
-
-
-def _invalid(job: Job, message: str) -> InvalidState:
-    return InvalidState(message, details={"state": job.state})
-
-
-def _event(job_id: str, *, workspace: Workspace, queue: Queue, type: str, **data: Any) -> PendingEvent:
-    return PendingEvent(workspace_id=workspace.id, type=type, queue_name=queue.name, job_id=job_id, data=data)
 
 
 # --- bounded batches ------------------------------------------------------------------------------
@@ -119,25 +82,12 @@ def _in_batches(
     return total
 
 
-def _delete_jobs(ids: list[str]) -> None:
-    """Delete the jobs and what hangs on them (their executions; children keep living, unparented)."""
-    # Through the ORM collector so every relation to Job (now or added later) is honoured; only the id is loaded.
-    Job.objects.filter(id__in=ids).only("id").delete()
-
-
-def _release_parents_of(parent_ids: Iterable[str], *, now: datetime) -> None:
-    """A child that is cancelled or removed no longer holds its flow parent back (engine's release rule)."""
-    from jobs.services.engine import jobs_release_parents as _release_parents
-
-    _release_parents(now=now, children=[Job(parent_id=p) for p in set(parent_ids) if p])
-
-
 def _remove_batch(*, workspace: Workspace, queue: Queue, reason: str) -> Callable[[list[str], datetime], int]:
     def apply(ids: list[str], now: datetime) -> int:
         parent_ids = list(Job.objects.filter(id__in=ids, parent__isnull=False).values_list("parent_id", flat=True))
-        _delete_jobs(ids)
-        events_emit([_event(i, workspace=workspace, queue=queue, type="job:removed", reason=reason) for i in ids], now=now)
-        _release_parents_of(parent_ids, now=now)
+        delete_jobs(ids)
+        events_emit([job_event(i, workspace=workspace, queue=queue, type="job:removed", reason=reason) for i in ids], now=now)
+        release_parents_of(parent_ids, now=now)
         return len(ids)
 
     return apply
@@ -145,8 +95,8 @@ def _remove_batch(*, workspace: Workspace, queue: Queue, reason: str) -> Callabl
 
 def _rerun_batch(*, workspace: Workspace, queue: Queue) -> Callable[[list[str], datetime], int]:
     def apply(ids: list[str], now: datetime) -> int:
-        count = Job.objects.filter(id__in=ids).update(**_RERUN_FIELDS, run_at=now, updated_at=now)
-        events_emit([_event(i, workspace=workspace, queue=queue, type="job:waiting", reason="retry") for i in ids], now=now)
+        count = Job.objects.filter(id__in=ids).update(**RERUN_FIELDS, run_at=now, updated_at=now)
+        events_emit([job_event(i, workspace=workspace, queue=queue, type="job:waiting", reason="retry") for i in ids], now=now)
         kick_on_commit([queue.id])
         return count
 
@@ -225,7 +175,7 @@ def queue_promote_jobs(*, workspace: Workspace, queue: Queue, batch_size: int | 
 
     def apply(ids: list[str], now: datetime) -> int:
         count = Job.objects.filter(id__in=ids).update(state=JobState.WAITING, run_at=now, updated_at=now)
-        events_emit([_event(i, workspace=workspace, queue=queue, type="job:waiting", reason="promoted") for i in ids], now=now)
+        events_emit([job_event(i, workspace=workspace, queue=queue, type="job:waiting", reason="promoted") for i in ids], now=now)
         kick_on_commit([queue.id])
         return count
 
@@ -256,210 +206,6 @@ def dlq_purge(*, workspace: Workspace, queue: Queue, batch_size: int | None = No
         _remove_batch(workspace=workspace, queue=queue, reason="purged"),
         batch_size=batch_size,
     )
-
-
-# --- single-job operations ------------------------------------------------------------------------
-
-
-def _validate_changes(data: dict[str, Any]) -> dict[str, Any]:
-    """Check a PATCH body with enqueue's bounds; returns the model changes."""
-    errors: dict[str, list[str]] = {}
-    for key in sorted(set(data) - EDITABLE_FIELDS):
-        errors[key] = ["This field is read-only."] if key in READ_ONLY_FIELDS else ["Unknown field."]
-    changes: dict[str, Any] = {}
-    if "payload" in data:
-        size = len(json.dumps(data["payload"], separators=(",", ":"), ensure_ascii=False).encode())
-        if size > settings.SPINDLE_MAX_PAYLOAD_BYTES:
-            raise PayloadTooLarge(
-                f"The payload is {size} bytes; the limit is {settings.SPINDLE_MAX_PAYLOAD_BYTES}.",
-                details={"payload": [f"At most {settings.SPINDLE_MAX_PAYLOAD_BYTES} bytes."]},
-            )
-        changes["payload"] = data["payload"]
-    if "priority" in data:
-        value = data["priority"]
-        if not isinstance(value, int) or isinstance(value, bool) or not -100 <= value <= 100:
-            errors["priority"] = ["Must be an integer from -100 to 100."]
-        else:
-            changes["priority"] = value
-    if "tags" in data:
-        tags = data["tags"]
-        if not isinstance(tags, list) or not all(isinstance(t, str) and 1 <= len(t) <= 64 for t in tags):
-            errors["tags"] = ["Must be a list of strings of 1 to 64 characters."]
-        elif len(tags) > 10:
-            errors["tags"] = ["At most 10 tags."]
-        else:
-            changes["tags"] = tags
-    if "run_at" in data:
-        raw = data["run_at"]
-        parsed = parse_client_datetime(raw)  # None for 2026-02-30 and for dates outside 1970..9999 (in UTC)
-        if parsed is None:
-            errors["run_at"] = ["Must be an ISO 8601 datetime with a timezone. " + DATETIME_RANGE_MESSAGE]
-        else:
-            changes["run_at"] = parsed
-    if errors:
-        raise ValidationFailed(details=errors)
-    return changes
-
-
-def job_update(*, workspace: Workspace, queue: Queue, job_id: str, data: dict[str, Any]) -> Job:
-    """Edit payload, priority, tags or run_at of a job that is not active; a run_at change moves waiting<->delayed."""
-    changes = _validate_changes(data)
-    with transaction.atomic(durable=True):
-        job = _job_locked(workspace=workspace, queue=queue, job_id=job_id)
-        if job.state == JobState.ACTIVE:
-            raise _invalid(job, "An active job cannot be edited.")
-        now = timezone.now()
-        for key, value in changes.items():
-            setattr(job, key, value)
-        new_state = job.state
-        # A flow parent still waiting for its children stays delayed whatever its run_at says.
-        if "run_at" in changes and job.state in (JobState.WAITING, JobState.DELAYED) and not job.wait_for_children:
-            new_state = JobState.DELAYED if job.run_at > now else JobState.WAITING
-        state_changed = new_state != job.state
-        job.state = new_state
-        job.updated_at = now
-        job.save(update_fields=[*changes, "state", "updated_at"])
-        if state_changed:
-            events_emit([_event(job.id, workspace=workspace, queue=queue, type=f"job:{new_state}", reason="edited")], now=now)
-        if job.state == JobState.WAITING:
-            kick_on_commit([queue.id])
-    return job
-
-
-def _close_running_execution(job: Job, *, now: datetime) -> None:
-    # The in-flight attempt will be refused as lease-lost, so nobody else closes its execution row.
-    if not job.execution_id:
-        return
-    execution = Execution.objects.filter(id=job.execution_id, status=ExecutionStatus.RUNNING).first()
-    if execution is None:
-        return
-    execution.status = ExecutionStatus.FAILED
-    execution.completed_at = now
-    execution.duration_ms = max(0, int((now - execution.started_at).total_seconds() * 1000))
-    execution.error = {"message": "Cancelled by the operator.", "type": "cancelled", "http_status": None}
-    execution.save(update_fields=["status", "completed_at", "duration_ms", "error"])
-
-
-def _cancel_locked(job: Job, *, workspace: Workspace, queue: Queue, now: datetime) -> None:
-    """Cancel a non-terminal job under its row lock. An active one loses its lease: the delivery's or worker's
-    outcome then no longer matches `lease_token` and is refused as lease-lost, so it is neither completed nor
-    retried."""
-    previous = job.state
-    job.state = JobState.CANCELLED
-    job.finished_at = now
-    job.updated_at = now
-    job.lease_token = None
-    job.lease_expires_at = None
-    job.cancel_requested = previous == JobState.ACTIVE
-    job.worker_id = None
-    job.save(update_fields=["state", "finished_at", "updated_at", "lease_token", "lease_expires_at",
-                            "cancel_requested", "worker_id"])
-    if previous == JobState.ACTIVE:
-        _close_running_execution(job, now=now)
-    # API.md has no `job:cancelled` type; the engine records a cancelled attempt as `job:removed` too.
-    events_emit([_event(job.id, workspace=workspace, queue=queue, type="job:removed", cancelled=True,
-                        prev_state=previous)], now=now)
-    if job.parent_id:
-        # A cancelled child is terminal: its parent may now be released like after a completion.
-        _release_parents_of([job.parent_id], now=now)
-
-
-def job_cancel(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
-    """waiting/delayed/active -> cancelled; a terminal job is 409 INVALID_STATE."""
-    with transaction.atomic(durable=True):
-        job = _job_locked(workspace=workspace, queue=queue, job_id=job_id)
-        if job.is_terminal:
-            raise _invalid(job, f"A {job.state} job cannot be cancelled.")
-        _cancel_locked(job, workspace=workspace, queue=queue, now=timezone.now())
-    return job
-
-
-def job_delete(*, workspace: Workspace, queue: Queue, job_id: str) -> bool:
-    """Cancel a job that has not finished, or remove a terminal one (row deleted). True when removed."""
-    with transaction.atomic(durable=True):
-        job = _job_locked(workspace=workspace, queue=queue, job_id=job_id)
-        now = timezone.now()
-        if not job.is_terminal:
-            _cancel_locked(job, workspace=workspace, queue=queue, now=now)
-            return False
-        _delete_jobs([job.id])
-        events_emit([_event(job.id, workspace=workspace, queue=queue, type="job:removed", reason="deleted",
-                            prev_state=job.state)], now=now)
-    return True
-
-
-def job_retry(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
-    """failed/completed/cancelled -> waiting with attempts reset; otherwise 409 INVALID_STATE."""
-    with transaction.atomic(durable=True):
-        job = _job_locked(workspace=workspace, queue=queue, job_id=job_id)
-        if job.state not in RETRYABLE_STATES:
-            raise _invalid(job, f"A {job.state} job cannot be retried.")
-        # A re-run is a job run: one unit of quota, given back by the rollback if anything below fails.
-        quota_consume(workspace=workspace, count=1)
-        now = timezone.now()
-        for key, value in {**_RERUN_FIELDS, "run_at": now, "updated_at": now}.items():
-            setattr(job, key, value)
-        job.save(update_fields=[*_RERUN_FIELDS, "run_at", "updated_at"])
-        events_emit([_event(job.id, workspace=workspace, queue=queue, type="job:waiting", reason="retry")], now=now)
-        kick_on_commit([queue.id])
-    return job
-
-
-def job_promote(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
-    """delayed -> waiting now; otherwise (or a parent still waiting for children) 409 INVALID_STATE."""
-    with transaction.atomic(durable=True):
-        job = _job_locked(workspace=workspace, queue=queue, job_id=job_id)
-        if job.state != JobState.DELAYED:
-            raise _invalid(job, f"A {job.state} job cannot be promoted; only delayed jobs can.")
-        if job.wait_for_children:
-            raise InvalidState("This job waits for its children; it cannot be promoted.",
-                               details={"state": job.state, "reason": "waiting_for_children"})
-        now = timezone.now()
-        job.state = JobState.WAITING
-        job.run_at = now
-        job.updated_at = now
-        job.save(update_fields=["state", "run_at", "updated_at"])
-        events_emit([_event(job.id, workspace=workspace, queue=queue, type="job:waiting", reason="promoted")], now=now)
-        kick_on_commit([queue.id])
-    return job
-
-
-# --- replay ---------------------------------------------------------------------------------------
-
-
-def execution_replay(*, workspace: Workspace, execution_id: str) -> Job:
-    """Enqueue a new job with the original's queue, payload, name, tags and target, linked by `replay_of`."""
-    # Imported here: the enqueue service imports billing and validation, which need not load for other ops.
-    from jobs.services.enqueue import job_enqueue_specs
-
-    execution = Execution.objects.filter(workspace=workspace, id=execution_id).select_related("job", "queue").first()
-    if execution is None:
-        raise NotFound(f"Execution {execution_id!r} not found.")
-    original = execution.job
-    if original is None and execution.status == ExecutionStatus.QUOTA_EXCEEDED:
-        # A schedule tick the quota refused never made a job: there is nothing to copy. The schedule's own
-        # trigger runs its job template now.
-        raise InvalidState(
-            "This execution is a schedule tick the quota refused; it never created a job. "
-            "Trigger the schedule instead (POST /v1/schedules/{name}/trigger).",
-            details={"state": execution.status},
-        )
-    if original is None:
-        raise NotFound("The job of this execution no longer exists, so there is nothing to replay.")
-    spec = JobSpec(
-        payload=original.payload,
-        name=original.name,
-        tags=list(original.tags or []),
-        priority=original.priority,
-        retry_policy=original.retry_policy,
-        timeout_ms=original.timeout_ms,
-        group=original.group,
-        http=original.http,
-        replay_of=execution.id,
-    )
-    with transaction.atomic(durable=True):
-        [(job, _created)] = job_enqueue_specs(workspace=workspace, queue=execution.queue, specs=[spec])
-    return job
 
 
 # --- reads (operator views) -----------------------------------------------------------------------
@@ -535,3 +281,11 @@ def search_jobs(*, workspace: Workspace, kind: str, q: str, queue_name: str | No
 def search_queues(*, workspace: Workspace, q: str) -> QuerySet:
     """Queues whose name contains `q` (case-insensitive)."""
     return Queue.objects.filter(workspace=workspace, name__icontains=q)
+
+
+__all__ = [
+    "ACTIVE_STATES", "BATCH_SIZE", "CLEANABLE_STATES", "CLEAN_MAX_LIMIT", "DLQ_RETRY_MAX_IDS", "RETRYABLE_STATES",
+    "dlq_jobs", "dlq_purge", "dlq_retry", "execution_replay", "job_cancel", "job_children", "job_delete",
+    "job_promote", "job_retry", "job_update", "queue_clean", "queue_drain", "queue_groups", "queue_promote_jobs",
+    "queue_retry_jobs", "search_jobs", "search_queues",
+]

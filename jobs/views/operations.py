@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, error_responses, list_envelope
+from config.api import WorkspaceViewSet, error_responses, list_envelope, validated
 from config.exceptions import BadRequest, ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import decode_cursor, encode_cursor, paginate, parse_limit
@@ -81,12 +81,6 @@ def _check_types(data: dict[str, Any], ints: tuple[str, ...] = (), strings: tupl
         raise ValidationFailed(details=errors)
 
 
-def _validated(serializer_class: type[serializers.Serializer], data: dict[str, Any]) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
 def _render_jobs(rows: Any) -> list[dict[str, Any]]:
     return [job_to_dict(j) for j in rows]
 
@@ -120,7 +114,7 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         queue = queue_get(workspace=self.workspace, name=name)
         data = self.strict_data(request, set(CleanIn._declared_fields))
         _check_types(data, ints=("grace_ms", "limit"), strings=("state",))
-        valid = _validated(CleanIn, data)
+        valid = validated(CleanIn, data)
         affected = ops.queue_clean(
             workspace=self.workspace,
             queue=queue,
@@ -143,7 +137,7 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         queue = queue_get(workspace=self.workspace, name=name)
         data = self.strict_data(request, {"state"})
         _check_types(data, strings=("state",))
-        valid = _validated(RetryAllIn, data)
+        valid = validated(RetryAllIn, data)
         return Response(
             {"affected": ops.queue_retry_jobs(workspace=self.workspace, queue=queue, state=valid["state"])}
         )
@@ -209,7 +203,7 @@ class QueueOperationsViewSet(WorkspaceViewSet):
             and not all(isinstance(i, str) for i in data["ids"])
         ):
             raise ValidationFailed(details={"ids": ["Must be a list of job ids."]})
-        ids = _validated(DlqRetryIn, data).get("ids") or None
+        ids = validated(DlqRetryIn, data).get("ids") or None
         return Response({"affected": ops.dlq_retry(workspace=self.workspace, queue=queue, ids=ids)})
 
     @extend_schema(

@@ -4,6 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from config.fields import StrictCharField
+
 from .models import ApiKey, Plan, Workspace
 
 
@@ -26,21 +28,12 @@ class RegisterInSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=150)
 
 
-class _StrictCharField(serializers.CharField):
-    """A string and nothing else: DRF's CharField would turn `7` into "7"."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class LoginInSerializer(serializers.Serializer):
     """Either `email` + `password` (a user) or `api_key` (a workspace key, seed 001's "exchange API key for JWT")."""
 
     email = serializers.CharField(max_length=254, required=False)
     password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True, required=False)
-    api_key = _StrictCharField(
+    api_key = StrictCharField(
         max_length=128,
         required=False,
         write_only=True,

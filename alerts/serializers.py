@@ -9,9 +9,10 @@ from django.core.validators import validate_email
 from rest_framework import serializers
 
 from config.exceptions import ValidationFailed
+from config.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from config.netguard import validate_target_url
 from jobs.services.events import EVENT_TYPES, iso
-from queues.serializers import NAME_MESSAGE, NAME_RE, StrictBooleanField, StrictCharField, StrictIntegerField
+from queues.serializers import NAME_MESSAGE, NAME_RE
 
 from .models import Alert, AlertNotification, Channel, WebhookDelivery, WebhookSubscription
 
@@ -63,11 +64,15 @@ class AlertIn(_Strict):
     queue = StrictCharField(max_length=64, allow_null=True, required=False)
     schedule = StrictCharField(max_length=64, allow_null=True, required=False)
     consecutive_failures_threshold = StrictIntegerField(
-        min_value=1, max_value=MAX_THRESHOLD, required=False,
+        min_value=1,
+        max_value=MAX_THRESHOLD,
+        required=False,
         help_text=f"Consecutive failed executions before the alert fires, 1-{MAX_THRESHOLD}; default 1.",
     )
     cooldown_minutes = StrictIntegerField(
-        min_value=0, max_value=MAX_COOLDOWN_MINUTES, required=False,
+        min_value=0,
+        max_value=MAX_COOLDOWN_MINUTES,
+        required=False,
         help_text=f"Minutes between repeat notifications while failures go on, 0-{MAX_COOLDOWN_MINUTES}; default 60.",
     )
     enabled = StrictBooleanField(required=False)
@@ -136,7 +141,9 @@ class AlertWithSecretSchema(AlertSchema):
 
 
 class AlertTestSchema(serializers.Serializer):
-    sent = serializers.BooleanField(help_text="Always true: the test message is queued and sent off the request")
+    sent = serializers.BooleanField(
+        help_text="Always true: the test message is queued and sent off the request"
+    )
 
 
 def notification_to_dict(n: AlertNotification) -> dict[str, Any]:
@@ -156,10 +163,14 @@ def notification_to_dict(n: AlertNotification) -> dict[str, Any]:
 class WebhookIn(_Strict):
     """POST /v1/webhooks (PATCH with partial=True)."""
 
-    read_only_names = frozenset({"id", "secret", "failure_count", "last_failure_at", "created_at", "updated_at"})
+    read_only_names = frozenset(
+        {"id", "secret", "failure_count", "last_failure_at", "created_at", "updated_at"}
+    )
 
     url = StrictCharField(max_length=2048, trim_whitespace=False)
-    events = serializers.ListField(child=StrictCharField(max_length=32), min_length=1, max_length=MAX_EVENT_TYPES)
+    events = serializers.ListField(
+        child=StrictCharField(max_length=32), min_length=1, max_length=MAX_EVENT_TYPES
+    )
     enabled = StrictBooleanField(required=False)
     description = StrictCharField(max_length=500, allow_blank=True, required=False)
 

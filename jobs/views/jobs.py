@@ -25,6 +25,7 @@ from jobs.selectors import (
 )
 from jobs.serializers import JobSchema, job_to_dict
 from jobs.services.enqueue import job_enqueue, job_enqueue_batch, queue_by_name
+from jobs.specs import CREATE_FIELDS
 from jobs.validation import MAX_BATCH, JobValidator
 from queues.selectors import queue_get
 
@@ -96,6 +97,12 @@ class JobEnqueueIn(serializers.Serializer):
     http = JobHttpTargetIn(
         required=False, allow_null=True, help_text="Per-job push target (overrides the endpoint)."
     )
+
+
+# The request's documentation adds bounds and help texts; its field names come from the one job declaration.
+assert set(JobEnqueueIn._declared_fields) == CREATE_FIELDS, (
+    "JobEnqueueIn must document exactly jobs.specs' create fields"
+)
 
 
 class JobEnqueueAnyIn(JobEnqueueIn):

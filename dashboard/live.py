@@ -22,8 +22,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 
-from jobs.models import Event
 from jobs.views.events import StreamSlot
+from queues.models import Event
 
 from .auth import session_workspace
 

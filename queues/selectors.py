@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from config.exceptions import NotFound
-from jobs.models import Job, QueueMinuteStat
-from jobs.services.events import iso
+from jobs.models import Job
 
-from .models import Queue
+from .events import iso
+from .models import Queue, QueueMinuteStat
 
 SPARKLINE_MINUTES = 60
 

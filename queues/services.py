@@ -15,8 +15,8 @@ from billing.services import plan_check_count, plan_check_value
 from config.exceptions import Conflict, ValidationFailed
 from jobs.models import TERMINAL_STATES, Execution, Job
 from jobs.services.dispatch import kick_on_commit
-from jobs.services.events import PendingEvent, events_emit
 
+from .events import PendingEvent, events_emit
 from .models import DEFAULT_RETRY_POLICY, Queue
 from .selectors import queue_has_unfinished_jobs
 

@@ -55,8 +55,8 @@ from config.api import error_responses, list_envelope
 from config.exceptions import ApplicationError, BadRequest, RateLimited, ServiceUnavailable, error_response
 from config.pagination import paginate
 from config.ratelimit import workspace_rate_consume
-from jobs.models import Event
-from jobs.services.events import event_to_dict
+from queues.events import event_to_dict
+from queues.models import Event
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from config.exceptions import ApplicationError, ValidationFailed
 from config.pagination import paginate
 from config.ratelimit import login_rate_check
 from jobs.selectors import job_filters_from_params, job_get, job_list
-from jobs.services import operations
+from jobs.services import operations, queue_ops
 from queues import services as queue_services
 from queues.selectors import queue_get, queue_list
 from schedules import services as schedule_services
@@ -146,7 +146,7 @@ def queues(request: HttpRequest) -> HttpResponse:
 
 _QUEUE_ACTIONS = {
     "pause": lambda ws, q: (queue_services.queue_pause(workspace=ws, queue=q), f"Queue {q.name} paused.")[1],
-    "resume": lambda ws, q: (queue_services.queue_resume(workspace=ws, queue=q), f"Queue {q.name} resumed.")[
+    "resume": lambda ws, q: (queue_ops.queue_resume(workspace=ws, queue=q), f"Queue {q.name} resumed.")[
         1
     ],
     "drain": lambda ws, q: (

@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("jobs.urls_operations")),
     path("", include("jobs.urls_executions")),
     path("", include("jobs.urls_jobs")),
+    path("", include("jobs.urls_queues")),
 ]

@@ -1,18 +1,17 @@
-"""Queue reads: lookups by name, live job counts, metrics buckets and sparklines (from the minute rollup)."""
+"""Queue reads: lookups by name, metrics buckets and sparklines (from the minute rollup). Job counts per queue
+read the jobs table and so live above, in jobs.queue_selectors."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
 from config.exceptions import NotFound
-from jobs.models import Job
 
 from .events import iso
 from .models import Queue, QueueMinuteStat
@@ -30,29 +29,6 @@ def queue_get(*, workspace: Workspace, name: str) -> Queue:
     if queue is None:
         raise NotFound(f"Queue '{name}' not found.")
     return queue
-
-
-def queue_counts(*, workspace: Workspace, queue_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Jobs per state for each queue, in one GROUP BY (index jobs_job_ws_queue_state)."""
-    ids = list(queue_ids)
-    counts: dict[str, dict[str, int]] = {qid: {} for qid in ids}
-    if not ids:
-        return counts
-    rows = (
-        Job.objects.filter(workspace=workspace, queue_id__in=ids)
-        .values_list("queue_id", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for queue_id, state, n in rows:
-        counts[queue_id][state] = n
-    return counts
-
-
-def queue_has_unfinished_jobs(*, queue: Queue) -> bool:
-    return Job.objects.filter(
-        workspace_id=queue.workspace_id, queue=queue, state__in=["waiting", "delayed", "active"]
-    ).exists()
 
 
 def _p95(hist: dict[str, int]) -> int | None:
@@ -85,9 +61,7 @@ def _floor(value: datetime, granularity: str) -> datetime:
     return value.replace(minute=0) if granularity == "hour" else value
 
 
-def queue_metrics(
-    *, queue: Queue, granularity: str, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
+def queue_metrics(*, queue: Queue, granularity: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Buckets from `start` to `end` (inclusive, floored to the granularity), zeros filled, oldest first."""
     step = timedelta(hours=1) if granularity == "hour" else timedelta(minutes=1)
     first, last = _floor(start, granularity), _floor(end, granularity)
@@ -97,9 +71,9 @@ def queue_metrics(
         acc[ts] = {"enqueued": 0, "completed": 0, "failed": 0, "sum": 0, "n": 0, "hist": defaultdict(int)}
         ts += step
     # Index jobs_stat_queue_minute_uniq (queue, minute) serves the range scan.
-    rows = QueueMinuteStat.objects.filter(
-        queue=queue, minute__gte=first, minute__lt=last + step
-    ).values_list("minute", "enqueued", "completed", "failed", "duration_sum_ms", "duration_count", "duration_hist")
+    rows = QueueMinuteStat.objects.filter(queue=queue, minute__gte=first, minute__lt=last + step).values_list(
+        "minute", "enqueued", "completed", "failed", "duration_sum_ms", "duration_count", "duration_hist"
+    )
     for minute, enqueued, completed, failed, dsum, dcount, hist in rows:
         bucket = acc.get(_floor(minute, granularity))
         if bucket is None:

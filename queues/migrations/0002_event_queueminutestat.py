@@ -9,6 +9,15 @@ from django.db import migrations, models
 
 import queues.models
 
+
+
+def _workspace() -> tuple[str, models.ForeignKey]:
+    fk = models.ForeignKey(
+        db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.workspace"
+    )
+    return "workspace", fk
+
+
 _EVENT = migrations.CreateModel(
     name="Event",
     fields=[
@@ -23,15 +32,7 @@ _EVENT = migrations.CreateModel(
         ("job_id", models.CharField(blank=True, max_length=40, null=True)),
         ("data", models.JSONField(blank=True, default=dict)),
         ("created_at", models.DateTimeField()),
-        (
-            "workspace",
-            models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="+",
-                to="accounts.workspace",
-            ),
-        ),
+        _workspace(),
     ],
     options={
         "db_table": "jobs_event",
@@ -59,15 +60,7 @@ _STAT = migrations.CreateModel(
             "queue",
             models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="queues.queue"),
         ),
-        (
-            "workspace",
-            models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="+",
-                to="accounts.workspace",
-            ),
-        ),
+        _workspace(),
     ],
     options={
         "db_table": "jobs_queueminutestat",

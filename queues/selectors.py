@@ -1,5 +1,5 @@
-"""Queue reads: lookups by name, metrics buckets and sparklines (from the minute rollup). Job counts per queue
-read the jobs table and so live above, in jobs.queue_selectors."""
+"""Queue reads: lookups by name, the outbox's events, metrics buckets and sparklines (from the minute rollup).
+Job counts per queue read the jobs table and so live above, in jobs.queue_selectors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from accounts.models import Workspace
 from config.exceptions import NotFound
 
 from .events import iso
-from .models import Queue, QueueMinuteStat
+from .models import Event, Queue, QueueMinuteStat
 
 SPARKLINE_MINUTES = 60
 
@@ -29,6 +29,19 @@ def queue_get(*, workspace: Workspace, name: str) -> Queue:
     if queue is None:
         raise NotFound(f"Queue '{name}' not found.")
     return queue
+
+
+def event_list(
+    *, workspace: Workspace | str, queue_name: str | None = None, after: str | None = None
+) -> QuerySet[Event]:
+    """The workspace's (or its id's) events, or one queue's, after an event id (exclusive); unordered.
+    Indexes jobs_event_ws and jobs_event_ws_queue."""
+    qs = Event.objects.filter(workspace=workspace)
+    if queue_name is not None:
+        qs = qs.filter(queue_name=queue_name)
+    if after:
+        qs = qs.filter(id__gt=after)
+    return qs
 
 
 def _p95(hist: dict[str, int]) -> int | None:

@@ -4,13 +4,15 @@ Job counts per queue read the jobs table and so live above, in jobs.queue_select
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Workspace
+from billing.services import next_period, period_start, quota_used
 from config.exceptions import NotFound
 
 from .events import iso
@@ -129,3 +131,46 @@ def sparklines(*, workspace: Workspace, now: datetime | None = None) -> list[dic
             series[queue_id][0][index] += completed
             series[queue_id][1][index] += failed
     return [{"queue": name, "completed": series[qid][0], "failed": series[qid][1]} for qid, name in queues]
+
+
+def usage_report(*, workspace: Workspace, period: date, now: datetime | None = None) -> dict[str, Any]:
+    """A month of usage from billing's UsageCounter and the QueueMinuteStat rollup (index jobs_stat_ws_minute).
+    Here, not in billing, because billing sits below queues and cannot read the rollup."""
+    now = now or timezone.now()
+    start = period_start(period)
+    end = period_start(next_period(period))
+    stats = QueueMinuteStat.objects.filter(workspace=workspace, minute__gte=start, minute__lt=end)
+    sums = {
+        "enqueued": Sum("enqueued"),
+        "success": Sum("completed"),
+        "failed": Sum("failed"),
+        "timeout": Sum("timeout"),
+    }
+
+    def _row(values: dict[str, Any]) -> dict[str, int]:
+        row = {k: int(values.get(k) or 0) for k in sums}
+        row["total"] = row["success"] + row["failed"] + row["timeout"]
+        return row
+
+    totals = _row(stats.aggregate(**sums))
+    by_queue = [
+        {"queue": r["queue__name"], **_row(r)}
+        for r in stats.values("queue__name").annotate(**sums).order_by("queue__name")
+    ]
+    per_day = {
+        r["day"]: _row(r) for r in stats.annotate(day=TruncDate("minute")).values("day").annotate(**sums)
+    }
+    # Every day of the month that has begun, zeros included, so charts need no gap filling.
+    last_day = min(end, now + timedelta(days=1)).date()
+    by_day = []
+    day = start.date()
+    while day < last_day:
+        by_day.append({"date": day.isoformat(), **per_day.get(day, _row({}))})
+        day += timedelta(days=1)
+    return {
+        "period": {"start": start, "end": end},
+        "jobs_enqueued": quota_used(workspace=workspace, period=period),
+        "executions": {k: totals[k] for k in ("total", "success", "failed", "timeout")},
+        "by_queue": by_queue,
+        "by_day": by_day,
+    }

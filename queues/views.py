@@ -1,5 +1,6 @@
-"""Queue metrics routes: per-queue buckets and the sparklines, from the per-minute rollup (thin: validate, call,
-render). The queue CRUD routes carry live job counts, so they live above, in jobs.views.queues."""
+"""Routes that read the per-minute rollup: a queue's metrics buckets, the sparklines and the month's usage
+(thin: validate, call, render). The queue CRUD routes carry live job counts, so they live above, in
+jobs.views.queues."""
 
 from __future__ import annotations
 
@@ -8,16 +9,53 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from billing.services import parse_period
 from config.api import WorkspaceViewSet, error_responses
 from config.exceptions import BadRequest
 from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
 
 from . import selectors
 from .serializers import MetricsSchema, SparklinesSchema
+
+
+# GET /v1/usage: documented under Billing, served here because it reads the per-minute rollup (queues.selectors).
+class _CountsSerializer(serializers.Serializer):
+    enqueued = serializers.IntegerField()
+    total = serializers.IntegerField()
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    timeout = serializers.IntegerField()
+
+
+class _QueueUsageSerializer(_CountsSerializer):
+    queue = serializers.CharField()
+
+
+class _DayUsageSerializer(_CountsSerializer):
+    date = serializers.DateField()
+
+
+UsageOut = inline_serializer(
+    "UsageOut",
+    fields={
+        "period": inline_serializer(
+            "UsagePeriod", fields={"start": serializers.DateTimeField(), "end": serializers.DateTimeField()}
+        ),
+        "jobs_enqueued": serializers.IntegerField(),
+        "executions": inline_serializer(
+            "UsageExecutions",
+            fields={k: serializers.IntegerField() for k in ("total", "success", "failed", "timeout")},
+        ),
+        "by_queue": _QueueUsageSerializer(many=True),
+        "by_day": _DayUsageSerializer(many=True),
+    },
+)
 
 MAX_METRIC_BUCKETS = 10_080  # a week of minutes
 NAME_PARAM = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Queue name")
@@ -86,3 +124,15 @@ class QueueMetricsViewSet(WorkspaceViewSet):
     )
     def sparklines(self, request: Request) -> Response:
         return Response({"data": selectors.sparklines(workspace=self.workspace)})
+
+
+@extend_schema(
+    tags=["Billing"],
+    parameters=[OpenApiParameter("period", str, description="Month as YYYY-MM (UTC); default: this month")],
+    responses={200: UsageOut, **error_responses(400, 401, 429)},
+    description="A month's usage from the usage counter and the per-minute rollup. `period.end` is exclusive.",
+)
+@api_view(["GET"])
+def usage(request: Request) -> Response:
+    period = parse_period(request.query_params.get("period"))
+    return Response(selectors.usage_report(workspace=request.user.workspace, period=period))

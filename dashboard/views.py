@@ -146,9 +146,7 @@ def queues(request: HttpRequest) -> HttpResponse:
 
 _QUEUE_ACTIONS = {
     "pause": lambda ws, q: (queue_services.queue_pause(workspace=ws, queue=q), f"Queue {q.name} paused.")[1],
-    "resume": lambda ws, q: (queue_ops.queue_resume(workspace=ws, queue=q), f"Queue {q.name} resumed.")[
-        1
-    ],
+    "resume": lambda ws, q: (queue_ops.queue_resume(workspace=ws, queue=q), f"Queue {q.name} resumed.")[1],
     "drain": lambda ws, q: (
         f"Queue {q.name} drained: "
         + _plural(operations.queue_drain(workspace=ws, queue=q), "job")

@@ -4,7 +4,6 @@ from . import views
 
 urlpatterns = [
     path("status", views.workspace_status, name="workspace-status"),
-    path("usage", views.usage, name="usage"),
     path("billing/status", views.billing_status, name="billing-status"),
     path("billing/checkout", views.checkout, name="billing-checkout"),
     path("billing/portal", views.portal, name="billing-portal"),

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.request import Request
@@ -20,22 +20,6 @@ class _QuotaJobsSerializer(serializers.Serializer):
     used = serializers.IntegerField()
     limit = serializers.IntegerField(allow_null=True, help_text="null: unlimited")
     resets_at = serializers.DateTimeField()
-
-
-class _CountsSerializer(serializers.Serializer):
-    enqueued = serializers.IntegerField()
-    total = serializers.IntegerField()
-    success = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    timeout = serializers.IntegerField()
-
-
-class _QueueUsageSerializer(_CountsSerializer):
-    queue = serializers.CharField()
-
-
-class _DayUsageSerializer(_CountsSerializer):
-    date = serializers.DateField()
 
 
 StatusOut = inline_serializer(
@@ -63,22 +47,6 @@ StatusOut = inline_serializer(
     },
 )
 
-UsageOut = inline_serializer(
-    "UsageOut",
-    fields={
-        "period": inline_serializer(
-            "UsagePeriod", fields={"start": serializers.DateTimeField(), "end": serializers.DateTimeField()}
-        ),
-        "jobs_enqueued": serializers.IntegerField(),
-        "executions": inline_serializer(
-            "UsageExecutions",
-            fields={k: serializers.IntegerField() for k in ("total", "success", "failed", "timeout")},
-        ),
-        "by_queue": _QueueUsageSerializer(many=True),
-        "by_day": _DayUsageSerializer(many=True),
-    },
-)
-
 UrlOut = inline_serializer("BillingUrlOut", fields={"url": serializers.URLField()})
 
 
@@ -102,18 +70,6 @@ def workspace_status(request: Request) -> Response:
             },
         }
     )
-
-
-@extend_schema(
-    tags=["Billing"],
-    parameters=[OpenApiParameter("period", str, description="Month as YYYY-MM (UTC); default: this month")],
-    responses={200: UsageOut, **error_responses(400, 401, 429)},
-    description="A month's usage from the usage counter and the per-minute rollup. `period.end` is exclusive.",
-)
-@api_view(["GET"])
-def usage(request: Request) -> Response:
-    period = services.parse_period(request.query_params.get("period"))
-    return Response(selectors.usage_report(workspace=request.user.workspace, period=period))
 
 
 @extend_schema(

@@ -1,29 +1,26 @@
 """`GET /events` for dashboard pages: a change feed, not a replayable event log.
 
 Pages only need to know *that* something of their workspace changed, to re-fetch the fragment they show, so
-this stream sends `event: changed` whenever the workspace's newest outbox event (jobs.Event) moves, at most
-once per poll. An event committed late with a smaller id than one already seen is not announced on its own,
-which is why every fragment also refreshes every 30 s. (jobs.views.events serves the API's full stream, with
-ids, resumption and Bearer re-checks; its stream object authenticates by header, which a browser's
-EventSource cannot send, hence this small session-authenticated feed.)
+this stream sends `event: changed` whenever the workspace's newest outbox event (queues.models.Event) moves, at
+most once per poll. An event committed late with a smaller id than one already seen is not announced on its
+own, which is why every fragment also refreshes every 30 s. (The API's stream, jobs.views.events, sends every
+event with ids, resumption and Bearer re-checks; a browser's EventSource cannot send that header, hence this
+small session-authenticated feed.)
 
-Served by the ASGI process (config.front routes `/events` there): the loop waits without holding a thread.
-A feed takes one of the workspace's stream slots (jobs.views.events.StreamSlot), the same cap as API streams.
+Served by the ASGI process (config.front routes `/events` there): the loop (jobs.services.streams, the same as
+the API's) waits without holding a thread. A feed takes one of the workspace's stream slots, the same cap as
+API streams.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
+from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 
-from jobs.models import Event
-from jobs.views.events import StreamSlot
+from jobs.services.streams import Stream, StreamSlot, async_frames, frame, newest_event_id
 
 from .auth import session_workspace
 
@@ -32,15 +29,30 @@ HEARTBEAT_S = 15.0
 SESSION_RECHECK_S = 30.0
 
 
-def newest_event_id(workspace_id: str) -> str | None:
-    """The workspace's newest event id (index jobs_event_ws, read backwards: one index entry)."""
-    return (
-        Event.objects.filter(workspace_id=workspace_id).order_by("-id").values_list("id", flat=True).first()
-    )
+class ChangeFeed(Stream):
+    """`connected`, then `changed` when the workspace's newest event moves; `closed` once the session ends."""
+
+    def __init__(self, *, workspace_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workspace_id = workspace_id
+        self.seen: str | None = None
+
+    def opening(self) -> str:
+        self.seen = newest_event_id(self.workspace_id)
+        return "retry: 2000\n\n" + frame("connected", {"newest": self.seen})
+
+    def poll(self) -> tuple[str, bool]:
+        current = newest_event_id(self.workspace_id)
+        if current is None or current == self.seen:
+            return "", False
+        self.seen = current
+        return frame("changed", {"newest": current}), False
 
 
-def _frame(event: str, data: dict[str, object]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+def _signed_in(request: HttpRequest, workspace_id: str) -> bool:
+    """Signing out or revoking the key ends the feed, as it ends the pages."""
+    workspace = session_workspace(request)
+    return workspace is not None and workspace.id == workspace_id
 
 
 def feed_slot(workspace_id: str) -> StreamSlot | None:
@@ -49,33 +61,15 @@ def feed_slot(workspace_id: str) -> StreamSlot | None:
     return slot if slot.acquire() else None
 
 
-async def change_feed(request: HttpRequest, workspace_id: str, slot: StreamSlot) -> AsyncIterator[str]:
-    """`connected`, then `changed` when the workspace's newest event moves; `closed` once the session ends."""
-    poll_s = float(getattr(settings, "SPINDLE_DASHBOARD_POLL_S", POLL_S))
-    newest = sync_to_async(newest_event_id)
-    try:
-        seen = await newest(workspace_id)
-        yield "retry: 2000\n\n" + _frame("connected", {"newest": seen})
-        last_write = last_check = time.monotonic()
-        while True:
-            await asyncio.sleep(poll_s)
-            now = time.monotonic()
-            if now - last_check >= SESSION_RECHECK_S:
-                last_check = now
-                # Signing out or revoking the key ends the feed, as it ends the pages.
-                workspace = await sync_to_async(session_workspace)(request)
-                if workspace is None or workspace.id != workspace_id:
-                    yield _frame("closed", {"reason": "signed out"})
-                    return
-                await sync_to_async(slot.renew)()
-            current = await newest(workspace_id)
-            if current is not None and current != seen:
-                seen = current
-                last_write = now
-                yield _frame("changed", {"newest": current})
-            elif now - last_write >= HEARTBEAT_S:
-                last_write = now
-                yield ": heartbeat\n\n"
-    finally:
-        # Also on disconnect (the generator is closed or cancelled): the slot is free at once, not at its TTL.
-        await asyncio.shield(sync_to_async(slot.release)())
+def change_feed(request: HttpRequest, workspace_id: str, slot: StreamSlot) -> AsyncIterator[str]:
+    """The feed's frames; closing the iterator (or a disconnect) frees the slot at once, not at its TTL."""
+    feed = ChangeFeed(
+        workspace_id=workspace_id,
+        slot=slot,
+        still_authorized=lambda: _signed_in(request, workspace_id),
+        closed={"reason": "signed out"},
+        poll_s=float(getattr(settings, "SPINDLE_DASHBOARD_POLL_S", POLL_S)),
+        heartbeat_s=HEARTBEAT_S,
+        recheck_s=SESSION_RECHECK_S,
+    )
+    return async_frames(feed)

@@ -10,11 +10,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
-from billing.selectors import billing_status, quota_summary, usage_report
+from billing.selectors import billing_status, quota_summary
 from billing.services import current_period
 from jobs.models import Execution, Job, JobState
+from jobs.queue_selectors import queue_counts
 from queues.models import Queue
-from queues.selectors import queue_counts, queue_list, sparklines
+from queues.selectors import queue_list, sparklines, usage_report
 from schedules.models import Schedule
 from schedules.selectors import schedule_list
 from schedules.timing import upcoming

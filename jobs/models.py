@@ -1,10 +1,17 @@
-"""Jobs, their attempts (executions), the outbox of events, and registered pull workers."""
+"""Jobs, their attempts (executions), and registered pull workers.
+
+The outbox (Event) and the per-minute rollup (QueueMinuteStat) live in queues.models, the lowest app that
+writes them; they keep their tables (`jobs_event`, `jobs_queueminutestat`) and stay importable from here.
+"""
 
 from __future__ import annotations
 
 from django.db import models
 
 from config.ids import new_id
+
+# `_event_id`: migration 0001 names jobs.models._event_id as Event.id's default.
+from queues.models import Event, QueueMinuteStat, _event_id  # noqa: F401
 
 
 def _job_id() -> str:
@@ -13,10 +20,6 @@ def _job_id() -> str:
 
 def _execution_id() -> str:
     return new_id("exe")
-
-
-def _event_id() -> str:
-    return new_id("evt")
 
 
 def _worker_id() -> str:
@@ -199,29 +202,6 @@ class Execution(models.Model):
         return self.id
 
 
-class Event(models.Model):
-    """The outbox: written in the same transaction as the state change it records (DESIGN.md invariant 6)."""
-
-    id = models.CharField(primary_key=True, max_length=40, default=_event_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
-    type = models.CharField(max_length=32)
-    queue_name = models.CharField(max_length=64, null=True, blank=True)
-    job_id = models.CharField(max_length=40, null=True, blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [
-            # GET /v1/events?after= oldest first, and per-queue streams.
-            models.Index(fields=["workspace", "id"], name="jobs_event_ws"),
-            models.Index(fields=["workspace", "queue_name", "id"], name="jobs_event_ws_queue"),
-            models.Index(fields=["created_at"], name="jobs_event_created"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.id} {self.type}"
-
-
 class Worker(models.Model):
     """A registered pull worker."""
 
@@ -254,25 +234,3 @@ class QueueClaimState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.queue_id} after {self.last_group!r}"
-
-
-class QueueMinuteStat(models.Model):
-    """Per-queue per-minute rollup written when attempts finish; metrics and usage read it, not executions."""
-
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
-    queue = models.ForeignKey("queues.Queue", on_delete=models.CASCADE, related_name="+")
-    minute = models.DateTimeField()
-    enqueued = models.PositiveIntegerField(default=0)
-    completed = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    timeout = models.PositiveIntegerField(default=0)
-    duration_sum_ms = models.PositiveBigIntegerField(default=0)
-    duration_count = models.PositiveIntegerField(default=0)
-    # Log-scale histogram of durations ({"bucket_upper_ms": count}) for p95 without scanning executions.
-    duration_hist = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["queue", "minute"], name="jobs_stat_queue_minute_uniq"),
-        ]
-        indexes = [models.Index(fields=["workspace", "minute"], name="jobs_stat_ws_minute")]

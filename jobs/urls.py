@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("jobs.urls_pull")),
     path("", include("jobs.urls_operations")),
     path("", include("jobs.urls_jobs")),
+    path("", include("jobs.urls_queues")),
 ]

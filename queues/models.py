@@ -1,4 +1,5 @@
-"""Queues: where jobs wait, with their delivery mode and flow-control settings."""
+"""Queues: where jobs wait, with their delivery mode and flow-control settings; the outbox of events every app
+above writes to; the per-queue per-minute rollup that metrics and usage read."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ DEFAULT_RETRY_POLICY = {
 
 def _queue_id() -> str:
     return new_id("que")
+
+
+def _event_id() -> str:
+    return new_id("evt")
 
 
 def default_retry_policy() -> dict:
@@ -54,8 +59,12 @@ class Queue(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["workspace", "name"], name="queues_queue_ws_name_uniq"),
-            models.CheckConstraint(condition=models.Q(delivery__in=["push", "pull"]), name="queues_queue_delivery_valid"),
-            models.CheckConstraint(condition=models.Q(concurrency__gte=1), name="queues_queue_concurrency_positive"),
+            models.CheckConstraint(
+                condition=models.Q(delivery__in=["push", "pull"]), name="queues_queue_delivery_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(concurrency__gte=1), name="queues_queue_concurrency_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -64,6 +73,63 @@ class Queue(models.Model):
     def active_signing_secrets(self, now: datetime) -> list[str]:
         """Secrets that sign a delivery at `now`: the current one, plus the previous one for 24 h after rotation."""
         keys = [self.signing_secret]
-        if self.previous_signing_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+        if (
+            self.previous_signing_secret
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > now
+        ):
             keys.append(self.previous_signing_secret)
         return keys
+
+
+class Event(models.Model):
+    """The outbox: written in the same transaction as the state change it records (DESIGN.md invariant 6)."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=_event_id, editable=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    type = models.CharField(max_length=32)
+    queue_name = models.CharField(max_length=64, null=True, blank=True)
+    job_id = models.CharField(max_length=40, null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        # Created by the jobs app (migration jobs 0001); moved here by state only, so table and index names stay.
+        db_table = "jobs_event"
+        indexes = [
+            # GET /v1/events?after= oldest first, and per-queue streams.
+            models.Index(fields=["workspace", "id"], name="jobs_event_ws"),
+            models.Index(fields=["workspace", "queue_name", "id"], name="jobs_event_ws_queue"),
+            models.Index(fields=["created_at"], name="jobs_event_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"
+
+
+class QueueMinuteStat(models.Model):
+    """Per-queue per-minute rollup written when attempts finish; metrics and usage read it, not executions."""
+
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    enqueued = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    timeout = models.PositiveIntegerField(default=0)
+    duration_sum_ms = models.PositiveBigIntegerField(default=0)
+    duration_count = models.PositiveIntegerField(default=0)
+    # Log-scale histogram of durations ({"bucket_upper_ms": count}) for p95 without scanning executions.
+    duration_hist = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        # Created by the jobs app (migration jobs 0001); moved here by state only, so table and index names stay.
+        db_table = "jobs_queueminutestat"
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "minute"], name="jobs_stat_queue_minute_uniq"),
+        ]
+        indexes = [models.Index(fields=["workspace", "minute"], name="jobs_stat_ws_minute")]

@@ -1,21 +1,22 @@
-"""Queue reads: lookups by name, live job counts, metrics buckets and sparklines (from the minute rollup)."""
+"""Queue reads: lookups by name, the outbox's events, metrics buckets and sparklines (from the minute rollup).
+Job counts per queue read the jobs table and so live above, in jobs.queue_selectors."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Workspace
+from billing.services import next_period, period_start, quota_used
 from config.exceptions import NotFound
-from jobs.models import Job, QueueMinuteStat
-from jobs.services.events import iso
 
-from .models import Queue
+from .events import iso
+from .models import Event, Queue, QueueMinuteStat
 
 SPARKLINE_MINUTES = 60
 
@@ -32,27 +33,17 @@ def queue_get(*, workspace: Workspace, name: str) -> Queue:
     return queue
 
 
-def queue_counts(*, workspace: Workspace, queue_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Jobs per state for each queue, in one GROUP BY (index jobs_job_ws_queue_state)."""
-    ids = list(queue_ids)
-    counts: dict[str, dict[str, int]] = {qid: {} for qid in ids}
-    if not ids:
-        return counts
-    rows = (
-        Job.objects.filter(workspace=workspace, queue_id__in=ids)
-        .values_list("queue_id", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for queue_id, state, n in rows:
-        counts[queue_id][state] = n
-    return counts
-
-
-def queue_has_unfinished_jobs(*, queue: Queue) -> bool:
-    return Job.objects.filter(
-        workspace_id=queue.workspace_id, queue=queue, state__in=["waiting", "delayed", "active"]
-    ).exists()
+def event_list(
+    *, workspace: Workspace | str, queue_name: str | None = None, after: str | None = None
+) -> QuerySet[Event]:
+    """The workspace's (or its id's) events, or one queue's, after an event id (exclusive); unordered.
+    Indexes jobs_event_ws and jobs_event_ws_queue."""
+    qs = Event.objects.filter(workspace=workspace)
+    if queue_name is not None:
+        qs = qs.filter(queue_name=queue_name)
+    if after:
+        qs = qs.filter(id__gt=after)
+    return qs
 
 
 def _p95(hist: dict[str, int]) -> int | None:
@@ -85,9 +76,7 @@ def _floor(value: datetime, granularity: str) -> datetime:
     return value.replace(minute=0) if granularity == "hour" else value
 
 
-def queue_metrics(
-    *, queue: Queue, granularity: str, start: datetime, end: datetime
-) -> list[dict[str, Any]]:
+def queue_metrics(*, queue: Queue, granularity: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Buckets from `start` to `end` (inclusive, floored to the granularity), zeros filled, oldest first."""
     step = timedelta(hours=1) if granularity == "hour" else timedelta(minutes=1)
     first, last = _floor(start, granularity), _floor(end, granularity)
@@ -97,9 +86,9 @@ def queue_metrics(
         acc[ts] = {"enqueued": 0, "completed": 0, "failed": 0, "sum": 0, "n": 0, "hist": defaultdict(int)}
         ts += step
     # Index jobs_stat_queue_minute_uniq (queue, minute) serves the range scan.
-    rows = QueueMinuteStat.objects.filter(
-        queue=queue, minute__gte=first, minute__lt=last + step
-    ).values_list("minute", "enqueued", "completed", "failed", "duration_sum_ms", "duration_count", "duration_hist")
+    rows = QueueMinuteStat.objects.filter(queue=queue, minute__gte=first, minute__lt=last + step).values_list(
+        "minute", "enqueued", "completed", "failed", "duration_sum_ms", "duration_count", "duration_hist"
+    )
     for minute, enqueued, completed, failed, dsum, dcount, hist in rows:
         bucket = acc.get(_floor(minute, granularity))
         if bucket is None:
@@ -142,3 +131,46 @@ def sparklines(*, workspace: Workspace, now: datetime | None = None) -> list[dic
             series[queue_id][0][index] += completed
             series[queue_id][1][index] += failed
     return [{"queue": name, "completed": series[qid][0], "failed": series[qid][1]} for qid, name in queues]
+
+
+def usage_report(*, workspace: Workspace, period: date, now: datetime | None = None) -> dict[str, Any]:
+    """A month of usage from billing's UsageCounter and the QueueMinuteStat rollup (index jobs_stat_ws_minute).
+    Here, not in billing, because billing sits below queues and cannot read the rollup."""
+    now = now or timezone.now()
+    start = period_start(period)
+    end = period_start(next_period(period))
+    stats = QueueMinuteStat.objects.filter(workspace=workspace, minute__gte=start, minute__lt=end)
+    sums = {
+        "enqueued": Sum("enqueued"),
+        "success": Sum("completed"),
+        "failed": Sum("failed"),
+        "timeout": Sum("timeout"),
+    }
+
+    def _row(values: dict[str, Any]) -> dict[str, int]:
+        row = {k: int(values.get(k) or 0) for k in sums}
+        row["total"] = row["success"] + row["failed"] + row["timeout"]
+        return row
+
+    totals = _row(stats.aggregate(**sums))
+    by_queue = [
+        {"queue": r["queue__name"], **_row(r)}
+        for r in stats.values("queue__name").annotate(**sums).order_by("queue__name")
+    ]
+    per_day = {
+        r["day"]: _row(r) for r in stats.annotate(day=TruncDate("minute")).values("day").annotate(**sums)
+    }
+    # Every day of the month that has begun, zeros included, so charts need no gap filling.
+    last_day = min(end, now + timedelta(days=1)).date()
+    by_day = []
+    day = start.date()
+    while day < last_day:
+        by_day.append({"date": day.isoformat(), **per_day.get(day, _row({}))})
+        day += timedelta(days=1)
+    return {
+        "period": {"start": start, "end": end},
+        "jobs_enqueued": quota_used(workspace=workspace, period=period),
+        "executions": {k: totals[k] for k in ("total", "success", "failed", "timeout")},
+        "by_queue": by_queue,
+        "by_day": by_day,
+    }

@@ -1,4 +1,7 @@
-"""Queue writes: create, update, pause/resume, secret rotation, delete (and obliterate)."""
+"""Queue writes on the queue row: create, update, pause/resume, secret rotation.
+
+What also touches the queue's jobs lives above, in jobs.services.queue_ops: the update and resume that wake the
+engine, and delete (and obliterate). Call those from views; the ones here are their building blocks."""
 
 from __future__ import annotations
 
@@ -13,18 +16,12 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.services import plan_check_count, plan_check_value
 from config.exceptions import Conflict, ValidationFailed
-from jobs.models import TERMINAL_STATES, Execution, Job
-from jobs.services.dispatch import kick_on_commit
-from jobs.services.events import PendingEvent, events_emit
 
+from .events import PendingEvent, events_emit
 from .models import DEFAULT_RETRY_POLICY, Queue
-from .selectors import queue_has_unfinished_jobs
 
 # Both the old and the new secret sign deliveries this long after a rotation (API.md).
 SECRET_OVERLAP = timedelta(hours=24)
-# Obliterate deletes in batches this size, each in its own short transaction, so one huge queue never holds
-# locks on jobs_job long enough to stall the claimers of every other queue.
-OBLITERATE_BATCH = 5000
 DEFAULT_ENDPOINT = {"method": "POST", "headers": {}, "timeout_ms": 30_000}
 # A push lease must outlast the delivery timeout by this much: a shorter lease expires while the request is still
 # in flight, the sweeper hands the job out again, and the target gets it twice (issue 9).
@@ -64,7 +61,9 @@ def _check_shape(*, delivery: str, endpoint: dict[str, Any] | None) -> None:
         raise ValidationFailed(details={"endpoint": ["A pull queue has no endpoint: set it to null."]})
 
 
-def _check_plan(*, workspace: Workspace, endpoint: dict[str, Any] | None, retry_policy: dict[str, Any]) -> None:
+def _check_plan(
+    *, workspace: Workspace, endpoint: dict[str, Any] | None, retry_policy: dict[str, Any]
+) -> None:
     plan_check_value(workspace=workspace, field="max_attempts", value=retry_policy.get("max_attempts"))
     if endpoint is not None:
         plan_check_value(workspace=workspace, field="timeout_ms", value=endpoint.get("timeout_ms"))
@@ -79,9 +78,14 @@ def _fit_lease(*, queue: Queue, endpoint: dict[str, Any] | None, data: dict[str,
     if queue.lease_ms >= needed:
         return
     if "lease_ms" in data:
-        raise ValidationFailed(details={"lease_ms": [
-            f"Must be at least the endpoint timeout_ms plus {LEASE_MARGIN_MS} ms ({needed}), or a delivery "
-            "would outlive its lease and be sent twice."]})
+        raise ValidationFailed(
+            details={
+                "lease_ms": [
+                    f"Must be at least the endpoint timeout_ms plus {LEASE_MARGIN_MS} ms ({needed}), or a delivery "
+                    "would outlive its lease and be sent twice."
+                ]
+            }
+        )
     queue.lease_ms = needed
 
 
@@ -116,8 +120,10 @@ def queue_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Queue, 
                 queue.save(force_insert=True)
         except IntegrityError as exc:
             if _is_name_conflict(exc):
-                raise Conflict(f"A queue named '{data['name']}' already exists.", details={"name": [
-                    "A queue with this name already exists."]}) from None
+                raise Conflict(
+                    f"A queue named '{data['name']}' already exists.",
+                    details={"name": ["A queue with this name already exists."]},
+                ) from None
             raise
     return queue, secret
 
@@ -149,7 +155,11 @@ def queue_update(*, workspace: Workspace, queue: Queue, data: dict[str, Any]) ->
         queue = Queue.objects.select_for_update().get(pk=queue.pk, workspace=workspace)
         delivery = queue.delivery
         endpoint = _normalise_endpoint(data["endpoint"]) if "endpoint" in data else queue.endpoint
-        retry_policy = {**DEFAULT_RETRY_POLICY, **(queue.retry_policy or {}), **(data.get("retry_policy") or {})}
+        retry_policy = {
+            **DEFAULT_RETRY_POLICY,
+            **(queue.retry_policy or {}),
+            **(data.get("retry_policy") or {}),
+        }
         _check_shape(delivery=delivery, endpoint=endpoint)
         # Only what the request changes is held to the plan: a downgrade must not lock a queue's other edits.
         _check_plan(
@@ -165,7 +175,6 @@ def queue_update(*, workspace: Workspace, queue: Queue, data: dict[str, Any]) ->
         if "lease_ms" in data or "endpoint" in data:
             _fit_lease(queue=queue, endpoint=endpoint, data=data)
         queue.save()
-        kick_on_commit([queue.id])
     return queue
 
 
@@ -189,8 +198,16 @@ def queue_pause(*, workspace: Workspace, queue: Queue, job_name: str | None = No
                 queue.paused_job_names = [*names, job_name]
         if changed:
             queue.save(update_fields=["paused", "paused_job_names", "updated_at"])
-            events_emit([PendingEvent(workspace_id=workspace.id, type="queue:paused", queue_name=queue.name,
-                                      data={"job_name": job_name})])
+            events_emit(
+                [
+                    PendingEvent(
+                        workspace_id=workspace.id,
+                        type="queue:paused",
+                        queue_name=queue.name,
+                        data={"job_name": job_name},
+                    )
+                ]
+            )
     return queue
 
 
@@ -208,10 +225,16 @@ def queue_resume(*, workspace: Workspace, queue: Queue, job_name: str | None = N
             queue.paused_job_names = [n for n in names if n != job_name]
         if changed:
             queue.save(update_fields=["paused", "paused_job_names", "updated_at"])
-            events_emit([PendingEvent(workspace_id=workspace.id, type="queue:resumed", queue_name=queue.name,
-                                      data={"job_name": job_name})])
-            # Jobs may have been waiting all along: let the engine deliver them now, not at the next sweep.
-            kick_on_commit([queue.id])
+            events_emit(
+                [
+                    PendingEvent(
+                        workspace_id=workspace.id,
+                        type="queue:resumed",
+                        queue_name=queue.name,
+                        data={"job_name": job_name},
+                    )
+                ]
+            )
     return queue
 
 
@@ -223,65 +246,12 @@ def queue_rotate_secret(*, workspace: Workspace, queue: Queue) -> tuple[Queue, s
         queue.previous_signing_secret = queue.signing_secret
         queue.previous_secret_expires_at = timezone.now() + SECRET_OVERLAP
         queue.signing_secret = secret
-        queue.save(update_fields=["signing_secret", "previous_signing_secret", "previous_secret_expires_at",
-                                  "updated_at"])
-    return queue, secret
-
-
-def queue_delete(*, workspace: Workspace, queue: Queue, force: bool = False) -> None:
-    """Delete a queue. Refuses (409) while it has waiting, delayed or active jobs unless `force` (obliterate)."""
-    if force:
-        # Obliterate: pause first so no delivery claims jobs while we delete them.
-        Queue.objects.filter(pk=queue.pk, workspace=workspace).update(paused=True)
-    else:
-        _refuse_if_unfinished(queue=queue)
-    # Finished history can be huge: delete it in bounded batches before the final, short transaction.
-    _delete_jobs_batches(queue=queue, terminal_only=not force)
-    with transaction.atomic():
-        locked = Queue.objects.select_for_update().filter(pk=queue.pk, workspace=workspace).first()
-        if locked is None:
-            return
-        if not force:
-            # A job enqueued while the batches ran must not vanish without ?force=true.
-            _refuse_if_unfinished(queue=locked)
-        # Anything left (jobs enqueued since the last batch) goes with the queue (Job.queue cascades).
-        locked.delete()
-
-
-def _refuse_if_unfinished(*, queue: Queue) -> None:
-    if queue_has_unfinished_jobs(queue=queue):
-        raise Conflict(
-            "The queue still has waiting, delayed or active jobs; delete with ?force=true to obliterate it.",
-            details={"queue": queue.name},
+        queue.save(
+            update_fields=[
+                "signing_secret",
+                "previous_signing_secret",
+                "previous_secret_expires_at",
+                "updated_at",
+            ]
         )
-
-
-def _delete_jobs_batches(*, queue: Queue, terminal_only: bool = False) -> int:
-    """Delete the queue's jobs and their executions, OBLITERATE_BATCH at a time, each batch in its own transaction."""
-    deleted = 0
-    while True:
-        with transaction.atomic():
-            jobs = Job.objects.filter(workspace_id=queue.workspace_id, queue=queue)
-            if terminal_only:
-                jobs = jobs.filter(state__in=[s.value for s in TERMINAL_STATES])
-            ids = list(
-                jobs.order_by("id")
-                .values_list("id", flat=True)[:OBLITERATE_BATCH]
-            )
-            if not ids:
-                break
-            # Children in other queues outlive their parent (Job.parent is SET_NULL).
-            Job.objects.filter(parent_id__in=ids).update(parent=None)
-            Execution.objects.filter(job_id__in=ids).delete()
-            Job.objects.filter(id__in=ids).only("id").delete()
-            deleted += len(ids)
-    # Executions not tied to a job (e.g. a schedule run refused by quota) go too.
-    while True:
-        with transaction.atomic():
-            exe_ids = list(
-                Execution.objects.filter(queue=queue, job__isnull=True).values_list("id", flat=True)[:OBLITERATE_BATCH]
-            )
-            if not exe_ids:
-                break
-            Execution.objects.filter(id__in=exe_ids).delete()
-    return deleted
+    return queue, secret

@@ -1,21 +1,13 @@
-"""Queue routes. Other queue operations (drain, clean, retry, promote, groups, jobs) live in jobs/urls_*.py;
-`<name:name>` matches a single path segment, so `queues/<name>/jobs/...` never lands here."""
+"""Queue metrics and usage routes. The queue CRUD routes render job counts and live in jobs/urls_queues.py; the other
+queue operations (drain, clean, retry, promote, groups, jobs) in jobs/urls_*.py."""
 
 from django.urls import path
 
-from .views import QueueViewSet
+from .views import QueueMetricsViewSet, usage
 
 urlpatterns = [
-    path("queues", QueueViewSet.as_view({"get": "list", "post": "create"}), name="queue-list"),
-    path(
-        "queues/<name:name>",
-        QueueViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
-        name="queue-detail",
-    ),
-    path("queues/<name:name>/pause", QueueViewSet.as_view({"post": "pause"}), name="queue-pause"),
-    path("queues/<name:name>/resume", QueueViewSet.as_view({"post": "resume"}), name="queue-resume"),
-    path("queues/<name:name>/rotate-secret", QueueViewSet.as_view({"post": "rotate_secret"}),
-         name="queue-rotate-secret"),
-    path("queues/<name:name>/metrics", QueueViewSet.as_view({"get": "metrics"}), name="queue-metrics"),
-    path("metrics/sparklines", QueueViewSet.as_view({"get": "sparklines"}), name="metrics-sparklines"),
+    path("queues/<name:name>/metrics", QueueMetricsViewSet.as_view({"get": "metrics"}), name="queue-metrics"),
+    # Billing's usage report (tag Billing) reads this app's rollup, so it is served from here.
+    path("usage", usage, name="usage"),
+    path("metrics/sparklines", QueueMetricsViewSet.as_view({"get": "sparklines"}), name="metrics-sparklines"),
 ]

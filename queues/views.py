@@ -1,4 +1,6 @@
-"""Queue routes: CRUD by name, pause/resume, secret rotation, metrics and sparklines (thin: validate, call, render)."""
+"""Routes that read the per-minute rollup: a queue's metrics buckets, the sparklines and the month's usage
+(thin: validate, call, render). The queue CRUD routes carry live job counts, so they live above, in
+jobs.views.queues."""
 
 from __future__ import annotations
 
@@ -7,42 +9,56 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
+from billing.services import parse_period
+from config.api import WorkspaceViewSet, error_responses
 from config.exceptions import BadRequest
-from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
-from config.pagination import paginate
 
-from . import selectors, services
-from .serializers import (
-    MetricsSchema,
-    PauseIn,
-    QueueIn,
-    QueueSchema,
-    QueueWithSecretSchema,
-    SparklinesSchema,
-    queue_to_dict,
+from . import selectors
+from .serializers import MetricsSchema, SparklinesSchema
+
+
+# GET /v1/usage: documented under Billing, served here because it reads the per-minute rollup (queues.selectors).
+class _CountsSerializer(serializers.Serializer):
+    enqueued = serializers.IntegerField()
+    total = serializers.IntegerField()
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    timeout = serializers.IntegerField()
+
+
+class _QueueUsageSerializer(_CountsSerializer):
+    queue = serializers.CharField()
+
+
+class _DayUsageSerializer(_CountsSerializer):
+    date = serializers.DateField()
+
+
+UsageOut = inline_serializer(
+    "UsageOut",
+    fields={
+        "period": inline_serializer(
+            "UsagePeriod", fields={"start": serializers.DateTimeField(), "end": serializers.DateTimeField()}
+        ),
+        "jobs_enqueued": serializers.IntegerField(),
+        "executions": inline_serializer(
+            "UsageExecutions",
+            fields={k: serializers.IntegerField() for k in ("total", "success", "failed", "timeout")},
+        ),
+        "by_queue": _QueueUsageSerializer(many=True),
+        "by_day": _DayUsageSerializer(many=True),
+    },
 )
 
 MAX_METRIC_BUCKETS = 10_080  # a week of minutes
 NAME_PARAM = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Queue name")
-
-
-def _parse_bool(params: Any, key: str) -> bool:
-    raw = params.get(key)
-    if raw in (None, ""):
-        return False
-    value = str(raw).lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise BadRequest(f"`{key}` must be true or false.", details={key: ["Expected true or false."]})
 
 
 def _parse_time(params: Any, key: str, default: datetime) -> datetime:
@@ -59,136 +75,20 @@ def _parse_time(params: Any, key: str, default: datetime) -> datetime:
     return value
 
 
-class QueueViewSet(WorkspaceViewSet):
-    """`/v1/queues` and `/v1/queues/{name}` with the queue operations this app owns."""
-
-    def _render(self, queue: Any) -> dict[str, Any]:
-        counts = selectors.queue_counts(workspace=self.workspace, queue_ids=[queue.id])
-        return queue_to_dict(queue, counts=counts[queue.id])
-
-    @extend_schema(
-        tags=["Queues"],
-        parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
-            OpenApiParameter("cursor", OpenApiTypes.STR),
-        ],
-        responses={200: list_envelope("QueueList", QueueSchema), **error_responses(400, 401)},
-        description="The workspace's queues, newest first, with live job counts.",
-    )
-    def list(self, request: Request) -> Response:
-        workspace = self.workspace
-
-        def render(rows: Any) -> list[dict[str, Any]]:
-            rows = list(rows)
-            # One GROUP BY for the whole page, never one query per queue.
-            counts = selectors.queue_counts(workspace=workspace, queue_ids=[q.id for q in rows])
-            return [queue_to_dict(q, counts=counts[q.id]) for q in rows]
-
-        return Response(paginate(selectors.queue_list(workspace=workspace), request.query_params, render))
-
-    @extend_schema(
-        tags=["Queues"],
-        request=QueueIn,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: QueueWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
-        description="Create a queue. The response carries `signing_secret` once; it is never shown again.",
-    )
-    @idempotent
-    def create(self, request: Request) -> Response:
-        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)))
-        queue, secret = services.queue_create(workspace=self.workspace, data=data)
-        body = queue_to_dict(queue)
-        body["signing_secret"] = secret
-        return Response(body, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        tags=["Queues"], parameters=[NAME_PARAM], responses={200: QueueSchema, **error_responses(401, 404)}
-    )
-    def retrieve(self, request: Request, name: str) -> Response:
-        queue = selectors.queue_get(workspace=self.workspace, name=name)
-        return Response(self._render(queue))
-
-    @extend_schema(
-        tags=["Queues"],
-        parameters=[NAME_PARAM],
-        request=QueueIn,
-        responses={200: QueueSchema, **error_responses(400, 401, 402, 404, 415)},
-        description="Update any writable field; `retry_policy` is merged over the current policy.",
-    )
-    def partial_update(self, request: Request, name: str) -> Response:
-        queue = selectors.queue_get(workspace=self.workspace, name=name)
-        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)), partial=True)
-        queue = services.queue_update(workspace=self.workspace, queue=queue, data=data)
-        return Response(self._render(queue))
+class QueueMetricsViewSet(WorkspaceViewSet):
+    """`/v1/queues/{name}/metrics` and `/v1/metrics/sparklines`: read from the per-minute rollup, which this app
+    owns. The queue CRUD routes render job counts, so they live in jobs.views.queues."""
 
     @extend_schema(
         tags=["Queues"],
         parameters=[
             NAME_PARAM,
-            OpenApiParameter("force", OpenApiTypes.BOOL, description="Obliterate: delete its jobs too"),
-        ],
-        responses={204: None, **error_responses(400, 401, 404, 409)},
-        description="Delete the queue. 409 while it has waiting, delayed or active jobs, unless `?force=true`.",
-    )
-    def destroy(self, request: Request, name: str) -> Response:
-        queue = selectors.queue_get(workspace=self.workspace, name=name)
-        force = _parse_bool(request.query_params, "force")
-        services.queue_delete(workspace=self.workspace, queue=queue, force=force)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    def _pause_input(self, request: Request) -> str | None:
-        data = self.strict_data(request, {"job_name"})
-        serializer = PauseIn(data=data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data.get("job_name")
-
-    @extend_schema(
-        tags=["Queues"],
-        parameters=[NAME_PARAM],
-        request=PauseIn,
-        responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
-        description="Pause the queue, or only its jobs with `job_name`. Emits `queue:paused`.",
-    )
-    def pause(self, request: Request, name: str) -> Response:
-        queue = selectors.queue_get(workspace=self.workspace, name=name)
-        job_name = self._pause_input(request)
-        queue = services.queue_pause(workspace=self.workspace, queue=queue, job_name=job_name)
-        return Response(self._render(queue))
-
-    @extend_schema(
-        tags=["Queues"],
-        parameters=[NAME_PARAM],
-        request=PauseIn,
-        responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
-        description="Resume the queue, or only its jobs with `job_name`. Emits `queue:resumed`.",
-    )
-    def resume(self, request: Request, name: str) -> Response:
-        queue = selectors.queue_get(workspace=self.workspace, name=name)
-        job_name = self._pause_input(request)
-        queue = services.queue_resume(workspace=self.workspace, queue=queue, job_name=job_name)
-        return Response(self._render(queue))
-
-    @extend_schema(
-        tags=["Queues"],
-        parameters=[NAME_PARAM],
-        request=None,
-        responses={200: QueueWithSecretSchema, **error_responses(400, 401, 404)},
-        description="A new `signing_secret`, shown once. The previous one keeps signing for 24 hours.",
-    )
-    def rotate_secret(self, request: Request, name: str) -> Response:
-        queue = selectors.queue_get(workspace=self.workspace, name=name)
-        self.strict_data(request, set())
-        queue, secret = services.queue_rotate_secret(workspace=self.workspace, queue=queue)
-        body = self._render(queue)
-        body["signing_secret"] = secret
-        return Response(body)
-
-    @extend_schema(
-        tags=["Queues"],
-        parameters=[
-            NAME_PARAM,
-            OpenApiParameter("granularity", OpenApiTypes.STR, enum=["minute", "hour"], description="default minute"),
-            OpenApiParameter("from", OpenApiTypes.DATETIME, description="default: 1 hour (minute) or 24 hours ago"),
+            OpenApiParameter(
+                "granularity", OpenApiTypes.STR, enum=["minute", "hour"], description="default minute"
+            ),
+            OpenApiParameter(
+                "from", OpenApiTypes.DATETIME, description="default: 1 hour (minute) or 24 hours ago"
+            ),
             OpenApiParameter("to", OpenApiTypes.DATETIME, description="default: now"),
         ],
         responses={200: MetricsSchema, **error_responses(400, 401, 404)},
@@ -199,10 +99,14 @@ class QueueViewSet(WorkspaceViewSet):
         params = request.query_params
         granularity = params.get("granularity") or "minute"
         if granularity not in ("minute", "hour"):
-            raise BadRequest("`granularity` must be minute or hour.", details={"granularity": ["minute or hour."]})
+            raise BadRequest(
+                "`granularity` must be minute or hour.", details={"granularity": ["minute or hour."]}
+            )
         step = timedelta(hours=1) if granularity == "hour" else timedelta(minutes=1)
         end = _parse_time(params, "to", timezone.now())
-        start = _parse_time(params, "from", end - (timedelta(hours=24) if granularity == "hour" else timedelta(hours=1)))
+        start = _parse_time(
+            params, "from", end - (timedelta(hours=24) if granularity == "hour" else timedelta(hours=1))
+        )
         if start > end:
             raise BadRequest("`from` must not be after `to`.", details={"from": ["Must not be after `to`."]})
         if (end - start) / step > MAX_METRIC_BUCKETS:
@@ -220,3 +124,15 @@ class QueueViewSet(WorkspaceViewSet):
     )
     def sparklines(self, request: Request) -> Response:
         return Response({"data": selectors.sparklines(workspace=self.workspace)})
+
+
+@extend_schema(
+    tags=["Billing"],
+    parameters=[OpenApiParameter("period", str, description="Month as YYYY-MM (UTC); default: this month")],
+    responses={200: UsageOut, **error_responses(400, 401, 429)},
+    description="A month's usage from the usage counter and the per-minute rollup. `period.end` is exclusive.",
+)
+@api_view(["GET"])
+def usage(request: Request) -> Response:
+    period = parse_period(request.query_params.get("period"))
+    return Response(selectors.usage_report(workspace=request.user.workspace, period=period))

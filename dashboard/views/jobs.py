@@ -23,7 +23,7 @@ from dashboard.auth import (
 )
 from dashboard.views.common import PAGE_SIZE, act, error_text, plural, render_page
 from jobs.selectors import job_filters_from_params, job_get, job_list
-from jobs.services import operations
+from jobs.services import operations, queue_ops
 from queues import services as queue_services
 from queues.selectors import queue_get, queue_list
 
@@ -44,9 +44,7 @@ def queues(request: HttpRequest) -> HttpResponse:
 
 _QUEUE_ACTIONS = {
     "pause": lambda ws, q: (queue_services.queue_pause(workspace=ws, queue=q), f"Queue {q.name} paused.")[1],
-    "resume": lambda ws, q: (queue_services.queue_resume(workspace=ws, queue=q), f"Queue {q.name} resumed.")[
-        1
-    ],
+    "resume": lambda ws, q: (queue_ops.queue_resume(workspace=ws, queue=q), f"Queue {q.name} resumed.")[1],
     "drain": lambda ws, q: (
         f"Queue {q.name} drained: "
         + plural(operations.queue_drain(workspace=ws, queue=q), "job")

@@ -1,7 +1,7 @@
 """`GET /v1/events` and `GET /v1/queues/{name}/events`: Server-Sent Events, or a JSON list with `?format=json`.
 
 The stream authenticates with the same Bearer logic as every route, sends a `connected` event, then polls the
-outbox (jobs.Event) every ~0.5 s and sends each event with `id:` (its event id), `event:` (its type) and
+outbox (queues.models.Event) every ~0.5 s and sends each event with `id:` (its event id), `event:` (its type) and
 `data:` (its JSON); a comment heartbeat keeps proxies from closing an idle connection. `Last-Event-ID` resumes
 after that event. Every SPINDLE_SSE_AUTH_RECHECK_S (30 s) the credential is checked again: a revoked or rotated
 key, or a deleted workspace, ends the stream with an `event: closed`. A workspace holds at most
@@ -13,9 +13,8 @@ there it is bounded: at most SPINDLE_WSGI_MAX_STREAMS (2) per process, each endi
 SPINDLE_WSGI_STREAM_MAX_S (60 s) so EventSource reconnects with Last-Event-ID; more are 503
 SERVICE_UNAVAILABLE. The other threads keep serving REST (`/v1/health` included).
 
-Outbox reads and late commits: event ids are taken before their transaction commits, so an event can become
-visible after one with a bigger id. Each poll therefore re-reads a short window below the cursor
-(SSE_LAG_S) and skips the ids already sent in it, instead of a bare "id > last sent".
+The loop, the slots, the late-commit window and the WSGI bounds are jobs.services.streams (shared with the
+dashboard's feed); this module authenticates, admits and builds the response.
 
 `?format=json` (or `Accept: application/json` without `text/event-stream`) is an ordinary DRF view (it also
 works under WSGI): oldest first, `after=evt_…`, limit/cursor.
@@ -23,24 +22,13 @@ works under WSGI): oldest first, `after=evt_…`, limit/cursor.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import os
 import re
-import threading
-import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.cache import cache
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -55,25 +43,16 @@ from config.api import error_responses, list_envelope
 from config.exceptions import ApplicationError, BadRequest, RateLimited, ServiceUnavailable, error_response
 from config.pagination import paginate
 from config.ratelimit import workspace_rate_consume
-from jobs.models import Event
-from jobs.services.events import event_to_dict
-
-logger = logging.getLogger(__name__)
+from jobs.services import streams
+from queues.events import event_to_dict
+from queues.selectors import event_list, queue_get
 
 EVENT_ID_RE = re.compile(r"^evt_[0-9a-z]{26}$")
-POLL_S = 0.5
-HEARTBEAT_S = 15.0
-SSE_LAG_S = 2.0
-POLL_BATCH = 500
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def _id_floor(millis: int) -> str:
-    head = []
-    for _ in range(10):
-        head.append(_ALPHABET[millis & 31])
-        millis >>= 5
-    return "evt_" + "".join(reversed(head)) + "0" * 16
+# The `closed` event's data when a long stream's key or token no longer holds.
+UNAUTHORIZED_CLOSE = {
+    "reason": "UNAUTHORIZED",
+    "message": "The key or token was revoked or is no longer valid.",
+}
 
 
 def _event_id_param(raw: str | None, field: str) -> str | None:
@@ -87,8 +66,6 @@ def _event_id_param(raw: str | None, field: str) -> str | None:
 
 
 def _queue_exists(workspace: Any, name: str) -> None:
-    from queues.selectors import queue_get
-
     queue_get(workspace=workspace, name=name)  # raises NotFound (another workspace's queue too)
 
 
@@ -177,11 +154,7 @@ class EventsView(APIView):
         if name is not None:
             _queue_exists(workspace, name)
         after = _event_id_param(request.query_params.get("after"), "after")
-        qs = Event.objects.filter(workspace=workspace)
-        if name is not None:
-            qs = qs.filter(queue_name=name)  # index jobs_event_ws_queue
-        if after:
-            qs = qs.filter(id__gt=after)
+        qs = event_list(workspace=workspace, queue_name=name, after=after)
         page = paginate(
             qs, request.query_params, lambda rows: [event_to_dict(e) for e in rows], newest_first=False
         )
@@ -189,24 +162,7 @@ class EventsView(APIView):
 
 
 # --- the stream ----------------------------------------------------------------------------------------------
-# Where a stream runs decides how it may wait (see the module docstring): under ASGI it is an async generator
-# that holds no thread; under WSGI (gunicorn hit directly) it holds a worker thread, so there it is bounded by
-# a per-process cap and a maximum duration. Both share one poll step (`_Stream.step`).
-
-MAX_STREAMS_PER_WORKSPACE = 10
-WSGI_MAX_STREAMS = 2
-WSGI_STREAM_MAX_S = 60.0
-AUTH_RECHECK_S = 30.0
-_wsgi_lock = threading.Lock()
-_wsgi_streams = 0
-
-
-def _setting(name: str, default: float) -> float:
-    """A Django setting if the settings module defines it, else the environment variable, else the default."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name) or default
-    return float(value)
+# The loop, slots and WSGI bounds live in jobs.services.streams; here: authenticate, admit, build the response.
 
 
 def _principal(request: HttpRequest) -> Any:
@@ -242,219 +198,12 @@ def _still_authorized(request: HttpRequest, workspace_id: str) -> bool:
     return principal is not None and principal.workspace.id == workspace_id
 
 
-class StreamSlot:
-    """One of the workspace's SPINDLE_MAX_STREAMS_PER_WORKSPACE stream slots, held in the shared cache.
-
-    Slot i is the cache key `…:{workspace}:{i}`, taken with an atomic `add` (Redis SET NX; the database cache
-    in the embedded mode), so the cap holds across every web process. A slot has a TTL and the stream renews
-    it at each auth re-check: a process that dies without releasing leaks nothing for longer than the TTL.
-    """
-
-    def __init__(self, workspace_id: str, *, ttl_s: int) -> None:
-        self.workspace_id = workspace_id
-        self.ttl_s = ttl_s
-        self.token = uuid.uuid4().hex
-        self.key: str | None = None
-
-    def _key(self, index: int) -> str:
-        return f"spindle:sse-slot:{self.workspace_id}:{index}"
-
-    def acquire(self) -> bool:
-        cap = int(_setting("SPINDLE_MAX_STREAMS_PER_WORKSPACE", MAX_STREAMS_PER_WORKSPACE))
-        try:
-            for index in range(cap):
-                if cache.add(self._key(index), self.token, timeout=self.ttl_s):
-                    self.key = self._key(index)
-                    return True
-        except Exception:
-            # As the rate limits do (config/ratelimit.py): a cache outage must not become an API outage.
-            logger.exception("stream-slot cache unavailable; letting the stream open")
-            return True
-        return False
-
-    def renew(self) -> None:
-        if self.key is None:
-            return
-        try:
-            if cache.get(self.key) == self.token:
-                cache.touch(self.key, timeout=self.ttl_s)
-            else:
-                cache.add(self.key, self.token, timeout=self.ttl_s)  # expired meanwhile: take it back if free
-        except Exception:
-            logger.warning("could not renew an event-stream slot", exc_info=True)
-
-    def release(self) -> None:
-        if self.key is not None and cache.get(self.key) == self.token:
-            cache.delete(self.key)
-        self.key = None
-
-
-def _frame(event: str, data: Any, event_id: str | None = None) -> str:
-    lines = []
-    if event_id:
-        lines.append(f"id: {event_id}")
-    lines.append(f"event: {event}")
-    lines.append("data: " + json.dumps(data, separators=(",", ":")))
-    return "\n".join(lines) + "\n\n"
-
-
-def _poll(workspace_id: str, queue_name: str | None, floor: str, sent: set[str]) -> list[dict[str, Any]]:
-    qs = Event.objects.filter(workspace_id=workspace_id, id__gt=floor)
-    if queue_name is not None:
-        qs = qs.filter(queue_name=queue_name)
-    if sent:
-        qs = qs.exclude(id__in=list(sent))
-    return [event_to_dict(e) for e in qs.order_by("id")[:POLL_BATCH]]
-
-
-class _Stream:
-    """One stream's state; `step` is one synchronous poll (database and cache), shared by both servers."""
-
-    def __init__(
-        self,
-        *,
-        request: HttpRequest,
-        workspace_id: str,
-        queue_name: str | None,
-        last_event_id: str | None,
-        slot: StreamSlot,
-        max_seconds: float | None,
-    ) -> None:
-        self.request = request
-        self.workspace_id = workspace_id
-        self.queue_name = queue_name
-        self.last_event_id = last_event_id
-        self.slot = slot
-        self.max_seconds = max_seconds
-        self.poll_s = _setting("SPINDLE_SSE_POLL_S", POLL_S)
-        self.heartbeat_s = _setting("SPINDLE_SSE_HEARTBEAT_S", HEARTBEAT_S)
-        self.recheck_s = _setting("SPINDLE_SSE_AUTH_RECHECK_S", AUTH_RECHECK_S)
-        self.lag_ms = int(_setting("SPINDLE_SSE_LAG_S", SSE_LAG_S) * 1000)
-        # Never below where the client is: a resume must not repeat what it already has.
-        self.start = last_event_id or _id_floor(
-            int((timezone.now() - timedelta(milliseconds=self.lag_ms)).timestamp() * 1000)
-        )
-        self.cursor = self.start
-        self.sent: set[str] = set()
-        self.began = self.last_write = self.last_check = time.monotonic()
-
-    def opening(self) -> str:
-        return "retry: 2000\n\n" + _frame(
-            "connected", {"queue": self.queue_name, "last_event_id": self.last_event_id}
-        )
-
-    def step(self) -> tuple[str, bool, bool]:
-        """(text to send, the stream is over, a backlog remains so poll again at once)."""
-        now = time.monotonic()
-        if now - self.last_check >= self.recheck_s:
-            self.last_check = now
-            if not _still_authorized(self.request, self.workspace_id):
-                # EventSource reconnects after the close and then gets the 401 itself.
-                closed = {
-                    "reason": "UNAUTHORIZED",
-                    "message": "The key or token was revoked or is no longer valid.",
-                }
-                return _frame("closed", closed), True, False
-            self.slot.renew()
-        floor = max(self.start, min(self.cursor, _id_floor(int(time.time() * 1000) - self.lag_ms)))
-        self.sent = {i for i in self.sent if i > floor}
-        events = _poll(self.workspace_id, self.queue_name, floor, self.sent)
-        text = ""
-        if events:
-            text = "".join(_frame(event["type"], event, event["id"]) for event in events)
-            self.sent.update(event["id"] for event in events)
-            self.cursor = max(self.cursor, events[-1]["id"])
-            self.last_write = time.monotonic()
-        elif time.monotonic() - self.last_write >= self.heartbeat_s:
-            self.last_write = time.monotonic()
-            text = ": heartbeat\n\n"
-        # Past the maximum duration the stream ends cleanly: EventSource reconnects with Last-Event-ID.
-        over = self.max_seconds is not None and time.monotonic() - self.began >= self.max_seconds
-        return text, over, len(events) == POLL_BATCH
-
-    def close(self) -> None:
-        try:
-            self.slot.release()
-        except Exception:  # the TTL frees the slot anyway
-            logger.warning("could not release an event-stream slot", exc_info=True)
-
-
-async def _async_frames(stream: _Stream) -> AsyncIterator[str]:
-    step = sync_to_async(stream.step)
-    try:
-        yield stream.opening()
-        while True:
-            text, over, backlog = await step()
-            if text:
-                yield text
-            if over:
-                return
-            if not backlog:
-                await asyncio.sleep(stream.poll_s)
-    finally:
-        # Also on disconnect (the generator is closed or cancelled): free the workspace's slot now.
-        await asyncio.shield(sync_to_async(stream.close)())
-
-
-class _SyncFrames:
-    """The WSGI stream: an iterator whose `close` (called by Django/gunicorn when the response ends, even if
-    it was never iterated) frees the workspace slot and this process's stream slot exactly once."""
-
-    def __init__(self, stream: _Stream) -> None:
-        self.stream = stream
-        self.frames = self._frames()
-        self.closed = False
-
-    def _frames(self) -> Iterator[str]:
-        yield self.stream.opening()
-        while True:
-            text, over, backlog = self.stream.step()
-            if text:
-                yield text
-            if over:
-                return
-            if not backlog:
-                time.sleep(self.stream.poll_s)
-
-    def __iter__(self) -> _SyncFrames:
-        return self
-
-    def __next__(self) -> str:
-        # A client that went away is noticed at the next write (a heartbeat at the latest), then closed.
-        return next(self.frames)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.frames.close()
-        self.stream.close()
-        _wsgi_stream_release()
-
-
-def _wsgi_stream_admit() -> bool:
-    """Under WSGI a stream holds a worker thread: admit at most SPINDLE_WSGI_MAX_STREAMS per process."""
-    global _wsgi_streams
-    cap = int(_setting("SPINDLE_WSGI_MAX_STREAMS", WSGI_MAX_STREAMS))
-    with _wsgi_lock:
-        if _wsgi_streams >= cap:
-            return False
-        _wsgi_streams += 1
-        return True
-
-
-def _wsgi_stream_release() -> None:
-    global _wsgi_streams
-    with _wsgi_lock:
-        _wsgi_streams -= 1
-
-
-def _open_stream(request: HttpRequest, queue_name: str | None) -> tuple[Any, Any, StreamSlot]:
+def _open_stream(request: HttpRequest, queue_name: str | None) -> tuple[Any, Any, streams.StreamSlot]:
     workspace, state = _authenticate(request, queue_name)
-    recheck_s = _setting("SPINDLE_SSE_AUTH_RECHECK_S", AUTH_RECHECK_S)
-    slot = StreamSlot(workspace.id, ttl_s=max(10, int(recheck_s * 3) + 1))
+    recheck_s = streams.stream_setting("SPINDLE_SSE_AUTH_RECHECK_S", streams.AUTH_RECHECK_S)
+    slot = streams.StreamSlot(workspace.id, ttl_s=max(10, int(recheck_s * 3) + 1))
     if not slot.acquire():
-        cap = int(_setting("SPINDLE_MAX_STREAMS_PER_WORKSPACE", MAX_STREAMS_PER_WORKSPACE))
+        cap = streams.stream_cap()
         raise RateLimited(
             f"This workspace already has {cap} open event streams; close one first.",
             details={"limit": cap, "retry_after_s": 5},
@@ -474,9 +223,31 @@ def _error(exc: Exception) -> HttpResponse:
     return response
 
 
+def _event_stream(
+    request: HttpRequest, *, workspace_id: str, queue_name: str | None, last_event_id: str | None, slot: Any
+) -> streams.EventStream:
+    """The stream's timing from settings; under WSGI it also ends after SPINDLE_WSGI_STREAM_MAX_S."""
+    max_seconds: float | None = getattr(settings, "SPINDLE_SSE_MAX_SECONDS", None)
+    if not isinstance(request, ASGIRequest):
+        wsgi_max = streams.stream_setting("SPINDLE_WSGI_STREAM_MAX_S", streams.WSGI_STREAM_MAX_S)
+        max_seconds = wsgi_max if max_seconds is None else min(float(max_seconds), wsgi_max)
+    return streams.EventStream(
+        workspace_id=workspace_id,
+        queue_name=queue_name,
+        last_event_id=last_event_id,
+        slot=slot,
+        still_authorized=lambda: _still_authorized(request, workspace_id),
+        closed=UNAUTHORIZED_CLOSE,
+        poll_s=streams.stream_setting("SPINDLE_SSE_POLL_S", streams.POLL_S),
+        heartbeat_s=streams.stream_setting("SPINDLE_SSE_HEARTBEAT_S", streams.HEARTBEAT_S),
+        recheck_s=streams.stream_setting("SPINDLE_SSE_AUTH_RECHECK_S", streams.AUTH_RECHECK_S),
+        max_seconds=max_seconds,
+    )
+
+
 async def sse_response(request: HttpRequest, *, queue_name: str | None) -> HttpResponse:
     under_asgi = isinstance(request, ASGIRequest)
-    if not under_asgi and not _wsgi_stream_admit():
+    if not under_asgi and not streams.wsgi_stream_admit():
         return _error(
             ServiceUnavailable(
                 "Every event-stream slot of this web process is taken. Serve the stream routes from the ASGI "
@@ -484,33 +255,23 @@ async def sse_response(request: HttpRequest, *, queue_name: str | None) -> HttpR
                 details={"retry_after_s": 5},
             )
         )
-    admitted = not under_asgi
     try:
         last_event_id = _event_id_param(
             request.headers.get("Last-Event-ID") or request.GET.get("last_event_id"), "Last-Event-ID"
         )
         workspace, state, slot = await sync_to_async(_open_stream)(request, queue_name)
     except (ApplicationError, drf_exceptions.APIException) as exc:
-        if admitted:
-            _wsgi_stream_release()
+        if not under_asgi:
+            streams.wsgi_stream_release()
         return _error(exc)
     except BaseException:  # e.g. the database is down: the thread slot must not leak with the error
-        if admitted:
-            _wsgi_stream_release()
+        if not under_asgi:
+            streams.wsgi_stream_release()
         raise
-    max_seconds: float | None = getattr(settings, "SPINDLE_SSE_MAX_SECONDS", None)
-    if not under_asgi:
-        wsgi_max = _setting("SPINDLE_WSGI_STREAM_MAX_S", WSGI_STREAM_MAX_S)
-        max_seconds = wsgi_max if max_seconds is None else min(float(max_seconds), wsgi_max)
-    stream = _Stream(
-        request=request,
-        workspace_id=workspace.id,
-        queue_name=queue_name,
-        last_event_id=last_event_id,
-        slot=slot,
-        max_seconds=max_seconds,
+    stream = _event_stream(
+        request, workspace_id=workspace.id, queue_name=queue_name, last_event_id=last_event_id, slot=slot
     )
-    frames = _async_frames(stream) if under_asgi else _SyncFrames(stream)
+    frames = streams.async_frames(stream) if under_asgi else streams.SyncFrames(stream)
     response = StreamingHttpResponse(frames, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream

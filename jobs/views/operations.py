@@ -15,10 +15,11 @@ from config.api import WorkspaceViewSet, error_responses, list_envelope, validat
 from config.exceptions import BadRequest, ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import decode_cursor, encode_cursor, paginate, parse_limit
+from jobs.queue_selectors import queue_counts
 from jobs.selectors import job_get
 from jobs.serializers import JobSchema, job_to_dict
 from jobs.services import operations as ops
-from queues.selectors import queue_counts, queue_get
+from queues.selectors import queue_get
 from queues.serializers import queue_to_dict
 
 NAME_PARAM = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Queue name")

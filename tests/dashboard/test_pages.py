@@ -306,7 +306,7 @@ def test_static_assets_are_served_without_debug(page, dashboard_url):
 
 
 def test_event_feed_needs_a_session_and_a_free_stream_slot(page, account, settings, dashboard_url):
-    from jobs.views.events import StreamSlot
+    from jobs.services.streams import StreamSlot
 
     assert page.request.get(f"{dashboard_url}/events").status == 401
     login_with_password(page)

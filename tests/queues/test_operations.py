@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import Event, Execution, Job, QueueMinuteStat
-from queues import services
+from jobs.services import queue_ops
 from queues.models import Queue
 
 from .conftest import add_job
@@ -142,7 +142,7 @@ def test_delete_bad_force_is_400(api_client, make_queue, workspace):
 
 
 def test_obliterate_in_batches_keeps_children_elsewhere(api_client, make_queue, workspace, monkeypatch):
-    monkeypatch.setattr(services, "OBLITERATE_BATCH", 3)
+    monkeypatch.setattr(queue_ops, "OBLITERATE_BATCH", 3)
     make_queue("emails")
     make_queue("other")
     queue = Queue.objects.get(workspace=workspace, name="emails")

@@ -1,0 +1,162 @@
+"""Queue routes: CRUD by name, pause/resume, secret rotation (thin: validate, call, render).
+
+They live in jobs, not queues, because every answer carries the queue's live job counts and update, resume
+and delete act on its jobs (jobs.services.queue_ops); queues sits below jobs (DESIGN.md "Layers")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
+from config.exceptions import BadRequest
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.pagination import paginate
+from jobs.queue_selectors import queue_counts
+from jobs.services import queue_ops
+from jobs.views.operations import NAME_PARAM
+from queues import services
+from queues.selectors import queue_get, queue_list
+from queues.serializers import PauseIn, QueueIn, QueueSchema, QueueWithSecretSchema, queue_to_dict
+
+
+def _parse_bool(params: Any, key: str) -> bool:
+    raw = params.get(key)
+    if raw in (None, ""):
+        return False
+    value = str(raw).lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"`{key}` must be true or false.", details={key: ["Expected true or false."]})
+
+
+class QueueViewSet(WorkspaceViewSet):
+    """`/v1/queues` and `/v1/queues/{name}` with the queue operations this app owns."""
+
+    def _render(self, queue: Any) -> dict[str, Any]:
+        counts = queue_counts(workspace=self.workspace, queue_ids=[queue.id])
+        return queue_to_dict(queue, counts=counts[queue.id])
+
+    @extend_schema(
+        tags=["Queues"],
+        parameters=[
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+        ],
+        responses={200: list_envelope("QueueList", QueueSchema), **error_responses(400, 401)},
+        description="The workspace's queues, newest first, with live job counts.",
+    )
+    def list(self, request: Request) -> Response:
+        workspace = self.workspace
+
+        def render(rows: Any) -> list[dict[str, Any]]:
+            rows = list(rows)
+            # One GROUP BY for the whole page, never one query per queue.
+            counts = queue_counts(workspace=workspace, queue_ids=[q.id for q in rows])
+            return [queue_to_dict(q, counts=counts[q.id]) for q in rows]
+
+        return Response(paginate(queue_list(workspace=workspace), request.query_params, render))
+
+    @extend_schema(
+        tags=["Queues"],
+        request=QueueIn,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: QueueWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
+        description="Create a queue. The response carries `signing_secret` once; it is never shown again.",
+    )
+    @idempotent
+    def create(self, request: Request) -> Response:
+        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)))
+        queue, secret = services.queue_create(workspace=self.workspace, data=data)
+        body = queue_to_dict(queue)
+        body["signing_secret"] = secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        tags=["Queues"], parameters=[NAME_PARAM], responses={200: QueueSchema, **error_responses(401, 404)}
+    )
+    def retrieve(self, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        return Response(self._render(queue))
+
+    @extend_schema(
+        tags=["Queues"],
+        parameters=[NAME_PARAM],
+        request=QueueIn,
+        responses={200: QueueSchema, **error_responses(400, 401, 402, 404, 415)},
+        description="Update any writable field; `retry_policy` is merged over the current policy.",
+    )
+    def partial_update(self, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)), partial=True)
+        queue = queue_ops.queue_update(workspace=self.workspace, queue=queue, data=data)
+        return Response(self._render(queue))
+
+    @extend_schema(
+        tags=["Queues"],
+        parameters=[
+            NAME_PARAM,
+            OpenApiParameter("force", OpenApiTypes.BOOL, description="Obliterate: delete its jobs too"),
+        ],
+        responses={204: None, **error_responses(400, 401, 404, 409)},
+        description="Delete the queue. 409 while it has waiting, delayed or active jobs, unless `?force=true`.",
+    )
+    def destroy(self, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        force = _parse_bool(request.query_params, "force")
+        queue_ops.queue_delete(workspace=self.workspace, queue=queue, force=force)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _pause_input(self, request: Request) -> str | None:
+        data = self.strict_data(request, {"job_name"})
+        serializer = PauseIn(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data.get("job_name")
+
+    @extend_schema(
+        tags=["Queues"],
+        parameters=[NAME_PARAM],
+        request=PauseIn,
+        responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
+        description="Pause the queue, or only its jobs with `job_name`. Emits `queue:paused`.",
+    )
+    def pause(self, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        job_name = self._pause_input(request)
+        queue = services.queue_pause(workspace=self.workspace, queue=queue, job_name=job_name)
+        return Response(self._render(queue))
+
+    @extend_schema(
+        tags=["Queues"],
+        parameters=[NAME_PARAM],
+        request=PauseIn,
+        responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
+        description="Resume the queue, or only its jobs with `job_name`. Emits `queue:resumed`.",
+    )
+    def resume(self, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        job_name = self._pause_input(request)
+        queue = queue_ops.queue_resume(workspace=self.workspace, queue=queue, job_name=job_name)
+        return Response(self._render(queue))
+
+    @extend_schema(
+        tags=["Queues"],
+        parameters=[NAME_PARAM],
+        request=None,
+        responses={200: QueueWithSecretSchema, **error_responses(400, 401, 404)},
+        description="A new `signing_secret`, shown once. The previous one keeps signing for 24 hours.",
+    )
+    def rotate_secret(self, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        self.strict_data(request, set())
+        queue, secret = services.queue_rotate_secret(workspace=self.workspace, queue=queue)
+        body = self._render(queue)
+        body["signing_secret"] = secret
+        return Response(body)

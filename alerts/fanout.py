@@ -30,8 +30,9 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from jobs.models import Event, Execution, ExecutionStatus
-from jobs.services.events import event_to_dict, iso
+from jobs.models import Execution, ExecutionStatus
+from queues.events import event_to_dict, iso
+from queues.models import Event
 from schedules.models import Schedule
 
 from .models import (

@@ -28,7 +28,8 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from accounts.models import Workspace
 from billing.models import Plan
-from jobs.models import TERMINAL_STATES, Event, Execution, ExecutionStatus, Job, QueueMinuteStat
+from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job
+from queues.models import Event, QueueMinuteStat
 
 from .models import AlertNotification, WebhookDelivery
 

@@ -32,8 +32,8 @@ from rest_framework.views import APIView
 
 from config.api import error_responses
 from config.exceptions import Forbidden
-from jobs.models import Job, JobState, QueueMinuteStat, Worker
-from queues.models import Queue
+from jobs.models import Job, JobState, Worker
+from queues.models import Queue, QueueMinuteStat
 
 from .fanout import fanout_lag_seconds
 from .models import AlertNotification, WebhookDelivery

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from config import outbound
 from jobs.services.engine import RESPONSE_BODY_MAX
-from jobs.services.events import iso
+from queues.events import iso
 
 from .models import (
     Alert,

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Workspace
 from config.exceptions import NotFound
-from jobs.models import Event
+from queues.models import Event
 
 from .models import Alert, WebhookDelivery, WebhookSubscription
 

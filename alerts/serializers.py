@@ -11,7 +11,7 @@ from rest_framework import serializers
 from config.exceptions import ValidationFailed
 from config.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from config.netguard import validate_target_url
-from jobs.services.events import EVENT_TYPES, iso
+from queues.events import EVENT_TYPES, iso
 from queues.serializers import NAME_MESSAGE, NAME_RE
 
 from .models import Alert, AlertNotification, Channel, WebhookDelivery, WebhookSubscription

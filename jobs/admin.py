@@ -10,10 +10,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
-from jobs.models import Event, Execution, Job, QueueMinuteStat, Worker
+from jobs.models import Execution, Job, Worker
 from jobs.services import job_controls
 from jobs.services.pull import worker_is_online
 from jobs.specs import ENGINE_COLUMNS
+from queues.models import Event, QueueMinuteStat
 
 
 def _mask(token: str | None) -> str:

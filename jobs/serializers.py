@@ -13,8 +13,8 @@ from typing import Any
 from rest_framework import serializers
 
 from jobs.models import Execution, Job
-from jobs.services.events import iso
 from jobs.specs import RESPONSE_FIELDS
+from queues.events import iso
 
 # job_to_dict reads every response field with one attrgetter (a literal dict per field was no faster). The queue
 # and schedule slots read `id` as a placeholder: both are replaced below, and neither may cost a query.

@@ -18,7 +18,7 @@ from config.fields import (
     schema_readers,
 )
 from config.netguard import validate_target_url
-from jobs.services.events import iso
+from queues.events import iso
 
 from .models import Queue
 

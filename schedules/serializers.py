@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from rest_framework import serializers
 
 from config.fields import schema_readers
-from jobs.services.events import iso
+from queues.events import iso
 
 from .models import Schedule
 

@@ -19,7 +19,7 @@ import aiohttp
 from config import outbound
 from jobs.models import Job
 from jobs.services.engine import MAX_DEFERRAL_S, RESPONSE_BODY_MAX, Outcome
-from jobs.services.events import iso
+from queues.events import iso
 from queues.models import Queue
 
 logger = logging.getLogger(__name__)

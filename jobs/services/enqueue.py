@@ -23,8 +23,8 @@ from billing.services import quota_consume, quota_consume_statement, quota_excee
 from config.ids import new_ids
 from jobs.models import Job, JobState
 from jobs.services.dispatch import kick_on_commit, kick_statement, remember_delivery, sweep_at_on_commit
-from jobs.services.events import PendingEvent, events_emit, events_insert_sql
 from jobs.specs import SPEC_COLUMNS, JobSpec
+from queues.events import PendingEvent, events_emit, events_insert_sql
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 
 # A body `idempotency_key` deduplicates for this long; an older job with the same key releases it.

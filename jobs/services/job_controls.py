@@ -21,8 +21,8 @@ from config.exceptions import InvalidState, NotFound, PayloadTooLarge, Validatio
 from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
 from jobs.models import Execution, ExecutionStatus, Job, JobState
 from jobs.services.dispatch import kick_on_commit
-from jobs.services.events import PendingEvent, events_emit
 from jobs.specs import EDIT_FIELDS, EDIT_READ_ONLY_FIELDS, JobSpec
+from queues.events import PendingEvent, events_emit
 from queues.models import Queue
 
 RETRYABLE_STATES = (JobState.FAILED, JobState.COMPLETED, JobState.CANCELLED)

@@ -23,7 +23,6 @@ from billing.services import quota_consume, quota_release
 from config.exceptions import BadRequest, NotFound, ValidationFailed
 from jobs.models import TERMINAL_STATES, Job, JobState
 from jobs.services.dispatch import kick_on_commit
-from jobs.services.events import PendingEvent, events_emit
 from jobs.services.job_controls import (  # the per-job controls: callers reach them as operations.*
     RERUN_FIELDS,
     RETRYABLE_STATES,
@@ -37,6 +36,7 @@ from jobs.services.job_controls import (  # the per-job controls: callers reach 
     job_update,
     release_parents_of,
 )
+from queues.events import PendingEvent, events_emit
 from queues.models import Queue
 from queues.selectors import queue_get
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db import connection
 
 from config import db
-from jobs.models import QueueMinuteStat
+from queues.models import QueueMinuteStat
 
 # Upper bounds (ms) of the duration histogram buckets; "inf" catches the rest. p95 is read from these.
 HIST_BOUNDS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000)

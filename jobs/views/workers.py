@@ -19,7 +19,6 @@ from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from jobs.models import Worker
 from jobs.services import pull
-from jobs.services.events import iso
 from jobs.views.pull_inputs import (
     MAX_METADATA_BYTES,
     QUEUE_NAME_CHARS,
@@ -29,6 +28,7 @@ from jobs.views.pull_inputs import (
     raise_if,
     text,
 )
+from queues.events import iso
 
 
 def _worker_dict(worker: Worker, active_jobs: int, now: datetime | None = None) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from django.utils import timezone
 from accounts.models import Workspace
 from config.exceptions import ApplicationError, QuotaExceeded
 from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job
-from jobs.services.events import PendingEvent, events_emit, iso
 from jobs.specs import JobSpec
+from queues.events import PendingEvent, events_emit, iso
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 
 from .. import timing

@@ -17,7 +17,7 @@ from jobs.models import Execution, ExecutionStatus, Job, JobState, QueueClaimSta
 from jobs.services.engine.claim_sql import claim_set_based
 from jobs.services.engine.common import GROUP_SCAN_WINDOW, atomic, db_now
 from jobs.services.engine.quarantine import jobs_quarantine_bad_datetimes
-from jobs.services.events import PendingEvent, events_emit
+from queues.events import PendingEvent, events_emit
 from queues.models import Queue
 
 _LEASED_FIELDS = [

@@ -9,7 +9,7 @@ from config import db
 from jobs.models import Job, JobState
 from jobs.services.dispatch import kick_on_commit
 from jobs.services.engine.common import TERMINAL
-from jobs.services.events import PendingEvent, events_emit
+from queues.events import PendingEvent, events_emit
 
 _CHILD_FAILED = {"message": "A child job failed.", "type": "child_failed"}
 

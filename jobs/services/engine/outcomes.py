@@ -13,8 +13,8 @@ from jobs.services.engine.common import MAX_DEFERRAL_S, MAX_FREE_DEFERRALS, Outc
 from jobs.services.engine.finish import Finish
 from jobs.services.engine.flows import jobs_release_parents
 from jobs.services.engine.writes import Batch, lock_active, write_batch
-from jobs.services.events import PendingEvent
 from jobs.services.stats import StatDelta
+from queues.events import PendingEvent
 
 
 def jobs_record_outcomes(

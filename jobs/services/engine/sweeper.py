@@ -16,7 +16,7 @@ from jobs.services.engine.common import SWEEP_BATCH, TERMINAL, atomic, db_now
 from jobs.services.engine.finish import Finish
 from jobs.services.engine.outcomes import apply
 from jobs.services.engine.quarantine import jobs_quarantine_bad_datetimes
-from jobs.services.events import PendingEvent, events_emit
+from queues.events import PendingEvent, events_emit
 from queues.models import Queue
 
 logger = logging.getLogger(__name__)

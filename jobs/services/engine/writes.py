@@ -14,8 +14,8 @@ from django.db import connection
 from config import db
 from jobs.models import Execution, Job, JobState
 from jobs.services.engine.finish import Finish, Locked
-from jobs.services.events import PendingEvent, events_emit, events_insert_sql, json_param
 from jobs.services.stats import StatDelta, stats_record, stats_upsert_sql
+from queues.events import PendingEvent, events_emit, events_insert_sql, json_param
 
 # The job fields an outcome writes.
 OUTCOME_FIELDS = [

@@ -18,8 +18,8 @@ from accounts.models import Workspace
 from config.exceptions import LeaseLost, NotFound
 from jobs.models import Job, JobState, Worker
 from jobs.services.engine import Outcome, job_get_fast, jobs_record_outcomes
-from jobs.services.events import PendingEvent, events_emit
 from jobs.services.pull.claims import pull_queue_get
+from queues.events import PendingEvent, events_emit
 from queues.models import Queue
 
 

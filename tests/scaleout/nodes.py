@@ -8,6 +8,7 @@ into tests/processes.py.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -68,14 +69,9 @@ class Node:
 
     def kill9(self) -> None:
         """kill -9 the node's whole process group: the runner, every server process and their threads."""
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        stop_all([self])
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -40,11 +40,7 @@ class Recorder:
 
         self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hook"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def counts(self) -> Counter[str]:
         with self.lock:

@@ -73,6 +73,26 @@ class Node:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def local_ports(self) -> set[int]:
+        """The local ports of the node's TCP sockets (Linux /proc): tells which node a connection came from."""
+        inodes: set[str] = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError):
+                # Field 5 is the process group; the command name (field 2) may hold spaces, so count from ')'.
+                if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == self.proc.pid:
+                    for fd in (stat.parent / "fd").iterdir():
+                        with contextlib.suppress(OSError):
+                            link = os.readlink(fd)
+                            if link.startswith("socket:["):
+                                inodes.add(link[8:-1])
+        ports = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for row in Path(table).read_text().splitlines()[1:]:
+                cols = row.split()
+                if cols[9] in inodes:
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+        return ports
+
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +21,8 @@ class Recorder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.job_ids: list[str] = []
+        # client port -> when it last delivered: which sender (node) is delivering right now
+        self.last_seen: dict[int, float] = {}
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,6 +35,7 @@ class Recorder:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with recorder.lock:
                     recorder.job_ids.append(self.headers.get("Spindle-Job-Id", ""))
+                    recorder.last_seen[self.client_address[1]] = time.monotonic()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", "2")
@@ -41,6 +45,12 @@ class Recorder:
         self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def sent_since(self, ports: set[int], seconds: float) -> bool:
+        """Whether one of these client ports delivered within the last `seconds`."""
+        since = time.monotonic() - seconds
+        with self.lock:
+            return any(self.last_seen.get(port, 0) > since for port in ports)
 
     def counts(self) -> Counter[str]:
         with self.lock:

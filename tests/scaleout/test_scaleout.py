@@ -136,7 +136,13 @@ def test_two_web_two_worker_nodes_survive_kill9_of_a_worker_node(plans, tmp_path
             queues = _setup_tenant(web, key.raw, endpoint.url)
             _enqueue_round_robin(web, key.raw, queues)
             enqueued_s = time.monotonic() - started
-            wait_until(lambda: _completed(queues) >= JOBS // 3, timeout_s=90, what="a third completed")
+            wait_until(lambda: _completed(queues) >= JOBS // 4, timeout_s=90, what="a quarter completed")
+            # Mid-delivery: the node to kill sent a job to the endpoint in the last 0.3 s.
+            wait_until(
+                lambda: endpoint.sent_since(nodes[0].local_ports(), 0.3),
+                timeout_s=60,
+                what="worker0 delivering",
+            )
             nodes[0].kill9()
             killed_at, killed_after = time.time(), time.monotonic() - started
             wait_until(lambda: _completed(queues) == JOBS, timeout_s=120, what="every job completed")

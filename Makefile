@@ -10,7 +10,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://$(or $(PGUSER),postgres)@127.0.0.1:5432/test
 TEST_REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: run test bench lint install install-dev migrate clean browser
+.PHONY: run test bench lint install install-dev migrate clean browser nginx
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,11 @@ run: migrate
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-test: install-dev browser
+# The nginx tests (tests/nginx) run Debian's nginx in front of a live Spindle, as the test user, in a tmp prefix.
+nginx:
+	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx; }
+
+test: install-dev browser nginx
 	@# The layers contract first (pyproject [tool.importlinter]): an upward import fails before any test runs.
 	$(VENV)/bin/lint-imports --no-cache
 	DATABASE_URL=$(TEST_DATABASE_URL) \

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from tests.pull.conftest import _stop_listener, make_queue  # noqa: F401 - the autouse fixture applies here too
+from tests.pull.conftest import _stop_listener  # noqa: F401 - the autouse fixture applies here too

@@ -13,6 +13,10 @@ from tests import processes
 from tests.factories import WorkspaceFactory
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    processes.interrupt_on_termination()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Also after Ctrl-C: a teardown cut short by a second interrupt may have left started processes running.
     processes.stop_all()

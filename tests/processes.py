@@ -116,6 +116,20 @@ def stop_all() -> None:
 atexit.register(stop_all)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_termination() -> None:
+    """SIGTERM and SIGHUP end the run as Ctrl-C does, so teardowns and `stop_all` still run.
+
+    Their default action kills pytest alone: the process groups it started would be left running.
+    """
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _interrupt)
+
+
 @contextmanager
 def running(cmd: Sequence[str], *, env: dict[str, str], log: Path | None = None) -> Iterator[Process]:
     process = Process(cmd, env=env, log=log)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,9 @@ def procfile_running(env: dict[str, str], log: Path) -> Iterator[Procfile]:
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
     with processes.running([str(ROOT / "bin" / "run-procfile"), "Procfile"], env=env, log=log) as runner:
         health = f"http://127.0.0.1:{port}/v1/health"
-        processes.wait_until(
-            lambda: processes.answers(health), runner, what="web process /v1/health", interval_s=0.2
-        )
+        # A generous start budget: on a loaded machine a fresh venv compiles its imports on first start.
+        ready = partial(processes.answers, health)
+        processes.wait_until(ready, runner, what="web process /v1/health", timeout_s=90, interval_s=0.2)
         yield Procfile(runner, port)
 
 

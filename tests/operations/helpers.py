@@ -6,7 +6,11 @@ from typing import Any
 
 from jobs.models import Event, Job
 from queues.models import Queue
-from tests.factories import JobFactory, insert_jobs
+from tests.factories import (
+    JobFactory,
+    insert_jobs,
+    make_queue,  # noqa: F401 - the old import path, kept for tests on other branches
+)
 
 # Terminal jobs finished an hour ago unless a test says otherwise.
 RAN = {"ran": True, "finished_ago_s": 3600}

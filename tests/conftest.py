@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from accounts.models import Plan
 from accounts.plans import seed_default_plans
-from accounts.services import workspace_create
+from tests import processes
+from tests.factories import WorkspaceFactory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    processes.interrupt_on_termination()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Also after Ctrl-C: a teardown cut short by a second interrupt may have left started processes running.
+    processes.stop_all()
 
 
 @pytest.fixture
@@ -34,7 +45,7 @@ def make_client(raw_key: str | None) -> APIClient:
 
 @pytest.fixture
 def workspace_and_key(plans):
-    return workspace_create(name="acme", plan_code="free")
+    return WorkspaceFactory(name="acme")
 
 
 @pytest.fixture
@@ -54,7 +65,7 @@ def api_client(api_key) -> APIClient:
 
 @pytest.fixture
 def other_workspace_and_key(plans):
-    return workspace_create(name="other", plan_code="free")
+    return WorkspaceFactory(name="other")
 
 
 @pytest.fixture
@@ -65,3 +76,13 @@ def other_workspace_client(other_workspace_and_key) -> APIClient:
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def staff_client(client):
+    """A Django test client logged in as a superuser (the admin site)."""
+    user = get_user_model().objects.create_user(
+        username="staff", password="pw-123456", is_staff=True, is_superuser=True
+    )
+    client.force_login(user)
+    return client

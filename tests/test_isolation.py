@@ -13,8 +13,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from jobs.models import Execution, Job, Worker
-from queues.models import Queue
+from jobs.models import Execution, Worker
+from tests.factories import JobFactory, ScheduleFactory, make_queue
 
 PUBLIC = {
     "v1/health",
@@ -64,26 +64,14 @@ OBJECT_ROUTES = [r for r in ROUTES if PARAM.search(r[1])]
 def owned(workspace, workspace_and_key):
     """One object of each kind in the owner's workspace, all reachable under the name `own`."""
     now = timezone.now()
-    queue = Queue.objects.create(workspace=workspace, name="own", delivery="pull", signing_secret="whsec_eA==")
-    job = Job.objects.create(
-        workspace=workspace, queue=queue, state="failed", run_at=now, created_at=now, updated_at=now, finished_at=now,
-        attempts=1,
-    )
+    queue = make_queue(workspace, "own")
+    job = JobFactory(queue=queue, state="failed", now=now, attempts=1)
     execution = Execution.objects.create(
         workspace=workspace, job=job, queue=queue, attempt=1, status="dead_letter", started_at=now - timedelta(seconds=1),
         completed_at=now,
     )
     worker = Worker.objects.create(workspace=workspace, name="w1", queues=["own"])
-    try:
-        from schedules.models import Schedule
-
-        field_names = {f.name for f in Schedule._meta.get_fields()}
-        if "interval_ms" in field_names:
-            Schedule.objects.create(
-                workspace=workspace, name="own", queue=queue, interval_ms=60000, next_run_at=now + timedelta(minutes=1),
-            )
-    except Exception:  # schedules app without a Schedule model yet
-        pass
+    ScheduleFactory(queue=queue, name="own", next_run_at=now + timedelta(minutes=1))
     from alerts.models import Alert, WebhookSubscription
 
     alert = Alert.objects.create(workspace=workspace, name="own", channel="email", target="ops@example.com")

@@ -9,15 +9,6 @@ from tests.conftest import make_client
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client(client):
-    user = get_user_model().objects.create_user(
-        username="staff", password="pw-123456", is_staff=True, is_superuser=True
-    )
-    client.force_login(user)
-    return client
-
-
 def test_staff_see_plan_usage_subscription_and_keys_but_never_hashes(staff_client, workspace):
     quota_consume(workspace=workspace, count=42)
     Workspace.objects.filter(pk=workspace.pk).update(

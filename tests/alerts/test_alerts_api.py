@@ -8,7 +8,7 @@ from standardwebhooks import Webhook
 
 from alerts.models import Alert, AlertNotification
 from alerts.outbound import notifications_send
-from schedules.models import Schedule
+from tests.factories import ScheduleFactory, make_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -43,9 +43,9 @@ def test_webhook_alert_secret_only_once(pro_client, private_targets, receiver):
         assert "secret" not in got and secret not in json.dumps(got)
 
 
-def test_scoped_alert_with_queue_and_schedule(pro_client, pro_workspace, make_pull_queue, private_targets):
-    queue = make_pull_queue(pro_workspace, "emails")
-    Schedule.objects.create(workspace=pro_workspace, name="nightly", queue=queue, interval_ms=60000)
+def test_scoped_alert_with_queue_and_schedule(pro_client, pro_workspace, private_targets):
+    queue = make_queue(pro_workspace, "emails")
+    ScheduleFactory(queue=queue, name="nightly")
     body = {**EMAIL, "queue": "emails", "schedule": "nightly", "consecutive_failures_threshold": 3,
             "cooldown_minutes": 5, "enabled": False}
     response = pro_client.post("/v1/alerts", body, format="json")

@@ -10,7 +10,7 @@ from django.core import mail
 from alerts.fanout import events_fanout
 from alerts.models import Alert, AlertNotification
 from alerts.outbound import notifications_send
-from schedules.models import Schedule
+from tests.factories import ScheduleFactory, make_queue
 
 from .conftest import finish_attempt
 
@@ -30,8 +30,8 @@ def _kinds(alert: Alert) -> list[str]:
     return list(AlertNotification.objects.filter(alert=alert).order_by("id").values_list("kind", flat=True))
 
 
-def test_fires_at_threshold_and_sends_email(pro_workspace, make_pull_queue, private_targets):
-    queue = make_pull_queue(pro_workspace)
+def test_fires_at_threshold_and_sends_email(pro_workspace, private_targets):
+    queue = make_queue(pro_workspace)
     alert = _alert(pro_workspace, consecutive_failures_threshold=3)
     for _ in range(2):
         finish_attempt(queue, "failed")
@@ -54,8 +54,8 @@ def test_fires_at_threshold_and_sends_email(pro_workspace, make_pull_queue, priv
     assert notifications_send() == 0
 
 
-def test_success_in_between_resets_the_count(pro_workspace, make_pull_queue, private_targets):
-    queue = make_pull_queue(pro_workspace)
+def test_success_in_between_resets_the_count(pro_workspace, private_targets):
+    queue = make_queue(pro_workspace)
     alert = _alert(pro_workspace, consecutive_failures_threshold=2)
     finish_attempt(queue, "failed")
     finish_attempt(queue, "success")
@@ -67,8 +67,8 @@ def test_success_in_between_resets_the_count(pro_workspace, make_pull_queue, pri
     assert _kinds(alert) == ["fired"]
 
 
-def test_cooldown_then_fires_again_then_recovers(pro_workspace, make_pull_queue, private_targets):
-    queue = make_pull_queue(pro_workspace)
+def test_cooldown_then_fires_again_then_recovers(pro_workspace, private_targets):
+    queue = make_queue(pro_workspace)
     alert = _alert(pro_workspace, cooldown_minutes=30)
     finish_attempt(queue, "failed")
     _fanout()
@@ -102,8 +102,8 @@ def test_cooldown_then_fires_again_then_recovers(pro_workspace, make_pull_queue,
     assert [m.subject.split(": ")[-1] for m in mail.outbox] == ["failures in the workspace"] * 2 + ["recovered"]
 
 
-def test_success_without_fired_alert_sends_nothing(pro_workspace, make_pull_queue, private_targets):
-    queue = make_pull_queue(pro_workspace)
+def test_success_without_fired_alert_sends_nothing(pro_workspace, private_targets):
+    queue = make_queue(pro_workspace)
     alert = _alert(pro_workspace, consecutive_failures_threshold=5)
     finish_attempt(queue, "failed")
     finish_attempt(queue, "success")
@@ -111,9 +111,9 @@ def test_success_without_fired_alert_sends_nothing(pro_workspace, make_pull_queu
     assert _kinds(alert) == []
 
 
-def test_queue_scope_ignores_other_queues(pro_workspace, make_pull_queue, private_targets):
-    emails = make_pull_queue(pro_workspace, "emails")
-    other = make_pull_queue(pro_workspace, "other")
+def test_queue_scope_ignores_other_queues(pro_workspace, private_targets):
+    emails = make_queue(pro_workspace, "emails")
+    other = make_queue(pro_workspace, "other")
     alert = _alert(pro_workspace, queue_name="emails", consecutive_failures_threshold=2)
     finish_attempt(other, "failed")
     finish_attempt(other, "failed")
@@ -126,10 +126,10 @@ def test_queue_scope_ignores_other_queues(pro_workspace, make_pull_queue, privat
     assert _kinds(alert) == ["fired"]
 
 
-def test_schedule_scope_counts_only_its_runs(pro_workspace, make_pull_queue, private_targets):
-    queue = make_pull_queue(pro_workspace)
-    nightly = Schedule.objects.create(workspace=pro_workspace, name="nightly", queue=queue, interval_ms=60000)
-    hourly = Schedule.objects.create(workspace=pro_workspace, name="hourly", queue=queue, interval_ms=60000)
+def test_schedule_scope_counts_only_its_runs(pro_workspace, private_targets):
+    queue = make_queue(pro_workspace)
+    nightly = ScheduleFactory(queue=queue, name="nightly")
+    hourly = ScheduleFactory(queue=queue, name="hourly")
     alert = _alert(pro_workspace, schedule_name="nightly", consecutive_failures_threshold=2)
     finish_attempt(queue, "failed", schedule_id=hourly.id)
     finish_attempt(queue, "failed")
@@ -141,8 +141,8 @@ def test_schedule_scope_counts_only_its_runs(pro_workspace, make_pull_queue, pri
     assert _kinds(alert) == ["fired"]
 
 
-def test_disabled_alert_and_other_workspace_stay_quiet(pro_workspace, workspace, make_pull_queue, private_targets):
-    queue = make_pull_queue(pro_workspace)
+def test_disabled_alert_and_other_workspace_stay_quiet(pro_workspace, workspace, private_targets):
+    queue = make_queue(pro_workspace)
     disabled = _alert(pro_workspace, enabled=False)
     elsewhere = _alert(workspace)
     finish_attempt(queue, "failed")
@@ -150,8 +150,8 @@ def test_disabled_alert_and_other_workspace_stay_quiet(pro_workspace, workspace,
     assert _kinds(disabled) == [] and _kinds(elsewhere) == []
 
 
-def test_history_before_the_alert_is_not_counted(pro_workspace, make_pull_queue, private_targets):
-    queue = make_pull_queue(pro_workspace)
+def test_history_before_the_alert_is_not_counted(pro_workspace, private_targets):
+    queue = make_queue(pro_workspace)
     finish_attempt(queue, "failed")
     finish_attempt(queue, "failed")
     alert = _alert(pro_workspace, consecutive_failures_threshold=2)
@@ -161,10 +161,10 @@ def test_history_before_the_alert_is_not_counted(pro_workspace, make_pull_queue,
     assert _kinds(alert) == []
 
 
-def test_slack_notification_failure_is_retried_then_failed(pro_workspace, make_pull_queue, private_targets,
+def test_slack_notification_failure_is_retried_then_failed(pro_workspace, private_targets,
                                                            receiver):
     receiver.statuses = [500]
-    queue = make_pull_queue(pro_workspace)
+    queue = make_queue(pro_workspace)
     alert = _alert(pro_workspace, channel="slack", target=receiver.url)
     finish_attempt(queue, "failed")
     _fanout()

@@ -15,6 +15,7 @@ from django.utils import timezone
 from alerts.metrics import render_metrics
 from alerts.models import Alert, WebhookDelivery, WebhookSubscription
 from jobs.models import Job, QueueMinuteStat
+from tests.factories import JobFactory, make_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -72,13 +73,11 @@ def _delivery(workspace, *, status: str) -> WebhookDelivery:
     )
 
 
-def test_metrics_content(anon_client, metrics_settings, pro_workspace, make_pull_queue):
-    queue = make_pull_queue(pro_workspace, "emails")
+def test_metrics_content(anon_client, metrics_settings, pro_workspace):
+    queue = make_queue(pro_workspace, "emails")
     now = timezone.now()
     for state in ("waiting", "waiting", "delayed"):
-        Job.objects.create(
-            workspace=pro_workspace, queue=queue, state=state, run_at=now, created_at=now, updated_at=now
-        )
+        JobFactory(queue=queue, state=state, now=now)
     QueueMinuteStat.objects.create(
         workspace=pro_workspace,
         queue=queue,
@@ -131,10 +130,9 @@ def _seed_live(workspace, queue):
     from alerts.models import AlertNotification
 
     now = timezone.now()
-    common = {"workspace": workspace, "queue": queue, "run_at": now, "created_at": now, "updated_at": now}
-    Job.objects.create(state="waiting", **common)
-    Job.objects.create(state="delayed", **{**common, "run_at": now + timedelta(hours=1)})
-    Job.objects.create(state="active", lease_token="t", lease_expires_at=now + timedelta(minutes=1), **common)
+    JobFactory(queue=queue, state="waiting", now=now)
+    JobFactory(queue=queue, state="delayed", now=now, run_at=now + timedelta(hours=1))
+    JobFactory(queue=queue, state="active", now=now, lease_expires_at=now + timedelta(minutes=1))
     QueueMinuteStat.objects.create(
         workspace=workspace, queue=queue, minute=now.replace(second=0, microsecond=0), enqueued=3, completed=1
     )
@@ -220,8 +218,8 @@ def _render_queries() -> list[str]:
     return [q["sql"] for q in ctx.captured_queries]
 
 
-def test_metrics_reads_no_history(pro_workspace, make_pull_queue):
-    queue = make_pull_queue(pro_workspace, "emails")
+def test_metrics_reads_no_history(pro_workspace):
+    queue = make_queue(pro_workspace, "emails")
     sub, alert = _seed_live(pro_workspace, queue)
     _seed_history(pro_workspace, queue, sub, alert, rows=200)
     with connection.cursor() as cursor:
@@ -235,9 +233,9 @@ def test_metrics_reads_no_history(pro_workspace, make_pull_queue):
 
 
 def test_metrics_query_count_is_pinned_and_independent_of_history(
-    pro_workspace, make_pull_queue, django_assert_max_num_queries
+    pro_workspace, django_assert_max_num_queries
 ):
-    queue = make_pull_queue(pro_workspace, "emails")
+    queue = make_queue(pro_workspace, "emails")
     sub, alert = _seed_live(pro_workspace, queue)
     small = len(_render_queries())
     _seed_history(pro_workspace, queue, sub, alert, rows=300)
@@ -248,10 +246,10 @@ def test_metrics_query_count_is_pinned_and_independent_of_history(
 
 
 def test_metrics_snapshot_is_reused_between_scrapes(
-    anon_client, metrics_settings, pro_workspace, make_pull_queue, django_assert_num_queries
+    anon_client, metrics_settings, pro_workspace, django_assert_num_queries
 ):
     metrics_settings.METRICS_SNAPSHOT_S = 60
-    queue = make_pull_queue(pro_workspace, "emails")
+    queue = make_queue(pro_workspace, "emails")
     _seed_live(pro_workspace, queue)
     auth = {"HTTP_AUTHORIZATION": "Bearer s3cret-token"}
     first = anon_client.get("/metrics", **auth)
@@ -262,10 +260,7 @@ def test_metrics_snapshot_is_reused_between_scrapes(
     assert again.content == first.content
     # Past the window the snapshot is rendered again and sees new rows.
     metrics_settings.METRICS_SNAPSHOT_S = 0
-    now = timezone.now()
-    Job.objects.create(
-        workspace=pro_workspace, queue=queue, state="waiting", run_at=now, created_at=now, updated_at=now
-    )
+    JobFactory(queue=queue, state="waiting")
     fresh = anon_client.get("/metrics", **auth).content.decode()
     assert (
         f'spindle_jobs{{workspace="{pro_workspace.id}",queue="emails",state="waiting"}} 2'

@@ -5,7 +5,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from standardwebhooks import Webhook
 
@@ -14,6 +13,7 @@ from alerts.models import FanoutCursor, WebhookDelivery, WebhookSubscription
 from alerts.outbound import RETRY_DELAYS_S, deliveries_send
 from jobs.models import Event
 from jobs.services.events import PendingEvent, event_to_dict, events_emit
+from tests.threads import run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -223,24 +223,13 @@ def test_two_fanouts_at_once_deliver_each_event_once(plans, private_targets, rec
     _subscribe(make_client(key.raw), receiver.url, ["*"])
     events_emit([PendingEvent(workspace.id, "job:failed", "work", f"job_{i}", {}) for i in range(300)])
     barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
 
     def run() -> None:
-        try:
-            barrier.wait()
-            for _ in range(3):
-                events_fanout(lag_s=0, batch_size=100)
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        barrier.wait()
+        for _ in range(3):
+            events_fanout(lag_s=0, batch_size=100)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
+    assert run_in_threads(run, 4) == []
     events_fanout(lag_s=0, batch_size=1000)
     assert WebhookDelivery.objects.count() == 300
     assert len(set(WebhookDelivery.objects.values_list("event_id", flat=True))) == 300

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from accounts.models import Workspace
 from jobs.models import Event, Execution, Job
-from tests.api_gaps.conftest import make_queue
+from tests.factories import make_queue
 from tests.operations.helpers import make_job
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/jobs/job/"
-
-
-@pytest.fixture
-def staff_client(client):
-    user = get_user_model().objects.create_user(
-        username="staff", password="pw-123456", is_staff=True, is_superuser=True
-    )
-    client.force_login(user)
-    return client
 
 
 def _act(client, action: str, ids: list[str], path: str = CHANGELIST):

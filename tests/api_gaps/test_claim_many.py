@@ -7,8 +7,9 @@ from collections import Counter
 import pytest
 
 from jobs.models import Job, Worker
-from tests.api_gaps.conftest import make_queue
+from tests.factories import make_queue
 from tests.pull.conftest import enqueue
+from tests.threads import wait_then_wake
 
 pytestmark = pytest.mark.django_db
 
@@ -117,10 +118,7 @@ def test_claim_counts_as_a_worker_heartbeat(api_client, workspace):
 @pytest.mark.django_db(transaction=True)
 def test_long_poll_across_queues_wakes_on_any_of_them(workspace_and_key):
     """A multi-queue claim waiting on two empty queues returns soon after a job lands in the second one."""
-    import threading
-    import time
 
-    from django.db import connection
 
     from tests.conftest import make_client
 
@@ -128,25 +126,11 @@ def test_long_poll_across_queues_wakes_on_any_of_them(workspace_and_key):
     make_queue(workspace, "a")
     second = make_queue(workspace, "b")
     client = make_client(key.raw)
-    result: dict = {}
-
-    def waiter() -> None:
-        try:
-            started = time.monotonic()
-            result["response"] = _claim(client, queues=["a", "b"], wait_ms=5000)
-            result["returned_at"] = time.monotonic()
-            result["waited_s"] = result["returned_at"] - started
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    time.sleep(0.3)
-    job = enqueue(workspace, second, 1)[0]
-    enqueued_at = time.monotonic()
-    thread.join(timeout=10)
-    response = result["response"]
+    woken = wait_then_wake(
+        lambda: _claim(client, queues=["a", "b"], wait_ms=5000), lambda: enqueue(workspace, second, 1)[0]
+    )
+    response, job = woken.waited, woken.woke
     assert response.status_code == 200, response.content
     assert [(j["id"], j["queue"]) for j in response.json()["data"]] == [(job.id, "b")]
-    assert (result["returned_at"] - enqueued_at) < 1.0
-    assert result["waited_s"] < 2.0
+    assert woken.latency_s < 1.0
+    assert woken.waited_s < 2.0

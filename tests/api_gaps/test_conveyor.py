@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import Event, Job
-from tests.api_gaps.conftest import make_queue
+from tests.factories import make_queue
 from tests.operations.helpers import make_job
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_revoke, api_key_rotate_primary, user_register, workspace_create
-from tests.api_gaps.conftest import make_queue
+from tests.factories import make_queue
 
 pytestmark = pytest.mark.django_db
 

@@ -6,36 +6,18 @@ Over budget, a claim that finds nothing answers at once with an empty `data` and
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from accounts.services import workspace_create
-from tests.api_gaps.conftest import make_queue
+from tests import processes
+from tests.factories import make_queue
 
-ROOT = Path(__file__).resolve().parents[2]
 WAIT_MS = 4000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = settings.DATABASES["default"]  # the test database, as pytest-django renamed it
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _claim(base: str, key: str, queue: str) -> tuple[float, int, str | None, list]:
@@ -70,57 +52,10 @@ def _timed_get(url: str, key: str | None = None) -> tuple[float, int]:
 @pytest.fixture
 def web_process_with_4_threads():
     """A real gunicorn process with 4 threads and a budget of 2 long-polls (the default is half the threads)."""
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("needs PostgreSQL shared with the web process")
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CONN_MAX_AGE": "0",
-        "SPINDLE_LONGPOLL_MAX_PER_PROCESS": "2",
-        "SPINDLE_LONGPOLL_MAX_PER_WORKSPACE": "2",
-    }
-    port = _free_port()
-    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    proc = subprocess.Popen(
-        [
-            gunicorn,
-            "config.wsgi:application",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            "1",
-            "--threads",
-            "4",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"web process died: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                urllib.request.urlopen(f"{base}/v1/health", timeout=2).close()
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("web process did not start")
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    processes.require_postgres("needs PostgreSQL shared with the web process")
+    env = processes.process_env(SPINDLE_LONGPOLL_MAX_PER_PROCESS="2", SPINDLE_LONGPOLL_MAX_PER_WORKSPACE="2")
+    with processes.gunicorn_server(env, threads=4, only_200=False) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.slow

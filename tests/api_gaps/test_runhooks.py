@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schedules.models import Schedule
-from tests.api_gaps.conftest import make_queue
+from tests.factories import make_queue
 
 pytestmark = pytest.mark.django_db
 

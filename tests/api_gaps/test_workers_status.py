@@ -10,7 +10,7 @@ from django.utils import timezone
 from jobs.models import Execution, Job, Worker
 from jobs.services.pull import workers_reap
 from jobs.tasks import sweep
-from tests.api_gaps.conftest import make_queue
+from tests.factories import make_queue
 from tests.pull.conftest import enqueue
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from accounts.services import workspace_create
 from billing.models import Plan, UsageCounter
@@ -15,6 +15,7 @@ from billing.services import (
     quota_release,
 )
 from config.exceptions import PlanLimit, QuotaExceeded
+from tests.threads import run_in_threads
 
 
 def _plan(code: str, jobs_per_month: int | None) -> Plan:
@@ -93,33 +94,23 @@ def _run_parallel(workspace, *, threads: int, attempts: int, count: int, hold_s:
     lock = threading.Lock()
     accepted: list[int] = []
     refused: list[dict] = []
-    errors: list[BaseException] = []
 
     def enqueue_loop():
-        try:
-            barrier.wait(timeout=30)
-            for _ in range(attempts):
-                try:
-                    # An enqueue transaction: count the quota, then hold the row lock a little (the job
-                    # INSERTs would happen here) so the others really queue up behind it.
-                    with transaction.atomic():
-                        used = quota_consume(workspace=workspace, count=count)
-                        time.sleep(hold_s)
-                    with lock:
-                        accepted.append(used)
-                except QuotaExceeded as exc:
-                    with lock:
-                        refused.append(exc.details)
-        except BaseException as exc:  # surfaced in the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
+        barrier.wait(timeout=30)
+        for _ in range(attempts):
+            try:
+                # An enqueue transaction: count the quota, then hold the row lock a little (the job
+                # INSERTs would happen here) so the others really queue up behind it.
+                with transaction.atomic():
+                    used = quota_consume(workspace=workspace, count=count)
+                    time.sleep(hold_s)
+                with lock:
+                    accepted.append(used)
+            except QuotaExceeded as exc:
+                with lock:
+                    refused.append(exc.details)
 
-    workers = [threading.Thread(target=enqueue_loop) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
+    errors = run_in_threads(enqueue_loop, threads, timeout_s=120)
     assert not errors, errors
     return accepted, refused
 

@@ -11,27 +11,17 @@ from accounts.services import workspace_create
 from alerts.housekeeping import retention_apply
 from alerts.tasks import apply_retention
 from jobs.models import Event, Execution, Job, QueueMinuteStat
-from queues.models import Queue
+from tests.factories import JobFactory, make_queue
 
 pytestmark = pytest.mark.django_db
 
 
-def _queue(workspace, name="q"):
-    return Queue.objects.create(workspace=workspace, name=name, signing_secret="s")
-
-
 def _job(queue, *, state="completed", finished_days_ago=None, parent=None):
+    """A job created 100 days ago (finished `finished_days_ago` days ago)."""
     now = timezone.now()
-    finished = now - timedelta(days=finished_days_ago) if finished_days_ago is not None else None
-    return Job.objects.create(
-        workspace=queue.workspace,
-        queue=queue,
-        state=state,
-        run_at=now - timedelta(days=100),
-        created_at=now - timedelta(days=100),
-        updated_at=now,
-        finished_at=finished,
-        parent=parent,
+    finished = {} if finished_days_ago is None else {"finished_at": now - timedelta(days=finished_days_ago)}
+    return JobFactory(
+        queue=queue, state=state, now=now - timedelta(days=100), updated_at=now, parent=parent, **finished
     )
 
 
@@ -56,7 +46,7 @@ def test_retention_deletes_only_what_the_plan_no_longer_keeps(plans):
     free, _ = workspace_create(name="free", plan_code="free")  # 7 days
     pro, _ = workspace_create(name="pro", plan_code="pro")  # 30 days
     ent, _ = workspace_create(name="ent", plan_code="enterprise")  # custom: kept
-    fq, pq, eq = _queue(free), _queue(pro), _queue(ent)
+    fq, pq, eq = make_queue(free, "q"), make_queue(pro, "q"), make_queue(ent, "q")
 
     old_free = _job(fq, finished_days_ago=8)
     old_free_exe = _execution(old_free, days_ago=8)
@@ -98,7 +88,7 @@ def test_retention_deletes_only_what_the_plan_no_longer_keeps(plans):
 
 def test_retention_works_in_bounded_batches(plans):
     workspace, _ = workspace_create(name="free", plan_code="free")
-    queue = _queue(workspace)
+    queue = make_queue(workspace, "q")
     for _ in range(7):
         _job(queue, finished_days_ago=9)
     for _ in range(5):
@@ -112,7 +102,7 @@ def test_retention_works_in_bounded_batches(plans):
 
 def test_retention_task_is_registered_under_its_beat_name(plans, settings):
     workspace, _ = workspace_create(name="free", plan_code="free")
-    _job(_queue(workspace), finished_days_ago=30)
+    _job(make_queue(workspace, "q"), finished_days_ago=30)
     assert apply_retention.name == "billing.apply_retention"
     assert settings.CELERY_BEAT_SCHEDULE["spindle-retention"]["task"] == apply_retention.name
     assert apply_retention.run() == {
@@ -192,7 +182,7 @@ def test_retention_prunes_outbound_rows_rollups_and_expired_tokens(plans, django
     pro, _ = workspace_create(name="pro", plan_code="pro")  # 30 days
     team, _ = workspace_create(name="team", plan_code="team")  # 90 days
     ent, _ = workspace_create(name="ent", plan_code="enterprise")  # custom (null): kept
-    fq, tq, eq = _queue(free), _queue(team), _queue(ent)
+    fq, tq, eq = make_queue(free, "q"), make_queue(team, "q"), make_queue(ent, "q")
 
     kept_deliveries = [
         _delivery(free, days_ago=6),

@@ -5,8 +5,8 @@ from django.utils import timezone
 
 from billing.services import quota_consume
 from jobs.models import QueueMinuteStat
-from queues.models import Queue
 from tests.billing.test_rate_limits import fresh_window
+from tests.factories import QueueFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -43,11 +43,9 @@ def _stat(workspace, queue, minute, **counts):
 def test_usage_from_counters_and_rollups(
     workspace, api_client, other_workspace_and_key, django_assert_max_num_queries
 ):
-    emails = Queue.objects.create(workspace=workspace, name="emails", signing_secret="s")
-    reports = Queue.objects.create(workspace=workspace, name="reports", signing_secret="s")
-    other_queue = Queue.objects.create(
-        workspace=other_workspace_and_key[0], name="emails", signing_secret="s"
-    )
+    emails = QueueFactory(workspace=workspace, name="emails", delivery="push")
+    reports = QueueFactory(workspace=workspace, name="reports", delivery="push")
+    other_queue = QueueFactory(workspace=other_workspace_and_key[0], name="emails", delivery="push")
     _stat(
         workspace,
         emails,

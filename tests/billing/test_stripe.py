@@ -3,15 +3,15 @@
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
 
 import pytest
 
 from accounts.models import Workspace
 from billing.models import StripeEvent
+from tests.endpoints import serving
 
 pytestmark = pytest.mark.django_db
 
@@ -67,24 +67,19 @@ class FakeStripe:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.handler = Handler
+        self.base = ""
 
     def paths(self) -> list[str]:
         return [path for path, _, _ in self.requests]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def fake_stripe():
     fake = FakeStripe()
-    yield fake
-    fake.close()
+    with serving(fake.handler) as server:
+        fake.base = f"http://127.0.0.1:{server.server_address[1]}"
+        yield fake
 
 
 @pytest.fixture

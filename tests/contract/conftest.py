@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from jobs.services.pull import pull_listener_stop
 from queues.models import Queue
+from tests.endpoints import serving
+from tests.factories import make_queue
 
 
 @pytest.fixture(autouse=True)
@@ -22,9 +24,7 @@ def _stop_listener() -> Iterator[None]:
 
 @pytest.fixture
 def pull_queue(workspace) -> Queue:
-    return Queue.objects.create(
-        workspace=workspace, name="work", delivery="pull", signing_secret="whsec_dGVzdA=="
-    )
+    return make_queue(workspace, "work")
 
 
 @pytest.fixture
@@ -39,6 +39,7 @@ class Tarpit:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.arrived = threading.Event()
+        self.url = ""
         tarpit = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,23 +54,15 @@ class Tarpit:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.handler = Handler
 
 
 @pytest.fixture
 def tarpit() -> Iterator[Tarpit]:
     target = Tarpit()
-    yield target
-    target.close()
+    with serving(target.handler) as server:
+        target.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        try:
+            yield target
+        finally:
+            target.release.set()  # before the shutdown, which waits for the held requests

@@ -19,8 +19,8 @@ from jobs.models import Execution, Job, Worker
 from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
 from queues.models import Queue
-from schedules import services as schedule_services
 from schedules.models import Schedule
+from tests.factories import ScheduleFactory
 
 
 @dataclass
@@ -33,9 +33,7 @@ class Route:
 
 
 def _schedule(workspace: Any, queue: Queue) -> str:
-    schedule_services.schedule_create(
-        workspace=workspace, data={"name": "nightly", "queue": queue.name, "interval_ms": 60_000}
-    )
+    ScheduleFactory(queue=queue, name="nightly")
     return "/v1/schedules/nightly/trigger"
 
 

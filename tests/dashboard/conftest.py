@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import gc
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from django.db import connections
+
+from tests.processes import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,12 +33,6 @@ CHROMIUM_ARGS = [
 PASSWORD = "correct horse battery staple"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="package")
 def dashboard_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     import uvicorn
@@ -49,7 +44,7 @@ def dashboard_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     # The server's request threads close their connections after each request, so none outlives the tests
     # (the test database is dropped at the end of the session).
     settings_dict["CONN_MAX_AGE"] = 0
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(
         application,
         host="127.0.0.1",

@@ -19,17 +19,13 @@ from jobs.services.enqueue import job_enqueue, job_enqueue_batch
 from jobs.services.pull import job_claim_pull, job_finish_pull
 from jobs.specs import JobSpec
 from queues.models import Queue
-from queues.services import queue_create
 from schedules.models import Schedule
 from schedules.services import schedule_create
+from tests.factories import make_queue
 
 from .helpers import login_with_key, login_with_password
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def _queue(workspace, name: str = "emails") -> Queue:
-    return queue_create(workspace=workspace, data={"name": name, "delivery": "pull"})[0]
 
 
 def _failed_job(workspace, queue: Queue, **spec) -> Job:
@@ -98,7 +94,7 @@ def test_api_key_login_and_revocation_ends_the_session(page, account):
 
 def test_queues_actions_change_the_database(page, account):
     workspace = account.workspace
-    queue = _queue(workspace)
+    queue = make_queue(workspace, "emails")
     _failed_job(workspace, queue, name="welcome")
     job_enqueue_batch(workspace=workspace, queue=queue, specs=[JobSpec(name="w") for _ in range(3)])
     login_with_password(page)
@@ -128,7 +124,7 @@ def test_queues_actions_change_the_database(page, account):
 
 def test_queue_counts_update_live_from_the_event_stream(page, account):
     workspace = account.workspace
-    queue = _queue(workspace)
+    queue = make_queue(workspace, "emails")
     login_with_password(page)
     cell = page.locator("tr[data-queue=emails] td[data-state=waiting]")
     expect(cell).to_have_text("0")
@@ -141,7 +137,7 @@ def test_queue_counts_update_live_from_the_event_stream(page, account):
 
 def test_jobs_list_filters_pills_pagination_detail_and_replay(page, account):
     workspace = account.workspace
-    queue = _queue(workspace)
+    queue = make_queue(workspace, "emails")
     failed = _failed_job(workspace, queue, name="invoice", tags=["billing", "eu"], payload={"n": 1})
     job_enqueue_batch(
         workspace=workspace, queue=queue, specs=[JobSpec(name=f"bulk{i}", tags=["bulk"]) for i in range(27)]
@@ -190,7 +186,7 @@ def test_jobs_list_filters_pills_pagination_detail_and_replay(page, account):
 
 def test_dlq_retry_one_and_purge(page, account):
     workspace = account.workspace
-    queue = _queue(workspace)
+    queue = make_queue(workspace, "emails")
     first = _failed_job(workspace, queue, name="a")
     second = _failed_job(workspace, queue, name="b")
     login_with_password(page)
@@ -211,7 +207,7 @@ def test_dlq_retry_one_and_purge(page, account):
 
 def test_schedules_preview_and_pause(page, account):
     workspace = account.workspace
-    _queue(workspace)
+    make_queue(workspace, "emails")
     schedule_create(workspace=workspace, data={"name": "nightly", "queue": "emails", "cron": "0 3 * * *"})
     login_with_password(page)
     page.goto("/schedules")
@@ -230,7 +226,7 @@ def test_schedules_preview_and_pause(page, account):
 
 def test_alerts_create_error_and_delete(page, account):
     workspace = account.workspace
-    _queue(workspace)
+    make_queue(workspace, "emails")
     login_with_password(page)
     page.goto("/alerts")
     form = page.locator("#alert-form")
@@ -286,7 +282,7 @@ def test_webhooks_create_and_delete(page, account, settings):
 def test_usage_against_plan_and_billing_off(page, account, settings):
     settings.STRIPE_SECRET_KEY = ""
     workspace = account.workspace
-    queue = _queue(workspace)
+    queue = make_queue(workspace, "emails")
     job_enqueue_batch(workspace=workspace, queue=queue, specs=[JobSpec() for _ in range(4)])
     login_with_password(page)
     page.goto("/usage")

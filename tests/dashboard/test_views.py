@@ -7,7 +7,7 @@ from django.test import Client
 
 from accounts.services import workspace_create
 from queues.models import Queue
-from queues.services import queue_create
+from tests.factories import make_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def signed_in(workspace_and_key) -> Client:
 
 
 def test_actions_need_the_csrf_token(workspace, workspace_and_key):
-    queue_create(workspace=workspace, data={"name": "emails", "delivery": "pull"})
+    make_queue(workspace, "emails")
     client = Client(enforce_csrf_checks=True)
     page = client.get("/login")
     token = page.cookies["csrftoken"].value
@@ -35,7 +35,7 @@ def test_actions_need_the_csrf_token(workspace, workspace_and_key):
 
 def test_another_workspaces_queue_is_not_found_and_untouched(signed_in, plans):
     other, _ = workspace_create(name="other")
-    theirs, _ = queue_create(workspace=other, data={"name": "theirs", "delivery": "pull"})
+    theirs = make_queue(other, "theirs")
     response = signed_in.post("/queues/theirs/pause", follow=True)
     assert "Queue &#x27;theirs&#x27; not found." in response.content.decode()
     theirs.refresh_from_db()

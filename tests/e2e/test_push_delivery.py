@@ -13,15 +13,14 @@ from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
 from queues.models import Queue
 from tests.e2e.conftest import wait_for
-from tests.engine.conftest import new_secret
+from tests.factories import QueueFactory, signing_secret
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def push_queue(workspace, endpoint, **fields) -> Queue:
     fields.setdefault("endpoint", {"url": endpoint.url, "headers": {"X-Custom": "yes"}, "timeout_ms": 5000})
-    fields.setdefault("signing_secret", new_secret())
-    return Queue.objects.create(workspace=workspace, name=fields.pop("name", "hooks"), delivery="push", **fields)
+    return QueueFactory(workspace=workspace, name=fields.pop("name", "hooks"), delivery="push", **fields)
 
 
 def state_of(job_id: str) -> str:
@@ -60,7 +59,7 @@ def test_rotated_secret_signs_with_both(workspace, endpoint, start_worker):
 
     from django.utils import timezone
 
-    old = new_secret()
+    old = signing_secret()
     q = push_queue(workspace, endpoint, previous_signing_secret=old,
                    previous_secret_expires_at=timezone.now() + timedelta(hours=24))
     start_worker()

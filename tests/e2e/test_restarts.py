@@ -10,12 +10,10 @@ that a delivery whose outcome could not be recorded during the outage is rescued
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from django.db import OperationalError, close_old_connections, connection, connections
@@ -23,6 +21,7 @@ from django.db import OperationalError, close_old_connections, connection, conne
 from jobs.models import Event, Execution, Job
 from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
+from tests import processes
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_push_delivery import push_queue
 
@@ -30,23 +29,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 BATCHES = 20
 PER_BATCH = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0,
-             timeout_s=10)
-    return proc
 
 
 class Producer(threading.Thread):
@@ -92,11 +74,17 @@ def _supervise(worker, restart) -> None:
 def _assert_each_completed_once(queue, acknowledged: list[str], endpoint) -> None:
     total = len(acknowledged)
     assert total == BATCHES * PER_BATCH
-    wait_for(lambda: Job.objects.filter(queue=queue, state="completed").count() == total, timeout_s=60, interval_s=0.3)
+    wait_for(
+        lambda: Job.objects.filter(queue=queue, state="completed").count() == total,
+        timeout_s=60,
+        interval_s=0.3,
+    )
     # Nothing lost: every acknowledged job exists and completed; nothing invented.
     assert set(Job.objects.filter(queue=queue).values_list("id", flat=True)) == set(acknowledged)
     # Nothing completed twice: one success execution and one job:completed event per job.
-    successes = Counter(Execution.objects.filter(queue=queue, status="success").values_list("job_id", flat=True))
+    successes = Counter(
+        Execution.objects.filter(queue=queue, status="success").values_list("job_id", flat=True)
+    )
     assert set(successes.values()) == {1} and len(successes) == total
     completed_events = Counter(Event.objects.filter(type="job:completed").values_list("job_id", flat=True))
     assert set(completed_events.values()) == {1} and len(completed_events) == total
@@ -105,8 +93,8 @@ def _assert_each_completed_once(queue, acknowledged: list[str], endpoint) -> Non
 
 
 def test_redis_restart_under_load_loses_nothing(workspace, endpoint, start_worker, settings, tmp_path):
-    port = _free_port()
-    redis_proc = _start_redis(port, tmp_path)
+    port = processes.free_port()
+    redis = processes.redis_server(port, tmp_path)
     broker, cache = f"redis://127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/1"
     try:
         endpoint.delay_s = 0.01
@@ -116,17 +104,15 @@ def test_redis_restart_under_load_loses_nothing(workspace, endpoint, start_worke
         producer = Producer(workspace, q)
         producer.start()
         time.sleep(0.6)
-        redis_proc.kill()  # Redis dies with everything it held: hints, dedupe flags
-        redis_proc.wait(timeout=10)
+        redis.kill9()  # Redis dies with everything it held: hints, dedupe flags
         time.sleep(1.5)
-        redis_proc = _start_redis(port, tmp_path)  # an empty Redis comes back
+        redis = processes.redis_server(port, tmp_path)  # an empty Redis comes back
         _supervise(worker, lambda: start_worker(extra_env=env))
         producer.join(timeout=60)
         assert not producer.is_alive()
         _assert_each_completed_once(q, producer.acknowledged, endpoint)
     finally:
-        redis_proc.kill()
-        redis_proc.wait(timeout=10)
+        redis.kill9()
 
 
 def _postgres_cluster() -> tuple[str, str]:
@@ -148,7 +134,9 @@ def test_postgres_restart_under_load_loses_nothing(workspace, endpoint, start_wo
     version, cluster = _postgres_cluster()
     subprocess.run(
         ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "restart", "-m", "fast"],
-        check=True, timeout=60, capture_output=True,
+        check=True,
+        timeout=60,
+        capture_output=True,
     )
     wait_for(_pg_ready, timeout_s=30, interval_s=0.2)
     connection.close()  # this thread's connection died with the server

@@ -10,7 +10,8 @@ from accounts.models import Workspace
 from jobs.models import Job
 from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes, jobs_sweep
 from queues.models import Queue
-from tests.engine.conftest import insert_jobs, new_secret, past
+from tests.engine.conftest import past
+from tests.factories import QueueFactory, insert_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,7 @@ def set_bad_run_at(job_id: str) -> None:
 @pytest.fixture
 def other_queue(other_workspace_and_key) -> Queue:
     ws: Workspace = other_workspace_and_key[0]
-    return Queue.objects.create(workspace=ws, name="b", delivery="push", signing_secret=new_secret())
+    return QueueFactory(workspace=ws, name="b", delivery="push")
 
 
 def test_sweeper_survives_a_bad_row_and_fails_it_with_a_clear_error(make_queue, other_queue):

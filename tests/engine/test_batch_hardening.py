@@ -12,7 +12,7 @@ from jobs.models import Job
 from jobs.services import delivery
 from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes
 from tests.e2e.conftest import endpoint  # noqa: F401 - the loopback HTTP endpoint fixture
-from tests.engine.conftest import insert_jobs
+from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db
 

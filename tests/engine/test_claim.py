@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from jobs.models import Event, Execution, Job
 from jobs.services.engine import job_claim
-from tests.engine.conftest import insert_jobs
+from tests.factories import insert_jobs
+from tests.threads import run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -86,25 +87,13 @@ def test_concurrency_holds_across_threads_claiming_at_once(make_queue):
     insert_jobs(q, 50)
     barrier = threading.Barrier(4)
     results: list[int] = []
-    errors: list[BaseException] = []
 
     def claimer():
-        try:
-            barrier.wait()
-            for _ in range(3):
-                results.append(len(job_claim(queue=q, limit=4, lease_ms=60000)))
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
+        barrier.wait()
+        for _ in range(3):
+            results.append(len(job_claim(queue=q, limit=4, lease_ms=60000)))
 
-    threads = [threading.Thread(target=claimer) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
+    assert run_in_threads(claimer, 4, timeout_s=None) == []
     assert sum(results) == 5
     assert Job.objects.filter(state="active").count() == 5
     assert Execution.objects.count() == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes
-from tests.engine.conftest import insert_jobs
+from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db
 

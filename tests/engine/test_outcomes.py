@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from jobs.models import Event, Execution, Job, QueueMinuteStat
 from jobs.services.engine import Outcome, compute_backoff_ms, job_claim, jobs_record_outcomes
-from tests.engine.conftest import insert_jobs
+from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from billing.models import Plan, UsageCounter
 from billing.services import current_period
 from jobs.models import Job
-from tests.engine.conftest import insert_jobs
+from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from jobs.services.engine import (
     jobs_record_outcomes,
 )
 from jobs.services.events import PendingEvent, events_emit
-from tests.engine.conftest import insert_jobs
+from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db
 

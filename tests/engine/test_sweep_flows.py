@@ -12,7 +12,7 @@ from django.utils import timezone
 from jobs.models import Event, Execution, Job
 from jobs.services.dispatch import kick_key
 from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes, jobs_sweep
-from tests.engine.conftest import insert_jobs
+from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db
 

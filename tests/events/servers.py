@@ -1,192 +1,48 @@
 """Real server processes for the event-stream tests, on the test database, and a raw SSE client.
 
 Each server is started the way the Procfile starts it (gunicorn on a unix socket behind `config.front`, or
-gunicorn alone on TCP, or `config.asgi` alone), as a subprocess on a free loopback port.
+gunicorn alone on TCP, or `config.asgi` alone), as a subprocess on a free loopback port (tests.processes), with
+the SSE tests' settings (short heartbeat and poll).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import pytest
-from django.conf import settings
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests import processes
+from tests.processes import free_port  # noqa: F401 - the old import path, kept for tests on other branches
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("needs PostgreSQL shared with a subprocess")
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "DJANGO_SETTINGS_MODULE": "tests.events.sse_settings",
-        "CONN_MAX_AGE": "0",
-        **extra,
-    }
-    env.pop("TEST_DB_NAME", None)
-    return env
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {proc.stderr.read().decode()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.HTTPError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{url} did not answer 200 in {timeout_s} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
-def _gunicorn(bind: str, threads: int, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "config.wsgi",
-            "--bind",
-            bind,
-            "--workers",
-            "1",
-            "--threads",
-            str(threads),
-            "--keep-alive",
-            "30",
-            "--graceful-timeout",
-            "1",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    processes.require_postgres()
+    return processes.process_env(DJANGO_SETTINGS_MODULE="tests.events.sse_settings", **extra)
 
 
 @contextmanager
 def front_server(threads: int = 4, **extra: str) -> Iterator[int]:
     """`make run`'s web layout: config.front on a TCP port, gunicorn (`threads` threads) on a unix socket."""
-    env = server_env(**extra)
-    sock_dir = tempfile.mkdtemp(prefix="spf")  # short: unix socket paths are limited to ~100 bytes
-    sock = f"{sock_dir}/web.sock"
-    env["SPINDLE_UPSTREAM"] = f"unix:{sock}"
-    port = free_port()
-    rest = _gunicorn(f"unix:{sock}", threads, env)
-    front = subprocess.Popen(
-        [
-            str(BIN / "uvicorn"),
-            "config.front:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--no-proxy-headers",
-            "--no-server-header",
-            "--no-date-header",
-            "--log-level",
-            "warning",
-            "--timeout-graceful-shutdown",
-            "1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/v1/health", front)
+    with processes.front_server(server_env(**extra), threads=threads) as port:
         yield port
-    finally:
-        _stop(front)
-        _stop(rest)
-        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 @contextmanager
 def gunicorn_server(threads: int = 4, **extra: str) -> Iterator[int]:
     """gunicorn alone on a TCP port: production without the front."""
-    port = free_port()
-    proc = _gunicorn(f"127.0.0.1:{port}", threads, server_env(**extra))
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/v1/health", proc)
+    with processes.gunicorn_server(server_env(**extra), threads=threads) as port:
         yield port
-    finally:
-        _stop(proc)
 
 
 @contextmanager
 def asgi_server(app: str = "config.asgi:application", **extra: str) -> Iterator[int]:
     """`uvicorn config.asgi:application` alone (the stream process behind a proxy that routes to it)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--timeout-graceful-shutdown",
-            "1",
-        ],
-        cwd=ROOT,
-        env=server_env(**extra),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(proc.stderr.read().decode())
-                time.sleep(0.1)
+    with processes.asgi_server(server_env(**extra), app) as port:
         yield port
-    finally:
-        _stop(proc)
 
 
 def call(

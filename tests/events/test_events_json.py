@@ -4,7 +4,7 @@ import pytest
 
 from jobs.models import Event
 from jobs.services.events import PendingEvent, events_emit
-from queues.models import Queue
+from tests.factories import make_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def test_json_list_oldest_first_with_after_and_cursor(pro_client, pro_workspace)
 
 
 def test_queue_events_only_that_queue(pro_client, pro_workspace):
-    Queue.objects.create(workspace=pro_workspace, name="work", delivery="pull", signing_secret="x")
+    make_queue(pro_workspace, "work")
     _emit(pro_workspace, 2, queue="work")
     _emit(pro_workspace, 3, queue="other")
     data = pro_client.get("/v1/queues/work/events?format=json").json()["data"]
@@ -39,7 +39,7 @@ def test_queue_events_only_that_queue(pro_client, pro_workspace):
 
 
 def test_isolation(pro_client, pro_workspace, other_workspace_client):
-    Queue.objects.create(workspace=pro_workspace, name="work", delivery="pull", signing_secret="x")
+    make_queue(pro_workspace, "work")
     _emit(pro_workspace, 2)
     assert other_workspace_client.get("/v1/events?format=json").json()["data"] == []
     response = other_workspace_client.get("/v1/queues/work/events?format=json")

@@ -9,10 +9,10 @@ import pytest
 from accounts.services import workspace_create
 from jobs.models import Event
 from jobs.services.events import PendingEvent, events_emit
-from queues.models import Queue
 from tests.events import servers
 from tests.events.servers import Stream
 from tests.events.servers import fields as _fields
+from tests.factories import make_queue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -62,7 +62,7 @@ def test_stream_connected_events_heartbeat_and_resume(asgi_server, plans):
 
 def test_queue_stream_and_errors(asgi_server, plans):
     workspace, key = workspace_create(name="sse", plan_code="pro")
-    Queue.objects.create(workspace=workspace, name="work", delivery="pull", signing_secret="x")
+    make_queue(workspace, "work")
     auth = {"Authorization": f"Bearer {key.raw}"}
 
     stream = Stream(asgi_server, "/v1/queues/work/events", auth)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import pytest
 
 from jobs.services.dispatch import delivery_slots_acquire, delivery_slots_release
-from tests.engine.conftest import new_secret
+from tests.factories import QueueFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def queues(workspace, other_workspace_and_key):
-    from queues.models import Queue
-
     def make(ws, name):
-        return Queue.objects.create(workspace=ws, name=name, delivery="push", signing_secret=new_secret())
+        return QueueFactory(workspace=ws, name=name, delivery="push")
 
     return make(workspace, "a1"), make(workspace, "a2"), make(other_workspace_and_key[0], "b1")
 

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from queues.services import queue_create
+from tests.factories import make_queue
 
 
 @pytest.fixture
 def queue(workspace):
-    return queue_create(workspace=workspace, data={"name": "emails", "delivery": "pull"})[0]
+    return make_queue(workspace, "emails")
 
 
 def post_raw(client: APIClient, path: str, body: str | bytes, method: str = "post") -> Any:

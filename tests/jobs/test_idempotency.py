@@ -18,8 +18,9 @@ from billing.models import UsageCounter
 from billing.services import current_period
 from config.idempotency import IdempotentMixin
 from jobs.models import Event, Job
-from queues.models import Queue
 from tests.conftest import make_client
+from tests.factories import make_queue
+from tests.threads import run_in_threads
 
 URL = "/v1/queues/emails/jobs"
 # Lock waits and parallel writers need the production pair: PostgreSQL and a Redis cache.
@@ -181,7 +182,7 @@ def test_body_key_returns_existing_job_with_200(api_client, workspace, queue):
 
 @pytest.mark.django_db
 def test_body_key_is_per_queue(api_client, workspace, queue):
-    Queue.objects.create(workspace=workspace, name="other", delivery="pull", signing_secret="whsec_x")
+    make_queue(workspace, "other")
     assert _post(api_client, {"idempotency_key": "k"}).status_code == 201
     assert _post(api_client, {"idempotency_key": "k"}, url="/v1/queues/other/jobs").status_code == 201
     assert Job.objects.count() == 2
@@ -206,17 +207,10 @@ def test_body_key_concurrent_requests_create_one_job(workspace, api_key, queue):
     responses: list = []
 
     def worker() -> None:
-        try:
-            barrier.wait(5)
-            responses.append(_post(make_client(api_key), {"payload": 1, "idempotency_key": "race"}))
-        finally:
-            connection.close()
+        barrier.wait(5)
+        responses.append(_post(make_client(api_key), {"payload": 1, "idempotency_key": "race"}))
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
+    assert run_in_threads(worker, 4, timeout_s=20) == []
     assert sorted(r.status_code for r in responses) == [200, 200, 200, 201]
     assert len({r.json()["id"] for r in responses}) == 1
     assert Job.objects.count() == 1

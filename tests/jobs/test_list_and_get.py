@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from jobs.models import Job
-from queues.models import Queue
+from tests.factories import make_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ def test_get_job(api_client, queue):
 
 def test_get_job_of_other_queue_or_workspace_is_404(api_client, other_workspace_client, workspace, queue, other_queue):
     (job_id,) = _enqueue(api_client, [{}])
-    Queue.objects.create(workspace=workspace, name="second", delivery="pull", signing_secret="whsec_x")
+    make_queue(workspace, "second")
     assert api_client.get(f"/v1/queues/second/jobs/{job_id}").status_code == 404
     foreign = other_workspace_client.get(f"{URL}/{job_id}")
     assert foreign.status_code == 404
@@ -105,7 +105,7 @@ def test_filters_state_tag_name_group(api_client, queue):
 
 
 def test_list_only_own_queue_and_workspace(api_client, other_workspace_client, workspace, queue, other_queue):
-    Queue.objects.create(workspace=workspace, name="second", delivery="pull", signing_secret="whsec_x")
+    make_queue(workspace, "second")
     mine = _enqueue(api_client, [{}])
     _enqueue(api_client, [{}], queue="second")
     _enqueue(other_workspace_client, [{}])
@@ -115,7 +115,7 @@ def test_list_only_own_queue_and_workspace(api_client, other_workspace_client, w
 
 
 def test_all_jobs_across_queues_with_queue_filter(api_client, other_workspace_client, workspace, queue, other_queue):
-    Queue.objects.create(workspace=workspace, name="second", delivery="pull", signing_secret="whsec_x")
+    make_queue(workspace, "second")
     first = _enqueue(api_client, [{"tags": ["x"]}])
     second = _enqueue(api_client, [{"tags": ["x"]}], queue="second")
     _enqueue(other_workspace_client, [{"tags": ["x"]}])

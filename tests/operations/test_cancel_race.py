@@ -11,8 +11,9 @@ from django.db import connection, connections
 from jobs.models import Event, Execution, Job
 from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes
 from jobs.services.operations import job_cancel
+from tests.factories import make_queue
 
-from .helpers import make_jobs, make_queue
+from .helpers import make_jobs
 
 ROUNDS = 20
 
@@ -52,9 +53,7 @@ def race(*, workspace: Any, queue: Any, job: Job) -> dict[str, str]:
 def test_cancel_racing_complete_leaves_one_consistent_outcome(workspace):
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL")
-    queue = make_queue(workspace)
-    queue.concurrency = ROUNDS
-    queue.save(update_fields=["concurrency"])
+    queue = make_queue(workspace, "emails", concurrency=ROUNDS)
     make_jobs(queue, "waiting", ROUNDS)
     claimed = job_claim(queue=queue, limit=ROUNDS, lease_ms=60_000)
     assert len(claimed) == ROUNDS

@@ -9,15 +9,12 @@ from django.utils import timezone
 
 from jobs.models import Execution, Job
 from jobs.services import operations as ops
+from tests.factories import make_queue
 
-from .helpers import events_of, make_job, make_jobs, make_queue
+from .helpers import events_of, make_job, make_jobs
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def queue(workspace):
-    return make_queue(workspace)
 
 
 # --- DLQ ------------------------------------------------------------------------------------------
@@ -167,7 +164,7 @@ def test_replay_enqueues_a_copy_linked_to_the_execution(api_client, workspace):
 
 
 def test_replay_unknown_or_foreign_execution_is_404(api_client, other_workspace_client, workspace):
-    queue = make_queue(workspace)
+    queue = make_queue(workspace, "emails")
     job = make_job(queue, "failed")
     execution = Execution.objects.create(workspace=workspace, job=job, queue=queue, attempt=1, status="failed",
                                          started_at=timezone.now())

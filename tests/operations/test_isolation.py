@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from jobs.models import Job
+from tests.factories import make_queue
 
-from .helpers import make_job, make_queue
+from .helpers import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ JOB_ROUTES = [
 
 @pytest.fixture
 def setup(workspace):
-    queue = make_queue(workspace)
+    queue = make_queue(workspace, "emails")
     jobs = {s: make_job(queue, s) for s in ("waiting", "delayed", "failed", "completed")}
     return queue, jobs
 

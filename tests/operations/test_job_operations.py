@@ -9,15 +9,12 @@ from django.test import override_settings
 from django.utils import timezone
 
 from jobs.models import Execution, Job
+from tests.factories import make_queue
 
-from .helpers import events_of, make_job, make_queue
+from .helpers import events_of, make_job
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def queue(workspace):
-    return make_queue(workspace)
 
 
 def url(queue, job, suffix: str = "") -> str:

@@ -11,15 +11,12 @@ from django.utils import timezone
 
 from jobs.models import Execution, Job
 from jobs.services import operations as ops
+from tests.factories import make_queue
 
-from .helpers import events_of, make_job, make_jobs, make_queue
+from .helpers import events_of, make_job, make_jobs
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def queue(workspace):
-    return make_queue(workspace)
 
 
 def states(queue) -> dict[str, int]:

@@ -9,6 +9,7 @@ from jobs.services.enqueue import job_enqueue_batch
 from jobs.services.pull import pull_listener_stop
 from jobs.specs import JobSpec
 from queues.models import Queue
+from tests.factories import make_queue
 
 
 @pytest.fixture(autouse=True)
@@ -16,18 +17,6 @@ def _stop_listener():
     # The long-poll LISTEN connection is per process; close it so the test database can be dropped.
     yield
     pull_listener_stop()
-
-
-def make_queue(workspace, name: str = "work", *, delivery: str = "pull", **fields) -> Queue:
-    endpoint = {"url": "https://example.com/hook", "method": "POST", "headers": {}, "timeout_ms": 30000}
-    return Queue.objects.create(
-        workspace=workspace,
-        name=name,
-        delivery=delivery,
-        endpoint=endpoint if delivery == "push" else None,
-        signing_secret="whsec_test",
-        **fields,
-    )
 
 
 def enqueue(workspace, queue: Queue, count: int = 1, **spec_fields) -> list[Job]:

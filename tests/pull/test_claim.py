@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import threading
 import time
 from datetime import timedelta
 
@@ -10,7 +9,9 @@ from django.utils import timezone
 
 from jobs.models import Execution, Job, Worker
 from tests.conftest import make_client
-from tests.pull.conftest import claim, enqueue, make_queue
+from tests.factories import make_queue
+from tests.pull.conftest import claim, enqueue
+from tests.threads import wait_then_wake
 
 
 @pytest.mark.django_db
@@ -152,28 +153,11 @@ def test_long_poll_wakes_on_enqueue(workspace_and_key):
     workspace, key = workspace_and_key
     queue = make_queue(workspace, "work")
     client = make_client(key.raw)
-    result: dict = {}
-
-    def waiter() -> None:
-        try:
-            started = time.monotonic()
-            response = claim(client, wait_ms=5000)
-            result["returned_at"] = time.monotonic()
-            result["waited_s"] = result["returned_at"] - started
-            result["response"] = response
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=waiter)
-    thread.start()
-    time.sleep(0.3)
-    job = enqueue(workspace, queue, 1)[0]
-    enqueued_at = time.monotonic()
-    thread.join(timeout=10)
-    response = result["response"]
+    woken = wait_then_wake(lambda: claim(client, wait_ms=5000), lambda: enqueue(workspace, queue, 1)[0])
+    response, job = woken.waited, woken.woke
     assert response.status_code == 200, response.content
     assert [j["id"] for j in response.json()["data"]] == [job.id]
-    latency_ms = (result["returned_at"] - enqueued_at) * 1000
-    print(f"\nlong-poll wake-up latency: {latency_ms:.1f} ms (waited {result['waited_s'] * 1000:.0f} ms)")
+    latency_ms = woken.latency_s * 1000
+    print(f"\nlong-poll wake-up latency: {latency_ms:.1f} ms (waited {woken.waited_s * 1000:.0f} ms)")
     assert latency_ms < 1000
-    assert result["waited_s"] < 2.0
+    assert woken.waited_s < 2.0

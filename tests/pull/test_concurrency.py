@@ -14,7 +14,8 @@ from django.db.models import Count
 
 from accounts.services import workspace_create
 from jobs.models import Execution, Job
-from tests.pull.conftest import enqueue, make_queue
+from tests.factories import make_queue
+from tests.pull.conftest import enqueue
 
 WORKERS = 8
 BATCH = 100

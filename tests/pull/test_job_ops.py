@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from jobs.models import Event, Execution, Job
 from jobs.services.engine import jobs_sweep
-from tests.pull.conftest import claim, claim_one, enqueue, make_queue
+from tests.factories import make_queue
+from tests.pull.conftest import claim, claim_one, enqueue
 
 pytestmark = pytest.mark.django_db
 

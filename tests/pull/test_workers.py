@@ -7,7 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Event, Execution, Job, Worker
-from tests.pull.conftest import claim, enqueue, make_queue
+from tests.factories import make_queue
+from tests.pull.conftest import claim, enqueue
 
 pytestmark = pytest.mark.django_db
 

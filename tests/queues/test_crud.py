@@ -8,8 +8,9 @@ from django.test.utils import CaptureQueriesContext
 
 from billing.models import Plan
 from queues.models import DEFAULT_RETRY_POLICY, Queue
+from tests.factories import JobFactory
 
-from .conftest import PUBLIC_URL, add_job
+from .conftest import PUBLIC_URL
 
 pytestmark = pytest.mark.django_db
 
@@ -67,16 +68,16 @@ def test_create_pull_queue_with_all_fields(api_client, workspace):
     assert queue.lease_ms == 60000 and queue.concurrency == 50
 
 
-def test_duplicate_name_is_409(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_duplicate_name_is_409(api_client, post_queue, workspace):
+    post_queue("emails")
     response = api_client.post("/v1/queues", {"name": "emails", "delivery": "pull"}, format="json")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "CONFLICT"
     assert Queue.objects.filter(workspace=workspace).count() == 1
 
 
-def test_same_name_in_other_workspace_is_fine(make_queue, other_workspace_client):
-    make_queue("emails")
+def test_same_name_in_other_workspace_is_fine(post_queue, other_workspace_client):
+    post_queue("emails")
     response = other_workspace_client.post("/v1/queues", {"name": "emails", "delivery": "pull"}, format="json")
     assert response.status_code == 201
     assert Queue.objects.filter(name="emails").count() == 2
@@ -89,13 +90,13 @@ def test_unknown_queue_is_404(api_client):
         assert response.json()["error"]["code"] == "NOT_FOUND"
 
 
-def test_list_with_counts_and_pagination(api_client, make_queue, workspace):
+def test_list_with_counts_and_pagination(api_client, post_queue, workspace):
     for name in ("a", "b", "c"):
-        make_queue(name)
+        post_queue(name)
     q = Queue.objects.get(workspace=workspace, name="b")
     for state, n in {"waiting": 3, "delayed": 1, "active": 2, "completed": 4, "failed": 1, "cancelled": 2}.items():
         for _ in range(n):
-            add_job(q, state)
+            JobFactory(queue=q, state=state)
     response = api_client.get("/v1/queues?limit=2")
     assert response.status_code == 200
     page = response.json()
@@ -110,7 +111,7 @@ def test_list_with_counts_and_pagination(api_client, make_queue, workspace):
     assert api_client.get("/v1/queues/b").json()["counts"]["completed"] == 4
 
 
-def test_list_query_count_does_not_grow_with_queues(api_client, make_queue, workspace, plans):
+def test_list_query_count_does_not_grow_with_queues(api_client, post_queue, workspace, plans):
     workspace.plan = plans["team"]
     workspace.save()
 
@@ -120,13 +121,13 @@ def test_list_query_count_does_not_grow_with_queues(api_client, make_queue, work
         assert response.status_code == 200
         return len(ctx.captured_queries)
 
-    make_queue("q0", delivery="pull", endpoint=None)
-    add_job(Queue.objects.get(workspace=workspace, name="q0"), "waiting")
+    post_queue("q0", delivery="pull", endpoint=None)
+    JobFactory(queue=Queue.objects.get(workspace=workspace, name="q0"), state="waiting")
     with_one = list_queries()
     for i in range(1, 8):
-        queue = Queue.objects.get(workspace=workspace, name=make_queue(f"q{i}", delivery="pull", endpoint=None)["name"])
-        add_job(queue, "completed")
-        add_job(queue, "waiting")
+        queue = Queue.objects.get(workspace=workspace, name=post_queue(f"q{i}", delivery="pull", endpoint=None)["name"])
+        JobFactory(queue=queue, state="completed")
+        JobFactory(queue=queue, state="waiting")
     # The page and one GROUP BY for all counts, whatever the number of queues or states.
     assert list_queries() == with_one
     data = api_client.get("/v1/queues").json()["data"]
@@ -139,8 +140,8 @@ def test_list_limit_over_max_is_400(api_client):
     assert response.json()["error"]["code"] == "BAD_REQUEST"
 
 
-def test_patch_updates_fields_and_merges_retry_policy(api_client, make_queue, workspace):
-    make_queue("emails", retry_policy={"backoff": "fixed"})
+def test_patch_updates_fields_and_merges_retry_policy(api_client, post_queue, workspace):
+    post_queue("emails", retry_policy={"backoff": "fixed"})
     response = api_client.patch(
         "/v1/queues/emails",
         {
@@ -160,8 +161,8 @@ def test_patch_updates_fields_and_merges_retry_policy(api_client, make_queue, wo
     assert queue.rate_limit == {"max": 5, "per_ms": 60000}
 
 
-def test_patch_cannot_change_delivery(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_patch_cannot_change_delivery(api_client, post_queue, workspace):
+    post_queue("emails")
     response = api_client.patch("/v1/queues/emails", {"delivery": "pull", "endpoint": None}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
@@ -173,24 +174,24 @@ def test_patch_cannot_change_delivery(api_client, make_queue, workspace):
     assert Queue.objects.get(workspace=workspace, name="emails").endpoint is None
 
 
-def test_pull_queue_cannot_get_an_endpoint(api_client, make_queue, workspace):
-    make_queue("jobs", delivery="pull", endpoint=None)
+def test_pull_queue_cannot_get_an_endpoint(api_client, post_queue, workspace):
+    post_queue("jobs", delivery="pull", endpoint=None)
     response = api_client.patch("/v1/queues/jobs", {"endpoint": {"url": PUBLIC_URL}}, format="json")
     assert response.status_code == 400
     assert "endpoint" in response.json()["error"]["details"]
     assert Queue.objects.get(workspace=workspace, name="jobs").endpoint is None
 
 
-def test_patch_cannot_rename(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_patch_cannot_rename(api_client, post_queue, workspace):
+    post_queue("emails")
     response = api_client.patch("/v1/queues/emails", {"name": "other"}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["details"]["name"]
     assert Queue.objects.filter(workspace=workspace, name="emails").exists()
 
 
-def test_patch_endpoint_without_url_is_400(api_client, make_queue):
-    make_queue("emails")
+def test_patch_endpoint_without_url_is_400(api_client, post_queue):
+    post_queue("emails")
     response = api_client.patch("/v1/queues/emails", {"endpoint": {"method": "PUT"}}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["details"]["endpoint"]["url"]
@@ -269,8 +270,8 @@ def test_create_validation(api_client, workspace, patch, field):
 
 
 @pytest.mark.parametrize(("patch", "field"), [p for p in BAD_BODIES if p[1] != "name" and "delivery" not in p[0]])
-def test_patch_validation(api_client, make_queue, workspace, patch, field):
-    make_queue("emails")
+def test_patch_validation(api_client, post_queue, workspace, patch, field):
+    post_queue("emails")
     before = Queue.objects.get(workspace=workspace, name="emails")
     response = api_client.patch("/v1/queues/emails", patch, format="json")
     assert response.status_code == 400, response.content
@@ -301,9 +302,9 @@ def test_non_object_body_is_400(api_client):
 
 
 # --- plan caps -----------------------------------------------------------------------------------------------
-def test_free_plan_sixth_queue_is_402(api_client, make_queue, workspace):
+def test_free_plan_sixth_queue_is_402(api_client, post_queue, workspace):
     for i in range(5):
-        make_queue(f"q{i}", delivery="pull", endpoint=None)
+        post_queue(f"q{i}", delivery="pull", endpoint=None)
     response = api_client.post("/v1/queues", {"name": "q5", "delivery": "pull"}, format="json")
     assert response.status_code == 402
     error = response.json()["error"]

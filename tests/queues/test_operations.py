@@ -9,15 +9,14 @@ from django.utils import timezone
 from jobs.models import Event, Execution, Job, QueueMinuteStat
 from jobs.services import queue_ops
 from queues.models import Queue
-
-from .conftest import add_job
+from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db
 
 
 # --- pause / resume --------------------------------------------------------------------------------------------
-def test_pause_and_resume_whole_queue_emit_events(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_pause_and_resume_whole_queue_emit_events(api_client, post_queue, workspace):
+    post_queue("emails")
     response = api_client.post("/v1/queues/emails/pause", format="json")
     assert response.status_code == 200, response.content
     assert response.json()["paused"] is True and response.json()["name"] == "emails"
@@ -38,8 +37,8 @@ def test_pause_and_resume_whole_queue_emit_events(api_client, make_queue, worksp
     ]
 
 
-def test_pause_and_resume_one_job_name(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_pause_and_resume_one_job_name(api_client, post_queue, workspace):
+    post_queue("emails")
     response = api_client.post("/v1/queues/emails/pause", {"job_name": "send"}, format="json")
     assert response.status_code == 200
     assert response.json()["paused"] is False and response.json()["paused_job_names"] == ["send"]
@@ -59,8 +58,8 @@ def test_pause_and_resume_one_job_name(api_client, make_queue, workspace):
 
 
 @pytest.mark.parametrize("body", [{"job_name": 5}, {"job_name": "x" * 129}, {"jobName": "x"}])
-def test_pause_body_validation(api_client, make_queue, workspace, body):
-    make_queue("emails")
+def test_pause_body_validation(api_client, post_queue, workspace, body):
+    post_queue("emails")
     response = api_client.post("/v1/queues/emails/pause", body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
@@ -69,8 +68,8 @@ def test_pause_body_validation(api_client, make_queue, workspace, body):
 
 
 # --- rotate secret ---------------------------------------------------------------------------------------------
-def test_rotate_secret_keeps_old_one_for_24h(api_client, make_queue, workspace):
-    first = make_queue("emails")["signing_secret"]
+def test_rotate_secret_keeps_old_one_for_24h(api_client, post_queue, workspace):
+    first = post_queue("emails")["signing_secret"]
     before = timezone.now()
     response = api_client.post("/v1/queues/emails/rotate-secret", format="json")
     assert response.status_code == 200, response.content
@@ -85,16 +84,16 @@ def test_rotate_secret_keeps_old_one_for_24h(api_client, make_queue, workspace):
     assert "signing_secret" not in api_client.get("/v1/queues/emails").json()
 
 
-def test_rotate_secret_refuses_a_body(api_client, make_queue, workspace):
-    first = make_queue("emails")["signing_secret"]
+def test_rotate_secret_refuses_a_body(api_client, post_queue, workspace):
+    first = post_queue("emails")["signing_secret"]
     response = api_client.post("/v1/queues/emails/rotate-secret", {"secret": "mine"}, format="json")
     assert response.status_code == 400
     assert Queue.objects.get(workspace=workspace, name="emails").signing_secret == first
 
 
 # --- delete ----------------------------------------------------------------------------------------------------
-def test_delete_empty_queue(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_delete_empty_queue(api_client, post_queue, workspace):
+    post_queue("emails")
     response = api_client.delete("/v1/queues/emails")
     assert response.status_code == 204
     assert not Queue.objects.filter(workspace=workspace).exists()
@@ -102,11 +101,11 @@ def test_delete_empty_queue(api_client, make_queue, workspace):
 
 
 @pytest.mark.parametrize("state", ["waiting", "delayed", "active"])
-def test_delete_with_unfinished_jobs_is_409_then_force(api_client, make_queue, workspace, state):
-    make_queue("emails")
+def test_delete_with_unfinished_jobs_is_409_then_force(api_client, post_queue, workspace, state):
+    post_queue("emails")
     queue = Queue.objects.get(workspace=workspace, name="emails")
-    job = add_job(queue, state)
-    add_job(queue, "completed")
+    job = JobFactory(queue=queue, state=state)
+    JobFactory(queue=queue, state="completed")
     Execution.objects.create(workspace=workspace, job=job, queue=queue, attempt=1, started_at=timezone.now())
     response = api_client.delete("/v1/queues/emails")
     assert response.status_code == 409
@@ -124,31 +123,31 @@ def test_delete_with_unfinished_jobs_is_409_then_force(api_client, make_queue, w
     assert not Execution.objects.filter(queue_id=queue.pk).exists()
 
 
-def test_delete_with_only_finished_jobs_removes_them(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_delete_with_only_finished_jobs_removes_them(api_client, post_queue, workspace):
+    post_queue("emails")
     queue = Queue.objects.get(workspace=workspace, name="emails")
     for state in ("completed", "failed", "cancelled"):
-        add_job(queue, state)
+        JobFactory(queue=queue, state=state)
     assert api_client.delete("/v1/queues/emails").status_code == 204
     assert not Job.objects.filter(queue_id=queue.pk).exists()
 
 
-def test_delete_bad_force_is_400(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_delete_bad_force_is_400(api_client, post_queue, workspace):
+    post_queue("emails")
     response = api_client.delete("/v1/queues/emails?force=maybe")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BAD_REQUEST"
     assert Queue.objects.filter(workspace=workspace, name="emails").exists()
 
 
-def test_obliterate_in_batches_keeps_children_elsewhere(api_client, make_queue, workspace, monkeypatch):
+def test_obliterate_in_batches_keeps_children_elsewhere(api_client, post_queue, workspace, monkeypatch):
     monkeypatch.setattr(queue_ops, "OBLITERATE_BATCH", 3)
-    make_queue("emails")
-    make_queue("other")
+    post_queue("emails")
+    post_queue("other")
     queue = Queue.objects.get(workspace=workspace, name="emails")
     other = Queue.objects.get(workspace=workspace, name="other")
-    parents = [add_job(queue, "waiting") for _ in range(7)]
-    child = add_job(other, "waiting", parent=parents[0])
+    parents = [JobFactory(queue=queue, state="waiting") for _ in range(7)]
+    child = JobFactory(queue=other, state="waiting", parent=parents[0])
     response = api_client.delete("/v1/queues/emails?force=true")
     assert response.status_code == 204
     assert not Job.objects.filter(queue_id=queue.pk).exists()
@@ -161,8 +160,8 @@ def _stat(queue: Queue, minute: datetime, **fields) -> QueueMinuteStat:
     return QueueMinuteStat.objects.create(workspace=queue.workspace, queue=queue, minute=minute, **fields)
 
 
-def test_metrics_minute_buckets(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_metrics_minute_buckets(api_client, post_queue, workspace):
+    post_queue("emails")
     queue = Queue.objects.get(workspace=workspace, name="emails")
     t0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
     _stat(queue, t0, enqueued=5, completed=3, failed=1, duration_sum_ms=300, duration_count=3,
@@ -184,8 +183,8 @@ def test_metrics_minute_buckets(api_client, make_queue, workspace):
     assert body["data"][2]["p95_duration_ms"] == 500 and body["data"][2]["avg_duration_ms"] == 100.0
 
 
-def test_metrics_hour_buckets_merge_minutes(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_metrics_hour_buckets_merge_minutes(api_client, post_queue, workspace):
+    post_queue("emails")
     queue = Queue.objects.get(workspace=workspace, name="emails")
     t0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
     for i in range(3):
@@ -206,8 +205,8 @@ def test_metrics_hour_buckets_merge_minutes(api_client, make_queue, workspace):
     assert data[0]["completed"] == 0
 
 
-def test_metrics_defaults_to_last_hour(api_client, make_queue, workspace):
-    make_queue("emails")
+def test_metrics_defaults_to_last_hour(api_client, post_queue, workspace):
+    post_queue("emails")
     queue = Queue.objects.get(workspace=workspace, name="emails")
     _stat(queue, timezone.now().replace(second=0, microsecond=0), completed=4)
     data = api_client.get("/v1/queues/emails/metrics").json()["data"]
@@ -219,16 +218,16 @@ def test_metrics_defaults_to_last_hour(api_client, make_queue, workspace):
     ["granularity=second", "from=yesterday", "to=2026-13-01T00:00:00Z",
      "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z"],
 )
-def test_metrics_bad_params_are_400(api_client, make_queue, query):
-    make_queue("emails")
+def test_metrics_bad_params_are_400(api_client, post_queue, query):
+    post_queue("emails")
     response = api_client.get(f"/v1/queues/emails/metrics?{query}")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BAD_REQUEST"
 
 
-def test_sparklines(api_client, make_queue, workspace, other_workspace_client):
-    make_queue("b")
-    make_queue("a")
+def test_sparklines(api_client, post_queue, workspace, other_workspace_client):
+    post_queue("b")
+    post_queue("a")
     qa = Queue.objects.get(workspace=workspace, name="a")
     now = timezone.now().replace(second=0, microsecond=0)
     _stat(qa, now, completed=7, failed=1)
@@ -259,8 +258,8 @@ QUEUE_ROUTES = [
 
 
 @pytest.mark.parametrize(("method", "path", "body"), QUEUE_ROUTES)
-def test_other_workspace_gets_404(make_queue, workspace, other_workspace_client, method, path, body):
-    make_queue("emails")
+def test_other_workspace_gets_404(post_queue, workspace, other_workspace_client, method, path, body):
+    post_queue("emails")
     before = Queue.objects.get(workspace=workspace, name="emails")
     response = getattr(other_workspace_client, method)(path, body, format="json")
     assert response.status_code == 404

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from queues.services import queue_create
+from tests.factories import make_queue
 
 
 @pytest.fixture
 def pull_queue(workspace):
-    return queue_create(workspace=workspace, data={"name": "sync", "delivery": "pull"})[0]
+    return make_queue(workspace, "sync")
 
 
 @pytest.fixture
 def other_queue(other_workspace_and_key):
-    return queue_create(workspace=other_workspace_and_key[0], data={"name": "sync", "delivery": "pull"})[0]
+    return make_queue(other_workspace_and_key[0], "sync")

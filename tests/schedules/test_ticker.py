@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from accounts.services import workspace_create
@@ -17,6 +16,7 @@ from queues.services import queue_create
 from schedules import services
 from schedules.models import Schedule, ScheduleTick
 from schedules.tasks import tick
+from tests.threads import run_in_threads
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -214,23 +214,13 @@ def test_two_concurrent_tickers_enqueue_one_job_per_tick(plans):
     schedules = [make(workspace, name=f"s{i}", interval_ms=1000) for i in range(40)]
     rounds = 25
     barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
     def run() -> None:
-        try:
-            for i in range(1, rounds + 1):
-                barrier.wait()
-                services.schedules_fire_due(now=T0 + timedelta(seconds=i), batch_size=7)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-        finally:
-            connection.close()
+        for i in range(1, rounds + 1):
+            barrier.wait()
+            services.schedules_fire_due(now=T0 + timedelta(seconds=i), batch_size=7)
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    errors = run_in_threads(run, 2, timeout_s=120)
     assert not errors, errors
     assert Job.objects.count() == len(schedules) * rounds
     assert ScheduleTick.objects.count() == len(schedules) * rounds

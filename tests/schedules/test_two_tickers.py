@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db.models import Count
 
 from accounts.services import workspace_create
@@ -18,15 +17,10 @@ from jobs.models import Job
 from queues.services import queue_create
 from schedules import services
 from schedules.models import Schedule, ScheduleTick
+from tests import processes
 
 SOAK_S = float(os.environ.get("SPINDLE_SCHEDULE_SOAK_S", "60"))
 LOOP = Path(__file__).with_name("ticker_loop.py")
-
-
-def _db_url() -> str:
-    db = settings.DATABASES["default"]
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.mark.slow
@@ -36,30 +30,31 @@ def test_two_ticker_processes_no_duplicate_no_gap(plans):
     workspace, _ = workspace_create(name="acme", plan_code="free")
     queue_create(workspace=workspace, data={"name": "sync", "delivery": "pull"})
     schedules = [
-        services.schedule_create(workspace=workspace,
-                                 data={"name": f"every-second-{i}", "queue": "sync", "interval_ms": 1000})
+        services.schedule_create(
+            workspace=workspace, data={"name": f"every-second-{i}", "queue": "sync", "interval_ms": 1000}
+        )
         for i in range(20)
     ]
-    env = {**os.environ, "DATABASE_URL": _db_url()}
-    env.pop("TEST_DB_NAME", None)
-    procs = [
-        subprocess.Popen([sys.executable, str(LOOP), str(SOAK_S)], env=env, cwd=settings.BASE_DIR,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        for _ in range(2)
-    ]
-    try:
-        outputs = [p.communicate(timeout=SOAK_S + 60)[0].decode() for p in procs]
-    finally:
+    env = processes.process_env()
+    with ExitStack() as stack:
+        procs = [
+            stack.enter_context(processes.running([sys.executable, str(LOOP), str(SOAK_S)], env=env))
+            for _ in range(2)
+        ]
         for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0, 0], outputs
+            p.proc.wait(SOAK_S + 60)
+        outputs = [p.output() for p in procs]
+    assert [p.proc.returncode for p in procs] == [0, 0], outputs
 
     expected_min = int(SOAK_S) - 5  # process start-up eats a second or two
     for s in schedules:
-        tick_times = list(ScheduleTick.objects.filter(schedule=s).order_by("tick_at").values_list("tick_at", flat=True))
+        tick_times = list(
+            ScheduleTick.objects.filter(schedule=s).order_by("tick_at").values_list("tick_at", flat=True)
+        )
         assert len(tick_times) >= expected_min, (s.name, len(tick_times))
-        gaps = [b - a for a, b in zip(tick_times, tick_times[1:], strict=False) if b - a != timedelta(seconds=1)]
+        gaps = [
+            b - a for a, b in zip(tick_times, tick_times[1:], strict=False) if b - a != timedelta(seconds=1)
+        ]
         assert not gaps, (s.name, gaps[:5])
         assert Job.objects.filter(schedule_id=s.id).count() == len(tick_times)
     # Every tick has exactly one job and no job belongs to two ticks.

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from jobs.models import Execution
-from jobs.services.events import PendingEvent, events_emit
+from queues.events import PendingEvent, events_emit
 from queues.models import Queue
 from tests.conftest import make_client
 from tests.endpoints import Endpoint, recording_endpoint

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from alerts.metrics import render_metrics
 from alerts.models import Alert, WebhookDelivery, WebhookSubscription
-from jobs.models import Job, QueueMinuteStat
+from jobs.models import Job
+from queues.models import QueueMinuteStat
 from tests.factories import JobFactory, make_queue
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ from standardwebhooks import Webhook
 from alerts.fanout import FanoutMark, events_fanout, id_floor
 from alerts.models import FanoutCursor, WebhookDelivery, WebhookSubscription
 from alerts.outbound import RETRY_DELAYS_S, deliveries_send
-from jobs.models import Event
-from jobs.services.events import PendingEvent, event_to_dict, events_emit
+from queues.events import PendingEvent, event_to_dict, events_emit
+from queues.models import Event
 from tests.threads import run_in_threads
 
 pytestmark = pytest.mark.django_db

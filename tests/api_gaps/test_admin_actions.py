@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import Workspace
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
+from queues.models import Event
 from tests.factories import make_queue
 from tests.operations.helpers import make_job
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs.models import Event, Job
+from jobs.models import Job
+from queues.models import Event
 from tests.factories import make_queue
 from tests.operations.helpers import make_job
 

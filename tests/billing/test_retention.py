@@ -10,7 +10,8 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from accounts.services import workspace_create
 from alerts.housekeeping import retention_apply
 from alerts.tasks import apply_retention
-from jobs.models import Event, Execution, Job, QueueMinuteStat
+from jobs.models import Execution, Job
+from queues.models import Event, QueueMinuteStat
 from tests.factories import JobFactory, make_queue
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from billing.services import quota_consume
-from jobs.models import QueueMinuteStat
+from queues.models import QueueMinuteStat
 from tests.billing.test_rate_limits import fresh_window
 from tests.factories import QueueFactory
 

@@ -9,10 +9,11 @@ import pytest
 import redis
 from django.conf import settings
 
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
 from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes
 from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
+from queues.models import Event
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_push_delivery import push_queue, state_of
 

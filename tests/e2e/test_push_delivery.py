@@ -8,10 +8,10 @@ import json
 import pytest
 from standardwebhooks import Webhook
 
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
 from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
-from queues.models import Queue
+from queues.models import Event, Queue
 from tests.e2e.conftest import wait_for
 from tests.factories import QueueFactory, signing_secret
 

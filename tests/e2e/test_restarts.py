@@ -18,9 +18,10 @@ from collections import Counter
 import pytest
 from django.db import OperationalError, close_old_connections, connection, connections
 
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
 from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
+from queues.models import Event
 from tests import processes
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_push_delivery import push_queue

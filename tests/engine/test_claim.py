@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
 from jobs.services.engine import job_claim
+from queues.models import Event
 from tests.factories import insert_jobs
 from tests.threads import run_in_threads
 

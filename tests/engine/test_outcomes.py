@@ -8,8 +8,9 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs.models import Event, Execution, Job, QueueMinuteStat
+from jobs.models import Execution, Job
 from jobs.services.engine import Outcome, compute_backoff_ms, job_claim, jobs_record_outcomes
+from queues.models import Event, QueueMinuteStat
 from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
 from jobs.services.engine import (
     Outcome,
     job_claim,
@@ -13,7 +13,8 @@ from jobs.services.engine import (
     jobs_deliver_outcomes,
     jobs_record_outcomes,
 )
-from jobs.services.events import PendingEvent, events_emit
+from queues.events import PendingEvent, events_emit
+from queues.models import Event
 from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,10 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
 from jobs.services.dispatch import kick_key
 from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes, jobs_sweep
+from queues.models import Event
 from tests.factories import insert_jobs
 
 pytestmark = pytest.mark.django_db

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.models import Event
-from jobs.services.events import PendingEvent, events_emit
+from queues.events import PendingEvent, events_emit
+from queues.models import Event
 from tests.factories import make_queue
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from accounts.services import workspace_create
-from jobs.models import Event
-from jobs.services.events import PendingEvent, events_emit
+from queues.events import PendingEvent, events_emit
+from queues.models import Event
 from tests.events import servers
 from tests.events.servers import Stream
 from tests.events.servers import fields as _fields

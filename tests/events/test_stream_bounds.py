@@ -10,8 +10,8 @@ from django.test import override_settings
 
 from accounts.models import Workspace
 from accounts.services import api_key_revoke, workspace_create
-from jobs.services.events import PendingEvent, events_emit
 from jobs.services.streams import StreamSlot
+from queues.events import PendingEvent, events_emit
 from tests.events import servers
 from tests.events.servers import Stream, call, fields
 

@@ -7,7 +7,7 @@ import pytest
 
 from alerts.fanout import events_fanout
 from alerts.models import WebhookDelivery, WebhookSubscription
-from jobs.services.events import PendingEvent, events_emit
+from queues.events import PendingEvent, events_emit
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import UsageCounter
-from jobs.models import Event, Job, QueueMinuteStat
+from jobs.models import Job
 from jobs.services.enqueue import job_enqueue_specs
 from jobs.specs import JobSpec
+from queues.models import Event, QueueMinuteStat
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ import pytest
 from django.test import override_settings
 
 from billing.models import UsageCounter
-from jobs.models import Event, Job, QueueMinuteStat
-from queues.models import DEFAULT_RETRY_POLICY
+from jobs.models import Job
+from queues.models import DEFAULT_RETRY_POLICY, Event, QueueMinuteStat
 
 pytestmark = pytest.mark.django_db
 

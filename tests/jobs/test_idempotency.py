@@ -17,7 +17,8 @@ from rest_framework.test import APIRequestFactory, force_authenticate
 from billing.models import UsageCounter
 from billing.services import current_period
 from config.idempotency import IdempotentMixin
-from jobs.models import Event, Job
+from jobs.models import Job
+from queues.models import Event
 from tests.conftest import make_client
 from tests.factories import make_queue
 from tests.threads import run_in_threads

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.models import Event, Job
-from queues.models import Queue
+from jobs.models import Job
+from queues.models import Event, Queue
 from tests.factories import (
     JobFactory,
     insert_jobs,

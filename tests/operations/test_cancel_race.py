@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from django.db import connection, connections
 
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
 from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes
 from jobs.services.operations import job_cancel
+from queues.models import Event
 from tests.factories import make_queue
 
 from .helpers import make_jobs

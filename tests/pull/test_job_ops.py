@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
 from jobs.services.engine import jobs_sweep
+from queues.models import Event
 from tests.factories import make_queue
 from tests.pull.conftest import claim, claim_one, enqueue
 

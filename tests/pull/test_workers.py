@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from jobs.models import Event, Execution, Job, Worker
+from jobs.models import Execution, Job, Worker
+from queues.models import Event
 from tests.factories import make_queue
 from tests.pull.conftest import claim, enqueue
 

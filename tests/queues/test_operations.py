@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from jobs.models import Event, Execution, Job, QueueMinuteStat
+from jobs.models import Execution, Job
 from jobs.services import queue_ops
-from queues.models import Queue
+from queues.models import Event, Queue, QueueMinuteStat
 from tests.factories import JobFactory
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,8 @@ import pytest
 
 from accounts.services import workspace_create
 from billing.models import Plan
-from jobs.models import Event, Execution, Job
+from jobs.models import Execution, Job
+from queues.models import Event
 from schedules.models import Schedule, ScheduleTick
 from tests.scaleout.nodes import Node, api, start_nodes, stop_all
 from tests.scaleout.recorder import Recorder

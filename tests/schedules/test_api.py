@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 
 from billing.models import Plan
-from jobs.models import Event, Job
-from queues.models import Queue
+from jobs.models import Job
+from queues.models import Event, Queue
 from schedules.models import Schedule
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from accounts.services import workspace_create
 from billing.models import Plan
-from jobs.models import Event, Job
+from jobs.models import Job
+from queues.models import Event
 from queues.services import queue_create
 from schedules import services
 from schedules.models import Schedule, ScheduleTick

@@ -41,24 +41,25 @@ def _check_broker() -> dict:
 
 
 _SERVICE = inline_serializer(
-    "HealthService", fields={"status": serializers.CharField(), "latency_ms": serializers.FloatField(allow_null=True)}
+    "HealthService",
+    fields={"status": serializers.CharField(), "latency_ms": serializers.FloatField(allow_null=True)},
+)
+
+_HEALTH = inline_serializer(
+    "Health",
+    fields={
+        "status": serializers.ChoiceField(choices=["ok", "degraded"]),
+        "version": serializers.CharField(),
+        "uptime_s": serializers.IntegerField(),
+        "services": inline_serializer("HealthServices", fields={"database": _SERVICE, "broker": _SERVICE}),
+    },
 )
 
 
 @extend_schema(
     tags=["Status"],
     auth=[],
-    responses={
-        (200, "application/json"): inline_serializer(
-            "Health",
-            fields={
-                "status": serializers.ChoiceField(choices=["ok", "degraded"]),
-                "version": serializers.CharField(),
-                "uptime_s": serializers.IntegerField(),
-                "services": inline_serializer("HealthServices", fields={"database": _SERVICE, "broker": _SERVICE}),
-            },
-        )
-    },
+    responses={(200, "application/json"): _HEALTH, (503, "application/json"): _HEALTH},
     description="Public liveness and dependency check. Answers 503 with the same body when degraded.",
 )
 @api_view(["GET"])

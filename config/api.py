@@ -25,9 +25,7 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """`@extend_schema(responses={..., **error_responses(400, 404)})`."""
-    return {
-        s: OpenApiResponse(response=ErrorEnvelopeSerializer, description="Error envelope") for s in statuses
-    }
+    return {s: OpenApiResponse(response=ErrorEnvelopeSerializer, description="Error envelope") for s in statuses}
 
 
 def list_envelope(name: str, item: Any) -> Any:
@@ -45,9 +43,7 @@ class LenientContentNegotiation(negotiation.DefaultContentNegotiation):
     """For documents that exist in one format only (the OpenAPI schema): an Accept header that matches none of the
     renderers gets the first one instead of a 406 (API.md: `/openapi.json` answers `Accept: application/json`)."""
 
-    def select_renderer(
-        self, request: Request, renderers: list[Any], format_suffix: str | None = None
-    ) -> Any:
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except exceptions.NotAcceptable:
@@ -69,9 +65,7 @@ class WorkspaceViewSet(viewsets.GenericViewSet):
         if data is None or data == {} and not request.body:
             return {}
         if not isinstance(data, dict):
-            raise ValidationFailed(
-                "The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]}
-            )
+            raise ValidationFailed("The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]})
         unknown = sorted(set(data) - set(allowed))
         if unknown:
             raise ValidationFailed(details={k: ["Unknown field."] for k in unknown})

@@ -41,8 +41,7 @@ def _check_broker() -> dict:
 
 
 _SERVICE = inline_serializer(
-    "HealthService",
-    fields={"status": serializers.CharField(), "latency_ms": serializers.FloatField(allow_null=True)},
+    "HealthService", fields={"status": serializers.CharField(), "latency_ms": serializers.FloatField(allow_null=True)}
 )
 
 _HEALTH = inline_serializer(

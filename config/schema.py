@@ -122,11 +122,12 @@ class SpindleAutoSchema(AutoSchema):
         if direction != "response" or not self.path.startswith("/v1/"):
             return responses
         rate_limited = self._counts_workspace_rate()
-        implicit = ([429] if rate_limited else []) + [503]
+        replayed = self._honours_idempotency_key()
+        # Idempotency-Key: a malformed key is 400, one still in flight 409, one reused with another body 422.
+        implicit = ([400, 409, 422] if replayed else []) + ([429] if rate_limited else []) + [503]
         for status, response in error_responses(*implicit).items():
             if str(status) not in responses:
                 responses[str(status)] = self._get_response_for_code(response, str(status))
-        replayed = self._honours_idempotency_key()
         for status, response in responses.items():
             headers = response.setdefault("headers", {})
             if status == "429":

@@ -17,7 +17,7 @@ _JOB: dict[str, Any] = {
     "priority": 5,
     "run_at": "2026-12-06T21:30:00.212Z",
     "attempts": 0,
-    "max_attempts": 4,
+    "max_attempts": 3,  # the queue example's retry policy
     "deferrals": 0,
     "retry_policy": None,
     "timeout_ms": None,
@@ -53,7 +53,7 @@ _QUEUE_IN: dict[str, Any] = {
     "name": "reports",
     "delivery": "pull",
     "concurrency": 10,
-    "retry_policy": {"max_attempts": 4},
+    "retry_policy": {"max_attempts": 3, "initial_delay_ms": 2000},
     "lease_ms": 30000,
 }
 
@@ -66,10 +66,11 @@ _QUEUE_OUT: dict[str, Any] = {
     "concurrency": 10,
     "group_concurrency": None,
     "rate_limit": None,
+    # The request's fields, the rest from the default policy.
     "retry_policy": {
-        "max_attempts": 4,
+        "max_attempts": 3,
+        "initial_delay_ms": 2000,
         "backoff": "exponential",
-        "initial_delay_ms": 1000,
         "multiplier": 2,
         "max_delay_ms": 300000,
         "jitter": True,

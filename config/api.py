@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, negotiation, serializers, viewsets
 from rest_framework.request import Request
@@ -30,10 +31,14 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 def list_envelope(name: str, item: Any) -> Any:
-    return inline_serializer(
+    """The list envelope `{data, next_cursor}` (API.md Conventions): one object, which drf-spectacular would wrap
+    in an array on a `list` action unless told the response is not `many`."""
+    envelope = inline_serializer(
         name=name,
         fields={"data": item(many=True), "next_cursor": serializers.CharField(allow_null=True)},
     )
+    set_override(envelope, "many", False)
+    return envelope
 
 
 class LenientContentNegotiation(negotiation.DefaultContentNegotiation):

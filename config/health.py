@@ -41,24 +41,30 @@ def _check_broker() -> dict:
 
 
 _SERVICE = inline_serializer(
-    "HealthService", fields={"status": serializers.CharField(), "latency_ms": serializers.FloatField(allow_null=True)}
+    "HealthService",
+    fields={
+        "status": serializers.ChoiceField(choices=["ok", "down"]),
+        "latency_ms": serializers.FloatField(allow_null=True),
+        "error": serializers.CharField(required=False, help_text="When down: the class of the error met."),
+    },
+)
+
+_HEALTH = inline_serializer(
+    "Health",
+    fields={
+        "status": serializers.ChoiceField(choices=["ok", "degraded"]),
+        "version": serializers.CharField(),
+        "uptime_s": serializers.IntegerField(),
+        # Two instances of one component: a single instance bound to both fields documented only `broker`.
+        "services": inline_serializer("HealthServices", fields={"database": _SERVICE, "broker": type(_SERVICE)()}),
+    },
 )
 
 
 @extend_schema(
     tags=["Status"],
     auth=[],
-    responses={
-        (200, "application/json"): inline_serializer(
-            "Health",
-            fields={
-                "status": serializers.ChoiceField(choices=["ok", "degraded"]),
-                "version": serializers.CharField(),
-                "uptime_s": serializers.IntegerField(),
-                "services": inline_serializer("HealthServices", fields={"database": _SERVICE, "broker": _SERVICE}),
-            },
-        )
-    },
+    responses={(200, "application/json"): _HEALTH, (503, "application/json"): _HEALTH},
     description="Public liveness and dependency check. Answers 503 with the same body when degraded.",
 )
 @api_view(["GET"])

@@ -221,7 +221,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": None,
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.SpindleAutoSchema",
     # OPTIONS: `{"methods": [...]}` + Allow, no serializer introspection or object lookup (config/metadata.py).
     "DEFAULT_METADATA_CLASS": "config.metadata.MethodsMetadata",
     "UNAUTHENTICATED_USER": None,
@@ -257,10 +257,9 @@ SPECTACULAR_SETTINGS = {
         "TerminalStateEnum": ["completed", "failed", "cancelled"],
         "RetryableStateEnum": ["failed", "completed"],
     },
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-    },
-    "SECURITY": [{"bearerAuth": []}],
+    # `/v1` is the API's version, not a resource: operationIds and default tags start after it (config/schema.py).
+    "SCHEMA_PATH_PREFIX": "/v1",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.schema.postprocess"],
 }
 
 # --- limits and behaviour -------------------------------------------------------------------------

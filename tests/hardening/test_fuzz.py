@@ -1,8 +1,10 @@
-"""Issue 9 item 3: property-based fuzzing of every operation in the OpenAPI document at /doc, in process.
+"""Issue 9 item 3 and issue 18: property-based fuzzing of every operation in the OpenAPI document at /doc, in process.
 
 Schemathesis builds requests (valid and invalid) from the schema and calls the Django WSGI app directly with a
-valid API key; the one property checked is that no response is a 5xx. Bounded and deterministic: a few examples
-per operation, derandomized, no database left behind (pytest-django's transaction rollback).
+valid API key. Two properties: no response is a 5xx (except the documented 503 of billing without Stripe), and
+every response conforms to the document: its status code is declared, and its body, content type and headers
+match what is declared for that status. Bounded and deterministic: a few examples per operation, derandomized,
+no database left behind (pytest-django's transaction rollback).
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.specs.openapi.formats import get_default_format_strategies
 from werkzeug.test import Client as WerkzeugClient
 
@@ -32,6 +41,12 @@ from schedules.models import Schedule
 from schedules.services import schedule_create
 
 EXAMPLES_PER_OPERATION = 12
+CONFORMANCE_CHECKS = [
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 
 # 503 SERVICE_UNAVAILABLE is the documented answer of the billing routes when Stripe is not configured (as here);
 # everything else must never be a 5xx.
@@ -40,8 +55,9 @@ _BILLING_503_PATHS = ("/v1/billing/checkout", "/v1/billing/portal", "/v1/billing
 
 @pytest.fixture
 def fuzz_workspace(plans) -> tuple[Any, str]:
-    # No rate limit or quota on this plan: a 429 or 402 would hide what the fuzzer is looking for.
-    Plan.objects.update_or_create(code="fuzz", defaults={"name": "Fuzz"})
+    # No quota and a rate limit never reached: a 429 or 402 would hide what the fuzzer is looking for, but a
+    # limit there must be, or no response would carry the X-RateLimit-* headers whose format is checked.
+    Plan.objects.update_or_create(code="fuzz", defaults={"name": "Fuzz", "requests_per_minute": 10**9})
     workspace, issued = workspace_create(name="fuzz", plan_code="fuzz")
     return workspace, issued.raw
 
@@ -111,11 +127,15 @@ def _call(case: Any, workspace: Any, mode: GenerationMode) -> None:
     response = case.call(headers={"Authorization": f"Bearer {key}", "Accept": "application/json"})
     if response.status_code == 503 and case.operation.path in _BILLING_503_PATHS:
         assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
-        return
-    assert response.status_code < 500, (
-        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}\n"
-        f"{case.as_curl_command()}"
-    )
+    else:
+        assert response.status_code < 500, (
+            f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}\n"
+            f"{case.as_curl_command()}"
+        )
+    try:
+        case.validate_response(response, checks=CONFORMANCE_CHECKS)
+    except FailureGroup as exc:  # an ExceptionGroup: turned into the AssertionError the runner collects
+        raise AssertionError(str(exc)) from None
 
 
 def _closed_objects(node: Any) -> Any:

@@ -57,10 +57,6 @@ def tree_copy(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="queues->jobs, billing->jobs and jobs->config.celery are cleared on other branches; remove once merged",
-)
 def test_the_tree_keeps_the_layers_contract():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr

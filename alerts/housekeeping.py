@@ -26,8 +26,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-from accounts.models import Workspace
-from billing.models import Plan
+from accounts.models import Plan, Workspace
 from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job
 from queues.models import Event, QueueMinuteStat
 

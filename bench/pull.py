@@ -83,9 +83,9 @@ def _setup(jobs_batch: int, jobs_single: int, jobs_raw: int) -> None:
     django.setup()
     from django.utils import timezone
 
+    from accounts.models import Plan
+    from accounts.plans import seed_default_plans
     from accounts.services import workspace_create
-    from billing.models import Plan
-    from billing.plans import seed_default_plans
     from config.ids import new_ids
     from jobs.models import Job
     from queues.models import Queue

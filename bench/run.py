@@ -135,9 +135,9 @@ def vacuum_jobs_tables() -> None:
 
 
 def make_workspace(plan: str = "team"):
+    from accounts.models import Plan
+    from accounts.plans import seed_default_plans
     from accounts.services import workspace_create
-    from billing.models import Plan
-    from billing.plans import seed_default_plans
 
     seed_default_plans(Plan)
     ws, key = workspace_create(name=f"bench-{int(time.time())}", plan_code=plan)
@@ -147,7 +147,7 @@ def make_workspace(plan: str = "team"):
 
 
 def _plan_limit_fields() -> list[str]:
-    from billing.models import Plan
+    from accounts.models import Plan
 
     names = {f.name for f in Plan._meta.get_fields()}
     return [n for n in ("jobs_per_month", "requests_per_minute", "monthly_jobs", "rate_per_minute") if n in names]

@@ -76,9 +76,9 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
     from django.db import connection
     from django.utils import timezone
 
+    from accounts.models import Plan
+    from accounts.plans import seed_default_plans
     from accounts.services import workspace_create
-    from billing.models import Plan
-    from billing.plans import seed_default_plans
     from jobs.models import Job
     from queues.services import queue_create
     from schedules.models import Schedule, ScheduleTick

@@ -1,15 +1,11 @@
 """The per-workspace monthly usage counter and the Stripe events already handled.
 
-Plans live in accounts.models (below billing); `Plan` stays importable from here for billing's own modules.
+Plans live in accounts.models, below billing, so accounts reads them without importing billing.
 """
 
 from __future__ import annotations
 
 from django.db import models
-
-from accounts.models import Plan
-
-__all__ = ["Plan", "StripeEvent", "UsageCounter"]
 
 
 class UsageCounter(models.Model):

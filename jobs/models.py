@@ -1,7 +1,7 @@
 """Jobs, their attempts (executions), and registered pull workers.
 
 The outbox (Event) and the per-minute rollup (QueueMinuteStat) live in queues.models, the lowest app that
-writes them; they keep their tables (`jobs_event`, `jobs_queueminutestat`) and stay importable from here.
+writes them; they keep their tables (`jobs_event`, `jobs_queueminutestat`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from django.db import models
 from config.ids import new_id
 
 # `_event_id`: migration 0001 names jobs.models._event_id as Event.id's default.
-from queues.models import Event, QueueMinuteStat, _event_id  # noqa: F401
+from queues.models import _event_id  # noqa: F401
 
 
 def _job_id() -> str:

@@ -11,10 +11,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Workspace
+from accounts.models import Plan, Workspace
 from config.exceptions import BadRequest, BillingNotConfigured, Conflict, ServiceUnavailable, ValidationFailed
 
-from ..models import Plan, StripeEvent
+from ..models import StripeEvent
 from ..stripe_client import stripe_client
 
 logger = logging.getLogger(__name__)

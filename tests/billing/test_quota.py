@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 import pytest
 from django.db import transaction
 
+from accounts.models import Plan
 from accounts.services import workspace_create
-from billing.models import Plan, UsageCounter
+from billing.models import UsageCounter
 from billing.services import (
     current_period,
     plan_check_count,

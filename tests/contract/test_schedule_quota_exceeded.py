@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing.models import Plan
+from accounts.models import Plan
 from jobs.models import Execution, Job
 from schedules import services
 from schedules.models import Schedule, ScheduleTick

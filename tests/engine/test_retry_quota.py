@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from billing.models import Plan, UsageCounter
+from accounts.models import Plan
+from billing.models import UsageCounter
 from billing.services import current_period
 from jobs.models import Job
 from tests.factories import insert_jobs

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.models import Plan
 from alerts.models import WebhookSubscription
-from billing.models import Plan
 
 pytestmark = pytest.mark.django_db
 

@@ -30,8 +30,8 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.formats import get_default_format_strategies
 from werkzeug.test import Client as WerkzeugClient
 
+from accounts.models import Plan
 from accounts.services import api_key_create, workspace_create
-from billing.models import Plan
 from jobs.models import Job
 from jobs.services.enqueue import job_enqueue
 from jobs.validation import JobValidator

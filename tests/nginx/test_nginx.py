@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from accounts.models import Plan
 from accounts.services import workspace_create
-from billing.models import Plan
 from jobs.models import Job
 from tests.scaleout.nodes import ROOT, api, free_port, start_nodes, stop_all, wait_http
 

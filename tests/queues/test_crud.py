@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from billing.models import Plan
+from accounts.models import Plan
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 from tests.factories import JobFactory
 

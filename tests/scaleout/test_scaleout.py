@@ -20,8 +20,8 @@ from datetime import timedelta
 
 import pytest
 
+from accounts.models import Plan
 from accounts.services import workspace_create
-from billing.models import Plan
 from jobs.models import Execution, Job
 from queues.models import Event
 from schedules.models import Schedule, ScheduleTick

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from billing.models import Plan
+from accounts.models import Plan
 from jobs.models import Job
 from queues.models import Event, Queue
 from schedules.models import Schedule

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from accounts.models import Plan
 from accounts.services import workspace_create
-from billing.models import Plan
 from jobs.models import Job
 from queues.models import Event
 from queues.services import queue_create

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.db.models import Count
 
+from accounts.models import Plan
 from accounts.services import workspace_create
-from billing.models import Plan
 from jobs.models import Job
 from queues.services import queue_create
 from schedules import services

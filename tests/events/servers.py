@@ -1,18 +1,16 @@
 """Real server processes for the event-stream tests, on the test database, and a raw SSE client.
 
-Each server is started the way the Procfile starts it (gunicorn on a unix socket behind `config.front`, or
-gunicorn alone on TCP, or `config.asgi` alone), as a subprocess on a free loopback port.
+Each server is started the way the Procfile starts it (`uvicorn config.front:app`), or as gunicorn alone on TCP,
+or `config.asgi` alone, as a subprocess on a free loopback port.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -98,32 +96,27 @@ def _gunicorn(bind: str, threads: int, env: dict[str, str]) -> subprocess.Popen:
     )
 
 
+FRONT_FLAGS = (
+    "--no-access-log",
+    "--no-proxy-headers",
+    "--no-server-header",
+    "--no-date-header",
+    "--timeout-keep-alive",
+    "5",
+    "--log-level",
+    "warning",
+    "--timeout-graceful-shutdown",
+    "1",
+)
+
+
 @contextmanager
 def front_server(threads: int = 4, **extra: str) -> Iterator[int]:
-    """`make run`'s web layout: config.front on a TCP port, gunicorn (`threads` threads) on a unix socket."""
-    env = server_env(**extra)
-    sock_dir = tempfile.mkdtemp(prefix="spf")  # short: unix socket paths are limited to ~100 bytes
-    sock = f"{sock_dir}/web.sock"
-    env["SPINDLE_UPSTREAM"] = f"unix:{sock}"
+    """`make run`'s web process: `uvicorn config.front:app` on a TCP port, the WSGI app on `threads` threads."""
+    env = server_env(SPINDLE_WSGI_THREADS=str(threads), **extra)
     port = free_port()
-    rest = _gunicorn(f"unix:{sock}", threads, env)
     front = subprocess.Popen(
-        [
-            str(BIN / "uvicorn"),
-            "config.front:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--no-proxy-headers",
-            "--no-server-header",
-            "--no-date-header",
-            "--log-level",
-            "warning",
-            "--timeout-graceful-shutdown",
-            "1",
-        ],
+        [str(BIN / "uvicorn"), "config.front:app", "--host", "127.0.0.1", "--port", str(port), *FRONT_FLAGS],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -134,8 +127,6 @@ def front_server(threads: int = 4, **extra: str) -> Iterator[int]:
         yield port
     finally:
         _stop(front)
-        _stop(rest)
-        shutil.rmtree(sock_dir, ignore_errors=True)
 
 
 @contextmanager

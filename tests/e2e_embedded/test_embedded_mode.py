@@ -59,6 +59,42 @@ def _call(method: str, url: str, key: str | None = None, body: dict | None = Non
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process on the machine."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(stat.parent.name)] = (int(fields[1]), fields[0])
+    return out
+
+
+def _descendants(root: int) -> set[int]:
+    table = _processes()
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, (ppid, _) in table.items() if ppid in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return tree
+
+
+def _still_running(pids: set[int]) -> list[str]:
+    """The processes of `pids` still running (zombies have exited), with their command lines."""
+    table = _processes()
+    alive = []
+    for pid in sorted(pids):
+        if pid in table and table[pid][1] != "Z":
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # exited just now
+            alive.append(f"{pid} {cmdline}")
+    return alive
+
+
 class _Receiver(BaseHTTPRequestHandler):
     received: list[dict] = []
 
@@ -166,6 +202,7 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
     finally:
         # Ctrl-C stops every process (the runner forwards it and waits), an open event stream included: the
         # front's graceful shutdown is bounded, well before the runner's own 10 s escalation to SIGKILL.
+        tree = _descendants(runner.pid)  # each Procfile process leads its own group: follow parents, not sessions
         runner.send_signal(signal.SIGINT)
         stopping = time.monotonic()
         try:
@@ -175,12 +212,9 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
         stop_s = time.monotonic() - stopping
         if stream is not None:
             stream.close()
-        leftovers = subprocess.run(
-            ["pgrep", "-a", "-s", str(runner.pid)], capture_output=True, text=True
-        ).stdout.splitlines()
-        leftovers = [p for p in leftovers if "<defunct>" not in p]  # exited, merely not reaped yet
-        if leftovers:
-            os.killpg(runner.pid, signal.SIGKILL)
+        leftovers = _still_running(tree)
+        for pid in leftovers:
+            os.kill(int(pid.split()[0]), signal.SIGKILL)
         receiver.shutdown()
         logs.close()
     assert not leftovers, f"processes still running after Ctrl-C: {leftovers}"

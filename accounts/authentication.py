@@ -162,7 +162,9 @@ class JwtAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("The user of this token has no active workspace.")
         user = workspace.owner
         if not password_stamp_matches(user, access.payload.get(PASSWORD_CLAIM)):
-            raise exceptions.AuthenticationFailed("The password changed since this token was issued; log in again.")
+            raise exceptions.AuthenticationFailed(
+                "The password changed since this token was issued; log in again."
+            )
         principal = WorkspacePrincipal(workspace=workspace, user=user, is_staff=bool(user.is_staff))
         return principal, access
 

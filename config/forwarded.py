@@ -28,7 +28,9 @@ _FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")
 
 @functools.cache
 def _networks() -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in settings.SPINDLE_TRUSTED_PROXIES)
+    return tuple(
+        ipaddress.ip_network(entry.strip(), strict=False) for entry in settings.SPINDLE_TRUSTED_PROXIES
+    )
 
 
 def is_trusted(address: str) -> bool:
@@ -68,7 +70,9 @@ def resolve_scope(scope: dict[str, Any]) -> dict[str, Any]:
     if len(headers) == len(scope["headers"]):
         return scope
     peer, port = scope.get("client") or ("", 0)
-    client, scheme = forwarded(peer, ", ".join(values[_FORWARDED[0]]), ", ".join(values[_FORWARDED[1]]), scope["scheme"])
+    client, scheme = forwarded(
+        peer, ", ".join(values[_FORWARDED[0]]), ", ".join(values[_FORWARDED[1]]), scope["scheme"]
+    )
     return {**scope, "headers": headers, "client": (client, port), "scheme": scheme}
 
 
@@ -80,7 +84,10 @@ def trusted_proxies(app: WsgiApp) -> WsgiApp:
         forwarded_proto = environ.pop("HTTP_X_FORWARDED_PROTO", "")
         if forwarded_for or forwarded_proto:
             client, scheme = forwarded(
-                environ.get("REMOTE_ADDR", ""), forwarded_for, forwarded_proto, environ.get("wsgi.url_scheme", "http")
+                environ.get("REMOTE_ADDR", ""),
+                forwarded_for,
+                forwarded_proto,
+                environ.get("wsgi.url_scheme", "http"),
             )
             environ["REMOTE_ADDR"], environ["wsgi.url_scheme"] = client, scheme
         return app(environ, start_response)

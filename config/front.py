@@ -17,16 +17,17 @@ SPINDLE_TRUSTED_PROXIES (config/forwarded.py).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from a2wsgi import WSGIMiddleware
 from django.conf import settings
 
 from config.asgi import application as django_asgi
-from config.forwarded import resolve_scope
+from config.forwarded import WsgiApp, resolve_scope
 from config.wsgi import application as django_wsgi
 
 Scope = dict[str, Any]
@@ -43,6 +44,8 @@ STREAM_PATHS = (
 MAX_TARGET_BYTES = 8190
 MAX_HEADER_BYTES = 32 * 1024
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+# Where the body read on the event loop travels to the WSGI side (a2wsgi puts the scope in the environ).
+BODY_KEY = "spindle.body"
 
 
 def is_stream_path(path: str) -> bool:
@@ -117,8 +120,10 @@ def _check_head(scope: Scope) -> tuple[int | None, bool]:
 
 class Front:
     def __init__(self) -> None:
-        self.wsgi = WSGIMiddleware(django_wsgi, workers=int(settings.SPINDLE_WSGI_THREADS))
-        self.uploads = Uploads(int(settings.SPINDLE_UPLOADS_IN_FLIGHT), int(settings.SPINDLE_UPLOAD_BUFFER_BYTES))
+        self.wsgi = WSGIMiddleware(_in_memory_body(django_wsgi), workers=int(settings.SPINDLE_WSGI_THREADS))
+        self.uploads = Uploads(
+            int(settings.SPINDLE_UPLOADS_IN_FLIGHT), int(settings.SPINDLE_UPLOAD_BUFFER_BYTES)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -129,7 +134,12 @@ class Front:
         scope = resolve_scope(scope)
         try:
             if scope["method"] == "OPTIONS" and scope["path"] == "*":
-                await _json(send, 200, {"methods": ALLOWED_METHODS.split(", ")}, [(b"allow", ALLOWED_METHODS.encode())])
+                await _json(
+                    send,
+                    200,
+                    {"methods": ALLOWED_METHODS.split(", ")},
+                    [(b"allow", ALLOWED_METHODS.encode())],
+                )
                 return
             length, chunked = _check_head(scope)
             if is_stream_path(scope["path"]):
@@ -143,9 +153,11 @@ class Front:
             return
         if chunked:
             # Django reads a body by its Content-Length: the body is whole now, so it has one.
-            headers = [(n, v) for n, v in scope["headers"] if n not in (b"transfer-encoding", b"content-length")]
+            headers = [
+                (n, v) for n, v in scope["headers"] if n not in (b"transfer-encoding", b"content-length")
+            ]
             scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
-        await self.wsgi(scope, _replay(body), send)
+        await self.wsgi({**scope, BODY_KEY: body}, _replay(body), send)
 
     async def read_body(self, receive: Receive, length: int | None, chunked: bool) -> bytes:
         limit = int(settings.SPINDLE_MAX_REQUEST_BYTES)
@@ -162,7 +174,9 @@ class Front:
                     chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > limit:
-                        raise Refused(413, "PAYLOAD_TOO_LARGE", "The request body is too large.", {"limit_bytes": limit})
+                        raise Refused(
+                            413, "PAYLOAD_TOO_LARGE", "The request body is too large.", {"limit_bytes": limit}
+                        )
                     if size > reserved:
                         self.uploads.grow(size - reserved)
                         reserved = size
@@ -173,6 +187,16 @@ class Front:
             raise Refused(408, "REQUEST_TIMEOUT", "The request body did not arrive in time.") from None
         finally:
             self.uploads.release(1, reserved)
+
+
+def _in_memory_body(app: WsgiApp) -> WsgiApp:
+    """`wsgi.input` over the bytes already read: the worker thread reads them without a hop to the event loop."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["wsgi.input"] = io.BytesIO(environ["asgi.scope"][BODY_KEY])
+        return app(environ, start_response)
+
+    return wrapped
 
 
 def _replay(body: bytes) -> Receive:

@@ -81,7 +81,12 @@ def session_workspace(request: HttpRequest) -> Workspace | None:
 
 def _user_still_valid(user_id: Any, workspace: Workspace, stamp: object) -> bool:
     """Active, owner of the workspace, and with the password the session was started under."""
-    user = get_user_model().objects.filter(pk=user_id, is_active=True, workspace=workspace).only("password").first()
+    user = (
+        get_user_model()
+        .objects.filter(pk=user_id, is_active=True, workspace=workspace)
+        .only("password")
+        .first()
+    )
     return user is not None and password_stamp_matches(user, stamp)
 
 

@@ -88,7 +88,9 @@ def _still_running(pids: set[int]) -> list[str]:
     for pid in sorted(pids):
         if pid in table and table[pid][1] != "Z":
             try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cmdline = (
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
             except OSError:
                 continue  # exited just now
             alive.append(f"{pid} {cmdline}")
@@ -202,7 +204,9 @@ def test_embedded_mode_serves_and_completes_a_job(tmp_path):
     finally:
         # Ctrl-C stops every process (the runner forwards it and waits), an open event stream included: the
         # front's graceful shutdown is bounded, well before the runner's own 10 s escalation to SIGKILL.
-        tree = _descendants(runner.pid)  # each Procfile process leads its own group: follow parents, not sessions
+        tree = _descendants(
+            runner.pid
+        )  # each Procfile process leads its own group: follow parents, not sessions
         runner.send_signal(signal.SIGINT)
         stopping = time.monotonic()
         try:

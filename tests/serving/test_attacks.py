@@ -56,7 +56,9 @@ def test_slow_uploads_do_not_stop_health(plans):
         sockets = []
         for _ in range(8):
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            sock.sendall(b"POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+            sock.sendall(
+                b"POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+            )
             sockets.append(sock)
 
         def drip() -> None:
@@ -71,7 +73,11 @@ def test_slow_uploads_do_not_stop_health(plans):
         dripper.start()
         try:
             took = _health_answers(port, 12)
-            status, _, _ = call("POST", f"http://127.0.0.1:{port}/v1/auth/login", body={"email": "a@b.c", "password": "wrongwrong"})
+            status, _, _ = call(
+                "POST",
+                f"http://127.0.0.1:{port}/v1/auth/login",
+                body={"email": "a@b.c", "password": "wrongwrong"},
+            )
         finally:
             stop.set()
             dripper.join(5)
@@ -85,7 +91,9 @@ def test_slow_uploads_do_not_stop_health(plans):
 def _endless_chunked(port: int, size: int, errors: list[str]) -> None:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+            sock.sendall(
+                b"POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
             chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
             for _ in range(size // 65536):
                 sock.sendall(chunk)
@@ -112,6 +120,8 @@ def test_never_finishing_chunked_bodies_do_not_blow_memory(plans):
             peak = max(peak, _rss_mb_of_children())
             time.sleep(0.2)
         took = _health_answers(port, 2)
-        print(f"RSS before {before:.0f} MB, peak {peak:.0f} MB (+{peak - before:.0f} MB); {len(errors)} refused")
+        print(
+            f"RSS before {before:.0f} MB, peak {peak:.0f} MB (+{peak - before:.0f} MB); {len(errors)} refused"
+        )
         assert peak - before < 150, (before, peak)
         assert max(took) < 2

@@ -34,7 +34,9 @@ def _dashboard_session(**form: str) -> Client:
 
 
 def test_password_change_ends_older_tokens_and_sessions(plans):
-    registered = APIClient().post("/v1/auth/register", {"email": EMAIL, "password": PASSWORD, "name": "Ada"}, format="json")
+    registered = APIClient().post(
+        "/v1/auth/register", {"email": EMAIL, "password": PASSWORD, "name": "Ada"}, format="json"
+    )
     tokens = registered.json()["tokens"]
     assert _bearer(tokens["access"]).get("/v1/auth/me").status_code == 200
     browser = _dashboard_session(method="password", email=EMAIL, password=PASSWORD)
@@ -42,9 +44,13 @@ def test_password_change_ends_older_tokens_and_sessions(plans):
     _change_password("a brand new password")
 
     assert _bearer(tokens["access"]).get("/v1/auth/me").status_code == 401
-    assert APIClient().post("/v1/auth/refresh", {"refresh": tokens["refresh"]}, format="json").status_code == 401
+    assert (
+        APIClient().post("/v1/auth/refresh", {"refresh": tokens["refresh"]}, format="json").status_code == 401
+    )
     assert browser.get("/").status_code == 302  # back to the login page
-    fresh = APIClient().post("/v1/auth/login", {"email": EMAIL, "password": "a brand new password"}, format="json")
+    fresh = APIClient().post(
+        "/v1/auth/login", {"email": EMAIL, "password": "a brand new password"}, format="json"
+    )
     new_tokens = fresh.json()["tokens"]
     assert _bearer(new_tokens["access"]).get("/v1/auth/me").status_code == 200
     refreshed = APIClient().post("/v1/auth/refresh", {"refresh": new_tokens["refresh"]}, format="json")
@@ -61,5 +67,7 @@ def test_key_rotation_ends_the_old_keys_tokens_and_sessions(workspace_and_key):
     assert _bearer(key.raw).post("/v1/auth/rotate-key").status_code == 200
 
     assert _bearer(tokens["access"]).get("/v1/queues").status_code == 401
-    assert APIClient().post("/v1/auth/refresh", {"refresh": tokens["refresh"]}, format="json").status_code == 401
+    assert (
+        APIClient().post("/v1/auth/refresh", {"refresh": tokens["refresh"]}, format="json").status_code == 401
+    )
     assert browser.get("/").status_code == 302

@@ -33,7 +33,7 @@ def _paths(patterns: list, prefix: str = "") -> Iterator[str]:
         pattern = entry.pattern
         if isinstance(pattern, RoutePattern):
             converters = pattern.converters
-            part = _PARAM.sub(lambda m: _sample(converters[m["name"]]), str(pattern))
+            part = _PARAM.sub(lambda m, conv=converters: _sample(conv[m["name"]]), str(pattern))
         elif isinstance(pattern, RegexPattern) and re.compile(pattern._regex).groups == 0:
             part = pattern._regex.lstrip("^").rstrip("$").replace("\\", "")
         else:

@@ -27,7 +27,9 @@ def test_body_framing_cases_reach_django_whole(plans):
     workspace, key = workspace_create(name="framing", plan_code="pro")
     auth = f"Authorization: Bearer {key.raw}"
     with servers.front_server() as port:
-        status, _, body = call("POST", f"http://127.0.0.1:{port}/v1/queues", key.raw, {"name": "work", "delivery": "pull"})
+        status, _, body = call(
+            "POST", f"http://127.0.0.1:{port}/v1/queues", key.raw, {"name": "work", "delivery": "pull"}
+        )
         assert status == 201, body
         raw = json.dumps({"payload": {"n": 1}}).encode()
         head = (
@@ -68,7 +70,9 @@ def test_oversized_bodies_are_refused_before_they_are_read(plans):
 
 def test_a_body_that_does_not_arrive_in_time_is_a_408(plans):
     with servers.front_server(SPINDLE_BODY_READ_TIMEOUT_S="1") as port:
-        head = "POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100"
+        head = (
+            "POST /v1/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100"
+        )
         answer = raw_request(port, head, b"{", timeout_s=5)
         _envelope(answer, 408, "REQUEST_TIMEOUT")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -82,6 +83,25 @@ def start_direct(procs: Procs, processes: int, threads: int) -> int:
     return port
 
 
+def cpu_seconds_of_tree(root: int) -> float:
+    """User + system CPU time of `root` and its descendants: a per-request cost that a busy machine skews less
+    than wall-clock throughput does."""
+    table: dict[int, tuple[int, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        table[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, (ppid, _) in table.items() if ppid in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(table[pid][1] for pid in tree if pid in table)
+
+
 def _enqueue_rate(port: int, key: str, queue: str, seconds: float) -> tuple[float, list[float]]:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = json.dumps({"payload": {"text": "x" * 64}, "tags": ["bench"]}).encode()
@@ -96,21 +116,30 @@ def measure(
     """Enqueue jobs/s and p99 per round for both servers, alternating which goes first."""
     ws, key = make_workspace()
     queue = make_queue(ws, "one-port", delivery="pull")
-    rates: dict[str, list[float]] = {"one_port": [], "direct": [], "one_port_p99": [], "direct_p99": []}
+    rates: dict[str, list[float]] = {
+        f"{name}{suffix}": [] for name in ("one_port", "direct") for suffix in ("", "_p99", "_cpu_ms")
+    }
     starters = {"one_port": start_one_port, "direct": start_direct}
     for n in range(rounds):
         order = ["one_port", "direct"] if n % 2 == 0 else ["direct", "one_port"]
         for name in order:
             vacuum_jobs_tables()
             port = starters[name](procs, processes, threads)
+            server = procs.procs[-1].pid
             try:
+                cpu_before = cpu_seconds_of_tree(server)
                 rate, latencies = _enqueue_rate(port, key, queue.name, seconds)
+                # Warm-up included: _concurrent_requests runs 1 s of it before the measured seconds.
+                cpu_ms = (cpu_seconds_of_tree(server) - cpu_before) * 1000 / (rate * (seconds + 1))
             finally:
                 procs.stop_all()
             rates[name].append(rate)
             rates[f"{name}_p99"].append(pct(latencies, 99))
+            rates[f"{name}_cpu_ms"].append(cpu_ms)
             print(
-                f"   round {n + 1} {name:8} {rate:7.0f} jobs/s  p99 {pct(latencies, 99):6.1f} ms", flush=True
+                f"   round {n + 1} {name:8} {rate:7.0f} jobs/s  p99 {pct(latencies, 99):6.1f} ms  "
+                f"server CPU {cpu_ms:.2f} ms/request",
+                flush=True,
             )
     return rates
 
@@ -154,6 +183,14 @@ def main() -> None:
         f"  WSGI app direct (gunicorn):          {direct:7.0f} jobs/s  p99 {statistics.median(rates['direct_p99']):.1f} ms"
     )
     print(f"  ratio: {one_port / direct:.2f}x (goal >= 0.9x)")
+    cpu_one, cpu_direct = (
+        statistics.median(rates["one_port_cpu_ms"]),
+        statistics.median(rates["direct_cpu_ms"]),
+    )
+    print(
+        f"  server CPU per request: one port {cpu_one:.2f} ms, direct {cpu_direct:.2f} ms "
+        f"(throughput ratio on an idle machine ~ {cpu_direct / cpu_one:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

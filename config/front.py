@@ -17,17 +17,18 @@ SPINDLE_TRUSTED_PROXIES (config/forwarded.py).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import Body, WSGIMiddleware, WSGIResponder, build_environ
 from django.conf import settings
 
 from config.asgi import application as django_asgi
-from config.forwarded import WsgiApp, resolve_scope
+from config.forwarded import resolve_scope
 from config.wsgi import application as django_wsgi
 
 Scope = dict[str, Any]
@@ -44,8 +45,6 @@ STREAM_PATHS = (
 MAX_TARGET_BYTES = 8190
 MAX_HEADER_BYTES = 32 * 1024
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-# Where the body read on the event loop travels to the WSGI side (a2wsgi puts the scope in the environ).
-BODY_KEY = "spindle.body"
 
 
 def is_stream_path(path: str) -> bool:
@@ -120,7 +119,7 @@ def _check_head(scope: Scope) -> tuple[int | None, bool]:
 
 class Front:
     def __init__(self) -> None:
-        self.wsgi = WSGIMiddleware(_in_memory_body(django_wsgi), workers=int(settings.SPINDLE_WSGI_THREADS))
+        self.wsgi = WsgiBridge(django_wsgi, workers=int(settings.SPINDLE_WSGI_THREADS))
         self.uploads = Uploads(
             int(settings.SPINDLE_UPLOADS_IN_FLIGHT), int(settings.SPINDLE_UPLOAD_BUFFER_BYTES)
         )
@@ -157,7 +156,7 @@ class Front:
                 (n, v) for n, v in scope["headers"] if n not in (b"transfer-encoding", b"content-length")
             ]
             scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
-        await self.wsgi({**scope, BODY_KEY: body}, _replay(body), send)
+        await self.wsgi.respond(scope, body, send)
 
     async def read_body(self, receive: Receive, length: int | None, chunked: bool) -> bytes:
         limit = int(settings.SPINDLE_MAX_REQUEST_BYTES)
@@ -189,25 +188,6 @@ class Front:
             self.uploads.release(1, reserved)
 
 
-def _in_memory_body(app: WsgiApp) -> WsgiApp:
-    """`wsgi.input` over the bytes already read: the worker thread reads them without a hop to the event loop."""
-
-    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        environ["wsgi.input"] = io.BytesIO(environ["asgi.scope"][BODY_KEY])
-        return app(environ, start_response)
-
-    return wrapped
-
-
-def _replay(body: bytes) -> Receive:
-    """The whole body as one message: a2wsgi's worker thread never waits on the client."""
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
-
-
 async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
@@ -235,6 +215,64 @@ async def _error(send: Send, refused: Refused) -> None:
         extra.append((b"retry-after", b"1"))
     payload = {"error": {"code": refused.code, "message": refused.message, "details": refused.details}}
     await _json(send, refused.status, payload, extra)
+
+
+# --- the WSGI side ----------------------------------------------------------------------------------------
+# a2wsgi hands every response message from the worker thread to the event loop and waits for it: three thread
+# switches per request (start, body, end) on top of entering and leaving the pool. A Django response that is not
+# streaming is complete when the view returns, so here the thread returns it whole and the event loop sends it.
+# Streaming responses go message by message, as in a2wsgi. The body arrives already read, in memory.
+
+
+class _Responder(WSGIResponder):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.whole: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None
+
+    async def respond(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
+        environ = build_environ(scope, Body(self.loop, _no_more_body))  # type: ignore[arg-type]
+        environ["wsgi.input"] = io.BytesIO(body)
+        sender = self.loop.create_task(self.sender(send))
+        try:
+            run = contextvars.copy_context().run
+            await self.loop.run_in_executor(self.executor, run, self.wsgi, environ, self.start_response)
+            if self.whole is not None:
+                status, headers, content = self.whole
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": content, "more_body": False})
+            await self.send_queue.put(None)
+            await sender
+        finally:
+            if not sender.done():
+                sender.cancel()
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> None:
+        started: list[Any] = []
+        iterable = self.app(environ, lambda status, headers, exc_info=None: started.extend((status, headers)))
+        try:
+            if getattr(iterable, "streaming", True):  # an unknown iterable streams, as in a2wsgi
+                start_response(*started)
+                for chunk in iterable:
+                    self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self.send({"type": "http.response.body", "body": b""})
+                return
+            content = b"".join(iterable)
+        finally:
+            getattr(iterable, "close", lambda: None)()
+        status, headers = started
+        encoded = [(n.strip().encode("latin1").lower(), v.strip().encode("latin1")) for n, v in headers]
+        self.whole = (int(status.split(" ", 1)[0]), encoded, content)
+
+
+async def _no_more_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+class WsgiBridge(WSGIMiddleware):
+    """Runs the WSGI app on a pool of `workers` threads for a request whose body has been read in full."""
+
+    async def respond(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
+        await _Responder(self.app, self.executor, self.send_queue_size).respond(scope, body, send)
 
 
 app = Front()

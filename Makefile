@@ -35,7 +35,8 @@ run: migrate
 	$(PY) manage.py bootstrap_demo
 	@# make run is the development/self-hosting command: push targets on this machine or network are allowed
 	@# unless SPINDLE_ALLOW_PRIVATE_TARGETS=0 is given (the setting's own default, for production, is off).
-	@# One port: config.front serves the event streams itself and proxies the rest to gunicorn (unix socket in var/).
+	@# One port: uvicorn runs config.front, which reads each body in full, then serves the event streams with async
+	@# views and everything else with the WSGI app on a thread pool (no second HTTP server, no socket in between).
 	@echo "Spindle: http://$(HOST):$(PORT) (REST, /docs, event streams at /v1/events)"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) PORT=$(PORT) \
 	SPINDLE_ALLOW_PRIVATE_TARGETS=$${SPINDLE_ALLOW_PRIVATE_TARGETS:-1} bin/run-procfile Procfile

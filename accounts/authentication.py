@@ -15,7 +15,15 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from .models import ApiKey, Plan, Workspace
-from .services import KEY_ID_CLAIM, KEY_PREFIX, WORKSPACE_ID_CLAIM, api_key_active, hash_api_key
+from .services import (
+    KEY_ID_CLAIM,
+    KEY_PREFIX,
+    PASSWORD_CLAIM,
+    WORKSPACE_ID_CLAIM,
+    api_key_active,
+    hash_api_key,
+    password_stamp_matches,
+)
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -151,6 +159,10 @@ class JwtAuthentication(authentication.BaseAuthentication):
         if workspace is None:
             raise exceptions.AuthenticationFailed("The user of this token has no active workspace.")
         user = workspace.owner
+        if not password_stamp_matches(user, access.payload.get(PASSWORD_CLAIM)):
+            raise exceptions.AuthenticationFailed(
+                "The password changed since this token was issued; log in again."
+            )
         principal = WorkspacePrincipal(workspace=workspace, user=user, is_staff=bool(user.is_staff))
         return principal, access
 

@@ -11,6 +11,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -128,8 +129,24 @@ class TokenPair:
         return {"access": self.access, "refresh": self.refresh}
 
 
+# A user's tokens (and dashboard sessions) carry a stamp of the password hash they were issued under. Whatever
+# changes the password (the admin, `manage.py changepassword`, set_password), every older token and session
+# stops matching, with nothing stored per token.
+PASSWORD_CLAIM = "pwd"
+
+
+def password_stamp(password_hash: str) -> str:
+    """An HMAC of the stored password hash (never the hash itself), short enough for every token."""
+    return salted_hmac("spindle.accounts.password-stamp", password_hash, algorithm="sha256").hexdigest()[:24]
+
+
+def password_stamp_matches(user: AbstractBaseUser, stamp: object) -> bool:
+    return isinstance(stamp, str) and constant_time_compare(stamp, password_stamp(user.password))
+
+
 def _tokens_for(user: AbstractBaseUser) -> TokenPair:
     refresh = RefreshToken.for_user(user)  # records an OutstandingToken, so it can be blacklisted
+    refresh[PASSWORD_CLAIM] = password_stamp(user.password)  # copied into the access token too
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
 
 
@@ -246,4 +263,6 @@ def tokens_refresh(*, refresh: str) -> TokenPair:
         user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
         if user is None:
             raise Unauthorized("The user of this token no longer exists or is inactive.")
+        if not password_stamp_matches(user, token.payload.get(PASSWORD_CLAIM)):
+            raise Unauthorized("The password changed since this token was issued; log in again.")
         return _tokens_for(user)

@@ -1,257 +1,278 @@
-"""The one port `make run` serves: `uvicorn config.front:app`.
+"""The one port `make run` serves: `uvicorn config.front:app`, for REST, event streams, the dashboard and the admin.
 
-REST stays on gunicorn (WSGI: DESIGN.md and PERF.md measured Django 3–7× slower under an ASGI server), which
-listens on an internal unix socket (`var/web-$PORT.sock`, or SPINDLE_UPSTREAM). This ASGI app sits in front:
+Spindle parses no HTTP itself (uvicorn does). This ASGI app decides what each request may cost before any
+thread is taken (DESIGN.md, "waiting costs a socket, not a thread"):
 
-- the event-stream routes (STREAM_PATHS, the one place that names them) go to Django's ASGI application, whose
-  async views wait without holding a thread;
-- every other request is proxied to gunicorn, bodies streamed both ways, method, path, headers and status kept.
+- the event-stream routes (STREAM_PATHS) go to Django's async views (config.asgi), which wait without a thread;
+- every other request has its body read here in full on the event loop, up to SPINDLE_MAX_REQUEST_BYTES and
+  within SPINDLE_BODY_READ_TIMEOUT_S, and only then runs in the WSGI application (config.wsgi) on a2wsgi's
+  thread pool, with the body in memory. A slow upload holds a socket, never one of the threads.
 
-The client's address reaches gunicorn as the last `X-Forwarded-For` entry, which this front appends itself;
-config/forwarded.py trusts it only on connections that came through the unix socket, so a client cannot forge
-the address that rate limits and the `/metrics` allowlist see. Clients talk to one base URL (API.md).
-
-Production: run this as the edge (or behind nginx/a load balancer), or route STREAM_PATHS to
-`uvicorn config.asgi:application` and everything else to gunicorn in the proxy itself.
+Bodies being read are capped per process, in count and in bytes held, so unfinished uploads cannot grow memory
+without bound. Oversized, late and over-cap requests are answered in the API's error envelope, and an oversized
+Content-Length is refused before `100 Continue` is sent. Forwarded headers count only from
+SPINDLE_TRUSTED_PROXIES (config/forwarded.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import io
 import json
-import logging
-import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
+from a2wsgi.wsgi import Body, WSGIMiddleware, WSGIResponder, build_environ
 from django.conf import settings
-from multidict import CIMultiDict
-from yarl import URL
 
 from config.asgi import application as django_asgi
-
-logger = logging.getLogger("spindle.front")
+from config.forwarded import resolve_scope
+from config.wsgi import application as django_wsgi
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-# Long-lived streams, served here without a thread: the API's event streams and the dashboard's.
+# Long-lived streams, served without a thread: the API's event streams and the dashboard's.
 STREAM_PATHS = (
     re.compile(r"^/v1/events/?$"),
     re.compile(r"^/v1/queues/[^/]+/events/?$"),
     re.compile(r"^/events/?$"),
 )
-
-# RFC 9110 §7.6.1: meaningful for one connection only, never forwarded.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-
-
-# Set here, never passed on: uvicorn already answered `Expect: 100-continue` when the body was read.
-FRONT_SETS = frozenset({"x-forwarded-for", "x-forwarded-proto", "expect"})
+# Request-line and header sizes past which the request is refused (gunicorn's limits, which `make run` had).
+MAX_TARGET_BYTES = 8190
+MAX_HEADER_BYTES = 32 * 1024
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 def is_stream_path(path: str) -> bool:
     return any(pattern.match(path) for pattern in STREAM_PATHS)
 
 
-def upstream() -> str:
-    """SPINDLE_UPSTREAM (`unix:/path` or `http://host:port`), else the Procfile's socket: `var/web-$PORT.sock`
-    (one per public port, so two checkouts or test runs side by side never share one)."""
-    port = os.environ.get("PORT") or "8000"
-    return os.environ.get("SPINDLE_UPSTREAM") or f"unix:{settings.VAR_DIR / f'web-{port}.sock'}"
+class Refused(Exception):
+    """An answer the front gives itself, in the envelope."""
 
-
-class Proxy:
-    """One pooled aiohttp session to gunicorn for the life of the process."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-        self.base = "http://spindle-web" if target.startswith("unix:") else target.rstrip("/")
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            # Keep-alive shorter than gunicorn's (--keep-alive in the Procfile) so a reused connection is one
-            # gunicorn still holds open.
-            if self.target.startswith("unix:"):
-                connector: aiohttp.BaseConnector = aiohttp.UnixConnector(
-                    path=self.target[5:], limit=100, keepalive_timeout=10
-                )
-            else:
-                connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=10)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=False,  # bytes pass through as gunicorn sent them, Content-Encoding included
-                # No total: long-poll claims and large bodies take their time.
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = CIMultiDict()
-        named_hop = set(HOP_BY_HOP)
-        for name, value in scope["headers"]:
-            if name.lower() == b"connection":
-                named_hop.update(v.strip().lower() for v in value.decode("latin-1").split(","))
-        forwarded_for = ""
-        chunked = False
-        length: int | None = None
-        for raw_name, raw_value in scope["headers"]:
-            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-            lower = name.lower()
-            if lower == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif lower == "x-forwarded-for":
-                forwarded_for = value if not forwarded_for else f"{forwarded_for}, {value}"
-            if lower in named_hop or lower in FRONT_SETS:
-                continue
-            if lower == "content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    await _error(send, 400, "BAD_REQUEST", "Malformed Content-Length header.")
-                    return
-            headers.add(name, value)
-        client = scope.get("client")
-        peer = client[0] if client else ""
-        # The last entry is the peer this front saw: the only one config/forwarded.py trusts.
-        headers["X-Forwarded-For"] = f"{forwarded_for}, {peer}" if forwarded_for else peer
-        headers["X-Forwarded-Proto"] = scope.get("scheme", "http")
-
-        body: Any = None
-        if chunked and length is None:
-            # Django reads a body by its Content-Length: read a chunked one here (up to the request limit).
-            body = await _read_all(receive, int(settings.SPINDLE_MAX_REQUEST_BYTES))
-            if body is None:
-                await _error(send, 413, "PAYLOAD_TOO_LARGE", "The request body is too large.")
-                return
-            headers["Content-Length"] = str(len(body))
-        elif length:
-            body = _stream_body(receive)
-
-        path = scope.get("raw_path") or scope["path"].encode()
-        url = self.base + path.decode("latin-1")
-        if scope.get("query_string"):
-            url += "?" + scope["query_string"].decode("latin-1")
-        # A pooled connection gunicorn closed as idle just before reuse fails before gunicorn read anything:
-        # retrying is safe when there is no body to replay and the method is idempotent.
-        retry = body is None and scope["method"] in ("GET", "HEAD", "OPTIONS")
-        started = False
-        try:
-            for attempt in (1, 2):
-                try:
-                    async with self.session().request(
-                        scope["method"],
-                        URL(url, encoded=True),
-                        headers=headers,
-                        data=body,
-                        allow_redirects=False,
-                        compress=None,
-                        chunked=None,
-                    ) as response:
-                        out = [
-                            (name, value)
-                            for name, value in response.raw_headers
-                            if name.decode("latin-1").lower() not in HOP_BY_HOP
-                        ]
-                        started = True
-                        await send({"type": "http.response.start", "status": response.status, "headers": out})
-                        async for chunk in response.content.iter_any():
-                            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                        await send({"type": "http.response.body", "body": b"", "more_body": False})
-                    return
-                except aiohttp.ServerDisconnectedError:
-                    if started or not retry or attempt == 2:
-                        raise
-        except _ClientGone:
-            return
-        except (aiohttp.ClientError, OSError) as exc:
-            logger.warning("REST upstream %s did not answer: %s", self.target, exc)
-            await _error(
-                send,
-                503,
-                "SERVICE_UNAVAILABLE",
-                "The REST process is not answering; try again shortly.",
-                retry_after=1,
-            )
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
 
 
 class _ClientGone(Exception):
     pass
 
 
-async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
+class Uploads:
+    """Bodies being read in this process: at most `max_count` at once, holding at most `max_bytes` together."""
+
+    def __init__(self, max_count: int, max_bytes: int) -> None:
+        self.max_count, self.max_bytes = max_count, max_bytes
+        self.count = 0
+        self.held = 0
+
+    def admit(self, expected: int) -> None:
+        if self.count >= self.max_count or self.held + expected > self.max_bytes:
+            raise Refused(503, "SERVICE_UNAVAILABLE", "Too many uploads in progress; try again shortly.")
+        self.count += 1
+        self.held += expected
+
+    def grow(self, extra: int) -> None:
+        if self.held + extra > self.max_bytes:
+            raise Refused(503, "SERVICE_UNAVAILABLE", "Too many uploads in progress; try again shortly.")
+        self.held += extra
+
+    def release(self, count: int, held: int) -> None:
+        self.count -= count
+        self.held -= held
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> tuple[int | None, bool]:
+    """(Content-Length, chunked) of a request; uvicorn has already refused conflicting framing."""
+    length: int | None = None
+    chunked = False
+    for name, value in headers:
+        if name == b"content-length":
+            if not value.strip().isdigit():
+                raise Refused(400, "BAD_REQUEST", "Malformed Content-Length header.")
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    return length, chunked
+
+
+def _check_head(scope: Scope) -> tuple[int | None, bool]:
+    target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    if target > MAX_TARGET_BYTES:
+        raise Refused(414, "URI_TOO_LONG", "The request URL is too long.", {"limit_bytes": MAX_TARGET_BYTES})
+    if sum(len(name) + len(value) + 4 for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+        raise Refused(
+            431, "HEADERS_TOO_LARGE", "The request headers are too large.", {"limit_bytes": MAX_HEADER_BYTES}
+        )
+    length, chunked = _content_length(scope["headers"])
+    limit = int(settings.SPINDLE_MAX_REQUEST_BYTES)
+    if length is not None and length > limit:
+        # Before the first receive(): uvicorn sends `100 Continue` only when the body is asked for.
+        raise Refused(413, "PAYLOAD_TOO_LARGE", "The request body is too large.", {"limit_bytes": limit})
+    return length, chunked
+
+
+class Front:
+    def __init__(self) -> None:
+        self.wsgi = WsgiBridge(django_wsgi, workers=int(settings.SPINDLE_WSGI_THREADS))
+        self.uploads = Uploads(
+            int(settings.SPINDLE_UPLOADS_IN_FLIGHT), int(settings.SPINDLE_UPLOAD_BUFFER_BYTES)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no websockets here
+        scope = resolve_scope(scope)
+        try:
+            if scope["method"] == "OPTIONS" and scope["path"] == "*":
+                await _json(
+                    send,
+                    200,
+                    {"methods": ALLOWED_METHODS.split(", ")},
+                    [(b"allow", ALLOWED_METHODS.encode())],
+                )
+                return
+            length, chunked = _check_head(scope)
+            if is_stream_path(scope["path"]):
+                await django_asgi(scope, receive, send)
+                return
+            body = await self.read_body(receive, length, chunked) if (length or chunked) else b""
+        except Refused as refused:
+            await _error(send, refused)
+            return
+        except _ClientGone:
+            return
+        if chunked:
+            # Django reads a body by its Content-Length: the body is whole now, so it has one.
+            headers = [
+                (n, v) for n, v in scope["headers"] if n not in (b"transfer-encoding", b"content-length")
+            ]
+            scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        await self.wsgi.respond(scope, body, send)
+
+    async def read_body(self, receive: Receive, length: int | None, chunked: bool) -> bytes:
+        limit = int(settings.SPINDLE_MAX_REQUEST_BYTES)
+        reserved = 0 if chunked else int(length or 0)
+        self.uploads.admit(reserved)
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(float(settings.SPINDLE_BODY_READ_TIMEOUT_S)):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _ClientGone
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise Refused(
+                            413, "PAYLOAD_TOO_LARGE", "The request body is too large.", {"limit_bytes": limit}
+                        )
+                    if size > reserved:
+                        self.uploads.grow(size - reserved)
+                        reserved = size
+                    parts.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(parts)
+        except TimeoutError:
+            raise Refused(408, "REQUEST_TIMEOUT", "The request body did not arrive in time.") from None
+        finally:
+            self.uploads.release(1, reserved)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
             return
 
 
-async def _read_all(receive: Receive, limit: int) -> bytes | None:
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in _stream_body(receive):
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-async def _error(send: Send, status: int, code: str, message: str, retry_after: int | None = None) -> None:
-    """The API's error envelope (config/exceptions.py), for the few answers the front gives itself."""
-    body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if retry_after is not None:
-        headers.append((b"retry-after", str(retry_after).encode()))
+async def _json(send: Send, status: int, payload: dict[str, Any], extra: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     try:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
-    except RuntimeError:  # a response had already started: nothing more can be said on this connection
+    except (RuntimeError, OSError):  # the client went away, or a response had already started
         pass
 
 
-proxy = Proxy(upstream())
+async def _error(send: Send, refused: Refused) -> None:
+    """The API's error envelope (config/exceptions.py). The connection closes: an unread body may follow."""
+    extra = [(b"connection", b"close")]
+    if refused.status == 503:
+        extra.append((b"retry-after", b"1"))
+    payload = {"error": {"code": refused.code, "message": refused.message, "details": refused.details}}
+    await _json(send, refused.status, payload, extra)
 
 
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await proxy.close()
-                await send({"type": "lifespan.shutdown.complete"})
+# --- the WSGI side ----------------------------------------------------------------------------------------
+# a2wsgi hands every response message from the worker thread to the event loop and waits for it: three thread
+# switches per request (start, body, end) on top of entering and leaving the pool. A Django response that is not
+# streaming is complete when the view returns, so here the thread returns it whole and the event loop sends it.
+# Streaming responses go message by message, as in a2wsgi. The body arrives already read, in memory.
+
+
+class _Responder(WSGIResponder):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.whole: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None
+
+    async def respond(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
+        environ = build_environ(scope, Body(self.loop, _no_more_body))  # type: ignore[arg-type]
+        environ["wsgi.input"] = io.BytesIO(body)
+        sender = self.loop.create_task(self.sender(send))
+        try:
+            run = contextvars.copy_context().run
+            await self.loop.run_in_executor(self.executor, run, self.wsgi, environ, self.start_response)
+            if self.whole is not None:
+                status, headers, content = self.whole
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": content, "more_body": False})
+            await self.send_queue.put(None)
+            await sender
+        finally:
+            if not sender.done():
+                sender.cancel()
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> None:
+        started: list[Any] = []
+        iterable = self.app(environ, lambda status, headers, exc_info=None: started.extend((status, headers)))
+        try:
+            if getattr(iterable, "streaming", True):  # an unknown iterable streams, as in a2wsgi
+                start_response(*started)
+                for chunk in iterable:
+                    self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+                self.send({"type": "http.response.body", "body": b""})
                 return
-    if scope["type"] != "http":
-        return  # no websockets here
-    if is_stream_path(scope["path"]):
-        await django_asgi(scope, receive, send)
-    else:
-        await proxy(scope, receive, send)
+            content = b"".join(iterable)
+        finally:
+            getattr(iterable, "close", lambda: None)()
+        status, headers = started
+        encoded = [(n.strip().encode("latin1").lower(), v.strip().encode("latin1")) for n, v in headers]
+        self.whole = (int(status.split(" ", 1)[0]), encoded, content)
+
+
+async def _no_more_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+class WsgiBridge(WSGIMiddleware):
+    """Runs the WSGI app on a pool of `workers` threads for a request whose body has been read in full."""
+
+    async def respond(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
+        await _Responder(self.app, self.executor, self.send_queue_size).respond(scope, body, send)
+
+
+app = Front()

@@ -127,3 +127,61 @@ class AuthenticationMiddlewareNotForApi(_NotForApi, AuthenticationMiddleware):
 
 class MessageMiddlewareNotForApi(_NotForApi, MessageMiddleware):
     pass
+
+
+class HeadAsGetMiddleware:
+    """HEAD answers as GET does on every route (RFC 9110 §9.3.2): the view runs as GET, its body is dropped.
+
+    Outermost, so every middleware and view sees one method. A streaming answer (an event stream) is not run:
+    its status and headers are returned without it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "HEAD":
+            return self.get_response(request)
+        request.method = request.META["REQUEST_METHOD"] = "GET"
+        response = self.get_response(request)
+        if not response.streaming:
+            # No body, whatever serves it (Django's own handlers do not strip it); the length stays GET's.
+            length = response.get("Content-Length", str(len(response.content)))
+            response.content = b""
+            response["Content-Length"] = length
+            return response
+        response.close()
+        headers = HttpResponse(status=response.status_code)
+        for name, value in response.items():
+            headers[name] = value
+        return headers
+
+
+# Scripts from this origin only (the dashboard's htmx files are served by the app itself), no framing at all.
+CONTENT_SECURITY_POLICY = "frame-ancestors 'none'; script-src 'self'; object-src 'none'; base-uri 'self'"
+# Swagger UI runs an inline bootstrap script: it keeps its frame protection, not the script rule.
+_SCRIPTS_INLINE = ("/docs",)
+
+
+class BrowserSecurityMiddleware:
+    """Clickjacking protection and cookie flags for what browsers load: the dashboard, the admin, /docs.
+
+    X-Frame-Options DENY and a CSP on every answer outside the API (the API answers JSON to programs). The session
+    and CSRF cookies get `Secure` whenever the request is HTTPS, as told by a trusted proxy (config/forwarded.py).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path_info.startswith("/v1/"):
+            return response
+        response.setdefault("X-Frame-Options", "DENY")
+        policy = "frame-ancestors 'none'" if request.path_info in _SCRIPTS_INLINE else CONTENT_SECURITY_POLICY
+        response.setdefault("Content-Security-Policy", policy)
+        if request.is_secure():
+            for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
+                if name in response.cookies:
+                    response.cookies[name]["secure"] = True
+        return response

@@ -59,7 +59,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.HeadAsGetMiddleware",
     "config.middleware.ErrorEnvelopeMiddleware",
+    # Frame protection, CSP and Secure cookies outside /v1/: after the middlewares below have set their cookies.
+    "config.middleware.BrowserSecurityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Sessions, CSRF, the session user and messages serve the admin only: skipped on /v1/ (config/middleware.py).
     "config.middleware.SessionMiddlewareNotForApi",
@@ -207,6 +210,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
 ]
 
+# --- proxies, cookies, framing ---------------------------------------------------------------------
+# Addresses or CIDR ranges of the proxies whose X-Forwarded-For/-Proto count (config/forwarded.py); none by
+# default. The scheme they vouch for becomes the request's own, so SECURE_PROXY_SSL_HEADER stays unset: that
+# setting would trust the header from any client.
+SPINDLE_TRUSTED_PROXIES = env.list("SPINDLE_TRUSTED_PROXIES", default=[])
+SECURE_PROXY_SSL_HEADER = None
+# Session and CSRF cookies get `Secure` on HTTPS requests (config.middleware.BrowserSecurityMiddleware); these force
+# it on every request.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+X_FRAME_OPTIONS = "DENY"
+
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -266,6 +281,12 @@ SPECTACULAR_SETTINGS = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SPINDLE_MAX_REQUEST_BYTES", default=10 * 1024 * 1024)
 SPINDLE_MAX_REQUEST_BYTES = DATA_UPLOAD_MAX_MEMORY_SIZE
 SPINDLE_MAX_PAYLOAD_BYTES = env.int("SPINDLE_MAX_PAYLOAD_BYTES", default=1024 * 1024)
+# The one port (config/front.py): a body must arrive in full within this many seconds before any thread is taken;
+# bodies being read at once per process are capped in count and in bytes held; the WSGI thread pool's size.
+SPINDLE_BODY_READ_TIMEOUT_S = env.float("SPINDLE_BODY_READ_TIMEOUT_S", default=30.0)
+SPINDLE_UPLOADS_IN_FLIGHT = env.int("SPINDLE_UPLOADS_IN_FLIGHT", default=32)
+SPINDLE_UPLOAD_BUFFER_BYTES = env.int("SPINDLE_UPLOAD_BUFFER_BYTES", default=64 * 1024 * 1024)
+SPINDLE_WSGI_THREADS = env.int("SPINDLE_WSGI_THREADS", default=8)
 SPINDLE_ALLOW_PRIVATE_TARGETS = env.bool("SPINDLE_ALLOW_PRIVATE_TARGETS", default=False)
 SPINDLE_REGISTER_RATE = env.str("SPINDLE_REGISTER_RATE", default="5/h")
 SPINDLE_LOGIN_RATE = env.str("SPINDLE_LOGIN_RATE", default="10/m")

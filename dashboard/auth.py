@@ -1,7 +1,8 @@
 """Dashboard sessions: a workspace user (email and password) or an API key, remembered in the Django session.
 
 The session stores ids only. Every request re-reads the workspace and re-checks the credential behind it, so
-revoking the key or deactivating the user ends dashboard sessions at once, as it ends API access.
+revoking or rotating the key, deactivating the user or changing their password ends dashboard sessions at once,
+as it ends API access.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.exceptions import Unauthorized
 from accounts.models import ApiKey, Workspace
-from accounts.services import KEY_PREFIX, hash_api_key, user_login
+from accounts.services import KEY_PREFIX, hash_api_key, password_stamp, password_stamp_matches, user_login
 
 SESSION_WORKSPACE = "dashboard_workspace_id"
 SESSION_API_KEY = "dashboard_api_key_id"
 SESSION_USER = "dashboard_user_id"
+SESSION_PASSWORD = "dashboard_password_stamp"
 
 
 def login_with_password(*, email: str, password: str) -> tuple[Workspace, Any]:
@@ -55,6 +57,8 @@ def session_start(
     request.session[SESSION_WORKSPACE] = workspace.id
     request.session[SESSION_USER] = user.pk if user is not None else None
     request.session[SESSION_API_KEY] = api_key.id if api_key is not None else None
+    # A password change ends this session as it ends the user's tokens (accounts.services.password_stamp).
+    request.session[SESSION_PASSWORD] = password_stamp(user.password) if user is not None else None
 
 
 def session_workspace(request: HttpRequest) -> Workspace | None:
@@ -67,15 +71,23 @@ def session_workspace(request: HttpRequest) -> Workspace | None:
     workspace = Workspace.objects.select_related("plan").filter(id=workspace_id).first()
     valid = workspace is not None and (
         (key_id and ApiKey.objects.filter(id=key_id, workspace=workspace, revoked_at__isnull=True).exists())
-        or (
-            user_id
-            and get_user_model().objects.filter(pk=user_id, is_active=True, workspace=workspace).exists()
-        )
+        or (user_id and _user_still_valid(user_id, workspace, session.get(SESSION_PASSWORD)))
     )
     if not valid:
         session.flush()
         return None
     return workspace
+
+
+def _user_still_valid(user_id: Any, workspace: Workspace, stamp: object) -> bool:
+    """Active, owner of the workspace, and with the password the session was started under."""
+    user = (
+        get_user_model()
+        .objects.filter(pk=user_id, is_active=True, workspace=workspace)
+        .only("password")
+        .first()
+    )
+    return user is not None and password_stamp_matches(user, stamp)
 
 
 def session_label(request: HttpRequest) -> str:

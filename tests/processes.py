@@ -185,7 +185,10 @@ def uvicorn_cmd(app: str, port: int, *options: str) -> list[str]:
     ]  # fmt: skip
 
 
-FRONT_OPTIONS = ("--no-access-log", "--no-proxy-headers", "--no-server-header", "--no-date-header")
+# As the Procfile's `web` line runs it.
+FRONT_OPTIONS = (
+    "--no-access-log", "--no-proxy-headers", "--no-server-header", "--no-date-header", "--timeout-keep-alive", "5",
+)  # fmt: skip
 
 
 @contextmanager
@@ -200,17 +203,12 @@ def gunicorn_server(env: dict[str, str], *, threads: int = 4, only_200: bool = T
 
 @contextmanager
 def front_server(env: dict[str, str], *, threads: int = 4) -> Iterator[int]:
-    """`make run`'s web layout: config.front on a TCP port, gunicorn (`threads` threads) on a unix socket."""
-    with tempfile.TemporaryDirectory(prefix="spf") as sock_dir:  # short: unix socket paths have ~100 bytes
-        sock = f"{sock_dir}/web.sock"
-        env = {**env, "SPINDLE_UPSTREAM": f"unix:{sock}"}
-        port = free_port()
-        with (
-            running(gunicorn_cmd(f"unix:{sock}", threads), env=env),
-            running(uvicorn_cmd("config.front:app", port, *FRONT_OPTIONS), env=env) as front,
-        ):
-            wait_until(lambda: answers(f"http://127.0.0.1:{port}/v1/health"), front, what="front")
-            yield port
+    """`make run`'s web process: `uvicorn config.front:app` on a TCP port, the WSGI app on `threads` threads."""
+    port = free_port()
+    env = {**env, "SPINDLE_WSGI_THREADS": str(threads)}
+    with running(uvicorn_cmd("config.front:app", port, *FRONT_OPTIONS), env=env) as front:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/v1/health"), front, what="front")
+        yield port
 
 
 @contextmanager

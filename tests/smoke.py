@@ -101,11 +101,49 @@ def push_job_completes(
     return current
 
 
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process on the machine."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        table[int(stat.parent.name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def descendants(root: int) -> set[int]:
+    """`root` and every process below it, followed by parent pid: each Procfile process leads its own session."""
+    table = _process_table()
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, (ppid, _) in table.items() if ppid in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return tree
+
+
+def still_running(pids: set[int]) -> list[str]:
+    """The processes of `pids` still running (zombies have exited), with their command lines."""
+    table = _process_table()
+    alive = []
+    for pid in sorted(pids):
+        if pid in table and table[pid][1] != "Z":
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # exited just now
+            alive.append(f"{pid} {cmdline}")
+    return alive
+
+
 def ctrl_c(runner: processes.Process, timeout_s: float = 20) -> tuple[float, list[str]]:
     """SIGINT to bin/run-procfile alone, as Ctrl-C reaches it (it forwards it and waits for its processes).
 
-    Returns the seconds it took and what of its process group still runs (exited but unreaped ones aside).
+    Returns the seconds it took and which processes of its tree, taken just before the signal, still run.
     """
+    tree = descendants(runner.pid)
     started = time.monotonic()
     runner.proc.send_signal(signal.SIGINT)
     try:
@@ -113,5 +151,4 @@ def ctrl_c(runner: processes.Process, timeout_s: float = 20) -> tuple[float, lis
     except subprocess.TimeoutExpired:
         pass
     stop_s = time.monotonic() - started
-    group = subprocess.run(["pgrep", "-a", "-s", str(runner.pid)], capture_output=True, text=True).stdout
-    return stop_s, [line for line in group.splitlines() if "<defunct>" not in line]
+    return stop_s, still_running(tree)

@@ -1,5 +1,5 @@
-"""`make run`'s one port (config.front): event streams served without a thread, everything else proxied to
-gunicorn on a unix socket, as API.md's single base URL promises."""
+"""`make run`'s one port (config.front): event streams served without a thread, everything else by the WSGI
+application once its body is in, as API.md's single base URL promises."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 import pytest
 
 from accounts.services import workspace_create
-from config.forwarded import trusted_front
 from tests.events import servers
 from tests.events.servers import Stream, call, fields
 
@@ -123,42 +122,8 @@ def test_proxy_keeps_method_body_status_and_headers(plans):
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 201") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
 
-        # gunicorn sees the front's peer (127.0.0.1), not the unix socket's empty address, and not a forged one.
+        # The WSGI app sees the peer (127.0.0.1), not a forged address (no proxy is trusted by default).
         status, _, _ = call("GET", f"{base}/metrics")
         assert status == 200
         status, _, _ = call("GET", f"{base}/metrics", headers={"X-Forwarded-For": "10.1.2.3"})
         assert status == 200
-
-
-def test_rest_process_down_is_a_503_envelope_and_streams_still_answer(plans):
-    workspace, key = workspace_create(name="down", plan_code="pro")
-    with servers.asgi_server("config.front:app", SPINDLE_UPSTREAM="unix:/nonexistent/web.sock") as port:
-        status, headers, body = call("GET", f"http://127.0.0.1:{port}/v1/queues", key.raw)
-        assert status == 503 and json.loads(body)["error"]["code"] == "SERVICE_UNAVAILABLE"
-        assert headers["retry-after"] == "1"
-        stream = Stream(port, "/v1/events", {"Authorization": f"Bearer {key.raw}"})
-        try:
-            assert stream.status == 200 and fields(stream.frames(2)[1])["event"] == "connected"
-        finally:
-            stream.close()
-
-
-def test_forwarded_address_is_trusted_only_from_the_unix_socket():
-    seen: list[str] = []
-
-    def app(environ, start_response):  # noqa: ANN001, ANN202
-        seen.append(environ["REMOTE_ADDR"])
-        return []
-
-    wrapped = trusted_front(app)
-    with socket.socket(socket.AF_INET) as tcp, socket.socket(socket.AF_UNIX) as unix:
-        # Direct TCP: anyone can send the header; the peer stays what the socket says.
-        wrapped(
-            {"gunicorn.socket": tcp, "REMOTE_ADDR": "203.0.113.9", "HTTP_X_FORWARDED_FOR": "10.0.0.1"}, None
-        )
-        # Through the front: its own entry (the last one) is the client; a client-sent one before it is not.
-        wrapped(
-            {"gunicorn.socket": unix, "REMOTE_ADDR": "", "HTTP_X_FORWARDED_FOR": "10.0.0.1, 198.51.100.7"},
-            None,
-        )
-    assert seen == ["203.0.113.9", "198.51.100.7"]

@@ -8,29 +8,14 @@ from celery import Celery, bootsteps
 from click import Option
 from kombu.transport import TRANSPORT_ALIASES
 
+from config.routing import route_task, system_queue
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The embedded broker (see config/broker.py), before any broker URL is parsed.
 TRANSPORT_ALIASES.setdefault("spindlefs", "config.broker:Transport")
 
-
-def system_queue() -> str:
-    """The broker queue of system tasks: `<default queue>-system` (read per call: tests change the default)."""
-    from django.conf import settings
-
-    return f"{getattr(settings, 'CELERY_TASK_DEFAULT_QUEUE', None) or 'celery'}-system"
-
-
-def route_task(name: str, args: object = None, kwargs: object = None, options: object = None, **kw: object):
-    """CELERY_TASK_ROUTES: system tasks to system_queue(); deliveries (and anything else) to the default queue.
-
-    An explicit `queue=` of the caller still wins (Celery merges the route under the call's options).
-    """
-    from django.conf import settings
-
-    prefixes = tuple(getattr(settings, "SPINDLE_SYSTEM_TASK_PREFIXES", ()))
-    if prefixes and name.startswith(prefixes):
-        return {"queue": system_queue()}
-    return None
+# Kept importable from here (older importers); CELERY_TASK_ROUTES names config.routing.
+__all__ = ["app", "route_task", "system_queue"]
 
 
 app = Celery("spindle")

@@ -191,8 +191,8 @@ for _entry in CELERY_BEAT_SCHEDULE.values():
     _entry["options"] = {"expires": _expires, "expire_seconds": int(max(1, round(_expires)))}
 # System tasks (sweeper, ticker, fan-out, outbound sends, retention) go to their own broker queue,
 # `<SPINDLE_CELERY_QUEUE>-system`, so a backlog of push deliveries never sits in front of them; workers consume
-# both (`-Q q,q-system`), production can run a dedicated `-Q <q>-system` worker (config.celery.route_task).
-CELERY_TASK_ROUTES = ("config.celery.route_task",)
+# both (`-Q q,q-system`), production can run a dedicated `-Q <q>-system` worker (config.routing.route_task).
+CELERY_TASK_ROUTES = ("config.routing.route_task",)
 SPINDLE_SYSTEM_TASK_PREFIXES = ("jobs.sweep", "schedules.", "alerts.", "billing.")
 # Push deliveries in flight (Celery tasks holding a worker slot) at most per queue and per workspace, across
 # the cluster (slots in the shared cache): a tenant whose endpoint is a tarpit holds at most this many worker

@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 
 from config import db
-from config.celery import system_queue
+from config.routing import system_queue
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import current_app
 from django.conf import settings
 
-from config.celery import route_task, system_queue
+from config.routing import route_task, system_queue
 
 
 def test_system_tasks_route_to_the_system_queue(settings):

@@ -436,18 +436,24 @@ def _procfile_worker(procs: Procs, log: str) -> None:
     wait_log(log, " ready.")
 
 
+def _procfile_push_queue(procs: Procs, name: str, *, timeout_ms: int):
+    """(endpoint port, workspace, push queue to it), with the endpoint and a Procfile-layout worker started."""
+    vacuum_jobs_tables()
+    ep = _endpoint(procs)
+    _procfile_worker(procs, f"{name}-worker")
+    ws, _key = make_workspace()
+    q = make_queue(ws, f"{name}-{int(time.time())}", delivery="push", concurrency=50,
+                   endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": timeout_ms})
+    return ep, ws, q
+
+
 def bench_noisy(size: float, procs: Procs) -> None:
     """A third tenant's 20-job batches and 1-second schedule while two tenants' endpoints are 30 s tarpits,
     beside the same tenant alone (bench/noisy.py), on one worker as the Procfile runs it."""
     from bench import noisy
     from schedules import services as schedule_services
 
-    vacuum_jobs_tables()
-    ep = _endpoint(procs)
-    _procfile_worker(procs, "noisy-worker")
-    ws, _key = make_workspace()
-    q = make_queue(ws, f"fast-{int(time.time())}", delivery="push", concurrency=50,
-                   endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": 5000})
+    ep, ws, q = _procfile_push_queue(procs, "noisy", timeout_ms=5000)
     n = max(3, int(10 * size))
 
     def count() -> int:
@@ -489,12 +495,7 @@ def bench_delayed(size: float, procs: Procs) -> None:
     from jobs.services.enqueue import job_enqueue
     from jobs.specs import JobSpec
 
-    vacuum_jobs_tables()
-    ep = _endpoint(procs)
-    _procfile_worker(procs, "delayed-worker")
-    ws, _key = make_workspace()
-    q = make_queue(ws, f"delayed-{int(time.time())}", delivery="push", concurrency=50,
-                   endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": 30000})
+    ep, ws, q = _procfile_push_queue(procs, "delayed", timeout_ms=30000)
     job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"warm": 1}))  # warm: worker imports, pooled client
     _wait_count(ep, 1, 60)
     _endpoint_reset(ep)

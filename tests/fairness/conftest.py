@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from queues.models import Queue
 from tests.e2e.conftest import endpoint, start_worker  # noqa: F401 - fixtures shared with the e2e tests
+from tests.engine.conftest import new_secret
 
 
 @pytest.fixture
@@ -19,3 +21,27 @@ def tarpit() -> Iterator[str]:
     host, port = sock.getsockname()
     yield f"http://{host}:{port}/tarpit"
     sock.close()
+
+
+def tarpit_queue(workspace, url: str, *, timeout_ms: int) -> Queue:
+    """A push queue to `url` whose lease outlasts the request timeout (a tarpit is waited out, not rescued)."""
+    return Queue.objects.create(
+        workspace=workspace,
+        name="slow",
+        delivery="push",
+        signing_secret=new_secret(),
+        concurrency=1000,
+        lease_ms=timeout_ms + 10_000,
+        endpoint={"url": url, "timeout_ms": timeout_ms},
+    )
+
+
+def fast_queue(workspace, url: str) -> Queue:
+    """A push queue named "fast" to a prompt endpoint."""
+    return Queue.objects.create(
+        workspace=workspace,
+        name="fast",
+        delivery="push",
+        signing_secret=new_secret(),
+        endpoint={"url": url, "timeout_ms": 5000},
+    )

@@ -13,11 +13,10 @@ from accounts.services import workspace_create
 from jobs.models import Job
 from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
-from queues.models import Queue
 from schedules import services as schedule_services
 from schedules.models import ScheduleTick
 from tests.e2e.conftest import wait_for
-from tests.engine.conftest import new_secret
+from tests.fairness.conftest import fast_queue, tarpit_queue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -25,31 +24,13 @@ TARPIT_TIMEOUT_MS = 30_000
 WATCH_S = 6
 
 
-def _tarpit_queue(workspace, url: str) -> Queue:
-    return Queue.objects.create(
-        workspace=workspace,
-        name="slow",
-        delivery="push",
-        signing_secret=new_secret(),
-        concurrency=1000,
-        lease_ms=TARPIT_TIMEOUT_MS + 10_000,
-        endpoint={"url": url, "timeout_ms": TARPIT_TIMEOUT_MS},
-    )
-
-
 def test_two_tarpit_tenants_leave_a_third_unharmed(
     workspace, other_workspace_and_key, plans, endpoint, tarpit, start_worker
 ):
-    slow_a = _tarpit_queue(workspace, tarpit)
-    slow_c = _tarpit_queue(other_workspace_and_key[0], tarpit)
+    slow_a = tarpit_queue(workspace, tarpit, timeout_ms=TARPIT_TIMEOUT_MS)
+    slow_c = tarpit_queue(other_workspace_and_key[0], tarpit, timeout_ms=TARPIT_TIMEOUT_MS)
     third = workspace_create(name="third", plan_code="free")[0]
-    fast = Queue.objects.create(
-        workspace=third,
-        name="fast",
-        delivery="push",
-        signing_secret=new_secret(),
-        endpoint={"url": endpoint.url, "timeout_ms": 5000},
-    )
+    fast = fast_queue(third, endpoint.url)
     start_worker(concurrency=4)
     for q in (slow_a, slow_c):
         job_enqueue_batch(

@@ -12,11 +12,10 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
-from queues.models import Queue
 from schedules import services as schedule_services
 from schedules.models import ScheduleTick
 from tests.e2e.conftest import wait_for
-from tests.engine.conftest import new_secret
+from tests.fairness.conftest import fast_queue, tarpit_queue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -27,22 +26,8 @@ def test_tarpit_tenant_does_not_starve_others(
     workspace, other_workspace_and_key, endpoint, tarpit, start_worker
 ):
     other = other_workspace_and_key[0]
-    slow = Queue.objects.create(
-        workspace=workspace,
-        name="slow",
-        delivery="push",
-        signing_secret=new_secret(),
-        concurrency=1000,
-        lease_ms=TARPIT_TIMEOUT_MS + 10_000,
-        endpoint={"url": tarpit, "timeout_ms": TARPIT_TIMEOUT_MS},
-    )
-    fast = Queue.objects.create(
-        workspace=other,
-        name="fast",
-        delivery="push",
-        signing_secret=new_secret(),
-        endpoint={"url": endpoint.url, "timeout_ms": 5000},
-    )
+    slow = tarpit_queue(workspace, tarpit, timeout_ms=TARPIT_TIMEOUT_MS)
+    fast = fast_queue(other, endpoint.url)
     # Small batches: the tarpit queue's backlog becomes many deliver tasks, each able to pin a worker slot.
     start_worker(concurrency=4, extra_env={"SPINDLE_DELIVERY_BATCH": "5"})
     job_enqueue_batch(workspace=workspace, queue=slow, specs=[JobSpec(payload={"n": i}) for i in range(200)])

@@ -91,6 +91,8 @@ class Conveyor:
         self._ws_queues: dict[str, set[str]] = {}
         self.batches = 0
         self._refused: set[str] = set()
+        # Set by drain: the recorder is shutting down, and a process going away kicks nothing (the sweeper will).
+        self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -191,17 +193,18 @@ class Conveyor:
             logger.exception("batch of queue %s: outcomes not recorded", queue.id)
         finally:
             kicks = self.release(ticket)
-            if more:
-                kicks.append(queue.id)
-            if kicks:
-                loop.run_in_executor(self._recorder, send_hints, sorted(set(kicks)))
             with self._lock:
                 self.batches -= 1
                 self._lock.notify_all()
+        if more:
+            kicks.append(queue.id)
+        if kicks and not self._draining:
+            loop.run_in_executor(self._recorder, send_hints, sorted(set(kicks)))
 
     def drain(self, timeout_s: float) -> bool:
         """Warm shutdown: wait up to `timeout_s` for the batches in flight, then stop the loop. True if drained."""
         with self._lock:
+            self._draining = True
             drained = self._lock.wait_for(lambda: self.batches == 0, timeout=max(0.0, timeout_s))
             loop, stop = self._loop, self._stop
         if not drained:

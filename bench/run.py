@@ -13,6 +13,7 @@ import asyncio
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -86,8 +87,6 @@ class Procs:
         return p
 
     def stop_all(self) -> None:
-        import signal
-
         for p in self.procs:
             if p.poll() is None:
                 try:
@@ -310,17 +309,15 @@ def _wait_count(port: int, n: int, timeout_s: float) -> float:
     return time.perf_counter()
 
 
-def _spindle_worker(procs: Procs, *, concurrency: int = 2) -> None:
-    procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", str(concurrency),
+def _spindle_worker(procs: Procs, *, concurrency: int = 2) -> subprocess.Popen:
+    worker = procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", str(concurrency),
                  "-Q", f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system", "--without-gossip", "--without-mingle", "-n", f"bench{time.time()}@%h"],
                 log="worker")
     wait_log("worker", " ready.")
+    return worker
 
 
 def bench_push(size: float, procs: Procs) -> None:
-    from jobs.services.enqueue import job_enqueue_batch
-    from jobs.specs import JobSpec
-
     n = max(500, int(10000 * size))
     vacuum_jobs_tables()
     ep = _endpoint(procs)
@@ -367,11 +364,30 @@ def bench_push(size: float, procs: Procs) -> None:
     celery_rate = m / (_wait_count(ep, m, 300) - t0)
     _endpoint_reset(ep)
 
-    # Spindle: enqueue in batches of 1,000 (hints on commit), 2 worker processes deliver end to end.
-    _spindle_worker(procs)
+    # Spindle: 2 worker processes (as before), then one worker as the Procfile runs it (`make run`'s layout).
+    worker = _spindle_worker(procs)
     ws, _key = make_workspace()
-    # Concurrency 200: each of the 2 worker processes holds a full batch (SPINDLE_DELIVERY_BATCH, 100) in flight.
-    q = make_queue(ws, f"push-{int(time.time())}", delivery="push", concurrency=200,
+    spindle_rate = _spindle_push_rate(ws, url, ep, n)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    _procfile_worker(procs, "push-worker")
+    make_run_rate = _spindle_push_rate(ws, url, ep, n)
+    record("push_delivery_jobs_per_s", spindle_rate, "jobs/s", ">= 0.5x bare aiohttp client",
+           ("bare aiohttp client", bare_rate))
+    record("push_delivery_vs_celery", spindle_rate, "jobs/s", ">= 4x plain Celery",
+           ("plain Celery, one task per job", celery_rate))
+    record("push_delivery_make_run_jobs_per_s", make_run_rate, "jobs/s", "informational (one worker, threads x 4)",
+           ("bare aiohttp client", bare_rate))
+    procs.stop_all()
+
+
+def _spindle_push_rate(ws, url: str, ep: int, n: int) -> float:
+    """Enqueue n jobs in batches of 1,000 (hints on commit) to a new push queue; jobs/s until all are delivered."""
+    from jobs.services.enqueue import job_enqueue_batch
+    from jobs.specs import JobSpec
+
+    # Concurrency 200: two batches (SPINDLE_DELIVERY_BATCH, 100) in flight at once, at least.
+    q = make_queue(ws, f"push-{time.time()}", delivery="push", concurrency=200,
                    endpoint={"url": url, "timeout_ms": 30000})
     job_enqueue_batch(workspace=ws, queue=q, specs=[JobSpec(payload={"warm": i}) for i in range(400)])
     _wait_count(ep, 400, 120)
@@ -380,12 +396,7 @@ def bench_push(size: float, procs: Procs) -> None:
     for start in range(0, n, 1000):
         job_enqueue_batch(workspace=ws, queue=q, specs=[JobSpec(payload={"n": i})
                                                         for i in range(start, min(n, start + 1000))])
-    spindle_rate = n / (_wait_count(ep, n, 600) - t0)
-    record("push_delivery_jobs_per_s", spindle_rate, "jobs/s", ">= 0.5x bare aiohttp client",
-           ("bare aiohttp client", bare_rate))
-    record("push_delivery_vs_celery", spindle_rate, "jobs/s", ">= 4x plain Celery",
-           ("plain Celery, one task per job", celery_rate))
-    procs.stop_all()
+    return n / (_wait_count(ep, n, 600) - t0)
 
 
 def bench_latency(size: float, procs: Procs) -> None:

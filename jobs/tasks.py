@@ -48,13 +48,19 @@ def _recycle_connections(**kwargs) -> None:
 # Set at worker start with the thread pool: deliver tasks run on at most concurrency - 1 threads at once, so one
 # thread is always free for the system queue (sweeper, ticker, fan-out), however many hints are queued.
 _delivery_gate: threading.BoundedSemaphore | None = None
+# True in a worker (set at its start, inherited by prefork children): batches go to the conveyor. Called
+# in-process (tests, eager calls, a shell), the task delivers and records before it returns, as before.
+_in_worker = False
 
 
 @worker_init.connect
-def _reserve_a_system_thread(sender=None, **kwargs) -> None:
-    global _delivery_gate
+def _on_worker_init(sender=None, **kwargs) -> None:
+    """A worker starts: deliveries go to the conveyor, and the thread pool keeps a thread for system tasks."""
     from celery.concurrency import get_implementation
     from celery.concurrency.thread import TaskPool as ThreadPool
+
+    global _delivery_gate, _in_worker
+    _in_worker = True
 
     concurrency = int(getattr(sender, "concurrency", 0) or 0)
     pool = get_implementation(getattr(sender, "pool_cls", "prefork"))
@@ -108,7 +114,10 @@ def _claim_and_hand_over(queue_id: str) -> int:
     if len(jobs) >= min(ticket.size, queue.concurrency):
         # More may be ready: claim the next batch while this one is in flight.
         send_hints([queue_id])
-    carrier.submit(ticket, queue, jobs)
+    if _in_worker:
+        carrier.submit(ticket, queue, jobs)
+    else:
+        carrier.deliver_here(ticket, queue, jobs)
     return len(jobs)
 
 

@@ -192,14 +192,28 @@ class Conveyor:
         except Exception:  # noqa: BLE001 - the leases expire and the sweeper redelivers: never lost
             logger.exception("batch of queue %s: outcomes not recorded", queue.id)
         finally:
-            kicks = self.release(ticket)
+            kicks = self._finish(ticket, more)
             with self._lock:
                 self.batches -= 1
                 self._lock.notify_all()
-        if more:
-            kicks.append(queue.id)
         if kicks and not self._draining:
-            loop.run_in_executor(self._recorder, send_hints, sorted(set(kicks)))
+            loop.run_in_executor(self._recorder, send_hints, kicks)
+
+    def deliver_here(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
+        """Deliver and record on the caller's thread and connection: for in-process calls (tests, eager tasks, a
+        shell), whose transaction a recorder thread could not see."""
+        more = False
+        try:
+            more = _record(queue.id, delivery.deliver_batch(queue, jobs))
+        finally:
+            kicks = self._finish(ticket, more)
+            if kicks:
+                send_hints(kicks)
+
+    def _finish(self, ticket: Ticket, more: bool) -> list[str]:
+        """Release a delivered batch's capacity; the queues to re-kick (its own if more is ready)."""
+        kicks = self.release(ticket)
+        return sorted({*kicks, ticket.queue_id} if more else set(kicks))
 
     def drain(self, timeout_s: float) -> bool:
         """Warm shutdown: wait up to `timeout_s` for the batches in flight, then stop the loop. True if drained."""

@@ -17,24 +17,24 @@ from jobs.services.dispatch import kick_key
 @pytest.fixture(autouse=True)
 def _no_gate():
     yield
-    tasks._delivery_gate = None
+    tasks._delivery_gate, tasks._in_worker = None, False
 
 
 def test_thread_pool_keeps_one_thread_for_system_tasks():
-    tasks._reserve_a_system_thread(sender=SimpleNamespace(concurrency=4, pool_cls="threads"))
+    tasks._on_worker_init(sender=SimpleNamespace(concurrency=4, pool_cls="threads"))
     gate = tasks._delivery_gate
     assert gate is not None
     assert [gate.acquire(blocking=False) for _ in range(4)] == [True, True, True, False]
 
 
 def test_prefork_has_no_gate():
-    tasks._reserve_a_system_thread(sender=SimpleNamespace(concurrency=4, pool_cls="prefork"))
+    tasks._on_worker_init(sender=SimpleNamespace(concurrency=4, pool_cls="prefork"))
     assert tasks._delivery_gate is None
 
 
 def test_a_deliver_task_finding_every_delivery_thread_busy_hands_its_hint_back(settings):
     settings.CELERY_TASK_DEFAULT_QUEUE = f"gate-{uuid.uuid4().hex[:8]}"
-    tasks._reserve_a_system_thread(sender=SimpleNamespace(concurrency=2, pool_cls="threads"))
+    tasks._on_worker_init(sender=SimpleNamespace(concurrency=2, pool_cls="threads"))
     tasks._delivery_gate.acquire()
     client = current_app.connection_for_write().default_channel.client
     try:

@@ -35,7 +35,10 @@ from django.conf import settings
 
 from config import netguard
 
-POOL_LIMIT = 256
+# No cap on the pool's connections: callers bound their own requests in flight (the delivery conveyor's limits,
+# jobs/services/conveyor.py). A cap here would let connections held by a slow target queue every other target's
+# requests behind them inside the connector.
+POOL_LIMIT = 0
 # RFC 9110 delay-seconds: ASCII digits only (str.isdigit() also accepts '²', which int() refuses).
 _DELAY_SECONDS = re.compile(r"[0-9]+")
 

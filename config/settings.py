@@ -197,11 +197,14 @@ for _entry in CELERY_BEAT_SCHEDULE.values():
 # both (`-Q q,q-system`), production can run a dedicated `-Q <q>-system` worker (config.routing.route_task).
 CELERY_TASK_ROUTES = ("config.routing.route_task",)
 SPINDLE_SYSTEM_TASK_PREFIXES = ("jobs.sweep", "schedules.", "alerts.", "billing.")
-# Push deliveries in flight (Celery tasks holding a worker slot) at most per queue and per workspace, across
-# the cluster (slots in the shared cache): a tenant whose endpoint is a tarpit holds at most this many worker
-# slots for its timeout. Keep the workspace cap below the worker concurrency.
-SPINDLE_DELIVERY_TASKS_PER_QUEUE = env.int("SPINDLE_DELIVERY_TASKS_PER_QUEUE", default=2)
-SPINDLE_DELIVERY_TASKS_PER_WORKSPACE = env.int("SPINDLE_DELIVERY_TASKS_PER_WORKSPACE", default=2)
+# Push deliveries wait on sockets: each worker process carries its batches in flight on one event loop
+# (jobs/services/conveyor.py). At most SPINDLE_DELIVERY_IN_FLIGHT jobs in flight per process; a workspace alone may
+# use all but SPINDLE_DELIVERY_RESERVE of them, several busy ones share them fairly (and a workspace's queues share
+# its part), and the reserve lets a tenant with nothing in flight in at once while others wait out a slow endpoint.
+# On warm shutdown (SIGTERM) a process waits up to SPINDLE_DELIVERY_DRAIN_S for its batches in flight.
+SPINDLE_DELIVERY_IN_FLIGHT = env.int("SPINDLE_DELIVERY_IN_FLIGHT", default=512)
+SPINDLE_DELIVERY_RESERVE = env.int("SPINDLE_DELIVERY_RESERVE", default=64)
+SPINDLE_DELIVERY_DRAIN_S = env.float("SPINDLE_DELIVERY_DRAIN_S", default=20.0)
 # Rows per retention DELETE (billing.services.retention_apply): each batch is its own short transaction.
 RETENTION_BATCH_ROWS = env.int("SPINDLE_RETENTION_BATCH_ROWS", default=5000)
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 
 from celery import shared_task
-from celery.signals import task_prerun, worker_process_init
-from django.conf import settings
-from django.db import connections
-
-from jobs.services import delivery
-from jobs.services.dispatch import (
-    clear_kick,
-    delivery_slots_acquire,
-    delivery_slots_hold,
-    delivery_slots_release,
-    send_hints,
+from celery.signals import (
+    task_prerun,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
 )
-from jobs.services.engine import job_claim_push, jobs_deliver_outcomes, jobs_sweep
+from django.conf import settings
+
+from jobs.services import conveyor
+from jobs.services.dispatch import clear_kick, send_hints, workspace_of
+from jobs.services.engine import job_claim_push, jobs_sweep
 from jobs.services.pull import workers_reap
 
 logger = logging.getLogger(__name__)
@@ -42,41 +42,83 @@ def _recycle_connections(**kwargs) -> None:
     off, because reconnecting cost more than the whole claim of a small batch. A task applied in-process inside a
     transaction (tests, eager calls) keeps its connection: closing it would break the caller's transaction.
     """
-    for conn in connections.all(initialized_only=True):
-        if not conn.in_atomic_block:
-            conn.close_if_unusable_or_obsolete()
+    conveyor.recycle_connections()
+
+
+# Set at worker start with the thread pool: deliver tasks run on at most concurrency - 1 threads at once, so one
+# thread is always free for the system queue (sweeper, ticker, fan-out), however many hints are queued.
+_delivery_gate: threading.BoundedSemaphore | None = None
+# True in a worker (set at its start, inherited by prefork children): batches go to the conveyor. Called
+# in-process (tests, eager calls, a shell), the task delivers and records before it returns, as before.
+_in_worker = False
+
+
+@worker_init.connect
+def _on_worker_init(sender=None, **kwargs) -> None:
+    """A worker starts: deliveries go to the conveyor, and the thread pool keeps a thread for system tasks."""
+    from celery.concurrency import get_implementation
+    from celery.concurrency.thread import TaskPool as ThreadPool
+
+    global _delivery_gate, _in_worker
+    _in_worker = True
+
+    concurrency = int(getattr(sender, "concurrency", 0) or 0)
+    pool = get_implementation(getattr(sender, "pool_cls", "prefork"))
+    if isinstance(pool, type) and issubclass(pool, ThreadPool) and concurrency >= 2:
+        _delivery_gate = threading.BoundedSemaphore(concurrency - 1)
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _drain_deliveries(**kwargs) -> None:
+    """Warm shutdown (SIGTERM): let the batches in flight finish, up to SPINDLE_DELIVERY_DRAIN_S."""
+    conveyor.drain()
 
 
 @shared_task(name="jobs.deliver_queue", ignore_result=True)
 def deliver_queue(queue_id: str) -> int:
-    """Claim a batch of a push queue, deliver it concurrently, record every outcome at once, re-kick."""
+    """Claim a batch of a push queue and hand it to this process's conveyor (which delivers, records, re-kicks)."""
     # Cleared first: a kick that arrives while this batch is in flight schedules the next run.
     clear_kick(queue_id)
-    # Per-queue and per-workspace caps on deliveries in flight (fairness, see dispatch): none free -> the tasks
-    # holding them re-kick this queue when they finish.
-    slots = delivery_slots_acquire(queue_id)
-    if slots is None:
+    gate = _delivery_gate
+    if gate is not None and not gate.acquire(blocking=False):
+        # Every delivery thread is claiming: leave this thread to the system queue, come back through the broker.
+        send_hints([queue_id])
         return 0
-    more = False
+    try:
+        return _claim_and_hand_over(queue_id)
+    finally:
+        if gate is not None:
+            gate.release()
+
+
+def _claim_and_hand_over(queue_id: str) -> int:
+    workspace_id = workspace_of(queue_id)
+    if workspace_id is None:
+        return 0
+    carrier = conveyor.conveyor()
+    # In-flight limits (conveyor): none free -> this queue is re-kicked when capacity frees.
+    ticket = carrier.reserve_claim(queue_id, workspace_id, max(1, settings.SPINDLE_DELIVERY_BATCH))
+    if ticket is None:
+        return 0
     try:
         # One round trip: the queue row (locked, so pause and concurrency are exact) and the leased batch.
-        queue, jobs = job_claim_push(queue_id=queue_id, limit=max(1, settings.SPINDLE_DELIVERY_BATCH))
-        if queue is None or not jobs:
-            return 0
-        delivery_slots_hold(slots, queue.lease_ms / 1000)
-        if len(jobs) >= min(settings.SPINDLE_DELIVERY_BATCH, queue.concurrency):
-            # More may be ready: let another worker process claim the next batch while this one is in flight.
-            send_hints([queue_id])
-        outcomes = delivery.deliver_batch(queue, jobs)
-        lost, more = jobs_deliver_outcomes(outcomes=outcomes, queue_id=queue_id)
-        if lost:
-            logger.info("queue %s: %d outcome(s) fenced off (lease lost)", queue_id, len(lost))
-        return len(jobs)
-    finally:
-        # Released before the re-kick, so the next task finds a free slot.
-        delivery_slots_release(slots)
-        if more:
-            send_hints([queue_id])
+        queue, jobs = job_claim_push(queue_id=queue_id, limit=ticket.size)
+    except BaseException:
+        carrier.release(ticket)
+        raise
+    carrier.shrink(ticket, len(jobs))
+    if queue is None or not jobs:
+        carrier.release(ticket)
+        return 0
+    if len(jobs) >= min(ticket.size, queue.concurrency):
+        # More may be ready: claim the next batch while this one is in flight.
+        send_hints([queue_id])
+    if _in_worker:
+        carrier.submit(ticket, queue, jobs)
+    else:
+        carrier.deliver_here(ticket, queue, jobs)
+    return len(jobs)
 
 
 @shared_task(name="jobs.sweep", ignore_result=True)

@@ -145,22 +145,12 @@ def clear_kick(queue_id: str) -> None:
         logger.warning("could not clear the kick flag of %s", queue_id, exc_info=True)
 
 
-# --- delivery slots: fairness across queues and tenants ---------------------------------------------------------
-# A deliver task holds a Celery worker slot for as long as its slowest request. Without a bound, one tenant whose
-# endpoint is a tarpit (accepts the connection, never answers) fills every slot with batches that wait out their
-# timeout, and every other tenant's deliveries, the sweeper and the ticker starve (issue 9). A task therefore
-# takes a slot of its queue and one of its workspace (keys in the shared cache, so the caps hold across the
-# cluster) before claiming; a task that finds none free returns at once: the tasks in flight re-kick the queue
-# when they finish, and the sweeper re-kicks every queue with ready jobs anyway.
-# A slot outlives its task only if the worker dies: it then expires with the lease of the jobs it claimed (those
-# are redelivered only after that lease anyway), or after SLOT_CLAIM_TTL_S if it died before claiming.
-SLOT_CLAIM_TTL_S = 10
-
-# queue id -> workspace id; a queue never changes workspace.
+# queue id -> workspace id; a queue never changes workspace. The conveyor's in-flight limits are per workspace.
 _WORKSPACE: dict[str, str] = {}
 
 
-def _workspace_of(queue_id: str) -> str | None:
+def workspace_of(queue_id: str) -> str | None:
+    """The queue's workspace id (cached in the process), None if the queue is gone."""
     if queue_id not in _WORKSPACE:
         from queues.models import Queue
 
@@ -171,50 +161,3 @@ def _workspace_of(queue_id: str) -> str | None:
             return None
         _WORKSPACE[queue_id] = ws
     return _WORKSPACE[queue_id]
-
-
-def _take_slot(prefix: str, count: int) -> str | None:
-    for i in range(max(1, count)):
-        key = f"{prefix}:{i}"
-        if cache.add(key, 1, timeout=SLOT_CLAIM_TTL_S):
-            return key
-    return None
-
-
-def delivery_slots_acquire(queue_id: str) -> list[str] | None:
-    """Take one delivery slot of the queue and one of its workspace; None if either is full.
-
-    Fails open (an empty list: no slot held) when the cache is down, so an outage never stops delivery.
-    """
-    try:
-        workspace_id = _workspace_of(queue_id)
-        if workspace_id is None:
-            return []
-        queue_slot = _take_slot(f"spindle:slot:q:{queue_id}", settings.SPINDLE_DELIVERY_TASKS_PER_QUEUE)
-        if queue_slot is None:
-            return None
-        ws_slot = _take_slot(f"spindle:slot:w:{workspace_id}", settings.SPINDLE_DELIVERY_TASKS_PER_WORKSPACE)
-        if ws_slot is None:
-            cache.delete(queue_slot)
-            return None
-        return [queue_slot, ws_slot]
-    except Exception:  # noqa: BLE001
-        logger.warning("delivery slots unavailable for %s; delivering without a cap", queue_id, exc_info=True)
-        return []
-
-
-def delivery_slots_hold(keys: list[str], seconds: float) -> None:
-    """Keep the slots for the batch just claimed: until its lease ends (plus a second)."""
-    for key in keys:
-        try:
-            cache.touch(key, timeout=max(1, int(seconds) + 1))
-        except Exception:  # noqa: BLE001
-            logger.warning("could not extend delivery slot %s", key, exc_info=True)
-
-
-def delivery_slots_release(keys: list[str]) -> None:
-    for key in keys:
-        try:
-            cache.delete(key)
-        except Exception:  # noqa: BLE001
-            logger.warning("could not release delivery slot %s", key, exc_info=True)

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from queues.models import Queue
 from tests.e2e.conftest import endpoint, start_worker  # noqa: F401 - fixtures shared with the e2e tests
+from tests.factories import QueueFactory
 
 
 @pytest.fixture
@@ -19,3 +21,25 @@ def tarpit() -> Iterator[str]:
     host, port = sock.getsockname()
     yield f"http://{host}:{port}/tarpit"
     sock.close()
+
+
+def tarpit_queue(workspace, url: str, *, timeout_ms: int) -> Queue:
+    """A push queue to `url` whose lease outlasts the request timeout (a tarpit is waited out, not rescued)."""
+    return QueueFactory(
+        workspace=workspace,
+        name="slow",
+        delivery="push",
+        concurrency=1000,
+        lease_ms=timeout_ms + 10_000,
+        endpoint={"url": url, "timeout_ms": timeout_ms},
+    )
+
+
+def fast_queue(workspace, url: str) -> Queue:
+    """A push queue named "fast" to a prompt endpoint."""
+    return QueueFactory(
+        workspace=workspace,
+        name="fast",
+        delivery="push",
+        endpoint={"url": url, "timeout_ms": 5000},
+    )

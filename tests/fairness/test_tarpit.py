@@ -15,7 +15,7 @@ from jobs.specs import JobSpec
 from schedules import services as schedule_services
 from schedules.models import ScheduleTick
 from tests.e2e.conftest import wait_for
-from tests.factories import QueueFactory
+from tests.fairness.conftest import fast_queue, tarpit_queue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -26,20 +26,8 @@ def test_tarpit_tenant_does_not_starve_others(
     workspace, other_workspace_and_key, endpoint, tarpit, start_worker
 ):
     other = other_workspace_and_key[0]
-    slow = QueueFactory(
-        workspace=workspace,
-        name="slow",
-        delivery="push",
-        concurrency=1000,
-        lease_ms=TARPIT_TIMEOUT_MS + 10_000,
-        endpoint={"url": tarpit, "timeout_ms": TARPIT_TIMEOUT_MS},
-    )
-    fast = QueueFactory(
-        workspace=other,
-        name="fast",
-        delivery="push",
-        endpoint={"url": endpoint.url, "timeout_ms": 5000},
-    )
+    slow = tarpit_queue(workspace, tarpit, timeout_ms=TARPIT_TIMEOUT_MS)
+    fast = fast_queue(other, endpoint.url)
     # Small batches: the tarpit queue's backlog becomes many deliver tasks, each able to pin a worker slot.
     start_worker(concurrency=4, extra_env={"SPINDLE_DELIVERY_BATCH": "5"})
     job_enqueue_batch(workspace=workspace, queue=slow, specs=[JobSpec(payload={"n": i}) for i in range(200)])

@@ -1,0 +1,264 @@
+"""The conveyor: one event loop per worker process carries every push delivery in flight.
+
+Waiting costs a socket, not a thread (DESIGN.md). The deliver task claims a batch and hands it here; it returns
+at once, so a batch to a slow endpoint holds sockets on this loop, never a Celery thread. When a batch's requests
+end, its outcomes are recorded (sync ORM, on a small recorder thread, never on the loop) and the queue is
+re-kicked as the task did. Leases stay the truth: a process that dies with batches in flight loses nothing, the
+sweeper redelivers their expired leases, and the lease token fences any late completion.
+
+In-flight limits (counted in jobs, per process) are work-conserving: a workspace alone may use the whole pool
+but a small reserve; when several are busy each claims only up to its fair share of it, and a queue up to its
+share of its workspace's. The reserve is open only to a workspace with nothing in flight here, so a newcomer
+always gets in at once, even while other tenants' batches wait out a tarpit's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connections
+
+from jobs.models import Job
+from jobs.services import delivery
+from jobs.services.dispatch import send_hints
+from jobs.services.engine import Outcome, jobs_deliver_outcomes
+from queues.models import Queue
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Ticket:
+    """Capacity booked for one claim: `size` jobs of `queue_id` (of `workspace_id`)."""
+
+    queue_id: str
+    workspace_id: str
+    size: int
+
+
+def allowance(
+    *,
+    batch: int,
+    total: int,
+    reserve: int,
+    in_flight: int,
+    held_ws: int,
+    active_ws: int,
+    held_q: int,
+    active_q: int,
+) -> int:
+    """How many jobs a claim may take now.
+
+    `active_ws` counts the workspaces with jobs in flight here, `active_q` the queues of this workspace with
+    jobs in flight; the asking workspace and queue count as active.
+    """
+    n_ws = active_ws + (0 if held_ws else 1)
+    share = math.ceil((total - reserve) / n_ws)
+    q_share = math.ceil(share / (active_q + (0 if held_q else 1)))
+    size = min(batch, share - held_ws, q_share - held_q, total - reserve - in_flight)
+    if held_ws == 0:
+        # A newcomer enters through the reserve, even when borrowers filled the rest of the pool.
+        size = max(size, min(batch, max(1, reserve // 2), total - in_flight))
+    return max(0, size)
+
+
+def recycle_connections() -> None:
+    """Drop connections that errored or outlived CONN_MAX_AGE (Django does this per request); never one that is
+    inside a transaction (an in-process caller's)."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
+
+
+class Conveyor:
+    """The process's delivery loop (a daemon thread running asyncio) and its in-flight accounting."""
+
+    def __init__(self, *, total: int, reserve: int) -> None:
+        self.total, self.reserve = max(1, total), max(0, min(reserve, total - 1))
+        self.pid = os.getpid()
+        self._lock = threading.Condition()
+        self.in_flight = 0
+        self.by_ws: Counter[str] = Counter()
+        self.by_queue: Counter[str] = Counter()
+        self._ws_queues: dict[str, set[str]] = {}
+        self.batches = 0
+        self._refused: set[str] = set()
+        # Set by drain: the recorder is shutting down, and a process going away kicks nothing (the sweeper will).
+        self._draining = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        # Recording is sync ORM and a few round trips; two threads keep up with the loop (PERF.md: batches).
+        self._recorder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spindle-record")
+
+    # --- capacity ------------------------------------------------------------------------------------------
+
+    def reserve_claim(self, queue_id: str, workspace_id: str, batch: int) -> Ticket | None:
+        """Book capacity for a claim of at most `batch` jobs; None (and a re-kick when capacity frees) if none."""
+        with self._lock:
+            size = allowance(
+                batch=batch,
+                total=self.total,
+                reserve=self.reserve,
+                in_flight=self.in_flight,
+                held_ws=self.by_ws[workspace_id],
+                active_ws=len(self.by_ws),
+                held_q=self.by_queue[queue_id],
+                active_q=len(self._ws_queues.get(workspace_id, ())),
+            )
+            if size <= 0:
+                self._refused.add(queue_id)
+                return None
+            self._book(queue_id, workspace_id, size)
+            return Ticket(queue_id, workspace_id, size)
+
+    def _book(self, queue_id: str, workspace_id: str, n: int) -> None:
+        self.in_flight += n
+        self.by_ws[workspace_id] += n
+        self.by_queue[queue_id] += n
+        self._ws_queues.setdefault(workspace_id, set()).add(queue_id)
+
+    def _unbook(self, queue_id: str, workspace_id: str, n: int) -> None:
+        self.in_flight -= n
+        self.by_ws[workspace_id] -= n
+        self.by_queue[queue_id] -= n
+        if self.by_queue[queue_id] <= 0:
+            del self.by_queue[queue_id]
+            self._ws_queues.get(workspace_id, set()).discard(queue_id)
+        if self.by_ws[workspace_id] <= 0:
+            del self.by_ws[workspace_id]
+            self._ws_queues.pop(workspace_id, None)
+
+    def shrink(self, ticket: Ticket, claimed: int) -> None:
+        """The claim took fewer jobs than booked: give the rest back."""
+        with self._lock:
+            self._unbook(ticket.queue_id, ticket.workspace_id, ticket.size - claimed)
+            ticket.size = claimed
+
+    def release(self, ticket: Ticket) -> list[str]:
+        """Give a ticket's capacity back; returns the queues refused meanwhile, to re-kick."""
+        with self._lock:
+            self._unbook(ticket.queue_id, ticket.workspace_id, ticket.size)
+            ticket.size = 0
+            refused, self._refused = sorted(self._refused), set()
+            return refused
+
+    # --- the loop ------------------------------------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                ready = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._serve, args=(ready,), name="spindle-conveyor", daemon=True
+                )
+                self._thread.start()
+                ready.wait()
+            assert self._loop is not None
+            return self._loop
+
+    def _serve(self, ready: threading.Event) -> None:
+        from config import outbound
+
+        async def main() -> None:
+            self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+            ready.set()
+            await self._stop.wait()
+
+        # outbound.run: this thread's persistent loop, where its pooled, SSRF-guarded session lives.
+        outbound.run(main())
+
+    def submit(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
+        """Deliver a claimed batch on the loop; the caller returns at once."""
+        loop = self._ensure_loop()
+        with self._lock:
+            self.batches += 1
+        asyncio.run_coroutine_threadsafe(self._carry(ticket, queue, jobs), loop)
+
+    async def _carry(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
+        loop = asyncio.get_running_loop()
+        more = False
+        try:
+            outcomes = await delivery.deliver_batch_async(queue, jobs)
+            more = await loop.run_in_executor(self._recorder, _record, queue.id, outcomes)
+        except Exception:  # noqa: BLE001 - the leases expire and the sweeper redelivers: never lost
+            logger.exception("batch of queue %s: outcomes not recorded", queue.id)
+        finally:
+            kicks = self._finish(ticket, more)
+            with self._lock:
+                self.batches -= 1
+                self._lock.notify_all()
+        if kicks and not self._draining:
+            loop.run_in_executor(self._recorder, send_hints, kicks)
+
+    def deliver_here(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
+        """Deliver and record on the caller's thread and connection: for in-process calls (tests, eager tasks, a
+        shell), whose transaction a recorder thread could not see."""
+        more = False
+        try:
+            more = _record(queue.id, delivery.deliver_batch(queue, jobs))
+        finally:
+            kicks = self._finish(ticket, more)
+            if kicks:
+                send_hints(kicks)
+
+    def _finish(self, ticket: Ticket, more: bool) -> list[str]:
+        """Release a delivered batch's capacity; the queues to re-kick (its own if more is ready)."""
+        kicks = self.release(ticket)
+        return sorted({*kicks, ticket.queue_id} if more else set(kicks))
+
+    def drain(self, timeout_s: float) -> bool:
+        """Warm shutdown: wait up to `timeout_s` for the batches in flight, then stop the loop. True if drained."""
+        with self._lock:
+            self._draining = True
+            drained = self._lock.wait_for(lambda: self.batches == 0, timeout=max(0.0, timeout_s))
+            loop, stop = self._loop, self._stop
+        if not drained:
+            logger.warning("shutdown: %d batch(es) still in flight; their leases will expire", self.batches)
+        self._recorder.shutdown(wait=True)
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+            if self._thread is not None:
+                self._thread.join(timeout=2)
+        return drained
+
+
+def _record(queue_id: str, outcomes: list[Outcome]) -> bool:
+    """On a recorder thread: write a batch's outcomes (one transaction); True if the queue has more ready."""
+    recycle_connections()
+    lost, more = jobs_deliver_outcomes(outcomes=outcomes, queue_id=queue_id)
+    if lost:
+        logger.info("queue %s: %d outcome(s) fenced off (lease lost)", queue_id, len(lost))
+    return more
+
+
+_conveyor: Conveyor | None = None
+_conveyor_lock = threading.Lock()
+
+
+def conveyor() -> Conveyor:
+    """This process's conveyor (made after a fork, in the child that uses it)."""
+    global _conveyor
+    with _conveyor_lock:
+        if _conveyor is None or _conveyor.pid != os.getpid():
+            _conveyor = Conveyor(
+                total=settings.SPINDLE_DELIVERY_IN_FLIGHT, reserve=settings.SPINDLE_DELIVERY_RESERVE
+            )
+        return _conveyor
+
+
+def drain(timeout_s: float | None = None) -> bool:
+    """Drain this process's conveyor, if it has one (warm shutdown)."""
+    current = _conveyor
+    if current is None or current.pid != os.getpid():
+        return True
+    bound = settings.SPINDLE_DELIVERY_DRAIN_S if timeout_s is None else timeout_s
+    return current.drain(bound)

@@ -71,6 +71,18 @@ class PullJobViewSet(WorkspaceViewSet):
                 exc = NotFound("No such job.")
         return super().handle_exception(exc)
 
+    def _lease_body(self, request: Request, *fields: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """The strict body of a lease-fenced job operation, its error map and its lease token."""
+        data = self.strict_data(request, {"lease_token", *fields})
+        errors: dict[str, Any] = {}
+        return data, errors, lease_token_of(data, errors)
+
+    def _finish(self, name: str, job_id: str, token: str, **outcome: Any) -> Response:
+        queue, job = pull.job_finish_pull(
+            workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, **outcome
+        )
+        return Response(job_to_dict(job, queue_name=queue.name))
+
     @extend_schema(
         tags=["Pull workers"],
         request=ClaimInSchema,
@@ -136,9 +148,7 @@ class PullJobViewSet(WorkspaceViewSet):
         tags=["Pull workers"], request=LeaseInSchema, responses={200: LeasedJobSchema, **_PULL_ERRORS}
     )
     def heartbeat(self, request: Request, name: str, job_id: str) -> Response:
-        data = self.strict_data(request, {"lease_token", "lease_ms"})
-        errors: dict[str, list[str]] = {}
-        token = lease_token_of(data, errors)
+        data, errors, token = self._lease_body(request, "lease_ms")
         lease_ms = int_in(data, "lease_ms", settings.SPINDLE_MIN_LEASE_MS, MAX_LEASE_MS, errors)
         raise_if(errors)
         queue, job = pull.job_lease_extend(
@@ -150,9 +160,7 @@ class PullJobViewSet(WorkspaceViewSet):
         tags=["Pull workers"], request=ProgressInSchema, responses={200: LeasedJobSchema, **_PULL_ERRORS}
     )
     def progress(self, request: Request, name: str, job_id: str) -> Response:
-        data = self.strict_data(request, {"lease_token", "progress"})
-        errors: dict[str, list[str]] = {}
-        token = lease_token_of(data, errors)
+        data, errors, token = self._lease_body(request, "progress")
         progress = data.get("progress")
         if "progress" not in data:
             errors["progress"] = ["This field is required."]
@@ -169,26 +177,14 @@ class PullJobViewSet(WorkspaceViewSet):
         tags=["Pull workers"], request=CompleteInSchema, responses={200: JobSchema, **_PULL_ERRORS}
     )
     def complete(self, request: Request, name: str, job_id: str) -> Response:
-        data = self.strict_data(request, {"lease_token", "result"})
-        errors: dict[str, list[str]] = {}
-        token = lease_token_of(data, errors)
+        data, errors, token = self._lease_body(request, "result")
         raise_if(errors)
         check_size(data.get("result"), "result")
-        queue, job = pull.job_finish_pull(
-            workspace=self.workspace,
-            queue_name=name,
-            job_id=job_id,
-            lease_token=token,
-            success=True,
-            result=data.get("result"),
-        )
-        return Response(job_to_dict(job, queue_name=queue.name))
+        return self._finish(name, job_id, token, success=True, result=data.get("result"))
 
     @extend_schema(tags=["Pull workers"], request=FailInSchema, responses={200: JobSchema, **_PULL_ERRORS})
     def fail(self, request: Request, name: str, job_id: str) -> Response:
-        data = self.strict_data(request, {"lease_token", "error", "retry"})
-        errors: dict[str, Any] = {}
-        token = lease_token_of(data, errors)
+        data, errors, token = self._lease_body(request, "error", "retry")
         error, problems = error_object(data.get("error"))
         if problems:
             errors["error"] = problems
@@ -196,16 +192,7 @@ class PullJobViewSet(WorkspaceViewSet):
         if not isinstance(retry, bool):
             errors["retry"] = ["Expected a boolean."]
         raise_if(errors)
-        queue, job = pull.job_finish_pull(
-            workspace=self.workspace,
-            queue_name=name,
-            job_id=job_id,
-            lease_token=token,
-            success=False,
-            error=error,
-            retry=retry,
-        )
-        return Response(job_to_dict(job, queue_name=queue.name))
+        return self._finish(name, job_id, token, success=False, error=error, retry=retry)
 
     @extend_schema(
         tags=["Pull workers"],

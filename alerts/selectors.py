@@ -1,4 +1,4 @@
-"""Reads for alerts, webhook subscriptions, deliveries and the event list: every query starts from the workspace."""
+"""Reads for alerts, webhook subscriptions and their deliveries: every query starts from the workspace."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from django.db.models import QuerySet
 
 from accounts.models import Workspace
 from config.exceptions import first_or_404
-from queues.models import Event
 
 from .models import Alert, WebhookDelivery, WebhookSubscription
 
@@ -39,15 +38,3 @@ def webhook_deliveries(
 ) -> QuerySet[WebhookDelivery]:
     # Index alerts_delivery_sub (subscription, -id).
     return WebhookDelivery.objects.filter(workspace=workspace, subscription=subscription)
-
-
-def event_list(
-    *, workspace: Workspace, queue_name: str | None = None, after: str | None = None
-) -> QuerySet[Event]:
-    """Events oldest first from `after` (exclusive); index jobs_event_ws or jobs_event_ws_queue."""
-    qs = Event.objects.filter(workspace=workspace)
-    if queue_name is not None:
-        qs = qs.filter(queue_name=queue_name)
-    if after:
-        qs = qs.filter(id__gt=after)
-    return qs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -31,7 +32,16 @@ MAX_NAME_FILTER_CHARS = 100
 _STATUSES = {"active": False, "paused": True}  # ?status= -> Schedule.paused
 _LIMIT = OpenApiParameter("limit", int, description="1-1000, default 50")
 _CURSOR = OpenApiParameter("cursor", str)
-_SWITCH_RESPONSES = {200: ScheduleSchema, **error_responses(401, 404)}
+
+
+def _switch_schema(description: str) -> Any:
+    # Pause and resume take no body and answer with the schedule; only what they do differs.
+    return extend_schema(
+        tags=["Schedules"],
+        request=None,
+        responses={200: ScheduleSchema, **error_responses(401, 404)},
+        description=description,
+    )
 
 
 class ScheduleViewSet(WorkspaceViewSet):
@@ -155,21 +165,11 @@ class ScheduleViewSet(WorkspaceViewSet):
         self.strict_data(request, set())
         return Response(schedule_to_dict(change(workspace=self.workspace, schedule=self._get(name))))
 
-    @extend_schema(
-        tags=["Schedules"],
-        request=None,
-        responses=_SWITCH_RESPONSES,
-        description="Stop firing (PATCH or POST; idempotent).",
-    )
+    @_switch_schema("Stop firing (PATCH or POST; idempotent).")
     def pause(self, request: Request, name: str) -> Response:
         return self._switch(request, name, services.schedule_pause)
 
-    @extend_schema(
-        tags=["Schedules"],
-        request=None,
-        responses=_SWITCH_RESPONSES,
-        description="Fire again from the next tick after now; ticks missed while paused are not caught up.",
-    )
+    @_switch_schema("Fire again from the next tick after now; ticks missed while paused are not caught up.")
     def resume(self, request: Request, name: str) -> Response:
         return self._switch(request, name, services.schedule_resume)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 
 from config.api import WorkspaceViewSet, error_responses
 from config.exceptions import NotFound, PayloadTooLarge, ValidationFailed
@@ -36,6 +38,7 @@ from jobs.views.pull_inputs import (
     lease_token_of,
     raise_if,
 )
+from queues.models import Queue
 
 
 def _leased(job: Job, queue_name: str) -> dict[str, Any]:
@@ -54,6 +57,10 @@ def _claim_response(result: pull.ClaimResult) -> Response:
 # --- claims and lease-fenced job operations -------------------------------------------------------
 
 _PULL_ERRORS = error_responses(400, 401, 404, 409, 413, 415)
+
+
+def _job_op_schema(request: type[Serializer], response: type[Serializer]) -> Any:
+    return extend_schema(tags=["Pull workers"], request=request, responses={200: response, **_PULL_ERRORS})
 
 
 class PullJobViewSet(WorkspaceViewSet):
@@ -77,11 +84,22 @@ class PullJobViewSet(WorkspaceViewSet):
         errors: dict[str, Any] = {}
         return data, errors, lease_token_of(data, errors)
 
-    def _finish(self, name: str, job_id: str, token: str, **outcome: Any) -> Response:
-        queue, job = pull.job_finish_pull(
-            workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, **outcome
+    def _on_job(
+        self,
+        operation: Callable[..., tuple[Queue, Job]],
+        name: str,
+        job_id: str,
+        token: str,
+        *,
+        leased: bool,
+        **change: Any,
+    ) -> Response:
+        """Apply a lease-fenced operation. A job still leased (heartbeat, progress) is rendered with its lease
+        token; a finished one as it is."""
+        queue, job = operation(
+            workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, **change
         )
-        return Response(job_to_dict(job, queue_name=queue.name))
+        return Response(_leased(job, queue.name) if leased else job_to_dict(job, queue_name=queue.name))
 
     @extend_schema(
         tags=["Pull workers"],
@@ -144,21 +162,14 @@ class PullJobViewSet(WorkspaceViewSet):
         )
         return _claim_response(result)
 
-    @extend_schema(
-        tags=["Pull workers"], request=LeaseInSchema, responses={200: LeasedJobSchema, **_PULL_ERRORS}
-    )
+    @_job_op_schema(LeaseInSchema, LeasedJobSchema)
     def heartbeat(self, request: Request, name: str, job_id: str) -> Response:
         data, errors, token = self._lease_body(request, "lease_ms")
         lease_ms = int_in(data, "lease_ms", settings.SPINDLE_MIN_LEASE_MS, MAX_LEASE_MS, errors)
         raise_if(errors)
-        queue, job = pull.job_lease_extend(
-            workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, lease_ms=lease_ms
-        )
-        return Response(_leased(job, queue.name))
+        return self._on_job(pull.job_lease_extend, name, job_id, token, leased=True, lease_ms=lease_ms)
 
-    @extend_schema(
-        tags=["Pull workers"], request=ProgressInSchema, responses={200: LeasedJobSchema, **_PULL_ERRORS}
-    )
+    @_job_op_schema(ProgressInSchema, LeasedJobSchema)
     def progress(self, request: Request, name: str, job_id: str) -> Response:
         data, errors, token = self._lease_body(request, "progress")
         progress = data.get("progress")
@@ -168,21 +179,18 @@ class PullJobViewSet(WorkspaceViewSet):
             errors["progress"] = ["Expected a number or an object."]
         raise_if(errors)
         check_size(progress, "progress")
-        queue, job = pull.job_progress_set(
-            workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, progress=progress
-        )
-        return Response(_leased(job, queue.name))
+        return self._on_job(pull.job_progress_set, name, job_id, token, leased=True, progress=progress)
 
-    @extend_schema(
-        tags=["Pull workers"], request=CompleteInSchema, responses={200: JobSchema, **_PULL_ERRORS}
-    )
+    @_job_op_schema(CompleteInSchema, JobSchema)
     def complete(self, request: Request, name: str, job_id: str) -> Response:
         data, errors, token = self._lease_body(request, "result")
         raise_if(errors)
         check_size(data.get("result"), "result")
-        return self._finish(name, job_id, token, success=True, result=data.get("result"))
+        return self._on_job(
+            pull.job_finish_pull, name, job_id, token, leased=False, success=True, result=data.get("result")
+        )
 
-    @extend_schema(tags=["Pull workers"], request=FailInSchema, responses={200: JobSchema, **_PULL_ERRORS})
+    @_job_op_schema(FailInSchema, JobSchema)
     def fail(self, request: Request, name: str, job_id: str) -> Response:
         data, errors, token = self._lease_body(request, "error", "retry")
         error, problems = error_object(data.get("error"))
@@ -192,7 +200,9 @@ class PullJobViewSet(WorkspaceViewSet):
         if not isinstance(retry, bool):
             errors["retry"] = ["Expected a boolean."]
         raise_if(errors)
-        return self._finish(name, job_id, token, success=False, error=error, retry=retry)
+        return self._on_job(
+            pull.job_finish_pull, name, job_id, token, leased=False, success=False, error=error, retry=retry
+        )
 
     @extend_schema(
         tags=["Pull workers"],

@@ -199,18 +199,8 @@ class WebhookWithSecretSchema(WebhookSchema):
 
 
 def delivery_to_dict(d: WebhookDelivery) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "status": d.status,
-        "attempts": d.attempts,
-        "next_attempt_at": iso(d.next_attempt_at) if d.status == "pending" else None,
-        "last_attempt_at": iso(d.last_attempt_at),
-        "response_status": d.response_status,
-        "error": d.error or None,
-        "created_at": iso(d.created_at),
-    }
+    """The delivery object, field by field as DeliverySchema declares it (timestamps in ISO 8601)."""
+    return {name: render(d) for name, render in _DELIVERY_RENDER.items()}
 
 
 class DeliverySchema(serializers.Serializer):
@@ -224,3 +214,9 @@ class DeliverySchema(serializers.Serializer):
     response_status = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
+
+
+_DELIVERY_RENDER: dict[str, Callable[[WebhookDelivery], Any]] = schema_readers(DeliverySchema, timestamp=iso)
+# A next attempt only while the delivery is pending; no error is null, not "".
+_DELIVERY_RENDER["next_attempt_at"] = lambda d: iso(d.next_attempt_at) if d.status == "pending" else None
+_DELIVERY_RENDER["error"] = lambda d: d.error or None

@@ -4,11 +4,11 @@ import functools
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
+from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, public_post, validated
 from config.api import strict_body as config_strict_body
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
@@ -38,11 +38,11 @@ _NO_IDEMPOTENCY_KEY = (
 
 # Account routes (and billing's, which import this) answer a `null` body 400 too, under the default message.
 strict_body = functools.partial(config_strict_body, null_is_empty=False, message=None)
+# The routes that take no credentials document that they need none.
+_public_schema = functools.partial(extend_schema, tags=["Accounts"], auth=[])
 
 
-@extend_schema(
-    tags=["Accounts"],
-    auth=[],
+@_public_schema(
     request=RegisterAnonymousInSerializer,
     responses={
         201: inline_serializer(
@@ -54,9 +54,7 @@ strict_body = functools.partial(config_strict_body, null_is_empty=False, message
     description="Create a workspace without a user. The API key is shown once. "
     "Shares the per-address SPINDLE_REGISTER_RATE budget with register. " + _NO_IDEMPOTENCY_KEY,
 )
-@api_view(["POST"])
-@authentication_classes([])
-@permission_classes([])
+@public_post
 def register_anonymous(request: Request) -> Response:
     register_rate_check(request)
     body = strict_body(request, body_fields(RegisterAnonymousInSerializer))
@@ -70,9 +68,7 @@ def register_anonymous(request: Request) -> Response:
     )
 
 
-@extend_schema(
-    tags=["Accounts"],
-    auth=[],
+@_public_schema(
     request=RegisterInSerializer,
     responses={
         201: inline_serializer(
@@ -87,11 +83,10 @@ def register_anonymous(request: Request) -> Response:
         **error_responses(400, 409, 415, 429),
     },
     description="Create a user with a workspace on the free plan. 409 CONFLICT if the email is registered. "
-    "Limited per client address (SPINDLE_REGISTER_RATE, shared with register-anonymous). " + _NO_IDEMPOTENCY_KEY,
+    "Limited per client address (SPINDLE_REGISTER_RATE, shared with register-anonymous). "
+    + _NO_IDEMPOTENCY_KEY,
 )
-@api_view(["POST"])
-@authentication_classes([])
-@permission_classes([])
+@public_post
 def register(request: Request) -> Response:
     register_rate_check(request)
     data = validated(RegisterInSerializer, strict_body(request, body_fields(RegisterInSerializer)))
@@ -105,16 +100,15 @@ def register(request: Request) -> Response:
     return Response(body, status=status.HTTP_201_CREATED)
 
 
-@extend_schema(
-    tags=["Accounts"],
-    auth=[],
+@_public_schema(
     request=LoginInSerializer,
     responses={
         200: inline_serializer(
             "LoginOut",
             fields={
                 "user": UserOutSerializer(
-                    allow_null=True, help_text="The user; with `api_key`, the workspace's owner or null (anonymous)"
+                    allow_null=True,
+                    help_text="The user; with `api_key`, the workspace's owner or null (anonymous)",
                 ),
                 "workspace": WorkspaceOutSerializer(
                     required=False, help_text="With `api_key` only: the workspace the tokens act on"
@@ -124,15 +118,13 @@ def register(request: Request) -> Response:
         ),
         **error_responses(400, 401, 415, 429),
     },
-    description="Exchange email and password, or a workspace API key (`{\"api_key\": \"rt_ws_…\"}`), for JWTs "
+    description='Exchange email and password, or a workspace API key (`{"api_key": "rt_ws_…"}`), for JWTs '
     "(access 15 min, refresh 30 days). A key's tokens act on that key's workspace (an anonymous workspace has no "
     "user: they carry the key and workspace ids, no user) and only while the key is active: revoking or rotating "
     "the key ends them. Wrong credentials or an unknown or revoked key: 401. Every attempt counts against "
     "SPINDLE_LOGIN_RATE per client address.",
 )
-@api_view(["POST"])
-@authentication_classes([])
-@permission_classes([])
+@public_post
 def login(request: Request) -> Response:
     login_rate_check(request)
     data = validated(LoginInSerializer, strict_body(request, body_fields(LoginInSerializer)))
@@ -151,16 +143,12 @@ def login(request: Request) -> Response:
     return Response({"user": UserOutSerializer(user).data, "tokens": tokens.as_dict()})
 
 
-@extend_schema(
-    tags=["Accounts"],
-    auth=[],
+@_public_schema(
     request=RefreshInSerializer,
     responses={200: TokensOutSerializer, **error_responses(400, 401, 415)},
     description="Rotate a refresh token: answers a new pair; the refresh token sent is then refused (401).",
 )
-@api_view(["POST"])
-@authentication_classes([])
-@permission_classes([])
+@public_post
 def refresh(request: Request) -> Response:
     data = validated(RefreshInSerializer, strict_body(request, body_fields(RefreshInSerializer)))
     return Response(services.tokens_refresh(refresh=data["refresh"]).as_dict())

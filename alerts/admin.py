@@ -12,38 +12,54 @@ def _hint(secret: str) -> str:
     return f"whsec_…{secret[-4:]}" if secret else "—"
 
 
-@admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "workspace", "channel", "queue_name", "schedule_name", "enabled", "firing",
-                    "last_fired_at")
-    list_filter = ("channel", "enabled", "firing")
-    search_fields = ("id", "name", "workspace__id", "workspace__name")
+class _SecretHidden(admin.ModelAdmin):
+    """A workspace-owned row with a signing secret: the secret is excluded and only its hint is shown."""
+
     raw_id_fields = ("workspace",)
     exclude = ("secret",)
-    readonly_fields = ("id", "secret_hint", "firing", "last_fired_at", "created_at", "updated_at")
 
     @admin.display(description="Secret")
-    def secret_hint(self, obj: Alert) -> str:
+    def secret_hint(self, obj: Alert | WebhookSubscription) -> str:
         return _hint(obj.secret)
+
+
+@admin.register(Alert)
+class AlertAdmin(_SecretHidden):
+    list_display = (
+        "id",
+        "name",
+        "workspace",
+        "channel",
+        "queue_name",
+        "schedule_name",
+        "enabled",
+        "firing",
+        "last_fired_at",
+    )
+    list_filter = ("channel", "enabled", "firing")
+    search_fields = ("id", "name", "workspace__id", "workspace__name")
+    readonly_fields = ("id", "secret_hint", "firing", "last_fired_at", "created_at", "updated_at")
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(admin.ModelAdmin):
+class WebhookSubscriptionAdmin(_SecretHidden):
     list_display = ("id", "url", "workspace", "enabled", "failure_count", "last_failure_at")
     list_filter = ("enabled",)
     search_fields = ("id", "url", "workspace__id", "workspace__name")
-    raw_id_fields = ("workspace",)
-    exclude = ("secret",)
     readonly_fields = ("id", "secret_hint", "failure_count", "last_failure_at", "created_at", "updated_at")
-
-    @admin.display(description="Secret")
-    def secret_hint(self, obj: WebhookSubscription) -> str:
-        return _hint(obj.secret)
 
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ("id", "subscription", "event_type", "status", "attempts", "next_attempt_at", "response_status")
+    list_display = (
+        "id",
+        "subscription",
+        "event_type",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "response_status",
+    )
     list_filter = ("status", "event_type")
     search_fields = ("id", "event_id", "subscription__id")
     raw_id_fields = ("workspace", "subscription")

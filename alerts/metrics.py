@@ -189,7 +189,10 @@ def render_metrics() -> str:  # not split: ROADMAP leaves it whole until the eco
         "spindle_workers", "gauge", "Registered pull workers.", [({"workspace": ws}, n) for ws, n in workers]
     )
 
-    def outbound(model: type[WebhookDelivery] | type[AlertNotification]) -> dict[str, int]:
+    def outbound(
+        model: type[WebhookDelivery] | type[AlertNotification], name: str, what: str
+    ) -> dict[str, int]:
+        """Emit the per-status gauge of one outbound table and return its counts."""
         # Pending: the backlog, via the partial index *_due; sent and failed: rows created today, via *_created.
         counts = {"pending": model.objects.filter(status="pending").count()}
         counts.update(
@@ -199,28 +202,22 @@ def render_metrics() -> str:  # not split: ROADMAP leaves it whole until the eco
             .annotate(n=Count("id"))
             .order_by()
         )
+        out.metric(
+            name,
+            "gauge",
+            f"{what}: pending = waiting to be sent; success/failed = created since 00:00 UTC.",
+            [({"status": s}, counts.get(s, 0)) for s in ("pending", "success", "failed")],
+        )
         return counts
 
-    deliveries = outbound(WebhookDelivery)
-    out.metric(
-        "spindle_webhook_deliveries",
-        "gauge",
-        "Webhook deliveries: pending = waiting to be sent; success/failed = created since 00:00 UTC.",
-        [({"status": s}, deliveries.get(s, 0)) for s in ("pending", "success", "failed")],
-    )
+    deliveries = outbound(WebhookDelivery, "spindle_webhook_deliveries", "Webhook deliveries")
     out.metric(
         "spindle_webhook_deliveries_failed_total",
         "counter",
         f"Webhook deliveries that failed after every retry, created {since}.",
         [({}, deliveries.get("failed", 0))],
     )
-    notes = outbound(AlertNotification)
-    out.metric(
-        "spindle_alert_notifications",
-        "gauge",
-        "Alert notifications: pending = waiting to be sent; success/failed = created since 00:00 UTC.",
-        [({"status": s}, notes.get(s, 0)) for s in ("pending", "success", "failed")],
-    )
+    outbound(AlertNotification, "spindle_alert_notifications", "Alert notifications")
     out.metric(
         "spindle_events_fanout_lag_seconds",
         "gauge",

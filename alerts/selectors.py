@@ -1,12 +1,11 @@
-"""Reads for alerts, webhook subscriptions, deliveries and the event list: every query starts from the workspace."""
+"""Reads for alerts, webhook subscriptions and their deliveries: every query starts from the workspace."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
 from accounts.models import Workspace
-from config.exceptions import NotFound
-from queues.models import Event
+from config.exceptions import first_or_404
 
 from .models import Alert, WebhookDelivery, WebhookSubscription
 
@@ -18,10 +17,9 @@ def alert_list(*, workspace: Workspace) -> QuerySet[Alert]:
 
 def alert_get(*, workspace: Workspace, alert_id: str) -> Alert:
     """The workspace's alert; another workspace's alert is a 404 like an unknown one."""
-    alert = Alert.objects.filter(workspace=workspace, pk=alert_id).first()
-    if alert is None:
-        raise NotFound(f"Alert '{alert_id}' not found.")
-    return alert
+    return first_or_404(
+        Alert.objects.filter(workspace=workspace, pk=alert_id), f"Alert '{alert_id}' not found."
+    )
 
 
 def webhook_list(*, workspace: Workspace) -> QuerySet[WebhookSubscription]:
@@ -29,22 +27,14 @@ def webhook_list(*, workspace: Workspace) -> QuerySet[WebhookSubscription]:
 
 
 def webhook_get(*, workspace: Workspace, webhook_id: str) -> WebhookSubscription:
-    sub = WebhookSubscription.objects.filter(workspace=workspace, pk=webhook_id).first()
-    if sub is None:
-        raise NotFound(f"Webhook '{webhook_id}' not found.")
-    return sub
+    return first_or_404(
+        WebhookSubscription.objects.filter(workspace=workspace, pk=webhook_id),
+        f"Webhook '{webhook_id}' not found.",
+    )
 
 
-def webhook_deliveries(*, workspace: Workspace, subscription: WebhookSubscription) -> QuerySet[WebhookDelivery]:
+def webhook_deliveries(
+    *, workspace: Workspace, subscription: WebhookSubscription
+) -> QuerySet[WebhookDelivery]:
     # Index alerts_delivery_sub (subscription, -id).
     return WebhookDelivery.objects.filter(workspace=workspace, subscription=subscription)
-
-
-def event_list(*, workspace: Workspace, queue_name: str | None = None, after: str | None = None) -> QuerySet[Event]:
-    """Events oldest first from `after` (exclusive); index jobs_event_ws or jobs_event_ws_queue."""
-    qs = Event.objects.filter(workspace=workspace)
-    if queue_name is not None:
-        qs = qs.filter(queue_name=queue_name)
-    if after:
-        qs = qs.filter(id__gt=after)
-    return qs

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -9,12 +11,12 @@ from django.core.validators import validate_email
 from rest_framework import serializers
 
 from config.exceptions import ValidationFailed
-from config.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from config.fields import StrictBooleanField, StrictCharField, StrictIntegerField, schema_readers
 from config.netguard import validate_target_url
 from queues.events import EVENT_TYPES, iso
 from queues.serializers import NAME_MESSAGE, NAME_RE
 
-from .models import Alert, AlertNotification, Channel, WebhookDelivery, WebhookSubscription
+from .models import Alert, Channel, WebhookDelivery, WebhookSubscription
 
 # Seed 003 (the alerts API): threshold 1-100, cooldown 0-10,080 minutes (one week); outside is 400.
 MAX_THRESHOLD = 100
@@ -101,21 +103,8 @@ def alert_target_check(*, channel: str, target: str) -> str:
 
 
 def alert_to_dict(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "name": alert.name,
-        "channel": alert.channel,
-        "target": alert.target,
-        "queue": alert.queue_name,
-        "schedule": alert.schedule_name,
-        "consecutive_failures_threshold": alert.consecutive_failures_threshold,
-        "cooldown_minutes": alert.cooldown_minutes,
-        "enabled": alert.enabled,
-        "firing": alert.firing,
-        "last_fired_at": iso(alert.last_fired_at),
-        "created_at": iso(alert.created_at),
-        "updated_at": iso(alert.updated_at),
-    }
+    """The alert object, field by field as AlertSchema declares it (timestamps in ISO 8601)."""
+    return {name: render(alert) for name, render in _ALERT_RENDER.items()}
 
 
 class AlertSchema(serializers.Serializer):
@@ -136,6 +125,11 @@ class AlertSchema(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+_ALERT_RENDER: dict[str, Callable[[Alert], Any]] = schema_readers(AlertSchema, timestamp=iso)
+_ALERT_RENDER["queue"] = attrgetter("queue_name")
+_ALERT_RENDER["schedule"] = attrgetter("schedule_name")
+
+
 class AlertWithSecretSchema(AlertSchema):
     secret = serializers.CharField(required=False, help_text="whsec_… (webhook channel), returned once")
 
@@ -144,17 +138,6 @@ class AlertTestSchema(serializers.Serializer):
     sent = serializers.BooleanField(
         help_text="Always true: the test message is queued and sent off the request"
     )
-
-
-def notification_to_dict(n: AlertNotification) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "kind": n.kind,
-        "status": n.status,
-        "attempts": n.attempts,
-        "error": n.error or None,
-        "created_at": iso(n.created_at),
-    }
 
 
 # --- webhooks ------------------------------------------------------------------------------------------------
@@ -190,17 +173,8 @@ class WebhookIn(_Strict):
 
 
 def webhook_to_dict(sub: WebhookSubscription) -> dict[str, Any]:
-    return {
-        "id": sub.id,
-        "url": sub.url,
-        "events": sub.events,
-        "enabled": sub.enabled,
-        "description": sub.description,
-        "failure_count": sub.failure_count,
-        "last_failure_at": iso(sub.last_failure_at),
-        "created_at": iso(sub.created_at),
-        "updated_at": iso(sub.updated_at),
-    }
+    """The subscription object, field by field as WebhookSchema declares it (timestamps in ISO 8601)."""
+    return {name: render(sub) for name, render in _WEBHOOK_RENDER.items()}
 
 
 class WebhookSchema(serializers.Serializer):
@@ -215,23 +189,18 @@ class WebhookSchema(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+_WEBHOOK_RENDER: dict[str, Callable[[WebhookSubscription], Any]] = schema_readers(
+    WebhookSchema, timestamp=iso
+)
+
+
 class WebhookWithSecretSchema(WebhookSchema):
     secret = serializers.CharField(help_text="whsec_…, returned once on create")
 
 
 def delivery_to_dict(d: WebhookDelivery) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "event_id": d.event_id,
-        "event_type": d.event_type,
-        "status": d.status,
-        "attempts": d.attempts,
-        "next_attempt_at": iso(d.next_attempt_at) if d.status == "pending" else None,
-        "last_attempt_at": iso(d.last_attempt_at),
-        "response_status": d.response_status,
-        "error": d.error or None,
-        "created_at": iso(d.created_at),
-    }
+    """The delivery object, field by field as DeliverySchema declares it (timestamps in ISO 8601)."""
+    return {name: render(d) for name, render in _DELIVERY_RENDER.items()}
 
 
 class DeliverySchema(serializers.Serializer):
@@ -245,3 +214,9 @@ class DeliverySchema(serializers.Serializer):
     response_status = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
+
+
+_DELIVERY_RENDER: dict[str, Callable[[WebhookDelivery], Any]] = schema_readers(DeliverySchema, timestamp=iso)
+# A next attempt only while the delivery is pending; no error is null, not "".
+_DELIVERY_RENDER["next_attempt_at"] = lambda d: iso(d.next_attempt_at) if d.status == "pending" else None
+_DELIVERY_RENDER["error"] = lambda d: d.error or None

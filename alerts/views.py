@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -33,20 +37,34 @@ _ALERT_ID = OpenApiParameter("alert_id", OpenApiTypes.STR, OpenApiParameter.PATH
 _WEBHOOK_ID = OpenApiParameter("webhook_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="wh_…")
 
 
+def _list_schema(tag: str, list_name: str, item: type[serializers.Serializer], description: str) -> Any:
+    return extend_schema(
+        tags=[tag],
+        parameters=[_LIMIT, _CURSOR],
+        responses={200: list_envelope(list_name, item), **error_responses(400, 401)},
+        description=description,
+    )
+
+
+def _page(rows: QuerySet[Any], request: Request, render: Callable[[Any], dict[str, Any]]) -> Response:
+    """One page of a list, newest first (keyset on id)."""
+    return Response(paginate(rows, request.query_params, lambda page: [render(row) for row in page]))
+
+
 class AlertViewSet(WorkspaceViewSet):
     """`/v1/alerts`: failure notifications by email, Slack or signed webhook."""
 
-    @extend_schema(tags=["Alerts"], parameters=[_LIMIT, _CURSOR],
-                   responses={200: list_envelope("AlertList", AlertSchema), **error_responses(400, 401)},
-                   description="The workspace's alerts, newest first.")
+    @_list_schema("Alerts", "AlertList", AlertSchema, "The workspace's alerts, newest first.")
     def list(self, request: Request) -> Response:
-        page = paginate(selectors.alert_list(workspace=self.workspace), request.query_params,
-                        lambda rows: [alert_to_dict(a) for a in rows])
-        return Response(page)
+        return _page(selectors.alert_list(workspace=self.workspace), request, alert_to_dict)
 
-    @extend_schema(tags=["Alerts"], request=AlertIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: AlertWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
-                   description="Create an alert. A webhook-channel alert's `secret` is returned once, here.")
+    @extend_schema(
+        tags=["Alerts"],
+        request=AlertIn,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: AlertWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
+        description="Create an alert. A webhook-channel alert's `secret` is returned once, here.",
+    )
     @idempotent
     def create(self, request: Request) -> Response:
         data = validated(AlertIn, self.strict_data(request, body_fields(AlertIn)), partial=False)
@@ -56,43 +74,61 @@ class AlertViewSet(WorkspaceViewSet):
             body["secret"] = secret
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], responses={200: AlertSchema, **error_responses(401, 404)})
+    @extend_schema(
+        tags=["Alerts"], parameters=[_ALERT_ID], responses={200: AlertSchema, **error_responses(401, 404)}
+    )
     def retrieve(self, request: Request, alert_id: str) -> Response:
         return Response(alert_to_dict(selectors.alert_get(workspace=self.workspace, alert_id=alert_id)))
 
     def _update(self, request: Request, alert_id: str, *, replace: bool) -> Response:
         alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
         data = validated(AlertIn, self.strict_data(request, body_fields(AlertIn)), partial=not replace)
-        alert, secret = services.alert_update(workspace=self.workspace, alert=alert, data=data, replace=replace)
+        alert, secret = services.alert_update(
+            workspace=self.workspace, alert=alert, data=data, replace=replace
+        )
         body = alert_to_dict(alert)
         if secret:
             body["secret"] = secret
         return Response(body)
 
-    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], request=AlertIn,
-                   responses={200: AlertWithSecretSchema, **error_responses(400, 401, 404, 415)},
-                   description="Replace the alert; omitted optional fields go back to their defaults. Switching to "
-                               "the webhook channel returns a new `secret` once.")
+    @extend_schema(
+        tags=["Alerts"],
+        parameters=[_ALERT_ID],
+        request=AlertIn,
+        responses={200: AlertWithSecretSchema, **error_responses(400, 401, 404, 415)},
+        description="Replace the alert; omitted optional fields go back to their defaults. Switching to "
+        "the webhook channel returns a new `secret` once.",
+    )
     def update(self, request: Request, alert_id: str) -> Response:
         return self._update(request, alert_id, replace=True)
 
-    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], request=AlertIn(partial=True),
-                   responses={200: AlertWithSecretSchema, **error_responses(400, 401, 404, 415)},
-                   description="Change some fields. Switching to the webhook channel returns a new `secret` once.")
+    @extend_schema(
+        tags=["Alerts"],
+        parameters=[_ALERT_ID],
+        request=AlertIn(partial=True),
+        responses={200: AlertWithSecretSchema, **error_responses(400, 401, 404, 415)},
+        description="Change some fields. Switching to the webhook channel returns a new `secret` once.",
+    )
     def partial_update(self, request: Request, alert_id: str) -> Response:
         return self._update(request, alert_id, replace=False)
 
-    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], responses={204: None, **error_responses(401, 404)})
+    @extend_schema(
+        tags=["Alerts"], parameters=[_ALERT_ID], responses={204: None, **error_responses(401, 404)}
+    )
     def destroy(self, request: Request, alert_id: str) -> Response:
         alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
         services.alert_delete(workspace=self.workspace, alert=alert)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(tags=["Alerts"], parameters=[_ALERT_ID], request=None,
-                   responses={202: AlertTestSchema, **error_responses(400, 401, 404)},
-                   description="Queue a test message to the alert's channel and answer at once with 202 "
-                               "`{\"sent\": true}`: it goes out within about a second, off the request, with one "
-                               "attempt and no retry (so a slow target cannot hold the request).")
+    @extend_schema(
+        tags=["Alerts"],
+        parameters=[_ALERT_ID],
+        request=None,
+        responses={202: AlertTestSchema, **error_responses(400, 401, 404)},
+        description="Queue a test message to the alert's channel and answer at once with 202 "
+        '`{"sent": true}`: it goes out within about a second, off the request, with one '
+        "attempt and no retry (so a slow target cannot hold the request).",
+    )
     def test(self, request: Request, alert_id: str) -> Response:
         alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
         self.strict_data(request, set())
@@ -103,49 +139,69 @@ class AlertViewSet(WorkspaceViewSet):
 class WebhookViewSet(WorkspaceViewSet):
     """`/v1/webhooks`: event subscriptions, delivered signed (Standard Webhooks) with retries."""
 
-    @extend_schema(tags=["Webhooks"], parameters=[_LIMIT, _CURSOR],
-                   responses={200: list_envelope("WebhookList", WebhookSchema), **error_responses(400, 401)},
-                   description="The workspace's event subscriptions, newest first.")
+    @_list_schema(
+        "Webhooks", "WebhookList", WebhookSchema, "The workspace's event subscriptions, newest first."
+    )
     def list(self, request: Request) -> Response:
-        page = paginate(selectors.webhook_list(workspace=self.workspace), request.query_params,
-                        lambda rows: [webhook_to_dict(s) for s in rows])
-        return Response(page)
+        return _page(selectors.webhook_list(workspace=self.workspace), request, webhook_to_dict)
 
-    @extend_schema(tags=["Webhooks"], request=WebhookIn, parameters=[IDEMPOTENCY_KEY_PARAMETER],
-                   responses={201: WebhookWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
-                   description="Subscribe a URL to event types (or `[\"*\"]`). The `secret` is returned once. "
-                   "Subscriptions per workspace are capped by the plan (402 `PLAN_LIMIT`).")
+    @extend_schema(
+        tags=["Webhooks"],
+        request=WebhookIn,
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        responses={201: WebhookWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
+        description='Subscribe a URL to event types (or `["*"]`). The `secret` is returned once. '
+        "Subscriptions per workspace are capped by the plan (402 `PLAN_LIMIT`).",
+    )
     @idempotent
     def create(self, request: Request) -> Response:
         data = validated(WebhookIn, self.strict_data(request, body_fields(WebhookIn)), partial=False)
         sub, secret = services.webhook_create(workspace=self.workspace, data=data)
         return Response({**webhook_to_dict(sub), "secret": secret}, status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=["Webhooks"], parameters=[_WEBHOOK_ID],
-                   responses={200: WebhookSchema, **error_responses(401, 404)})
+    @extend_schema(
+        tags=["Webhooks"],
+        parameters=[_WEBHOOK_ID],
+        responses={200: WebhookSchema, **error_responses(401, 404)},
+    )
     def retrieve(self, request: Request, webhook_id: str) -> Response:
-        return Response(webhook_to_dict(selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)))
+        return Response(
+            webhook_to_dict(selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id))
+        )
 
-    @extend_schema(tags=["Webhooks"], parameters=[_WEBHOOK_ID], request=WebhookIn(partial=True),
-                   responses={200: WebhookSchema, **error_responses(400, 401, 404, 415)})
+    @extend_schema(
+        tags=["Webhooks"],
+        parameters=[_WEBHOOK_ID],
+        request=WebhookIn(partial=True),
+        responses={200: WebhookSchema, **error_responses(400, 401, 404, 415)},
+    )
     def partial_update(self, request: Request, webhook_id: str) -> Response:
         sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
         data = validated(WebhookIn, self.strict_data(request, body_fields(WebhookIn)), partial=True)
         sub = services.webhook_update(workspace=self.workspace, subscription=sub, data=data)
         return Response(webhook_to_dict(sub))
 
-    @extend_schema(tags=["Webhooks"], parameters=[_WEBHOOK_ID], responses={204: None, **error_responses(401, 404)})
+    @extend_schema(
+        tags=["Webhooks"], parameters=[_WEBHOOK_ID], responses={204: None, **error_responses(401, 404)}
+    )
     def destroy(self, request: Request, webhook_id: str) -> Response:
         sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
         services.webhook_delete(workspace=self.workspace, subscription=sub)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(tags=["Webhooks"], parameters=[_WEBHOOK_ID, _LIMIT, _CURSOR],
-                   responses={200: list_envelope("WebhookDeliveryList", DeliverySchema), **error_responses(400, 401, 404)},
-                   description="Deliveries of this subscription, newest first, with their retry state.")
+    @extend_schema(
+        tags=["Webhooks"],
+        parameters=[_WEBHOOK_ID, _LIMIT, _CURSOR],
+        responses={
+            200: list_envelope("WebhookDeliveryList", DeliverySchema),
+            **error_responses(400, 401, 404),
+        },
+        description="Deliveries of this subscription, newest first, with their retry state.",
+    )
     def deliveries(self, request: Request, webhook_id: str) -> Response:
         sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
-        page = paginate(selectors.webhook_deliveries(workspace=self.workspace, subscription=sub),
-                        request.query_params, lambda rows: [delivery_to_dict(d) for d in rows])
-        return Response(page)
-
+        return _page(
+            selectors.webhook_deliveries(workspace=self.workspace, subscription=sub),
+            request,
+            delivery_to_dict,
+        )

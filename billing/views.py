@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework.decorators import api_view, throttle_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.views import strict_body
-from config.api import error_responses
+from config.api import error_responses, public_post
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.ratelimit import request_rate_limit
 
@@ -141,9 +141,7 @@ def portal(request: Request) -> Response:
     "checkout.session.completed, customer.subscription.created/updated/deleted and invoice.payment_failed; "
     "a repeated event id is acknowledged without effect.",
 )
-@api_view(["POST"])
-@authentication_classes([])
-@permission_classes([])
+@public_post
 @throttle_classes([])
 def stripe_webhook(request: Request) -> Response:
     # The raw body, never request.data: the signature covers the exact bytes Stripe sent.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, negotiation, serializers, viewsets
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
 
 from config.exceptions import ValidationFailed
@@ -27,7 +28,9 @@ class ErrorEnvelopeSerializer(serializers.Serializer):
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """`@extend_schema(responses={..., **error_responses(400, 404)})`."""
-    return {s: OpenApiResponse(response=ErrorEnvelopeSerializer, description="Error envelope") for s in statuses}
+    return {
+        s: OpenApiResponse(response=ErrorEnvelopeSerializer, description="Error envelope") for s in statuses
+    }
 
 
 def list_envelope(name: str, item: Any) -> Any:
@@ -45,7 +48,9 @@ class LenientContentNegotiation(negotiation.DefaultContentNegotiation):
     """For documents that exist in one format only (the OpenAPI schema): an Accept header that matches none of the
     renderers gets the first one instead of a 406 (API.md: `/openapi.json` answers `Accept: application/json`)."""
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
+    def select_renderer(
+        self, request: Request, renderers: list[Any], format_suffix: str | None = None
+    ) -> Any:
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except exceptions.NotAcceptable:
@@ -107,3 +112,9 @@ def validated(
         raise ValidationFailed(details=details)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+def public_post(view: Callable[..., Any]) -> Any:
+    """A POST route that takes no credentials (no authentication, no permission): register, login, refresh and
+    the Stripe webhook, each guarded by its own rate limit or signature check."""
+    return api_view(["POST"])(authentication_classes([])(permission_classes([])(view)))

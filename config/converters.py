@@ -5,12 +5,10 @@ from __future__ import annotations
 from django.urls import register_converter
 
 
-class _PrefixedId:
-    prefix = ""
+class _Text:
+    """A path segment passed through as it is; `regex` says which segments match."""
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        cls.regex = cls.prefix + r"_[0-9a-z]{1,40}"
+    regex = ""
 
     def to_python(self, value: str) -> str:
         return value
@@ -19,40 +17,18 @@ class _PrefixedId:
         return value
 
 
-class JobId(_PrefixedId):
-    prefix = "job"
-
-
-class ExecutionId(_PrefixedId):
-    prefix = "exe"
-
-
-class WorkerId(_PrefixedId):
-    prefix = "wkr"
-
-
-class AlertId(_PrefixedId):
-    prefix = "alr"
-
-
-class WebhookId(_PrefixedId):
-    prefix = "wh"
-
-
-class KeyId(_PrefixedId):
-    prefix = "key"
-
-
-class Name:
+class Name(_Text):
     """Queue and schedule names (validated against API.md's pattern by the services)."""
 
     regex = r"[^/]{1,200}"
 
-    def to_python(self, value: str) -> str:
-        return value
 
-    def to_url(self, value: str) -> str:
-        return value
+# Converter name -> the id prefix it matches (config.ids.new_id makes ids as `<prefix>_<letters and digits>`).
+_ID_PREFIXES = {"jobid": "job", "exeid": "exe", "wkrid": "wkr", "alrid": "alr", "whid": "wh", "keyid": "key"}
+
+
+def _prefixed_id(prefix: str) -> type[_Text]:
+    return type(f"{prefix.capitalize()}Id", (_Text,), {"regex": prefix + r"_[0-9a-z]{1,40}"})
 
 
 def register_all() -> None:
@@ -60,14 +36,7 @@ def register_all() -> None:
     from django.urls.converters import get_converters
 
     known = get_converters()
-    for name, cls in {
-        "jobid": JobId,
-        "exeid": ExecutionId,
-        "wkrid": WorkerId,
-        "alrid": AlertId,
-        "whid": WebhookId,
-        "keyid": KeyId,
-        "name": Name,
-    }.items():
+    converters = {name: _prefixed_id(prefix) for name, prefix in _ID_PREFIXES.items()}
+    for name, cls in {**converters, "name": Name}.items():
         if name not in known:
             register_converter(cls, name)

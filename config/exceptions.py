@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import Http404, JsonResponse
 from django_ratelimit.exceptions import Ratelimited
 from rest_framework import exceptions as drf_exceptions
@@ -54,6 +54,18 @@ class NotFound(ApplicationError):
     code = "NOT_FOUND"
     status_code = 404
     default_message = "Not found."
+
+
+_M = TypeVar("_M", bound=Model)
+
+
+def first_or_404(queryset: QuerySet[_M], message: str) -> _M:
+    """The queryset's first row. The lookups filter by workspace, so another workspace's row is a 404 like an
+    unknown one."""
+    row = queryset.first()
+    if row is None:
+        raise NotFound(message)
+    return row
 
 
 class Forbidden(ApplicationError):
@@ -212,7 +224,9 @@ def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> 
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def error_response(code: str, message: str, status_code: int, details: dict[str, Any] | None = None) -> JsonResponse:
+def error_response(
+    code: str, message: str, status_code: int, details: dict[str, Any] | None = None
+) -> JsonResponse:
     """The envelope as a plain Django response, for paths outside DRF."""
     return JsonResponse(envelope(code, message, details), status=status_code)
 
@@ -260,7 +274,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if response is None and is_unavailable(exc):
         logger.warning("backing service unavailable in %s: %r", context.get("view").__class__.__name__, exc)
         drf_exception_handler(drf_exceptions.APIException(), context)  # roll back like any other error
-        return Response(envelope("SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE), status=503, headers={"Retry-After": "5"})
+        return Response(
+            envelope("SERVICE_UNAVAILABLE", UNAVAILABLE_MESSAGE), status=503, headers={"Retry-After": "5"}
+        )
     if response is None:
         logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
         return Response(envelope("INTERNAL", "An internal error occurred."), status=500)

@@ -21,6 +21,11 @@ def _mask(token: str | None) -> str:
     return f"{token[:4]}…" if token else "—"
 
 
+def _in_its_queue(control: Callable[..., Job]) -> Callable[[Job], object]:
+    """A job control (retry, cancel) applied to one selected job, in its own workspace and queue."""
+    return lambda job: control(workspace=job.workspace, queue=job.queue, job_id=job.id)
+
+
 # Everything that the engine owns is read-only: a raw edit of `state` would skip the events, the lease fencing,
 # the flow-parent release and the quota. State changes go through the actions below, which call the services.
 # In model order; the lease token only masked.
@@ -35,7 +40,17 @@ ADMIN_ACTION_MAX = 1000
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("id", "queue", "name", "state", "priority", "attempts", "max_attempts", "run_at", "created_at")
+    list_display = (
+        "id",
+        "queue",
+        "name",
+        "state",
+        "priority",
+        "attempts",
+        "max_attempts",
+        "run_at",
+        "created_at",
+    )
     list_filter = ("state", "created_at")
     search_fields = ("id", "name", "idempotency_key", "group")
     raw_id_fields = ("workspace", "queue", "parent")
@@ -52,7 +67,9 @@ class JobAdmin(admin.ModelAdmin):
     def lease_token_masked(self, obj: Job) -> str:
         return _mask(obj.lease_token)
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[Job], verb: str, apply: Callable[[Job], object]) -> None:
+    def _each(
+        self, request: HttpRequest, queryset: QuerySet[Job], verb: str, apply: Callable[[Job], object]
+    ) -> None:
         done, refused = 0, []
         for job in queryset.select_related("workspace", "queue")[:ADMIN_ACTION_MAX]:
             try:
@@ -62,26 +79,18 @@ class JobAdmin(admin.ModelAdmin):
                 refused.append(f"{job.id}: {exc.message}")
         self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
         if refused:
-            shown = "; ".join(refused[:10]) + (f" (and {len(refused) - 10} more)" if len(refused) > 10 else "")
+            shown = "; ".join(refused[:10]) + (
+                f" (and {len(refused) - 10} more)" if len(refused) > 10 else ""
+            )
             self.message_user(request, f"Refused {len(refused)}: {shown}", messages.WARNING)
 
     @admin.action(description="Retry the selected jobs (failed/completed/cancelled -> waiting)")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(
-            request,
-            queryset,
-            "Retried",
-            lambda job: job_controls.job_retry(workspace=job.workspace, queue=job.queue, job_id=job.id),
-        )
+        self._each(request, queryset, "Retried", _in_its_queue(job_controls.job_retry))
 
     @admin.action(description="Cancel the selected jobs (waiting/delayed/active -> cancelled)")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        self._each(
-            request,
-            queryset,
-            "Cancelled",
-            lambda job: job_controls.job_cancel(workspace=job.workspace, queue=job.queue, job_id=job.id),
-        )
+        self._each(request, queryset, "Cancelled", _in_its_queue(job_controls.job_cancel))
 
     @admin.action(description="Replay the selected jobs (a new job from each one's last attempt)")
     def replay_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
@@ -103,9 +112,24 @@ class ExecutionAdmin(admin.ModelAdmin):
     search_fields = ("id", "job__id")
     raw_id_fields = ("workspace", "job", "queue")
     # An execution is the record of an attempt: the engine writes it, staff only read it.
-    readonly_fields = ("id", "workspace", "job", "queue", "schedule_id", "attempt", "status", "lease_token_masked",
-                       "started_at", "completed_at", "duration_ms", "http_status", "response_body", "error",
-                       "worker_id", "replay_of")
+    readonly_fields = (
+        "id",
+        "workspace",
+        "job",
+        "queue",
+        "schedule_id",
+        "attempt",
+        "status",
+        "lease_token_masked",
+        "started_at",
+        "completed_at",
+        "duration_ms",
+        "http_status",
+        "response_body",
+        "error",
+        "worker_id",
+        "replay_of",
+    )
     exclude = ("lease_token",)
     list_select_related = ("queue",)
     show_full_result_count = False

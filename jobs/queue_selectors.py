@@ -19,16 +19,23 @@ def queue_counts(*, workspace: Workspace, queue_ids: Iterable[str]) -> dict[str,
     """Jobs per state for each queue, in one GROUP BY (index jobs_job_ws_queue_state)."""
     ids = list(queue_ids)
     counts: dict[str, dict[str, int]] = {qid: {} for qid in ids}
-    if not ids:
+    return state_counts_into(counts, workspace=workspace, by="queue_id")
+
+
+def state_counts_into(
+    counts: dict[str, dict[str, int]], *, workspace: Workspace, by: str
+) -> dict[str, dict[str, int]]:
+    """Fill `counts` (keyed by the values of the `by` column) with jobs per state, in one GROUP BY."""
+    if not counts:
         return counts
     rows = (
-        Job.objects.filter(workspace=workspace, queue_id__in=ids)
-        .values_list("queue_id", "state")
+        Job.objects.filter(workspace=workspace, **{f"{by}__in": list(counts)})
+        .values_list(by, "state")
         .annotate(n=Count("id"))
         .order_by()
     )
-    for queue_id, state, n in rows:
-        counts[queue_id][state] = n
+    for key, state, n in rows:
+        counts[key][state] = n
     return counts
 
 

@@ -9,8 +9,9 @@ from django.db.models import Count, QuerySet
 
 from accounts.models import Workspace
 from config import db
-from config.exceptions import BadRequest, NotFound
+from config.exceptions import BadRequest, first_or_404
 from jobs.models import Job, JobState
+from jobs.queue_selectors import state_counts_into
 from queues.models import Queue
 
 _STATES = frozenset(JobState.values)
@@ -55,10 +56,9 @@ def job_state_from_params(params: Any) -> str | None:
 
 
 def job_get(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
-    job = Job.objects.filter(workspace=workspace, queue=queue, id=job_id).first()
-    if job is None:
-        raise NotFound(f"Job {job_id!r} not found.")
-    return job
+    return first_or_404(
+        Job.objects.filter(workspace=workspace, queue=queue, id=job_id), f"Job {job_id!r} not found."
+    )
 
 
 def _has_tag(queryset: QuerySet[Job], tag: str) -> QuerySet[Job]:
@@ -94,10 +94,8 @@ def job_list(*, workspace: Workspace, filters: JobFilters, queue: Queue | None =
 
 def job_get_any(*, workspace: Workspace, job_id: str) -> Job:
     """One job of the workspace whatever its queue (GET /v1/jobs/{id}); another workspace's job is a 404."""
-    job = Job.objects.filter(workspace=workspace, id=job_id).select_related("queue").first()
-    if job is None:
-        raise NotFound(f"Job {job_id!r} not found.")
-    return job
+    jobs = Job.objects.filter(workspace=workspace, id=job_id).select_related("queue")
+    return first_or_404(jobs, f"Job {job_id!r} not found.")
 
 
 def flow_parent_list(*, workspace: Workspace, state: str | None = None) -> QuerySet[Job]:
@@ -119,17 +117,7 @@ def flow_parent_list(*, workspace: Workspace, state: str | None = None) -> Query
 def children_state_counts(*, workspace: Workspace, parent_ids: list[str]) -> dict[str, dict[str, int]]:
     """Per parent, how many children are in each state: one GROUP BY over jobs_job_parent for a page of parents."""
     counts: dict[str, dict[str, int]] = {pid: dict.fromkeys(JobState.values, 0) for pid in parent_ids}
-    if not parent_ids:
-        return counts
-    rows = (
-        Job.objects.filter(workspace=workspace, parent_id__in=parent_ids)
-        .values_list("parent_id", "state")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for parent_id, state, n in rows:
-        counts[parent_id][state] = n
-    return counts
+    return state_counts_into(counts, workspace=workspace, by="parent_id")
 
 
 def workspace_state_counts(*, workspace: Workspace) -> tuple[dict[str, int], list[dict[str, Any]]]:

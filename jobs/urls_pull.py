@@ -9,6 +9,8 @@ from jobs.views.workers import WorkerViewSet
 workers = WorkerViewSet.as_view({"get": "list", "post": "create"})
 worker_detail = WorkerViewSet.as_view({"delete": "destroy"})
 worker_heartbeat = WorkerViewSet.as_view({"post": "heartbeat"})
+# The lease-fenced job operations: one route each, named after its action.
+_LEASED_JOB_ACTIONS = ("heartbeat", "progress", "complete", "fail")
 
 urlpatterns = [
     path("workers", workers, name="worker-list"),
@@ -17,24 +19,12 @@ urlpatterns = [
     path("jobs/claim", PullJobViewSet.as_view({"post": "claim_many"}), name="pull-claim-many"),
     path("queues/<name:name>/jobs/claim", PullJobViewSet.as_view({"post": "claim"}), name="pull-claim"),
     path("queues/<name:name>/jobs/ack", PullJobViewSet.as_view({"post": "ack"}), name="pull-ack"),
-    path(
-        "queues/<name:name>/jobs/<jobid:job_id>/heartbeat",
-        PullJobViewSet.as_view({"post": "heartbeat"}),
-        name="pull-job-heartbeat",
-    ),
-    path(
-        "queues/<name:name>/jobs/<jobid:job_id>/progress",
-        PullJobViewSet.as_view({"post": "progress"}),
-        name="pull-job-progress",
-    ),
-    path(
-        "queues/<name:name>/jobs/<jobid:job_id>/complete",
-        PullJobViewSet.as_view({"post": "complete"}),
-        name="pull-job-complete",
-    ),
-    path(
-        "queues/<name:name>/jobs/<jobid:job_id>/fail",
-        PullJobViewSet.as_view({"post": "fail"}),
-        name="pull-job-fail",
+    *(
+        path(
+            f"queues/<name:name>/jobs/<jobid:job_id>/{action}",
+            PullJobViewSet.as_view({"post": action}),
+            name=f"pull-job-{action}",
+        )
+        for action in _LEASED_JOB_ACTIONS
     ),
 ]

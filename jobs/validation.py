@@ -49,7 +49,9 @@ RETRY_POLICY_INT_BOUNDS: dict[str, tuple[int, int]] = {
     "initial_delay_ms": (0, 86_400_000),
     "max_delay_ms": (0, 604_800_000),
 }
-RETRY_POLICY_FIELDS = frozenset({"max_attempts", "backoff", "initial_delay_ms", "multiplier", "max_delay_ms", "jitter"})
+RETRY_POLICY_FIELDS = frozenset(
+    {"max_attempts", "backoff", "initial_delay_ms", "multiplier", "max_delay_ms", "jitter"}
+)
 BACKOFFS = frozenset({"exponential", "fixed"})
 MULTIPLIER_MIN, MULTIPLIER_MAX = 1, 10
 
@@ -81,7 +83,9 @@ def _bad_headers(headers: dict[str, str]) -> list[str]:
     return bad
 
 
-def validate_retry_policy(value: Any, *, prefix: str, errors: Errors, base: dict[str, Any] | None) -> dict[str, Any] | None:
+def validate_retry_policy(
+    value: Any, *, prefix: str, errors: Errors, base: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """Check a (partial) retry policy and return it merged over `base`; errors go into `errors`."""
     if not isinstance(value, dict):
         errors[prefix] = ["Expected an object."]
@@ -143,7 +147,9 @@ class JobValidator:
         """One job body -> JobSpec, or raise (400, then 413, then 402)."""
         errors: Errors = {}
         if not isinstance(data, dict):
-            raise ValidationFailed("The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]})
+            raise ValidationFailed(
+                "The body must be a JSON object.", details={"non_field_errors": ["Expected a JSON object."]}
+            )
         self._load_parents([data])
         spec = self._item(data, "", errors)
         self._raise(errors)
@@ -227,8 +233,10 @@ class JobValidator:
         if size > self.max_payload_bytes:
             self._too_large = PayloadTooLarge(
                 f"The job payload is {size} bytes; the limit is {self.max_payload_bytes}.",
-                details={prefix + "payload": [f"At most {self.max_payload_bytes} bytes."],
-                         "limit_bytes": self.max_payload_bytes},
+                details={
+                    prefix + "payload": [f"At most {self.max_payload_bytes} bytes."],
+                    "limit_bytes": self.max_payload_bytes,
+                },
             )
 
     def _labels(self, data: dict[str, Any], prefix: str, errors: Errors, spec: JobSpec) -> None:
@@ -254,7 +262,9 @@ class JobValidator:
         priority = data.get("priority")
         if priority is not None:
             if not _is_int(priority) or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
-                errors[prefix + "priority"] = [f"Expected an integer between {PRIORITY_MIN} and {PRIORITY_MAX}."]
+                errors[prefix + "priority"] = [
+                    f"Expected an integer between {PRIORITY_MIN} and {PRIORITY_MAX}."
+                ]
             else:
                 spec.priority = priority
 
@@ -277,7 +287,8 @@ class JobValidator:
             parsed = parse_client_datetime(run_at)
             if parsed is None:
                 errors[prefix + "run_at"] = [
-                    "Expected an ISO 8601 date-time with a timezone (e.g. 2026-01-15T12:00:00Z). " + DATETIME_RANGE_MESSAGE
+                    "Expected an ISO 8601 date-time with a timezone (e.g. 2026-01-15T12:00:00Z). "
+                    + DATETIME_RANGE_MESSAGE
                 ]
             else:
                 spec.run_at = parsed
@@ -286,29 +297,30 @@ class JobValidator:
         """retry_policy, max_attempts and timeout_ms, with the plan's caps."""
         policy = data.get("retry_policy")
         if policy is not None:
-            merged = validate_retry_policy(policy, prefix=prefix + "retry_policy", errors=errors, base=self.queue_policy)
+            merged = validate_retry_policy(
+                policy, prefix=prefix + "retry_policy", errors=errors, base=self.queue_policy
+            )
             if merged is not None:
                 spec.retry_policy = merged
                 if "max_attempts" in policy and self.plan_max_attempts is not None:
-                    self._plan_check("max_attempts", policy["max_attempts"], prefix + "retry_policy.max_attempts")
+                    self._plan_check(
+                        "max_attempts", policy["max_attempts"], prefix + "retry_policy.max_attempts"
+                    )
 
-        max_attempts = data.get("max_attempts")
-        if max_attempts is not None:
-            if not _is_int(max_attempts) or not MAX_ATTEMPTS_MIN <= max_attempts <= MAX_ATTEMPTS_MAX:
-                errors[prefix + "max_attempts"] = [f"Expected an integer between {MAX_ATTEMPTS_MIN} and {MAX_ATTEMPTS_MAX}."]
+        bounded = (
+            ("max_attempts", MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX, self.plan_max_attempts),
+            ("timeout_ms", TIMEOUT_MS_MIN, TIMEOUT_MS_MAX, self.plan_max_timeout_ms),
+        )
+        for key, low, high, plan_cap in bounded:
+            value = data.get(key)
+            if value is None:
+                continue
+            if not _is_int(value) or not low <= value <= high:
+                errors[prefix + key] = [f"Expected an integer between {low} and {high}."]
             else:
-                spec.max_attempts = max_attempts
-                if self.plan_max_attempts is not None:
-                    self._plan_check("max_attempts", max_attempts, prefix + "max_attempts")
-
-        timeout_ms = data.get("timeout_ms")
-        if timeout_ms is not None:
-            if not _is_int(timeout_ms) or not TIMEOUT_MS_MIN <= timeout_ms <= TIMEOUT_MS_MAX:
-                errors[prefix + "timeout_ms"] = [f"Expected an integer between {TIMEOUT_MS_MIN} and {TIMEOUT_MS_MAX}."]
-            else:
-                spec.timeout_ms = timeout_ms
-                if self.plan_max_timeout_ms is not None:
-                    self._plan_check("timeout_ms", timeout_ms, prefix + "timeout_ms")
+                setattr(spec, key, value)
+                if plan_cap is not None:
+                    self._plan_check(key, value, prefix + key)
 
     def _links(self, data: dict[str, Any], prefix: str, errors: Errors, spec: JobSpec) -> None:
         """idempotency_key, group, parent_id and the flow flags."""

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.services import next_period, period_start, quota_used
-from config.exceptions import NotFound
+from config.exceptions import first_or_404
 
 from .events import iso
 from .models import Event, Queue, QueueMinuteStat
@@ -27,10 +27,7 @@ def queue_list(*, workspace: Workspace) -> QuerySet[Queue]:
 
 def queue_get(*, workspace: Workspace, name: str) -> Queue:
     """The workspace's queue by name; another workspace's queue is a 404 like an unknown one."""
-    queue = Queue.objects.filter(workspace=workspace, name=name).first()
-    if queue is None:
-        raise NotFound(f"Queue '{name}' not found.")
-    return queue
+    return first_or_404(Queue.objects.filter(workspace=workspace, name=name), f"Queue '{name}' not found.")
 
 
 def event_list(

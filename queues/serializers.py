@@ -46,6 +46,7 @@ HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 MAX_HEADERS = 50
 MAX_HEADER_VALUE = 8192
 
+
 class EndpointIn(StrictSerializer):
     url = StrictCharField(max_length=2048, trim_whitespace=False)
     method = serializers.ChoiceField(choices=["POST", "PUT", "PATCH", "DELETE", "GET"], default="POST")
@@ -175,13 +176,10 @@ class RetryPolicySchema(serializers.Serializer):
     jitter = serializers.BooleanField()
 
 
-class CountsSchema(serializers.Serializer):
-    waiting = serializers.IntegerField()
-    delayed = serializers.IntegerField()
-    active = serializers.IntegerField()
-    completed = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    cancelled = serializers.IntegerField()
+# Jobs per state: the states are those of EMPTY_COUNTS, in its order.
+CountsSchema = type(
+    "CountsSchema", (serializers.Serializer,), {state: serializers.IntegerField() for state in EMPTY_COUNTS}
+)
 
 
 class QueueSchema(serializers.Serializer):

@@ -182,6 +182,18 @@ def _job_name(job_name: str | None) -> str | None:
     return None if job_name in (None, "", ALL_JOBS) else job_name
 
 
+def _pause_saved(*, workspace: Workspace, queue: Queue, event_type: str, job_name: str | None) -> None:
+    """Save a changed pause state and tell the event stream (queue:paused / queue:resumed)."""
+    queue.save(update_fields=["paused", "paused_job_names", "updated_at"])
+    events_emit(
+        [
+            PendingEvent(
+                workspace_id=workspace.id, type=event_type, queue_name=queue.name, data={"job_name": job_name}
+            )
+        ]
+    )
+
+
 def queue_pause(*, workspace: Workspace, queue: Queue, job_name: str | None = None) -> Queue:
     """Pause the whole queue, or only its jobs named `job_name`; emits queue:paused if something changed."""
     job_name = _job_name(job_name)
@@ -197,17 +209,7 @@ def queue_pause(*, workspace: Workspace, queue: Queue, job_name: str | None = No
             if changed:
                 queue.paused_job_names = [*names, job_name]
         if changed:
-            queue.save(update_fields=["paused", "paused_job_names", "updated_at"])
-            events_emit(
-                [
-                    PendingEvent(
-                        workspace_id=workspace.id,
-                        type="queue:paused",
-                        queue_name=queue.name,
-                        data={"job_name": job_name},
-                    )
-                ]
-            )
+            _pause_saved(workspace=workspace, queue=queue, event_type="queue:paused", job_name=job_name)
     return queue
 
 
@@ -224,17 +226,7 @@ def queue_resume(*, workspace: Workspace, queue: Queue, job_name: str | None = N
             changed = job_name in names
             queue.paused_job_names = [n for n in names if n != job_name]
         if changed:
-            queue.save(update_fields=["paused", "paused_job_names", "updated_at"])
-            events_emit(
-                [
-                    PendingEvent(
-                        workspace_id=workspace.id,
-                        type="queue:resumed",
-                        queue_name=queue.name,
-                        data={"job_name": job_name},
-                    )
-                ]
-            )
+            _pause_saved(workspace=workspace, queue=queue, event_type="queue:resumed", job_name=job_name)
     return queue
 
 

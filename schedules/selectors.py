@@ -7,7 +7,7 @@ from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from accounts.models import Workspace
-from config.exceptions import NotFound
+from config.exceptions import first_or_404
 from jobs.models import Job
 
 from .models import Schedule
@@ -31,7 +31,7 @@ def schedule_list(
             # SQLite has no JSON containment: json_each scans the template's (short) tag list.
             queryset = queryset.filter(
                 RawSQL(
-                    "EXISTS (SELECT 1 FROM json_each(\"schedules_schedule\".\"job\", '$.tags') WHERE json_each.value = %s)",
+                    'EXISTS (SELECT 1 FROM json_each("schedules_schedule"."job", \'$.tags\') WHERE json_each.value = %s)',
                     [tag],
                     output_field=BooleanField(),
                 )
@@ -41,10 +41,8 @@ def schedule_list(
 
 def schedule_get(*, workspace: Workspace, name: str) -> Schedule:
     """The workspace's schedule by name; another workspace's schedule is a 404 like an unknown one."""
-    schedule = Schedule.objects.filter(workspace=workspace, name=name).select_related("queue").first()
-    if schedule is None:
-        raise NotFound(f"Schedule '{name}' not found.")
-    return schedule
+    schedules = Schedule.objects.filter(workspace=workspace, name=name).select_related("queue")
+    return first_or_404(schedules, f"Schedule '{name}' not found.")
 
 
 def schedule_runs(*, workspace: Workspace, schedule: Schedule) -> QuerySet[Job]:

@@ -36,7 +36,7 @@ from functools import cache
 from typing import Any, Protocol, cast
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Model, Q
 
 _MODULES = {"postgresql": "config.db.postgres", "sqlite": "config.db.sqlite"}
 
@@ -77,3 +77,28 @@ def _load(vendor: str) -> Backend:
 def backend() -> Backend:
     """The backend module of the default database (chosen once per vendor)."""
     return _load(connection.vendor)
+
+
+# (field position, converter functions, column) for each concrete field that has converters.
+Converters = list[tuple[int, list[Any], Any]]
+
+
+def field_converters(model: type[Model]) -> Converters:
+    """The value converters the ORM's compiler would apply to a raw row of `model`'s concrete fields (JSON,
+    SQLite datetimes, …), for hand-written SELECTs that are built once per process and skip the compiler."""
+    converters: Converters = []
+    for i, f in enumerate(model._meta.concrete_fields):
+        col = f.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
+        if found:
+            converters.append((i, found, col))
+    return converters
+
+
+def converted(values: Sequence[Any], converters: Converters) -> list[Any]:
+    """A raw row's values with `field_converters` applied, ready for `Model.from_db`."""
+    out = list(values)
+    for i, funcs, col in converters:
+        for func in funcs:
+            out[i] = func(out[i], col, connection)
+    return out

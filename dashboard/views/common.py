@@ -37,6 +37,14 @@ def render_page(
     return response
 
 
+def render_live_page(
+    request: HttpRequest, title: str, live_id: str, fragment: str, context: dict[str, Any]
+) -> HttpResponse:
+    """A page that is only its title and one live fragment (dashboard/live_page.html)."""
+    page = {"title": title, "live_id": live_id, "fragment": fragment, **context}
+    return render_page(request, "dashboard/live_page.html", page, fragment=fragment)
+
+
 def error_text(exc: ApplicationError) -> str:
     """The service's message, plus field messages when it gave any (ValidationFailed's details)."""
     parts = []

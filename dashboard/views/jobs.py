@@ -21,7 +21,7 @@ from dashboard.auth import (
     safe_next,
     workspace_required,
 )
-from dashboard.views.common import PAGE_SIZE, act, error_text, plural, render_page
+from dashboard.views.common import PAGE_SIZE, act, error_text, plural, render_live_page, render_page
 from jobs.selectors import job_filters_from_params, job_get, job_list
 from jobs.services import operations, queue_ops
 from queues import services as queue_services
@@ -34,11 +34,12 @@ from queues.selectors import queue_get, queue_list
 @workspace_required
 def queues(request: HttpRequest) -> HttpResponse:
     rows = selectors.queues_overview(workspace=request.workspace)  # type: ignore[attr-defined]
-    return render_page(
+    return render_live_page(
         request,
-        "dashboard/queues.html",
+        "Queues",
+        "queues-live",
+        "dashboard/_queues_table.html",
         {"rows": rows, "states": selectors.STATES},
-        fragment="dashboard/_queues_table.html",
     )
 
 

@@ -25,7 +25,7 @@ from dashboard import selectors
 from dashboard.auth import (
     workspace_required,
 )
-from dashboard.views.common import act, error_text, render_page
+from dashboard.views.common import act, error_text, render_live_page, render_page
 from dashboard.views.jobs import workspace_queue_names
 from schedules import services as schedule_services
 from schedules.selectors import schedule_get
@@ -37,8 +37,8 @@ from schedules.selectors import schedule_get
 @workspace_required
 def schedules(request: HttpRequest) -> HttpResponse:
     rows = selectors.schedules_preview(workspace=request.workspace)  # type: ignore[attr-defined]
-    return render_page(
-        request, "dashboard/schedules.html", {"rows": rows}, fragment="dashboard/_schedules_table.html"
+    return render_live_page(
+        request, "Schedules", "schedules-live", "dashboard/_schedules_table.html", {"rows": rows}
     )
 
 

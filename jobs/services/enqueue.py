@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Workspace
 from billing.services import quota_consume, quota_consume_statement, quota_exceeded
+from config import db
 from config.ids import new_ids
 from jobs.models import Job, JobState
 from jobs.services.dispatch import kick_on_commit, kick_statement, remember_delivery, sweep_at_on_commit
@@ -42,7 +43,7 @@ _ROLLUP_SQL = (
 )
 
 
-_QUEUE_BY_NAME: dict[str, tuple[str, list[str], list[tuple[int, list, object]]]] = {}
+_QUEUE_BY_NAME: dict[str, tuple[str, list[str], db.Converters]] = {}
 
 
 def queue_by_name(*, workspace_id: str, name: str) -> Queue | None:
@@ -55,28 +56,22 @@ def queue_by_name(*, workspace_id: str, name: str) -> Queue | None:
     if plan is None:
         quote = connection.ops.quote_name
         fields = Queue._meta.concrete_fields
-        converters = []
-        for i, f in enumerate(fields):
-            col = f.get_col(Queue._meta.db_table)
-            found = connection.ops.get_db_converters(col) + f.get_db_converters(connection)
-            if found:
-                converters.append((i, found, col))
         sql = (
             f"SELECT {', '.join(quote(f.column) for f in fields)} FROM {Queue._meta.db_table}"
             f" WHERE {quote('workspace_id')} = %s AND {quote('name')} = %s"
         )
-        plan = _QUEUE_BY_NAME[connection.vendor] = (sql, [f.attname for f in fields], converters)
+        plan = _QUEUE_BY_NAME[connection.vendor] = (
+            sql,
+            [f.attname for f in fields],
+            db.field_converters(Queue),
+        )
     sql, attnames, converters = plan
     with connection.cursor() as cursor:
         cursor.execute(sql, [workspace_id, name])
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row)
-    for i, funcs, col in converters:
-        for func in funcs:
-            values[i] = func(values[i], col, connection)
-    return Queue.from_db(connection.alias, attnames, values)
+    return Queue.from_db(connection.alias, attnames, db.converted(row, converters))
 
 
 # Up to this many rows go in as an INSERT sent with the events, rollup and quota statements (one round trip);
@@ -93,7 +88,9 @@ def _optional_attnames() -> tuple[str, ...]:
 def _job_defaults() -> dict:
     """Every Job field's default, from one real Model.__init__ per process. Only `id` and `tags` have callable
     defaults, and job_enqueue_specs sets both per row, so the other values are immutable and safe to share."""
-    prototype = Job(id="", workspace_id="", queue_id="", run_at=None, created_at=None, updated_at=None).__dict__
+    prototype = Job(
+        id="", workspace_id="", queue_id="", run_at=None, created_at=None, updated_at=None
+    ).__dict__
     return {k: v for k, v in prototype.items() if k != "_state"}
 
 
@@ -204,7 +201,12 @@ def job_enqueue_specs(
         if not inline_insert:
             _insert_jobs(jobs)
         _record_enqueued(
-            workspace=workspace, queue=queue, jobs=jobs, now=now, postgres=postgres, inline_insert=inline_insert
+            workspace=workspace,
+            queue=queue,
+            jobs=jobs,
+            now=now,
+            postgres=postgres,
+            inline_insert=inline_insert,
         )
 
     # Duplicates of a key inside the batch share the first item's job.
@@ -259,7 +261,11 @@ def _build_jobs(*, workspace: Workspace, queue: Queue, specs: list[JobSpec], now
     # CPU). A field whose default must differ per row (like `id`) has to be set in the update below.
     base = {
         **_job_defaults(),
-        "workspace_id": workspace.id, "queue_id": queue.id, "run_at": now, "created_at": now, "updated_at": now,
+        "workspace_id": workspace.id,
+        "queue_id": queue.id,
+        "run_at": now,
+        "created_at": now,
+        "updated_at": now,
     }
     alias = connection.alias
     jobs: list[Job] = []

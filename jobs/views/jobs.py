@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.models import Workspace
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import NotFound, ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
@@ -27,6 +28,7 @@ from jobs.serializers import JobSchema, job_to_dict
 from jobs.services.enqueue import job_enqueue, job_enqueue_batch, queue_by_name
 from jobs.specs import CREATE_FIELDS
 from jobs.validation import MAX_BATCH, JobValidator
+from queues.models import Queue
 from queues.selectors import queue_get
 
 
@@ -155,6 +157,16 @@ def _enqueue_schema(operation_id: str, request: Any, description: str) -> dict[s
     }
 
 
+def _enqueue_one(workspace: Workspace, queue: Queue, body: Any) -> Response:
+    """Validate and enqueue one job: 201 when created, 200 when its idempotency_key matched an existing job."""
+    spec = JobValidator(workspace=workspace, queue=queue).validate_one(body)
+    job, created = job_enqueue(workspace=workspace, queue=queue, spec=spec)
+    return Response(
+        job_to_dict(job, queue_name=queue.name),
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
+
+
 class QueueJobsViewSet(WorkspaceViewSet):
     """/v1/queues/{name}/jobs[...]"""
 
@@ -168,12 +180,7 @@ class QueueJobsViewSet(WorkspaceViewSet):
         queue = queue_by_name(workspace_id=self.workspace.id, name=name)
         if queue is None:
             raise NotFound(f"Queue '{name}' not found.")
-        spec = JobValidator(workspace=self.workspace, queue=queue).validate_one(request.data)
-        job, created = job_enqueue(workspace=self.workspace, queue=queue, spec=spec)
-        return Response(
-            job_to_dict(job, queue_name=queue.name),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return _enqueue_one(self.workspace, queue, request.data)
 
     @extend_schema(
         tags=["Jobs"],
@@ -259,12 +266,7 @@ class JobsViewSet(WorkspaceViewSet):
         queue = queue_by_name(workspace_id=self.workspace.id, name=name) if len(name) <= 64 else None
         if queue is None:
             raise NotFound(f"Queue '{name}' not found.")
-        spec = JobValidator(workspace=self.workspace, queue=queue).validate_one(body)
-        job, created = job_enqueue(workspace=self.workspace, queue=queue, spec=spec)
-        return Response(
-            job_to_dict(job, queue_name=queue.name),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return _enqueue_one(self.workspace, queue, body)
 
     @extend_schema(
         tags=["Jobs"],

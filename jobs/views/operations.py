@@ -3,6 +3,7 @@ changes, flow children, the dead-letter queue, search and replay. Thin: validate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -15,6 +16,7 @@ from config.api import WorkspaceViewSet, error_responses, list_envelope, validat
 from config.exceptions import BadRequest, ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import decode_cursor, encode_cursor, paginate, parse_limit
+from jobs.models import Job
 from jobs.queue_selectors import queue_counts
 from jobs.selectors import job_get
 from jobs.serializers import JobSchema, job_to_dict
@@ -225,6 +227,13 @@ class JobOperationsViewSet(WorkspaceViewSet):
     def _queue(self, name: str) -> Any:
         return queue_get(workspace=self.workspace, name=name)
 
+    def _control(self, request: Request, name: str, job_id: str, control: Callable[..., Job]) -> Response:
+        """A body-less state change of one job (cancel, retry, promote), answered with the job."""
+        queue = self._queue(name)
+        self.strict_data(request, set())
+        job = control(workspace=self.workspace, queue=queue, job_id=job_id)
+        return Response(job_to_dict(job, queue_name=queue.name))
+
     @extend_schema(
         tags=["Jobs"],
         operation_id="jobs_retrieve",
@@ -277,10 +286,7 @@ class JobOperationsViewSet(WorkspaceViewSet):
         "not retried; a pull worker's lease ends). 409 `INVALID_STATE` when already finished.",
     )
     def cancel(self, request: Request, name: str, job_id: str) -> Response:
-        queue = self._queue(name)
-        self.strict_data(request, set())
-        job = ops.job_cancel(workspace=self.workspace, queue=queue, job_id=job_id)
-        return Response(job_to_dict(job, queue_name=queue.name))
+        return self._control(request, name, job_id, ops.job_cancel)
 
     @extend_schema(
         tags=["Jobs"],
@@ -291,10 +297,7 @@ class JobOperationsViewSet(WorkspaceViewSet):
         "The re-run counts one job against the monthly quota (402 `QUOTA_EXCEEDED` when used up).",
     )
     def retry(self, request: Request, name: str, job_id: str) -> Response:
-        queue = self._queue(name)
-        self.strict_data(request, set())
-        job = ops.job_retry(workspace=self.workspace, queue=queue, job_id=job_id)
-        return Response(job_to_dict(job, queue_name=queue.name))
+        return self._control(request, name, job_id, ops.job_retry)
 
     @extend_schema(
         tags=["Jobs"],
@@ -304,10 +307,7 @@ class JobOperationsViewSet(WorkspaceViewSet):
         description="delayed -> waiting now; otherwise 409 `INVALID_STATE`.",
     )
     def promote(self, request: Request, name: str, job_id: str) -> Response:
-        queue = self._queue(name)
-        self.strict_data(request, set())
-        job = ops.job_promote(workspace=self.workspace, queue=queue, job_id=job_id)
-        return Response(job_to_dict(job, queue_name=queue.name))
+        return self._control(request, name, job_id, ops.job_promote)
 
     @extend_schema(
         tags=["Jobs"],
@@ -363,7 +363,10 @@ class SearchViewSet(WorkspaceViewSet):
 class ReplayViewSet(WorkspaceViewSet):
     @extend_schema(
         tags=["Executions"],
-        parameters=[OpenApiParameter("execution_id", OpenApiTypes.STR, OpenApiParameter.PATH), IDEMPOTENCY_KEY_PARAMETER],
+        parameters=[
+            OpenApiParameter("execution_id", OpenApiTypes.STR, OpenApiParameter.PATH),
+            IDEMPOTENCY_KEY_PARAMETER,
+        ],
         request=None,
         responses={
             202: inline_serializer("ReplayResult", fields={"job": JobSchema()}),

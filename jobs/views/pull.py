@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 
 from config.api import WorkspaceViewSet, error_responses
 from config.exceptions import NotFound, PayloadTooLarge, ValidationFailed
@@ -36,6 +38,7 @@ from jobs.views.pull_inputs import (
     lease_token_of,
     raise_if,
 )
+from queues.models import Queue
 
 
 def _leased(job: Job, queue_name: str) -> dict[str, Any]:
@@ -56,6 +59,10 @@ def _claim_response(result: pull.ClaimResult) -> Response:
 _PULL_ERRORS = error_responses(400, 401, 404, 409, 413, 415)
 
 
+def _job_op_schema(request: type[Serializer], response: type[Serializer]) -> Any:
+    return extend_schema(tags=["Pull workers"], request=request, responses={200: response, **_PULL_ERRORS})
+
+
 class PullJobViewSet(WorkspaceViewSet):
     """`/v1/queues/{name}/jobs/claim|ack` and `/v1/queues/{name}/jobs/{id}/heartbeat|progress|complete|fail`.
     A push queue answers 409 INVALID_STATE (`details.delivery`): its jobs are leased by the delivery engine."""
@@ -70,6 +77,29 @@ class PullJobViewSet(WorkspaceViewSet):
             if not exists:
                 exc = NotFound("No such job.")
         return super().handle_exception(exc)
+
+    def _lease_body(self, request: Request, *fields: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """The strict body of a lease-fenced job operation, its error map and its lease token."""
+        data = self.strict_data(request, {"lease_token", *fields})
+        errors: dict[str, Any] = {}
+        return data, errors, lease_token_of(data, errors)
+
+    def _on_job(
+        self,
+        operation: Callable[..., tuple[Queue, Job]],
+        name: str,
+        job_id: str,
+        token: str,
+        *,
+        leased: bool,
+        **change: Any,
+    ) -> Response:
+        """Apply a lease-fenced operation. A job still leased (heartbeat, progress) is rendered with its lease
+        token; a finished one as it is."""
+        queue, job = operation(
+            workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, **change
+        )
+        return Response(_leased(job, queue.name) if leased else job_to_dict(job, queue_name=queue.name))
 
     @extend_schema(
         tags=["Pull workers"],
@@ -132,27 +162,16 @@ class PullJobViewSet(WorkspaceViewSet):
         )
         return _claim_response(result)
 
-    @extend_schema(
-        tags=["Pull workers"], request=LeaseInSchema, responses={200: LeasedJobSchema, **_PULL_ERRORS}
-    )
+    @_job_op_schema(LeaseInSchema, LeasedJobSchema)
     def heartbeat(self, request: Request, name: str, job_id: str) -> Response:
-        data = self.strict_data(request, {"lease_token", "lease_ms"})
-        errors: dict[str, list[str]] = {}
-        token = lease_token_of(data, errors)
+        data, errors, token = self._lease_body(request, "lease_ms")
         lease_ms = int_in(data, "lease_ms", settings.SPINDLE_MIN_LEASE_MS, MAX_LEASE_MS, errors)
         raise_if(errors)
-        queue, job = pull.job_lease_extend(
-            workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, lease_ms=lease_ms
-        )
-        return Response(_leased(job, queue.name))
+        return self._on_job(pull.job_lease_extend, name, job_id, token, leased=True, lease_ms=lease_ms)
 
-    @extend_schema(
-        tags=["Pull workers"], request=ProgressInSchema, responses={200: LeasedJobSchema, **_PULL_ERRORS}
-    )
+    @_job_op_schema(ProgressInSchema, LeasedJobSchema)
     def progress(self, request: Request, name: str, job_id: str) -> Response:
-        data = self.strict_data(request, {"lease_token", "progress"})
-        errors: dict[str, list[str]] = {}
-        token = lease_token_of(data, errors)
+        data, errors, token = self._lease_body(request, "progress")
         progress = data.get("progress")
         if "progress" not in data:
             errors["progress"] = ["This field is required."]
@@ -160,35 +179,20 @@ class PullJobViewSet(WorkspaceViewSet):
             errors["progress"] = ["Expected a number or an object."]
         raise_if(errors)
         check_size(progress, "progress")
-        queue, job = pull.job_progress_set(
-            workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, progress=progress
-        )
-        return Response(_leased(job, queue.name))
+        return self._on_job(pull.job_progress_set, name, job_id, token, leased=True, progress=progress)
 
-    @extend_schema(
-        tags=["Pull workers"], request=CompleteInSchema, responses={200: JobSchema, **_PULL_ERRORS}
-    )
+    @_job_op_schema(CompleteInSchema, JobSchema)
     def complete(self, request: Request, name: str, job_id: str) -> Response:
-        data = self.strict_data(request, {"lease_token", "result"})
-        errors: dict[str, list[str]] = {}
-        token = lease_token_of(data, errors)
+        data, errors, token = self._lease_body(request, "result")
         raise_if(errors)
         check_size(data.get("result"), "result")
-        queue, job = pull.job_finish_pull(
-            workspace=self.workspace,
-            queue_name=name,
-            job_id=job_id,
-            lease_token=token,
-            success=True,
-            result=data.get("result"),
+        return self._on_job(
+            pull.job_finish_pull, name, job_id, token, leased=False, success=True, result=data.get("result")
         )
-        return Response(job_to_dict(job, queue_name=queue.name))
 
-    @extend_schema(tags=["Pull workers"], request=FailInSchema, responses={200: JobSchema, **_PULL_ERRORS})
+    @_job_op_schema(FailInSchema, JobSchema)
     def fail(self, request: Request, name: str, job_id: str) -> Response:
-        data = self.strict_data(request, {"lease_token", "error", "retry"})
-        errors: dict[str, Any] = {}
-        token = lease_token_of(data, errors)
+        data, errors, token = self._lease_body(request, "error", "retry")
         error, problems = error_object(data.get("error"))
         if problems:
             errors["error"] = problems
@@ -196,16 +200,9 @@ class PullJobViewSet(WorkspaceViewSet):
         if not isinstance(retry, bool):
             errors["retry"] = ["Expected a boolean."]
         raise_if(errors)
-        queue, job = pull.job_finish_pull(
-            workspace=self.workspace,
-            queue_name=name,
-            job_id=job_id,
-            lease_token=token,
-            success=False,
-            error=error,
-            retry=retry,
+        return self._on_job(
+            pull.job_finish_pull, name, job_id, token, leased=False, success=False, error=error, retry=retry
         )
-        return Response(job_to_dict(job, queue_name=queue.name))
 
     @extend_schema(
         tags=["Pull workers"],

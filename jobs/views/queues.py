@@ -5,6 +5,7 @@ and delete act on its jobs (jobs.services.queue_ops); queues sits below jobs (DE
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -21,6 +22,7 @@ from jobs.queue_selectors import queue_counts
 from jobs.services import queue_ops
 from jobs.views.operations import NAME_PARAM
 from queues import services
+from queues.models import Queue
 from queues.selectors import queue_get, queue_list
 from queues.serializers import PauseIn, QueueIn, QueueSchema, QueueWithSecretSchema, queue_to_dict
 
@@ -35,6 +37,17 @@ def _parse_bool(params: Any, key: str) -> bool:
     if value in ("false", "0", "no"):
         return False
     raise BadRequest(f"`{key}` must be true or false.", details={key: ["Expected true or false."]})
+
+
+def _pause_schema(description: str) -> Callable[[Any], Any]:
+    # Pause and resume take the same body and answer the same way; only what they do differs.
+    return extend_schema(
+        tags=["Queues"],
+        parameters=[NAME_PARAM],
+        request=PauseIn,
+        responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
+        description=description,
+    )
 
 
 class QueueViewSet(WorkspaceViewSet):
@@ -114,37 +127,23 @@ class QueueViewSet(WorkspaceViewSet):
         queue_ops.queue_delete(workspace=self.workspace, queue=queue, force=force)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _pause_input(self, request: Request) -> str | None:
-        data = self.strict_data(request, {"job_name"})
-        serializer = PauseIn(data=data)
+    def _pause_change(self, request: Request, name: str, change: Callable[..., Queue]) -> Response:
+        """Pause or resume the queue, or only its jobs named by the body's `job_name`."""
+        queue = queue_get(workspace=self.workspace, name=name)
+        serializer = PauseIn(data=self.strict_data(request, {"job_name"}))
         serializer.is_valid(raise_exception=True)
-        return serializer.validated_data.get("job_name")
+        queue = change(
+            workspace=self.workspace, queue=queue, job_name=serializer.validated_data.get("job_name")
+        )
+        return Response(self._render(queue))
 
-    @extend_schema(
-        tags=["Queues"],
-        parameters=[NAME_PARAM],
-        request=PauseIn,
-        responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
-        description="Pause the queue, or only its jobs with `job_name`. Emits `queue:paused`.",
-    )
+    @_pause_schema("Pause the queue, or only its jobs with `job_name`. Emits `queue:paused`.")
     def pause(self, request: Request, name: str) -> Response:
-        queue = queue_get(workspace=self.workspace, name=name)
-        job_name = self._pause_input(request)
-        queue = services.queue_pause(workspace=self.workspace, queue=queue, job_name=job_name)
-        return Response(self._render(queue))
+        return self._pause_change(request, name, services.queue_pause)
 
-    @extend_schema(
-        tags=["Queues"],
-        parameters=[NAME_PARAM],
-        request=PauseIn,
-        responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
-        description="Resume the queue, or only its jobs with `job_name`. Emits `queue:resumed`.",
-    )
+    @_pause_schema("Resume the queue, or only its jobs with `job_name`. Emits `queue:resumed`.")
     def resume(self, request: Request, name: str) -> Response:
-        queue = queue_get(workspace=self.workspace, name=name)
-        job_name = self._pause_input(request)
-        queue = queue_ops.queue_resume(workspace=self.workspace, queue=queue, job_name=job_name)
-        return Response(self._render(queue))
+        return self._pause_change(request, name, queue_ops.queue_resume)
 
     @extend_schema(
         tags=["Queues"],

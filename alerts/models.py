@@ -138,7 +138,7 @@ class WebhookDelivery(models.Model):
             ),
             # GET /v1/webhooks/{id}/deliveries newest first.
             models.Index(fields=["subscription", "-id"], name="alerts_delivery_sub"),
-            # Retention (billing.services.retention_apply) and /metrics' failed-today count, by age.
+            # Retention (alerts.housekeeping.retention_apply) and /metrics' failed-today count, by age.
             models.Index(fields=["created_at"], name="alerts_delivery_created"),
         ]
 
@@ -182,7 +182,7 @@ class AlertNotification(models.Model):
                 fields=["next_attempt_at"], condition=models.Q(status="pending"), name="alerts_notification_due"
             ),
             models.Index(fields=["alert", "-id"], name="alerts_notification_alert"),
-            # Retention (billing.services.retention_apply) and /metrics' failed-today count, by age.
+            # Retention (alerts.housekeeping.retention_apply) and /metrics' failed-today count, by age.
             models.Index(fields=["created_at"], name="alerts_notification_created"),
         ]
 

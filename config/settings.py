@@ -205,7 +205,7 @@ SPINDLE_SYSTEM_TASK_PREFIXES = ("jobs.sweep", "schedules.", "alerts.", "billing.
 SPINDLE_DELIVERY_IN_FLIGHT = env.int("SPINDLE_DELIVERY_IN_FLIGHT", default=512)
 SPINDLE_DELIVERY_RESERVE = env.int("SPINDLE_DELIVERY_RESERVE", default=64)
 SPINDLE_DELIVERY_DRAIN_S = env.float("SPINDLE_DELIVERY_DRAIN_S", default=20.0)
-# Rows per retention DELETE (billing.services.retention_apply): each batch is its own short transaction.
+# Rows per retention DELETE (alerts.housekeeping.retention_apply): each batch is its own short transaction.
 RETENTION_BATCH_ROWS = env.int("SPINDLE_RETENTION_BATCH_ROWS", default=5000)
 
 # --- auth -----------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ if not SPINDLE_TESTING and (
 ):
     raise RuntimeError("test-only engine timings need SPINDLE_TESTING=1")
 
-# Pull long-polls (jobs/services/pull.py): waiting claims per web process (half of the Procfile's 8 threads) and
+# Pull long-polls (jobs/services/pull/longpoll.py): waiting claims per web process (half of the Procfile's 8 threads) and
 # per workspace across processes; over budget a claim answers at once. Workers silent for longer than the
 # heartbeat timeout show `offline`; after SPINDLE_WORKER_REAP_AFTER_S the sweeper deletes them, releasing leases.
 SPINDLE_LONGPOLL_MAX_PER_PROCESS = env.int("SPINDLE_LONGPOLL_MAX_PER_PROCESS", default=4)
@@ -318,7 +318,7 @@ SPINDLE_LONGPOLL_MAX_PER_WORKSPACE = env.int("SPINDLE_LONGPOLL_MAX_PER_WORKSPACE
 SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S = env.int("SPINDLE_WORKER_HEARTBEAT_TIMEOUT_S", default=60)
 SPINDLE_WORKER_REAP_AFTER_S = env.int("SPINDLE_WORKER_REAP_AFTER_S", default=5 * 60)
 
-# Event streams (jobs/views/events.py): open streams per workspace across processes (API and dashboard), how often
+# Event streams (jobs/services/streams.py): open streams per workspace across processes (API and dashboard), how often
 # an open stream re-checks its key, and the bounded service gunicorn gives streams when reached without the front.
 SPINDLE_MAX_STREAMS_PER_WORKSPACE = env.int("SPINDLE_MAX_STREAMS_PER_WORKSPACE", default=10)
 SPINDLE_SSE_AUTH_RECHECK_S = env.float("SPINDLE_SSE_AUTH_RECHECK_S", default=30.0)

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.e2e_embedded.test_embedded_mode import _descendants, _still_running
+from tests.smoke import descendants, still_running
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ talker: bash -c "while true; do echo tick; sleep 0.1; done"
 
 
 def _sleepers(tree: set[int]) -> int:
-    return sum(line.split(" ", 1)[1].strip() in ("sleep 300", "sleep 301") for line in _still_running(tree))
+    return sum(line.split(" ", 1)[1].strip() in ("sleep 300", "sleep 301") for line in still_running(tree))
 
 
 def test_ctrl_c_stops_every_process_of_the_tree(tmp_path):
@@ -37,17 +37,17 @@ def test_ctrl_c_stops_every_process_of_the_tree(tmp_path):
         deadline = time.monotonic() + 10
         tree: set[int] = set()
         while time.monotonic() < deadline:
-            tree = _descendants(runner.pid)
+            tree = descendants(runner.pid)
             if _sleepers(tree) == 2:
                 break
             time.sleep(0.1)
-        assert _sleepers(tree) == 2, _still_running(tree)
+        assert _sleepers(tree) == 2, still_running(tree)
         runner.send_signal(signal.SIGINT)
         runner.wait(timeout=15)
         time.sleep(0.3)
-        leftovers = _still_running(tree)
+        leftovers = still_running(tree)
     finally:
-        for line in _still_running(_descendants(runner.pid) | tree):
+        for line in still_running(descendants(runner.pid) | tree):
             subprocess.run(["kill", "-9", line.split()[0]], check=False)
     assert not leftovers, f"still running after Ctrl-C: {leftovers}"
     assert b"talker | tick" in runner.stdout.read()

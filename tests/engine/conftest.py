@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from queues.models import Queue
 from tests.factories import QueueFactory, insert_jobs
-from tests.factories import signing_secret as new_secret  # noqa: F401 - the old name, kept for other branches
 
 
 @pytest.fixture

@@ -78,8 +78,8 @@ def test_no_key_is_401(anon_client, attempts):
 
 def test_admin_pages_render_with_masked_token(admin_client, attempts):
     q, a, b, c = attempts
-    for url in ("/admin/jobs/job/", "/admin/jobs/execution/", "/admin/jobs/event/", "/admin/jobs/worker/",
-                "/admin/jobs/queueminutestat/"):
+    for url in ("/admin/jobs/job/", "/admin/jobs/execution/", "/admin/queues/event/", "/admin/jobs/worker/",
+                "/admin/queues/queueminutestat/"):
         assert admin_client.get(url).status_code == 200, url
     page = admin_client.get(f"/admin/jobs/job/{c.id}/change/").content.decode()
     assert c.lease_token not in page and c.lease_token[:4] + "…" in page

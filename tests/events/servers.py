@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tests import processes
-from tests.processes import free_port  # noqa: F401 - the old import path, kept for tests on other branches
 
 
 def server_env(**extra: str) -> dict[str, str]:

@@ -10,19 +10,17 @@ import pytest
 from jobs.models import Execution
 from jobs.services.enqueue import job_enqueue_batch
 from jobs.specs import JobSpec
-from queues.models import Queue
 from tests.e2e.conftest import wait_for
-from tests.engine.conftest import new_secret
+from tests.factories import QueueFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def test_sigterm_during_a_delivery_finishes_it(workspace, endpoint, start_worker):
-    queue = Queue.objects.create(
+    queue = QueueFactory(
         workspace=workspace,
         name="q",
         delivery="push",
-        signing_secret=new_secret(),
         lease_ms=60_000,  # no sweeper rescue within the test: only the drain can complete it
         endpoint={"url": endpoint.url, "timeout_ms": 10_000},
     )

@@ -9,7 +9,6 @@ from queues.models import Event, Queue
 from tests.factories import (
     JobFactory,
     insert_jobs,
-    make_queue,  # noqa: F401 - the old import path, kept for tests on other branches
 )
 
 # Terminal jobs finished an hour ago unless a test says otherwise.

@@ -7,7 +7,7 @@ machine hits both; the medians and their ratio are printed (goal >= 0.9x).
 
     python bench/one_port.py [--seconds 5] [--rounds 3] [--processes 1] [--threads 8]
 
-It uses bench/run.py's database set-up and load generator; `bench_one_port(size, procs)` is the group entry.
+It uses bench/run.py's database set-up and load generator; `make bench BENCH=one_port` runs it as a group.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from bench.run import (  # noqa: E402
     make_queue,
     make_workspace,
     pct,
-    record,
     setup_django,
     vacuum_jobs_tables,
     wait_port,
@@ -142,18 +141,6 @@ def measure(
                 flush=True,
             )
     return rates
-
-
-def bench_one_port(size: float, procs: Procs) -> None:
-    rates = measure(procs, seconds=max(3.0, 5.0 * size), rounds=3, processes=1, threads=8)
-    one_port, direct = statistics.median(rates["one_port"]), statistics.median(rates["direct"])
-    record(
-        "one_port_enqueue_jobs_per_s",
-        one_port,
-        "jobs/s",
-        ">= 0.9x the WSGI app reached directly (16 clients)",
-        ("gunicorn direct, same processes x threads", direct),
-    )
 
 
 def main() -> None:

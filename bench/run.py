@@ -2,7 +2,7 @@
 
 Sets up its own database (`spindle_bench`, next to the one DATABASE_URL names), measures each metric beside
 a baseline taken in the same run, prints a table and writes bench/results.json (format in PERF.md).
-Groups: enqueue (batch and single), push, latency, noisy (bench/noisy.py), delayed, list, pull (bench/pull.py), schedules (bench/schedules.py), memory.
+Groups: enqueue (batch and single), push, latency, noisy (bench/noisy.py), one_port (bench/one_port.py), delayed, list, pull (bench/pull.py), schedules (bench/schedules.py), memory.
 `--size` scales the data (0.1 for a quick run).
 """
 
@@ -589,24 +589,55 @@ def bench_pull(size: float, procs: Procs) -> None:
     RESULTS.extend(pull.run(max(1000, int(pull.DEFAULT_SIZE * size))))
 
 
+def bench_one_port(size: float, procs: Procs) -> None:
+    """Enqueue through `make run`'s one port (uvicorn config.front:app) beside gunicorn serving the same WSGI app
+    directly, same processes x threads, alternating rounds (bench/one_port.py)."""
+    import statistics
+
+    from bench import one_port
+
+    rates = one_port.measure(procs, seconds=max(3.0, 5.0 * size), rounds=3, processes=1, threads=8)
+    record(
+        "one_port_enqueue_jobs_per_s",
+        statistics.median(rates["one_port"]),
+        "jobs/s",
+        ">= 0.9x the WSGI app reached directly (16 clients)",
+        ("gunicorn direct, same processes x threads", statistics.median(rates["direct"])),
+    )
+    record(
+        "one_port_cpu_ms_per_request",
+        statistics.median(rates["one_port_cpu_ms"]),
+        "ms",
+        "server CPU per request (informational; a busy shared machine skews it less than throughput)",
+        ("gunicorn direct, same processes x threads", statistics.median(rates["direct_cpu_ms"])),
+    )
+
+
 def bench_schedules(size: float, procs: Procs) -> None:
     from bench import schedules
 
     RESULTS.extend(schedules.run(max(100, int(schedules.DEFAULT_SIZE * size))))
 
 
-def _rss_of_groups(pgids: set[int]) -> tuple[float, int]:
-    """Summed RSS (MB) and count of the live processes in these process groups."""
-    total_kb, count = 0, 0
+def _rss_of_tree(root: int) -> tuple[float, int]:
+    """Summed RSS (MB) and count of `root` and every live process below it (followed by parent pid: each
+    Procfile process leads its own session and group)."""
+    table: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
-            if pgrp not in pgids:
+        if entry.name.isdigit():
+            try:
+                table[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            for line in (entry / "status").read_text().splitlines():
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, ppid in table.items() if ppid in tree} - tree
+        tree |= found
+        grew = bool(found)
+    total_kb, count = 0, 0
+    for pid in tree:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total_kb += int(line.split()[1])
                     count += 1
@@ -618,7 +649,7 @@ def _rss_of_groups(pgids: set[int]) -> tuple[float, int]:
 def bench_memory(size: float, procs: Procs) -> None:
     """Idle RSS of exactly what `make run` starts (bin/run-procfile with the Procfile: web, events, worker with
     embedded beat), on the embedded defaults (SQLite, filesystem broker, database cache) in a throw-away
-    SPINDLE_VAR_DIR. Every process of the runner's process group is counted, the runner itself included."""
+    SPINDLE_VAR_DIR. Every process of the runner's tree is counted, the runner and the log prefixers included."""
     import shutil
     import tempfile
 
@@ -641,15 +672,15 @@ def bench_memory(size: float, procs: Procs) -> None:
         procs.procs.append(runner)
         wait_port(port, 60)
         time.sleep(15)  # idle: beat has ticked the sweeper and the ticker a few times, nothing else runs
-        rss, count = _rss_of_groups({runner.pid})
-        record("idle_rss_mb", rss, "MB", f"<= 400 MB ({count} processes of make run's Procfile)")
+        rss, count = _rss_of_tree(runner.pid)
+        record("idle_rss_mb", rss, "MB", f"<= 300 MB ({count} processes of make run's Procfile)")
     finally:
         procs.stop_all()
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
 GROUPS = {"enqueue": bench_enqueue, "push": bench_push, "latency": bench_latency, "delayed": bench_delayed,
-          "list": bench_list, "noisy": bench_noisy}
+          "list": bench_list, "noisy": bench_noisy, "one_port": bench_one_port}
 # Groups other parts contribute, when their files exist.
 if (ROOT / "bench" / "pull.py").exists():
     GROUPS["pull"] = bench_pull

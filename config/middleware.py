@@ -150,10 +150,12 @@ class HeadAsGetMiddleware:
             response.content = b""
             response["Content-Length"] = length
             return response
-        response.close()
         headers = HttpResponse(status=response.status_code)
         for name, value in response.items():
             headers[name] = value
+        # The unstarted stream is closed when the server finishes this answer, with the request: closing it
+        # here would send request_finished mid-request (and close this thread's database connections).
+        headers._resource_closers.extend(response._resource_closers)
         return headers
 
 

@@ -1,4 +1,4 @@
-"""Spindle "nodes" for multi-process tests: the Procfile's own commands, each node in its own process group.
+"""Spindle "nodes" for multi-process tests: the Procfile's own commands, each node its own process tree.
 
 A node is `bin/run-procfile` over some of the Procfile's lines (the web lines, or the worker line) with its own
 SPINDLE_VAR_DIR and PORT, the way one machine of a several-machine deployment runs `make run`'s commands. Reading
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+from tests.smoke import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_ROLES = frozenset({"worker"})
@@ -68,23 +70,23 @@ class Node:
         return f"http://127.0.0.1:{self.port}"
 
     def kill9(self) -> None:
-        """kill -9 the node's whole process group: the runner, every server process and their threads."""
-        with contextlib.suppress(ProcessLookupError):  # already gone
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        """kill -9 the node's whole process tree, as a machine dies: the runner and every server process (each
+        Procfile process leads its own session, so the tree is followed by parent pid, not by group)."""
+        for pid in descendants(self.proc.pid):
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def local_ports(self) -> set[int]:
         """The local ports of the node's TCP sockets (Linux /proc): tells which node a connection came from."""
         inodes: set[str] = set()
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, IndexError):
-                # Field 5 is the process group; the command name (field 2) may hold spaces, so count from ')'.
-                if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == self.proc.pid:
-                    for fd in (stat.parent / "fd").iterdir():
-                        with contextlib.suppress(OSError):
-                            link = os.readlink(fd)
-                            if link.startswith("socket:["):
-                                inodes.add(link[8:-1])
+        for pid in descendants(self.proc.pid):
+            with contextlib.suppress(OSError):
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        link = os.readlink(fd)
+                        if link.startswith("socket:["):
+                            inodes.add(link[8:-1])
         ports = set()
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             for row in Path(table).read_text().splitlines()[1:]:
@@ -142,10 +144,10 @@ def start_nodes(tmp: Path, *, web: int, workers: int, env: dict[str, str]) -> li
 
 
 def stop_all(nodes: list[Node]) -> None:
-    """Ctrl-C every node at once, as `make run` gets it; kill -9 the groups still there after 10 s."""
+    """Ctrl-C every node at once, as `make run` gets it; kill -9 the trees still there after 10 s."""
     for node in nodes:
         if node.proc.poll() is None:
-            os.killpg(node.proc.pid, signal.SIGINT)
+            node.proc.send_signal(signal.SIGINT)
     deadline = time.monotonic() + 10
     for node in nodes:
         try:

@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from config.db import backend
 from jobs.models import Execution, ExecutionStatus
 from queues.events import event_to_dict, iso
 from queues.models import Event
@@ -99,7 +100,7 @@ def events_fanout(*, batch_size: int = BATCH, lag_s: float | None = None) -> Fan
             return result
         now = timezone.now()
         horizon = id_floor("evt", now - timedelta(seconds=lag))
-        if connection.vendor == "postgresql":
+        if backend().SET_BASED:
             events, bound = _fair_batch(position=cursor.position, batch_size=batch_size)
         else:
             events, bound = _batch_in_id_order(position=cursor.position, batch_size=batch_size)

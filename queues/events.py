@@ -10,6 +10,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from config.db import backend
 from config.ids import new_ids
 
 from .models import Event
@@ -46,7 +47,7 @@ def events_emit(events: list[PendingEvent], *, now: datetime | None = None) -> N
     """Insert the events in one multi-row INSERT. Call inside the transaction of the change they record."""
     if not events:
         return
-    if connection.vendor == "postgresql":
+    if backend().SET_BASED:
         sql, params = events_insert_sql(events, now=now)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db import connection
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from accounts.models import Workspace
+from config.db import backend
 from config.exceptions import first_or_404
 from jobs.models import Job
 
@@ -25,7 +25,7 @@ def schedule_list(
     if name:
         queryset = queryset.filter(name__icontains=name)
     if tag is not None:
-        if connection.vendor == "postgresql":
+        if backend().SET_BASED:
             queryset = queryset.filter(job__tags__contains=[tag])
         else:
             # SQLite has no JSON containment: json_each scans the template's (short) tag list.

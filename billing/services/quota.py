@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from accounts.models import Workspace
+from config.db import backend
 from config.exceptions import PlanLimit, QuotaExceeded
 
 from ..models import UsageCounter
@@ -27,7 +28,7 @@ def quota_consume(*, workspace: Workspace, count: int, now: datetime | None = No
     """
     if count <= 0:
         return 0
-    if connection.vendor == "postgresql":
+    if backend().SET_BASED:
         sql, params = quota_consume_statement(workspace=workspace, count=count, now=now)
         with connection.cursor() as cursor:
             # One round trip on the enqueue hot path; the unique (workspace, period) constraint is the arbiter.

@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.services import quota_consume, quota_consume_statement, quota_exceeded
 from config import db
+from config.db import backend
 from config.ids import new_ids
 from jobs.models import Job, JobState
 from jobs.services.dispatch import kick_on_commit, kick_statement, remember_delivery, sweep_at_on_commit
@@ -129,7 +130,7 @@ def _insert_jobs_statement(jobs: list[Job]) -> tuple[str, list]:
 
 def _insert_jobs(jobs: list[Job]) -> None:
     """All rows in one statement: COPY on PostgreSQL (PERF.md: ~3x a multi-row INSERT), bulk_create elsewhere."""
-    if connection.vendor != "postgresql":
+    if not backend().SET_BASED:
         Job.objects.bulk_create(jobs, batch_size=1000)
         return
     columns, attnames = _job_columns(jobs)
@@ -188,16 +189,16 @@ def job_enqueue_specs(
     # enqueues until COMMIT, so on PostgreSQL it is the last statement before COMMIT (below); a short quota
     # rolls the whole transaction back, so no job row of a refused enqueue survives either way.
     count = len(new_indexes)
-    postgres = connection.vendor == "postgresql"
+    set_based = backend().SET_BASED
     if count:
-        if not postgres:
+        if not set_based:
             quota_consume(workspace=workspace, count=count, now=now)
 
         # (3) One statement inserts every job (COPY on PostgreSQL).
         jobs = _build_jobs(workspace=workspace, queue=queue, specs=[specs[i] for i in new_indexes], now=now)
         for index, job in zip(new_indexes, jobs, strict=True):
             results[index] = (job, True)
-        inline_insert = postgres and len(jobs) <= INSERT_MAX_ROWS
+        inline_insert = set_based and len(jobs) <= INSERT_MAX_ROWS
         if not inline_insert:
             _insert_jobs(jobs)
         _record_enqueued(
@@ -205,7 +206,7 @@ def job_enqueue_specs(
             queue=queue,
             jobs=jobs,
             now=now,
-            postgres=postgres,
+            set_based=set_based,
             inline_insert=inline_insert,
         )
 
@@ -296,7 +297,7 @@ def _build_jobs(*, workspace: Workspace, queue: Queue, specs: list[JobSpec], now
 
 
 def _record_enqueued(
-    *, workspace: Workspace, queue: Queue, jobs: list[Job], now: datetime, postgres: bool, inline_insert: bool
+    *, workspace: Workspace, queue: Queue, jobs: list[Job], now: datetime, set_based: bool, inline_insert: bool
 ) -> None:
     """The rows' events, rollup, quota and broker hint (and, when `inline_insert`, the rows themselves)."""
     workspace_id, queue_id, count = workspace.id, queue.id, len(jobs)
@@ -319,7 +320,7 @@ def _record_enqueued(
     sweep_at_on_commit(
         (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
     )
-    if postgres:
+    if set_based:
         # (3)-(6) and the quota in ONE round trip: small batches' job rows, events, the NOTIFY of pull queues (delivered at commit),
         # the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT.
         parts = [_insert_jobs_statement(jobs)] if inline_insert else []

@@ -15,6 +15,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from accounts.models import Workspace
+from config.db import backend
 from config.exceptions import ApplicationError, QuotaExceeded
 from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job
 from jobs.specs import JobSpec
@@ -84,11 +85,7 @@ def schedule_trigger(*, workspace: Workspace, schedule: Schedule) -> Job:
 
 def _db_now() -> datetime:
     # "Due" is decided by the database clock, never a worker's (DESIGN.md, lessons).
-    if connection.vendor != "postgresql":
-        return timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
-        return cursor.fetchone()[0]
+    return backend().now()
 
 
 def _ticks_for(schedule: Schedule, now: datetime) -> tuple[list[datetime], datetime]:
@@ -286,7 +283,7 @@ def _write_back(schedules: list[Schedule], tick_jobs: list[ScheduleTick]) -> Non
     Django's bulk_update builds a CASE per row and field, which cost ~4 ms per schedule here (PERF.md wants a
     thousand one-second schedules fired well inside a second).
     """
-    if connection.vendor != "postgresql":
+    if not backend().SET_BASED:
         ScheduleTick.objects.bulk_update(tick_jobs, ["job_id"], batch_size=500)
         Schedule.objects.bulk_update(schedules, ["next_run_at", "last_run_at", "last_job_id"], batch_size=500)
         return

@@ -6,6 +6,7 @@ Counters built from today's rows restart at 00:00 UTC; Prometheus' rate() and in
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -101,11 +102,8 @@ def _job_families(queues: dict[str, QueueRef]) -> Iterator[Metric]:
         dlq.add_metric([ref.workspace_id, ref.name], dead.get(queue_id, 0))
     yield from (depth, oldest, dlq)
 
-    per_ws: dict[str, int] = {}
-    for ref in queues.values():
-        per_ws[ref.workspace_id] = per_ws.get(ref.workspace_id, 0) + 1
     count = GaugeMetricFamily("spindle_queues", "Queues per workspace.", labels=["workspace"])
-    for ws, n in per_ws.items():
+    for ws, n in Counter(ref.workspace_id for ref in queues.values()).items():
         count.add_metric([ws], n)
     yield count
 
@@ -161,11 +159,11 @@ def _execution_families(queues: dict[str, QueueRef], today: datetime) -> Iterato
         start.add_metric([ref.workspace_id, ref.name], [*buckets, ("+Inf", row["total"])], sum_value=total_s)
     yield start
 
-    errors: dict[tuple[str, str, str], int] = {}
+    errors: Counter[tuple[str, str, str]] = Counter()
     for queue_id, error_type, http_status, n in reads.error_counts(list(queues), today):
         if queue_id in queues:
             key = (queues[queue_id].workspace_id, queues[queue_id].name, error_label(error_type, http_status))
-            errors[key] = errors.get(key, 0) + n
+            errors[key] += n
     family = CounterMetricFamily(
         "spindle_delivery_errors",
         f"Attempts that ended in an error, by type (http_4xx, http_5xx, timeout, connection_error…), started {SINCE}.",

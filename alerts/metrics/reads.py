@@ -10,6 +10,7 @@ Every query reads live rows or today's rows through an index, never the history 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,20 @@ from ..models import AlertNotification, WebhookDelivery
 DURATION_KEYS = (*(str(b) for b in HIST_BOUNDS_MS), "inf")
 # Enqueue-to-start bucket bounds (seconds): sub-second dispatch up to an hour of backlog or requested delay.
 START_BOUNDS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+class ObjectKeyText(KeyTextTransform):
+    """The text of one key of a JSON object column, the key taken as an object key even when it looks like a
+    number: KeyTextTransform reads "5" as array index 5 on both databases, so every rollup bucket ("5", "10"…)
+    would read as NULL. Only for a key of the column itself (no nesting)."""
+
+    def as_postgresql(self, compiler, connection):  # type: ignore[no-untyped-def]
+        lhs, params = compiler.compile(self.lhs)
+        return f"({lhs} ->> %s)", (*params, self.key_name)
+
+    def as_sqlite(self, compiler, connection):  # type: ignore[no-untyped-def]
+        lhs, params = compiler.compile(self.lhs)
+        return f"JSON_EXTRACT({lhs}, %s)", (*params, "$." + json.dumps(self.key_name))
 
 
 @dataclass(frozen=True)
@@ -77,8 +92,7 @@ def dead_letter_counts(workspace_ids: set[str]) -> dict[str, int]:
 def minute_totals(queue_ids: list[str], since: datetime) -> list[dict]:
     """Today's rollup per queue: counters, duration sum and count, and one sum per histogram bucket."""
     buckets = {
-        f"h_{key}": Sum(Cast(KeyTextTransform(key, "duration_hist"), BigIntegerField()))
-        for key in DURATION_KEYS
+        f"h_{key}": Sum(Cast(ObjectKeyText(key, "duration_hist"), BigIntegerField())) for key in DURATION_KEYS
     }
     return list(
         QueueMinuteStat.objects.filter(queue_id__in=queue_ids, minute__gte=since)

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from alerts.metrics import render_metrics
 from alerts.models import Alert, WebhookDelivery, WebhookSubscription
 from config import liveness
-from jobs.models import Execution, Job, Worker
+from jobs.models import Execution, Worker
 from queues.models import QueueMinuteStat
-from tests.factories import JobFactory, make_queue
+from tests.factories import JobFactory, insert_jobs, make_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -143,17 +143,17 @@ def test_metrics_content(anon_client, metrics_settings, pro_workspace):
 # --- the families added for operators (issue 18): a small known dataset -------------------------------------
 
 
-def _attempt(job, n, started_at, *, error=None, http_status=None) -> Execution:
+def _attempt(job, n, started_at, error_type=None, http_status=None) -> Execution:
+    """Attempt `n` of `job`; with `error_type`, a failed one that recorded that error."""
+    error = {"type": error_type, "http_status": http_status} if error_type else None
+    fields = {"error": error, "http_status": http_status, "status": "failed" if error else "success"}
     return Execution.objects.create(
         workspace_id=job.workspace_id,
         job=job,
         queue_id=job.queue_id,
         attempt=n,
-        status="failed" if error else "success",
         started_at=started_at,
-        completed_at=started_at,
-        error=error,
-        http_status=http_status,
+        **fields,
     )
 
 
@@ -172,57 +172,40 @@ def _known_dataset(workspace) -> None:
     slow = JobFactory(queue=queue, state="completed", now=now - timedelta(seconds=100))
     _attempt(fast, 1, fast.created_at + timedelta(milliseconds=200))
     _attempt(slow, 1, slow.created_at + timedelta(seconds=50))
-    errors = [
-        ({"type": "http_error", "http_status": 503}, 503),
-        ({"type": "http_error", "http_status": 404}, 404),
-        ({"type": "connection_error"}, None),
-        ({"type": "timeout"}, None),
-        ({"type": "made-up-by-a-pull-worker"}, None),
-    ]
-    for n, (error, status) in enumerate(errors, start=2):
-        _attempt(slow, n, now - timedelta(seconds=20), error=error, http_status=status)
-    _attempt(slow, 9, now - timedelta(days=3), error={"type": "timeout"})
-    _this_minute(
-        workspace,
-        queue,
-        completed=5,
-        failed=1,
-        duration_sum_ms=1500,
-        duration_count=6,
-        duration_hist={"5": 2, "100": 3, "inf": 1},
-    )
+    errors = [("http_error", 503), ("http_error", 404), ("connection_error", None), ("timeout", None)]
+    errors.append(("mine", None))  # a type a pull worker made up
+    for n, (error_type, status) in enumerate(errors, start=2):
+        _attempt(slow, n, now - timedelta(seconds=20), error_type, status)
+    _attempt(slow, 9, now - timedelta(days=3), "timeout")
+    hist = {"5": 2, "100": 3, "inf": 1}
+    _this_minute(workspace, queue, completed=5, duration_sum_ms=1500, duration_count=6, duration_hist=hist)
     Worker.objects.create(workspace=workspace, name="w1")
     _delivery(workspace, status="pending")
 
 
-FAMILIES = {
-    "spindle_up",
-    "spindle_info",
-    "spindle_jobs",
-    "spindle_queue_depth",
-    "spindle_queue_oldest_waiting_age_seconds",
-    "spindle_dlq_jobs",
-    "spindle_queues",
-    "spindle_jobs_enqueued",
-    "spindle_executions",
-    "spindle_execution_duration_seconds",
-    "spindle_enqueue_to_start_seconds",
-    "spindle_delivery_errors",
-    "spindle_workers",
-    "spindle_webhook_deliveries",
-    "spindle_webhook_deliveries_failed",
-    "spindle_alert_notifications",
-    "spindle_events_fanout_lag_seconds",
-    "spindle_last_sweep_timestamp_seconds",
-    "spindle_last_tick_timestamp_seconds",
-}
+FAMILIES = set(
+    """spindle_up spindle_info spindle_jobs spindle_queue_depth spindle_queue_oldest_waiting_age_seconds
+    spindle_dlq_jobs spindle_queues spindle_jobs_enqueued spindle_executions spindle_execution_duration_seconds
+    spindle_enqueue_to_start_seconds spindle_delivery_errors spindle_workers spindle_webhook_deliveries
+    spindle_webhook_deliveries_failed spindle_alert_notifications spindle_events_fanout_lag_seconds
+    spindle_last_sweep_timestamp_seconds spindle_last_tick_timestamp_seconds""".split()
+)
 
 
-def test_operator_families_have_the_known_values(pro_workspace):
+LE_START, LE_RUN = ("0.1", "0.25", "30.0", "60.0", "+Inf"), ("0.005", "0.05", "0.1", "300.0", "+Inf")
+
+
+@pytest.fixture
+def known_scrape(pro_workspace) -> str:
+    """The exposition of the known dataset, with the sweeper marked now and the ticker never."""
     _known_dataset(pro_workspace)
     cache.clear()
     liveness.mark("sweep")
-    samples = _samples(render_metrics())
+    return render_metrics()
+
+
+def test_operator_families_have_the_known_values(pro_workspace, known_scrape):
+    samples = _samples(known_scrape)
     emails = {"workspace": pro_workspace.id, "queue": "emails"}
     empty = {"workspace": pro_workspace.id, "queue": "empty"}
 
@@ -234,24 +217,20 @@ def test_operator_families_have_the_known_values(pro_workspace):
     assert _value(samples, "spindle_dlq_jobs", **empty) == 0
 
     start = {
-        le: _value(samples, "spindle_enqueue_to_start_seconds_bucket", **emails, le=le)
-        for le in ("0.1", "0.25", "30.0", "60.0", "+Inf")
+        le: _value(samples, "spindle_enqueue_to_start_seconds_bucket", **emails, le=le) for le in LE_START
     }
     assert start == {"0.1": 0, "0.25": 1, "30.0": 1, "60.0": 2, "+Inf": 2}
     assert _value(samples, "spindle_enqueue_to_start_seconds_count", **emails) == 2
     assert _value(samples, "spindle_enqueue_to_start_seconds_sum", **emails) == pytest.approx(50.2)
 
     duration = {
-        le: _value(samples, "spindle_execution_duration_seconds_bucket", **emails, le=le)
-        for le in ("0.005", "0.05", "0.1", "300.0", "+Inf")
+        le: _value(samples, "spindle_execution_duration_seconds_bucket", **emails, le=le) for le in LE_RUN
     }
     assert duration == {"0.005": 2, "0.05": 2, "0.1": 5, "300.0": 5, "+Inf": 6}
     assert _value(samples, "spindle_execution_duration_seconds_sum", **emails) == 1.5
 
     errors = {
-        dict(labels)["type"]: value
-        for (name, labels), value in samples.items()
-        if name == "spindle_delivery_errors_total"
+        dict(k)["type"]: v for (name, k), v in samples.items() if name == "spindle_delivery_errors_total"
     }
     assert errors == {"http_5xx": 1, "http_4xx": 1, "connection_error": 1, "timeout": 1, "other": 1}
 
@@ -259,14 +238,10 @@ def test_operator_families_have_the_known_values(pro_workspace):
     assert _value(samples, "spindle_last_tick_timestamp_seconds") == 0
 
 
-def test_promtool_accepts_a_scrape_with_data_in_every_family(pro_workspace):
+def test_promtool_accepts_a_scrape_with_data_in_every_family(known_scrape):
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: `make promtool` installs Debian's prometheus package"
-    _known_dataset(pro_workspace)
-    cache.clear()
-    liveness.mark("sweep")
-    liveness.mark("tick")
-    text = render_metrics()
+    text = known_scrape
     families = list(text_string_to_metric_families(text))
     assert {family.name for family in families} == FAMILIES
     assert all(family.samples for family in families), [f.name for f in families if not f.samples]
@@ -298,7 +273,7 @@ def _seed_live(workspace, queue):
     JobFactory(queue=queue, state="waiting", now=now)
     JobFactory(queue=queue, state="delayed", now=now, run_at=now + timedelta(hours=1))
     active = JobFactory(queue=queue, state="active", now=now, lease_expires_at=now + timedelta(minutes=1))
-    _attempt(active, 1, now, error={"type": "timeout"})
+    _attempt(active, 1, now, "timeout")
     _this_minute(workspace, queue, enqueued=3, completed=1)
     sub = _delivery(workspace, status="pending").subscription
     alert = Alert.objects.create(
@@ -315,30 +290,9 @@ def _seed_history(workspace, queue, sub, alert, *, rows):
 
     now = timezone.now()
     past = now - timedelta(days=3)
-    finished = Job.objects.bulk_create(
-        Job(
-            workspace=workspace,
-            queue=queue,
-            state="completed",
-            run_at=past,
-            created_at=past,
-            updated_at=past,
-            finished_at=past,
-        )
-        for _ in range(rows)
-    )
-    Execution.objects.bulk_create(
-        Execution(
-            workspace=workspace,
-            job=job,
-            queue=queue,
-            attempt=1,
-            status="failed",
-            started_at=past,
-            error={"type": "timeout"},
-        )
-        for job in finished
-    )
+    finished = insert_jobs(queue, rows, now=past, state="completed")
+    old = {"attempt": 1, "status": "failed", "started_at": past, "error": {"type": "timeout"}}
+    Execution.objects.bulk_create(Execution(workspace=workspace, job=j, queue=queue, **old) for j in finished)
     start = QueueMinuteStat.objects.order_by("minute").values_list("minute", flat=True).first() or now
     QueueMinuteStat.objects.bulk_create(
         QueueMinuteStat(

@@ -10,7 +10,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://$(or $(PGUSER),postgres)@127.0.0.1:5432/test
 TEST_REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: run test bench lint install install-dev migrate clean browser nginx
+.PHONY: run test bench lint install install-dev migrate clean browser nginx promtool
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,11 @@ browser:
 nginx:
 	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx; }
 
-test: install-dev browser nginx
+# The /metrics test (tests/alerts/test_metrics.py) checks a scrape with promtool, from Debian's prometheus package.
+promtool:
+	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; }
+
+test: install-dev browser nginx promtool
 	@# The layers contract first (pyproject [tool.importlinter]): an upward import fails before any test runs.
 	$(VENV)/bin/lint-imports --no-cache
 	DATABASE_URL=$(TEST_DATABASE_URL) \

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import time
 import uuid
 from datetime import timedelta
 
@@ -11,12 +14,14 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from alerts.metrics import render_metrics
 from alerts.models import Alert, WebhookDelivery, WebhookSubscription
-from jobs.models import Job
+from config import liveness
+from jobs.models import Execution, Worker
 from queues.models import QueueMinuteStat
-from tests.factories import JobFactory, make_queue
+from tests.factories import JobFactory, insert_jobs, make_queue
 
 pytestmark = pytest.mark.django_db
 
@@ -74,15 +79,33 @@ def _delivery(workspace, *, status: str) -> WebhookDelivery:
     )
 
 
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of an exposition, keyed by (sample name, sorted label pairs)."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict, name: str, **labels: object) -> float:
+    return samples[(name, tuple(sorted((k, str(v)) for k, v in labels.items())))]
+
+
+def _this_minute(workspace, queue, **counts) -> QueueMinuteStat:
+    """The queue's rollup row of the current minute."""
+    minute = timezone.now().replace(second=0, microsecond=0)
+    return QueueMinuteStat.objects.create(workspace=workspace, queue=queue, minute=minute, **counts)
+
+
 def test_metrics_content(anon_client, metrics_settings, pro_workspace):
     queue = make_queue(pro_workspace, "emails")
     now = timezone.now()
     for state in ("waiting", "waiting", "delayed"):
         JobFactory(queue=queue, state=state, now=now)
-    QueueMinuteStat.objects.create(
-        workspace=pro_workspace,
-        queue=queue,
-        minute=now.replace(second=0, microsecond=0),
+    _this_minute(
+        pro_workspace,
+        queue,
         enqueued=7,
         completed=5,
         failed=2,
@@ -96,21 +119,136 @@ def test_metrics_content(anon_client, metrics_settings, pro_workspace):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     text = response.content.decode()
-    ws = pro_workspace.id
-    expected = [
-        "spindle_up 1",
-        f'spindle_jobs{{workspace="{ws}",queue="emails",state="waiting"}} 2',
-        f'spindle_jobs{{workspace="{ws}",queue="emails",state="delayed"}} 1',
-        f'spindle_queues{{workspace="{ws}"}} 1',
-        f'spindle_jobs_enqueued_total{{workspace="{ws}",queue="emails"}} 7',
-        f'spindle_executions_total{{workspace="{ws}",queue="emails",outcome="completed"}} 5',
-        f'spindle_executions_total{{workspace="{ws}",queue="emails",outcome="failed"}} 2',
-        f'spindle_executions_total{{workspace="{ws}",queue="emails",outcome="timeout"}} 1',
-        "spindle_webhook_deliveries_failed_total 1",
-        "# TYPE spindle_executions_total counter",
-    ]
-    for line in expected:
-        assert line in text.splitlines(), line
+    assert "# TYPE spindle_executions_total counter" in text.splitlines()
+    samples = _samples(text)
+    q = {"workspace": pro_workspace.id, "queue": "emails"}
+    expected = {
+        ("spindle_jobs", (("state", "waiting"),)): 2,
+        ("spindle_jobs", (("state", "delayed"),)): 1,
+        ("spindle_jobs_enqueued_total", ()): 7,
+        ("spindle_executions_total", (("outcome", "completed"),)): 5,
+        ("spindle_executions_total", (("outcome", "failed"),)): 2,
+        ("spindle_executions_total", (("outcome", "timeout"),)): 1,
+        # Renamed from spindle_execution_duration_ms_{sum,count}: seconds, as a histogram.
+        ("spindle_execution_duration_seconds_sum", ()): 0.1,
+        ("spindle_execution_duration_seconds_count", ()): 7,
+    }
+    for (name, extra), value in expected.items():
+        assert _value(samples, name, **q, **dict(extra)) == value, name
+    assert _value(samples, "spindle_up") == 1
+    assert _value(samples, "spindle_queues", workspace=pro_workspace.id) == 1
+    assert _value(samples, "spindle_webhook_deliveries_failed_total") == 1
+
+
+# --- the families added for operators (issue 18): a small known dataset -------------------------------------
+
+
+def _attempt(job, n, started_at, error_type=None, http_status=None) -> Execution:
+    """Attempt `n` of `job`; with `error_type`, a failed one that recorded that error."""
+    error = {"type": error_type, "http_status": http_status} if error_type else None
+    fields = {"error": error, "http_status": http_status, "status": "failed" if error else "success"}
+    return Execution.objects.create(
+        workspace_id=job.workspace_id,
+        job=job,
+        queue_id=job.queue_id,
+        attempt=n,
+        started_at=started_at,
+        **fields,
+    )
+
+
+def _known_dataset(workspace) -> None:
+    """emails: 2 waiting jobs (oldest due 30 s ago), 1 delayed, 2 dead-lettered; first attempts started 0.2 s
+    and 50 s after enqueue; five failed attempts of five error types today, one older one; a rollup minute with
+    its duration histogram. `empty`: a queue with nothing."""
+    queue = make_queue(workspace, "emails")
+    make_queue(workspace, "empty")
+    now = timezone.now()
+    JobFactory(queue=queue, state="waiting", now=now - timedelta(seconds=30))
+    JobFactory(queue=queue, state="waiting", now=now - timedelta(seconds=5))
+    JobFactory(queue=queue, state="delayed", now=now, run_at=now + timedelta(hours=1))
+    JobFactory.create_batch(2, queue=queue, state="failed", now=now)
+    fast = JobFactory(queue=queue, state="completed", now=now - timedelta(seconds=10))
+    slow = JobFactory(queue=queue, state="completed", now=now - timedelta(seconds=100))
+    _attempt(fast, 1, fast.created_at + timedelta(milliseconds=200))
+    _attempt(slow, 1, slow.created_at + timedelta(seconds=50))
+    errors = [("http_error", 503), ("http_error", 404), ("connection_error", None), ("timeout", None)]
+    errors.append(("mine", None))  # a type a pull worker made up
+    for n, (error_type, status) in enumerate(errors, start=2):
+        _attempt(slow, n, now - timedelta(seconds=20), error_type, status)
+    _attempt(slow, 9, now - timedelta(days=3), "timeout")
+    hist = {"5": 2, "100": 3, "inf": 1}
+    _this_minute(workspace, queue, completed=5, duration_sum_ms=1500, duration_count=6, duration_hist=hist)
+    Worker.objects.create(workspace=workspace, name="w1")
+    _delivery(workspace, status="pending")
+
+
+FAMILIES = set(
+    """spindle_up spindle_info spindle_jobs spindle_queue_depth spindle_queue_oldest_waiting_age_seconds
+    spindle_dlq_jobs spindle_queues spindle_jobs_enqueued spindle_executions spindle_execution_duration_seconds
+    spindle_enqueue_to_start_seconds spindle_delivery_errors spindle_workers spindle_webhook_deliveries
+    spindle_webhook_deliveries_failed spindle_alert_notifications spindle_events_fanout_lag_seconds
+    spindle_last_sweep_timestamp_seconds spindle_last_tick_timestamp_seconds""".split()
+)
+
+
+LE_START, LE_RUN = ("0.1", "0.25", "30.0", "60.0", "+Inf"), ("0.005", "0.05", "0.1", "300.0", "+Inf")
+
+
+@pytest.fixture
+def known_scrape(pro_workspace) -> str:
+    """The exposition of the known dataset, with the sweeper marked now and the ticker never."""
+    _known_dataset(pro_workspace)
+    cache.clear()
+    liveness.mark("sweep")
+    return render_metrics()
+
+
+def test_operator_families_have_the_known_values(pro_workspace, known_scrape):
+    samples = _samples(known_scrape)
+    emails = {"workspace": pro_workspace.id, "queue": "emails"}
+    empty = {"workspace": pro_workspace.id, "queue": "empty"}
+
+    assert _value(samples, "spindle_queue_depth", **emails) == 2
+    assert _value(samples, "spindle_queue_depth", **empty) == 0
+    assert 29 <= _value(samples, "spindle_queue_oldest_waiting_age_seconds", **emails) < 60
+    assert _value(samples, "spindle_queue_oldest_waiting_age_seconds", **empty) == 0
+    assert _value(samples, "spindle_dlq_jobs", **emails) == 2
+    assert _value(samples, "spindle_dlq_jobs", **empty) == 0
+
+    start = {
+        le: _value(samples, "spindle_enqueue_to_start_seconds_bucket", **emails, le=le) for le in LE_START
+    }
+    assert start == {"0.1": 0, "0.25": 1, "30.0": 1, "60.0": 2, "+Inf": 2}
+    assert _value(samples, "spindle_enqueue_to_start_seconds_count", **emails) == 2
+    assert _value(samples, "spindle_enqueue_to_start_seconds_sum", **emails) == pytest.approx(50.2)
+
+    duration = {
+        le: _value(samples, "spindle_execution_duration_seconds_bucket", **emails, le=le) for le in LE_RUN
+    }
+    assert duration == {"0.005": 2, "0.05": 2, "0.1": 5, "300.0": 5, "+Inf": 6}
+    assert _value(samples, "spindle_execution_duration_seconds_sum", **emails) == 1.5
+
+    errors = {
+        dict(k)["type"]: v for (name, k), v in samples.items() if name == "spindle_delivery_errors_total"
+    }
+    assert errors == {"http_5xx": 1, "http_4xx": 1, "connection_error": 1, "timeout": 1, "other": 1}
+
+    assert abs(_value(samples, "spindle_last_sweep_timestamp_seconds") - time.time()) < 60
+    assert _value(samples, "spindle_last_tick_timestamp_seconds") == 0
+
+
+def test_promtool_accepts_a_scrape_with_data_in_every_family(known_scrape):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make promtool` installs Debian's prometheus package"
+    text = known_scrape
+    families = list(text_string_to_metric_families(text))
+    assert {family.name for family in families} == FAMILIES
+    assert all(family.samples for family in families), [f.name for f in families if not f.samples]
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
 
 
 # --- bounded: no query reads history (issue 9, item 10) ------------------------------------------------
@@ -124,6 +262,7 @@ HISTORY_TABLES = {
     "alerts_webhookdelivery",
     "alerts_alertnotification",
 }
+# One aggregate query per read in alerts/metrics/reads.py (webhook deliveries and alert notifications: two each).
 MAX_METRICS_QUERIES = 12
 
 
@@ -133,10 +272,9 @@ def _seed_live(workspace, queue):
     now = timezone.now()
     JobFactory(queue=queue, state="waiting", now=now)
     JobFactory(queue=queue, state="delayed", now=now, run_at=now + timedelta(hours=1))
-    JobFactory(queue=queue, state="active", now=now, lease_expires_at=now + timedelta(minutes=1))
-    QueueMinuteStat.objects.create(
-        workspace=workspace, queue=queue, minute=now.replace(second=0, microsecond=0), enqueued=3, completed=1
-    )
+    active = JobFactory(queue=queue, state="active", now=now, lease_expires_at=now + timedelta(minutes=1))
+    _attempt(active, 1, now, "timeout")
+    _this_minute(workspace, queue, enqueued=3, completed=1)
     sub = _delivery(workspace, status="pending").subscription
     alert = Alert.objects.create(
         workspace=workspace, name="a", channel="webhook", target="http://127.0.0.1/x"
@@ -146,23 +284,15 @@ def _seed_live(workspace, queue):
 
 
 def _seed_history(workspace, queue, sub, alert, *, rows):
-    """`rows` of everything /metrics must not read: finished jobs, past minutes, sent deliveries and notes."""
+    """`rows` of everything /metrics must not read: finished jobs and their attempts, past minutes, sent
+    deliveries and notes."""
     from alerts.models import AlertNotification
 
     now = timezone.now()
     past = now - timedelta(days=3)
-    Job.objects.bulk_create(
-        Job(
-            workspace=workspace,
-            queue=queue,
-            state="completed",
-            run_at=past,
-            created_at=past,
-            updated_at=past,
-            finished_at=past,
-        )
-        for _ in range(rows)
-    )
+    finished = insert_jobs(queue, rows, now=past, state="completed")
+    old = {"attempt": 1, "status": "failed", "started_at": past, "error": {"type": "timeout"}}
+    Execution.objects.bulk_create(Execution(workspace=workspace, job=j, queue=queue, **old) for j in finished)
     start = QueueMinuteStat.objects.order_by("minute").values_list("minute", flat=True).first() or now
     QueueMinuteStat.objects.bulk_create(
         QueueMinuteStat(
@@ -262,8 +392,5 @@ def test_metrics_snapshot_is_reused_between_scrapes(
     # Past the window the snapshot is rendered again and sees new rows.
     metrics_settings.METRICS_SNAPSHOT_S = 0
     JobFactory(queue=queue, state="waiting")
-    fresh = anon_client.get("/metrics", **auth).content.decode()
-    assert (
-        f'spindle_jobs{{workspace="{pro_workspace.id}",queue="emails",state="waiting"}} 2'
-        in fresh.splitlines()
-    )
+    fresh = _samples(anon_client.get("/metrics", **auth).content.decode())
+    assert _value(fresh, "spindle_jobs", workspace=pro_workspace.id, queue="emails", state="waiting") == 2

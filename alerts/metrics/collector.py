@@ -1,0 +1,236 @@
+"""The Prometheus collector of `/metrics`: every family built from the database (and the liveness marks) on each
+collect, so no process keeps metric state; `render_metrics` exposes it in the text format.
+
+Counters built from today's rows restart at 00:00 UTC; Prometheus' rate() and increase() treat that as a reset.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.utils import timezone
+from prometheus_client.core import (
+    CollectorRegistry,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from config import liveness
+
+from ..fanout import fanout_lag_seconds
+from ..models import AlertNotification, WebhookDelivery
+from . import reads
+from .reads import DURATION_KEYS, START_BOUNDS_S, QueueRef
+
+SINCE = "since 00:00 UTC (resets daily; use rate/increase)"
+QUEUE_LABELS = ("workspace", "queue")
+# config.liveness names marked by the sweeper and the schedule ticker.
+SWEEP, TICK = "sweep", "tick"
+# Error types the engine and the pull API record; anything else a pull worker reports counts as "other", so a
+# client cannot grow the label set.
+KNOWN_ERROR_TYPES = frozenset(
+    {
+        "timeout",
+        "connection_error",
+        "target_refused",
+        "delivery_error",
+        "lease_expired",
+        "worker_deregistered",
+        "worker_reaped",
+        "cancelled",
+        "child_failed",
+        "quota_exceeded",
+        "invalid_datetime",
+    }
+)
+
+
+def start_of_day_utc() -> datetime:
+    return timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def error_label(error_type: str | None, http_status: int | None) -> str:
+    """The bounded `type` label: HTTP answers by class (http_4xx, http_5xx…), known engine types as they are."""
+    if error_type == "http_error" and http_status and 100 <= http_status <= 599:
+        return f"http_{http_status // 100}xx"
+    return error_type if error_type in KNOWN_ERROR_TYPES else "other"
+
+
+def _process_families() -> Iterator[Metric]:
+    yield GaugeMetricFamily("spindle_up", "1 while this Spindle process answers.", value=1)
+    info = GaugeMetricFamily("spindle_info", "Build information.", labels=["version"])
+    info.add_metric([str(settings.VERSION)], 1)
+    yield info
+
+
+def _job_families(queues: dict[str, QueueRef]) -> Iterator[Metric]:
+    live = [row for row in reads.live_jobs() if row.queue_id in queues]
+    jobs = GaugeMetricFamily(
+        "spindle_jobs",
+        "Live jobs (waiting, delayed, active) per queue and state.",
+        labels=[*QUEUE_LABELS, "state"],
+    )
+    for row in live:
+        ref = queues[row.queue_id]
+        jobs.add_metric([ref.workspace_id, ref.name, row.state], row.count)
+    yield jobs
+
+    waiting = {row.queue_id: row for row in live if row.state == "waiting"}
+    dead = reads.dead_letter_counts({ref.workspace_id for ref in queues.values()})
+    now = timezone.now()
+    depth = GaugeMetricFamily("spindle_queue_depth", "Waiting (ready) jobs per queue.", labels=QUEUE_LABELS)
+    oldest = GaugeMetricFamily(
+        "spindle_queue_oldest_waiting_age_seconds",
+        "How long the oldest waiting job of the queue has been due (since its run_at); 0 when none waits.",
+        labels=QUEUE_LABELS,
+    )
+    dlq = GaugeMetricFamily(
+        "spindle_dlq_jobs", "Jobs in the dead-letter queue (state failed) per queue.", labels=QUEUE_LABELS
+    )
+    for queue_id, ref in queues.items():
+        row = waiting.get(queue_id)
+        age = (now - row.earliest_run_at).total_seconds() if row and row.earliest_run_at else 0.0
+        depth.add_metric([ref.workspace_id, ref.name], row.count if row else 0)
+        oldest.add_metric([ref.workspace_id, ref.name], round(max(0.0, age), 3))
+        dlq.add_metric([ref.workspace_id, ref.name], dead.get(queue_id, 0))
+    yield from (depth, oldest, dlq)
+
+    count = GaugeMetricFamily("spindle_queues", "Queues per workspace.", labels=["workspace"])
+    for ws, n in Counter(ref.workspace_id for ref in queues.values()).items():
+        count.add_metric([ws], n)
+    yield count
+
+
+def _rollup_families(queues: dict[str, QueueRef], today: datetime) -> Iterator[Metric]:
+    """Today's per-minute rollup: enqueues, outcomes and the attempt-duration histogram."""
+    stats = [s for s in reads.minute_totals(list(queues), today) if s["queue_id"] in queues]
+    enqueued = CounterMetricFamily("spindle_jobs_enqueued", f"Jobs enqueued {SINCE}.", labels=QUEUE_LABELS)
+    outcomes = CounterMetricFamily(
+        "spindle_executions", f"Finished attempts by outcome {SINCE}.", labels=[*QUEUE_LABELS, "outcome"]
+    )
+    duration = HistogramMetricFamily(
+        "spindle_execution_duration_seconds",
+        f"Attempt (delivery) durations in seconds {SINCE}.",
+        labels=QUEUE_LABELS,
+    )
+    for s in stats:
+        ref = queues[s["queue_id"]]
+        labels = [ref.workspace_id, ref.name]
+        enqueued.add_metric(labels, int(s["enq"] or 0))
+        for outcome, key in (("completed", "ok"), ("failed", "failed"), ("timeout", "timeout")):
+            outcomes.add_metric([*labels, outcome], int(s[key] or 0))
+        duration.add_metric(labels, _duration_buckets(s), sum_value=int(s["dsum"] or 0) / 1000)
+    yield from (enqueued, outcomes, duration)
+
+
+def _duration_buckets(stat: dict) -> list[tuple[str, float]]:
+    """Cumulative buckets (le in seconds) from one queue's summed rollup histogram. +Inf is at least the
+    rollup's duration_count, so _count stays the attempts with a duration even where a row lacks the histogram."""
+    buckets, running = [], 0
+    for key in DURATION_KEYS[:-1]:
+        running += int(stat[f"h_{key}"] or 0)
+        buckets.append((repr(int(key) / 1000), running))
+    running += int(stat[f"h_{DURATION_KEYS[-1]}"] or 0)
+    buckets.append(("+Inf", max(running, int(stat["dcount"] or 0))))
+    return buckets
+
+
+def _execution_families(queues: dict[str, QueueRef], today: datetime) -> Iterator[Metric]:
+    """What only today's executions hold: enqueue-to-start latency and errors by type."""
+    start = HistogramMetricFamily(
+        "spindle_enqueue_to_start_seconds",
+        f"From enqueue to the first attempt's start, in seconds (includes any requested delay) {SINCE}.",
+        labels=QUEUE_LABELS,
+    )
+    for row in reads.start_latency(list(queues), today):
+        if row["queue_id"] not in queues:
+            continue
+        ref = queues[row["queue_id"]]
+        buckets = [(repr(float(b)), row[f"le_{i}"]) for i, b in enumerate(START_BOUNDS_S)]
+        wait = row["total_wait"]
+        total_s = max(0.0, wait.total_seconds()) if wait is not None else 0.0
+        start.add_metric([ref.workspace_id, ref.name], [*buckets, ("+Inf", row["total"])], sum_value=total_s)
+    yield start
+
+    errors: Counter[tuple[str, str, str]] = Counter()
+    for queue_id, error_type, http_status, n in reads.error_counts(list(queues), today):
+        if queue_id in queues:
+            key = (queues[queue_id].workspace_id, queues[queue_id].name, error_label(error_type, http_status))
+            errors[key] += n
+    family = CounterMetricFamily(
+        "spindle_delivery_errors",
+        f"Attempts that ended in an error, by type (http_4xx, http_5xx, timeout, connection_error…), started {SINCE}.",
+        labels=[*QUEUE_LABELS, "type"],
+    )
+    for labels, n in sorted(errors.items()):
+        family.add_metric(list(labels), n)
+    yield family
+
+
+def _outbound_families(today: datetime) -> Iterator[Metric]:
+    help_tail = "pending = waiting to be sent; success/failed = created since 00:00 UTC."
+    for model, name, what in (
+        (WebhookDelivery, "spindle_webhook_deliveries", "Webhook deliveries"),
+        (AlertNotification, "spindle_alert_notifications", "Alert notifications"),
+    ):
+        counts = reads.outbound_counts(model, today)
+        family = GaugeMetricFamily(name, f"{what}: {help_tail}", labels=["status"])
+        for status in ("pending", "success", "failed"):
+            family.add_metric([status], counts.get(status, 0))
+        yield family
+        if model is WebhookDelivery:
+            yield CounterMetricFamily(
+                "spindle_webhook_deliveries_failed",
+                f"Webhook deliveries that failed after every retry, created {SINCE}.",
+                value=counts.get("failed", 0),
+            )
+
+
+def _liveness_families() -> Iterator[Metric]:
+    for name, what in ((SWEEP, "sweeper"), (TICK, "schedule ticker")):
+        yield GaugeMetricFamily(
+            f"spindle_last_{name}_timestamp_seconds",
+            f"Unix time the {what} last ran (0: never seen, or the cache is unreachable).",
+            value=liveness.last(name) or 0.0,
+        )
+
+
+class SpindleCollector(Collector):
+    """Reads the database on every collect: the values live in the tables, not in this process."""
+
+    def collect(self) -> Iterator[Metric]:
+        today = start_of_day_utc()
+        queues = reads.queues()
+        yield from _process_families()
+        yield from _job_families(queues)
+        yield from _rollup_families(queues, today)
+        yield from _execution_families(queues, today)
+        workers = GaugeMetricFamily("spindle_workers", "Registered pull workers.", labels=["workspace"])
+        for ws, n in reads.workers():
+            workers.add_metric([ws], n)
+        yield workers
+        yield from _outbound_families(today)
+        yield GaugeMetricFamily(
+            "spindle_events_fanout_lag_seconds",
+            "How far the event fan-out cursor trails now (includes the safety lag).",
+            value=round(fanout_lag_seconds(), 3),
+        )
+        yield from _liveness_families()
+
+
+# Its own registry: the default one would add this process's CPU and GC, which a snapshot shared by every
+# process cannot stand for.
+REGISTRY = CollectorRegistry(auto_describe=False)
+REGISTRY.register(SpindleCollector())
+
+
+def render_metrics() -> str:
+    """The exposition text of one collect (every query reads live or today's rows only, through an index)."""
+    return generate_latest(REGISTRY).decode()

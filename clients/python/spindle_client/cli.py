@@ -74,7 +74,7 @@ def _json_argument(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
 
 
-def _run(args: argparse.Namespace, spindle: Spindle, out: Output) -> None:  # one branch per command, flat
+def _run(args: argparse.Namespace, spindle: Spindle, out: Output) -> None:
     command = (
         args.command if args.command not in ("jobs", "schedules", "queues") else f"{args.command} {args.sub}"
     )

@@ -108,9 +108,7 @@ class EventStream:
                 yield from self._connection()
             except httpx.TransportError as exc:  # a timeout or a drop: reconnect, unless it never connected
                 if self.connections == 0 and self._remaining() > 0:
-                    raise errors.ConnectionFailed(
-                        str(exc) or type(exc).__name__, code="CONNECTION_FAILED"
-                    ) from exc
+                    raise errors.ConnectionFailed.from_transport(exc) from exc
             except errors.ServiceUnavailableError as exc:  # no stream slot on this process right now
                 time.sleep(min(max(0.0, self._remaining()), exc.retry_after or self.parser.retry_s))
                 continue

@@ -19,10 +19,10 @@ from config import outbound
 SECRET = "whsec_" + base64.b64encode(b"k" * 24).decode()
 OTHER = "whsec_" + base64.b64encode(b"o" * 24).decode()
 BODY = '{"id":"job_1","payload":{"n":"é"}}'
+NOW = 1_800_000_000  # every check below passes `now`: a case built at collection stays valid however late it runs
 
 
-def _headers(secret: str = SECRET, ts: int | None = None, body: str = BODY) -> dict[str, str]:
-    ts = int(time.time()) if ts is None else ts
+def _headers(secret: str = SECRET, ts: int = NOW, body: str = BODY) -> dict[str, str]:
     return {
         "webhook-id": "exe_1",
         "webhook-timestamp": str(ts),
@@ -42,14 +42,14 @@ def test_signatures_match_the_servers_signer_and_the_standard_library():
 
 def test_verify_delivery_accepts_bytes_or_text_and_a_rotation_header():
     headers = _headers()
-    verify_delivery(headers, BODY, SECRET)
-    verify_delivery(headers, BODY.encode(), SECRET)
+    verify_delivery(headers, BODY, SECRET, now=NOW)
+    verify_delivery(headers, BODY.encode(), SECRET, now=NOW)
     rotated = {
         **headers,
         "webhook-signature": f"{_headers(OTHER)['webhook-signature']} {headers['webhook-signature']}",
     }
-    verify_delivery(rotated, BODY, SECRET)
-    verify_delivery(rotated, BODY, OTHER)
+    verify_delivery(rotated, BODY, SECRET, now=NOW)
+    verify_delivery(rotated, BODY, OTHER, now=NOW)
 
 
 @pytest.mark.parametrize(
@@ -57,8 +57,8 @@ def test_verify_delivery_accepts_bytes_or_text_and_a_rotation_header():
     [
         (_headers(), BODY.replace("1", "2"), SECRET),  # tampered body
         (_headers(), BODY, OTHER),  # another secret
-        (_headers(ts=int(time.time()) - 400), BODY, SECRET),  # too old: a replay
-        (_headers(ts=int(time.time()) + 400), BODY, SECRET),  # from the future
+        (_headers(ts=NOW - 301), BODY, SECRET),  # too old: a replay
+        (_headers(ts=NOW + 301), BODY, SECRET),  # from the future
         ({**_headers(), "webhook-id": "exe_2"}, BODY, SECRET),  # signed for another message
         ({**_headers(), "webhook-signature": "v2," + _headers()["webhook-signature"][3:]}, BODY, SECRET),
         ({k: v for k, v in _headers().items() if k != "webhook-signature"}, BODY, SECRET),
@@ -67,14 +67,14 @@ def test_verify_delivery_accepts_bytes_or_text_and_a_rotation_header():
 )
 def test_verify_delivery_refuses(headers, body, secret):
     with pytest.raises(InvalidSignature):
-        verify_delivery(headers, body, secret)
+        verify_delivery(headers, body, secret, now=NOW)
 
 
 def test_tolerance_is_configurable():
-    old = _headers(ts=int(time.time()) - 1000)
+    old = _headers(ts=NOW - 1000)
     with pytest.raises(InvalidSignature):
-        verify_delivery(old, BODY, SECRET)
-    verify_delivery(old, BODY, SECRET, tolerance_s=1200)
+        verify_delivery(old, BODY, SECRET, now=NOW)
+    verify_delivery(old, BODY, SECRET, now=NOW, tolerance_s=1200)
 
 
 def test_errors_are_typed_by_status_and_carry_the_envelope():

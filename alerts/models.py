@@ -124,6 +124,7 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"  # the admin would say "Webhook deliverys"
         constraints = [
             # A retried or doubled fan-out run creates nothing twice (ON CONFLICT DO NOTHING).
             models.UniqueConstraint(fields=["subscription", "event_id"], name="alerts_delivery_sub_event_uniq"),

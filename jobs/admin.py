@@ -1,12 +1,14 @@
-"""Staff admin for jobs, executions, events, workers and rollups. Lease tokens are shown masked; job state is
-read-only and changes only through actions that call the jobs services."""
+"""Staff admin for jobs, executions, events, workers and rollups. Lease tokens and the header values of a job's
+`http` target are shown masked. A job is read-only (its executions inline, newest first): state changes only
+through actions that call the jobs services, and the job's input was validated once, at enqueue."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from config.exceptions import ApplicationError
@@ -14,6 +16,8 @@ from jobs.models import Execution, Job, Worker
 from jobs.services import job_controls
 from jobs.services.pull import worker_is_online
 from jobs.specs import ENGINE_COLUMNS
+from queues.admin_forms import ViewOnlyAdmin
+from queues.masking import target_masked
 from queues.models import Event, QueueMinuteStat
 
 
@@ -34,8 +38,59 @@ JOB_ENGINE_FIELDS = tuple(
     for f in Job._meta.fields
     if f.name in ENGINE_COLUMNS
 )
+# The rest is the job's input, validated at enqueue (jobs.validation); an edit here would skip that, so it is
+# shown, not editable. In model order; the http target with its header values masked.
+JOB_INPUT_FIELDS = tuple(
+    "http_masked" if f.name == "http" else f.name
+    for f in Job._meta.fields
+    if f.name not in ENGINE_COLUMNS and f.name != "lease_token"
+)
 # Rows handled per admin action: each is its own short transaction through the service.
 ADMIN_ACTION_MAX = 1000
+# Executions shown on a job's page: a job retried hundreds of times must not render hundreds of rows.
+INLINE_EXECUTIONS_MAX = 50
+EXECUTION_INLINE_FIELDS = (
+    "id",
+    "attempt",
+    "status",
+    "http_status",
+    "duration_ms",
+    "started_at",
+    "completed_at",
+    "worker_id",
+    "error",
+)
+
+
+class _NewestExecutions(BaseInlineFormSet):
+    def get_queryset(self) -> QuerySet[Execution]:
+        queryset = super().get_queryset()
+        if not queryset.query.is_sliced:
+            # Kept as the formset's queryset, so the slice is read once (the forms index into its cache).
+            self._queryset = queryset = queryset[:INLINE_EXECUTIONS_MAX]
+        return queryset
+
+
+class ExecutionInline(admin.TabularInline):
+    """The job's attempts, newest first, read-only (the engine writes them)."""
+
+    model = Execution
+    formset = _NewestExecutions
+    fields = EXECUTION_INLINE_FIELDS
+    readonly_fields = EXECUTION_INLINE_FIELDS
+    ordering = ("-attempt", "-started_at")  # jobs_exec_job_attempt, read backwards
+    extra = 0
+    show_change_link = True
+    verbose_name_plural = f"executions (newest {INLINE_EXECUTIONS_MAX})"
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
 
 
 @admin.register(Job)
@@ -54,8 +109,9 @@ class JobAdmin(admin.ModelAdmin):
     list_filter = ("state", "created_at")
     search_fields = ("id", "name", "idempotency_key", "group")
     raw_id_fields = ("workspace", "queue", "parent")
-    readonly_fields = JOB_ENGINE_FIELDS
-    exclude = ("lease_token",)
+    readonly_fields = (*JOB_INPUT_FIELDS, *JOB_ENGINE_FIELDS)
+    exclude = ("lease_token", "http")
+    inlines = (ExecutionInline,)
     list_select_related = ("queue", "workspace")
     show_full_result_count = False  # COUNT(*) over a million-row table on every page is too slow
     actions = ("retry_jobs", "cancel_jobs", "replay_jobs")
@@ -63,9 +119,18 @@ class JobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are enqueued through the API (quota, validation, events)
 
+    def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        # The changelist (and its actions) stays; a job's own page is a view: even an unchanged save would write
+        # a stale copy of the row over the engine's.
+        return obj is None and super().has_change_permission(request)
+
     @admin.display(description="lease token")
     def lease_token_masked(self, obj: Job) -> str:
         return _mask(obj.lease_token)
+
+    @admin.display(description="http (header values masked)")
+    def http_masked(self, obj: Job) -> object:
+        return target_masked(obj.http)
 
     def _each(
         self, request: HttpRequest, queryset: QuerySet[Job], verb: str, apply: Callable[[Job], object]
@@ -106,7 +171,7 @@ class JobAdmin(admin.ModelAdmin):
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
+class ExecutionAdmin(ViewOnlyAdmin):
     list_display = ("id", "job_id", "queue", "attempt", "status", "http_status", "duration_ms", "started_at")
     list_filter = ("status", "started_at")
     search_fields = ("id", "job__id")
@@ -134,16 +199,13 @@ class ExecutionAdmin(admin.ModelAdmin):
     list_select_related = ("queue",)
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
     @admin.display(description="lease token")
     def lease_token_masked(self, obj: Execution) -> str:
         return _mask(obj.lease_token)
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ViewOnlyAdmin):
     list_display = ("id", "type", "queue_name", "job_id", "created_at")
     list_filter = ("type",)
     search_fields = ("id", "job_id", "queue_name")
@@ -153,7 +215,7 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
+class WorkerAdmin(ViewOnlyAdmin):
     list_display = ("id", "name", "hostname", "concurrency", "status", "last_seen_at", "created_at")
     search_fields = ("id", "name", "hostname")
     raw_id_fields = ("workspace",)
@@ -165,7 +227,7 @@ class WorkerAdmin(admin.ModelAdmin):
 
 
 @admin.register(QueueMinuteStat)
-class QueueMinuteStatAdmin(admin.ModelAdmin):
+class QueueMinuteStatAdmin(ViewOnlyAdmin):
     list_display = ("queue", "minute", "enqueued", "completed", "failed", "timeout", "duration_count")
     list_filter = ("minute",)
     raw_id_fields = ("workspace", "queue")

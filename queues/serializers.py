@@ -20,6 +20,7 @@ from config.fields import (
 from config.netguard import validate_target_url
 from queues.events import iso
 
+from .masking import target_masked
 from .models import Queue
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,63}$")
@@ -158,7 +159,11 @@ def queue_to_dict(queue: Queue, *, counts: dict[str, int] | None = None) -> dict
 class EndpointSchema(serializers.Serializer):
     url = serializers.URLField()
     method = serializers.ChoiceField(choices=["POST", "PUT", "PATCH", "DELETE", "GET"])
-    headers = serializers.DictField(child=serializers.CharField())
+    headers = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Values are masked on read: the first and last 4 characters around '…', or '••••…' for a "
+        "value under 16 characters.",
+    )
     timeout_ms = serializers.IntegerField()
 
 
@@ -233,5 +238,6 @@ QueueIn.read_only_names = READ_ONLY_FIELDS
 
 
 _RENDER: dict[str, Callable[[Queue], Any]] = schema_readers(QueueSchema, timestamp=iso)
+_RENDER["endpoint"] = lambda queue: target_masked(queue.endpoint)
 _RENDER["paused_job_names"] = lambda queue: list(queue.paused_job_names or [])
 _RENDER["counts"] = lambda queue: None  # per call, from the `counts` argument

@@ -18,6 +18,7 @@ from billing.services import plan_check_count, plan_check_value
 from config.exceptions import Conflict, ValidationFailed
 
 from .events import PendingEvent, events_emit
+from .masking import target_unmasked
 from .models import DEFAULT_RETRY_POLICY, Queue
 
 # Both the old and the new secret sign deliveries this long after a rotation (API.md).
@@ -154,7 +155,12 @@ def queue_update(*, workspace: Workspace, queue: Queue, data: dict[str, Any]) ->
     with transaction.atomic():
         queue = Queue.objects.select_for_update().get(pk=queue.pk, workspace=workspace)
         delivery = queue.delivery
-        endpoint = _normalise_endpoint(data["endpoint"]) if "endpoint" in data else queue.endpoint
+        # A header value read back masked (queue GET) and sent unchanged keeps its stored secret.
+        endpoint = (
+            target_unmasked(_normalise_endpoint(data["endpoint"]), queue.endpoint)
+            if "endpoint" in data
+            else queue.endpoint
+        )
         retry_policy = {
             **DEFAULT_RETRY_POLICY,
             **(queue.retry_policy or {}),

@@ -31,8 +31,8 @@ from .reads import DURATION_KEYS, START_BOUNDS_S, QueueRef
 
 SINCE = "since 00:00 UTC (resets daily; use rate/increase)"
 QUEUE_LABELS = ("workspace", "queue")
-# config.liveness names marked by the sweeper and the schedule ticker.
-SWEEP, TICK = "sweep", "tick"
+# (metric name part, config.liveness name marked by the task, what it is)
+LIVENESS = (("sweep", "sweeper", "sweeper"), ("tick", "ticker", "schedule ticker"))
 # Error types the engine and the pull API record; anything else a pull worker reports counts as "other", so a
 # client cannot grow the label set.
 KNOWN_ERROR_TYPES = frozenset(
@@ -194,11 +194,11 @@ def _outbound_families(today: datetime) -> Iterator[Metric]:
 
 
 def _liveness_families() -> Iterator[Metric]:
-    for name, what in ((SWEEP, "sweeper"), (TICK, "schedule ticker")):
+    for name, mark, what in LIVENESS:
         yield GaugeMetricFamily(
             f"spindle_last_{name}_timestamp_seconds",
             f"Unix time the {what} last ran (0: never seen, or the cache is unreachable).",
-            value=liveness.last(name) or 0.0,
+            value=liveness.last(mark) or 0.0,
         )
 
 

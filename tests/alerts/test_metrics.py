@@ -200,7 +200,7 @@ def known_scrape(pro_workspace) -> str:
     """The exposition of the known dataset, with the sweeper marked now and the ticker never."""
     _known_dataset(pro_workspace)
     cache.clear()
-    liveness.mark("sweep")
+    liveness.mark("sweeper")
     return render_metrics()
 
 

@@ -147,6 +147,18 @@ def _ran_job(queue: Queue, attempts: int) -> Job:
     return Job.objects.get(pk=job.pk)
 
 
+def test_a_masked_header_read_from_the_api_and_patched_back_keeps_the_secret(api_client, push_queue):
+    endpoint = api_client.get(f"/v1/queues/{push_queue.name}").json()["endpoint"]
+    assert endpoint["headers"]["Authorization"] != SECRET
+    response = api_client.patch(
+        f"/v1/queues/{push_queue.name}", {"endpoint": {**endpoint, "timeout_ms": 4000}}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    push_queue.refresh_from_db()
+    assert push_queue.endpoint["headers"]["Authorization"] == SECRET
+    assert push_queue.endpoint["timeout_ms"] == 4000
+
+
 def test_job_page_shows_its_executions_newest_first_and_masks_its_http_headers(staff_client, workspace):
     queue = Queue.objects.create(workspace=workspace, name="pull", delivery="pull", signing_secret="whsec_x")
     job = _ran_job(queue, 3)

@@ -33,12 +33,18 @@ migrate: install
 
 run: migrate
 	$(PY) manage.py bootstrap_demo
+	@# WhiteNoise serves the admin's and /docs' files from var/static, hashed and precompressed: collected again
+	@# only when the installed packages changed since (it costs seconds of CPU).
+	@manifest="$${SPINDLE_STATIC_ROOT:-$${SPINDLE_VAR_DIR:-var}/static}/staticfiles.json"; \
+	test "$$manifest" -nt $(VENV)/.installed || $(PY) manage.py collectstatic --no-input -v0
 	@# make run is the development/self-hosting command: push targets on this machine or network are allowed
 	@# unless SPINDLE_ALLOW_PRIVATE_TARGETS=0 is given (the setting's own default, for production, is off).
 	@# One port: uvicorn runs config.front, which reads each body in full, then serves the event streams with async
 	@# views and everything else with the WSGI app on a thread pool (no second HTTP server, no socket in between).
 	@echo "Spindle: http://$(HOST):$(PORT) (REST, /docs, event streams at /v1/events)"
+	@# Requests may name this machine by its loopback names or HOST; listening wider, set ALLOWED_HOSTS.
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" HOST=$(HOST) PORT=$(PORT) \
+	ALLOWED_HOSTS="$${ALLOWED_HOSTS:-localhost,127.0.0.1,[::1],$(HOST)}" \
 	SPINDLE_ALLOW_PRIVATE_TARGETS=$${SPINDLE_ALLOW_PRIVATE_TARGETS:-1} bin/run-procfile Procfile
 
 # The dashboard's browser tests (tests/dashboard) drive Debian's Chromium through Playwright (no browser download).

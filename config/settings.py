@@ -8,6 +8,7 @@ to PostgreSQL and Redis.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 
 import environ
@@ -18,9 +19,13 @@ VAR_DIR = Path(os.environ.get("SPINDLE_VAR_DIR", BASE_DIR / "var"))
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False) if (BASE_DIR / ".env").exists() else None
 
-VERSION = "0.1.0"
+# The version lives in pyproject.toml alone. The code always runs from the checkout (pyproject's `packages = []`
+# installs dependencies only), so the file is there; an installed distribution's metadata could lag behind it.
+VERSION = tomllib.loads((BASE_DIR / "pyproject.toml").read_text())["project"]["version"]
 
 DEBUG = env.bool("DEBUG", default=False)
+# Test runs: test-sized engine timings allowed, any Host, static files from the apps (see below).
+SPINDLE_TESTING = env.bool("SPINDLE_TESTING", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if DEBUG or not os.environ.get("DATABASE_URL"):
@@ -35,7 +40,11 @@ if not SECRET_KEY:
     else:
         raise RuntimeError("SECRET_KEY must be set")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
+# Host names this deployment answers to. Unset: any name with DEBUG or in tests, else the loopback names only
+# (`make run` adds HOST). A deployment lists its own names: any other Host answers 400 (logged as DisallowedHost).
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["*"] if DEBUG or SPINDLE_TESTING else ["localhost", "127.0.0.1", "[::1]"]
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -64,6 +73,8 @@ MIDDLEWARE = [
     # Frame protection, CSP and Secure cookies outside /v1/: after the middlewares below have set their cookies.
     "config.middleware.BrowserSecurityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, /docs' Swagger UI) answered before sessions or views: compressed, cached (see STORAGES).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Sessions, CSRF, the session user and messages serve the admin only: skipped on /v1/ (config/middleware.py).
     "config.middleware.SessionMiddlewareNotForApi",
     "django.middleware.common.CommonMiddleware",
@@ -224,6 +235,16 @@ SECURE_PROXY_SSL_HEADER = None
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 X_FRAME_OPTIONS = "DENY"
+# Origins (scheme://host[:port]) whose unsafe requests the admin and dashboard accept, e.g. the public HTTPS origin
+# when TLS ends at a proxy that is not in SPINDLE_TRUSTED_PROXIES. Same-origin requests need no entry.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# HSTS, sent on HTTPS responses only (direct TLS or a trusted proxy's X-Forwarded-Proto): one year unless DEBUG, 0
+# turns it off. Subdomains and preload bind every subdomain (the preload list is slow to leave): opt-in only.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Off by default: the proxy in front should redirect to HTTPS (API clients do not re-send a POST after a 301).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -300,7 +321,6 @@ METRICS_SNAPSHOT_S = env.float("SPINDLE_METRICS_SNAPSHOT_S", default=10.0)
 
 # Engine timing. Values below the production floors are refused unless SPINDLE_TESTING is on, so a
 # misconfigured production deployment cannot run with test-sized leases.
-SPINDLE_TESTING = env.bool("SPINDLE_TESTING", default=False)
 SPINDLE_SWEEP_INTERVAL_S = env.float("SPINDLE_SWEEP_INTERVAL_S", default=1.0)
 SPINDLE_MIN_LEASE_MS = env.int("SPINDLE_MIN_LEASE_MS", default=1000)
 SPINDLE_BACKOFF_SCALE = env.float("SPINDLE_BACKOFF_SCALE", default=1.0)
@@ -333,8 +353,16 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # tests point this at a local fake
 STRIPE_PRICE_PRO = env.str("STRIPE_PRICE_PRO", default="")
 STRIPE_PRICE_TEAM = env.str("STRIPE_PRICE_TEAM", default="")
-BILLING_SUCCESS_URL = env.str("BILLING_SUCCESS_URL", default="http://localhost:8000/billing/success")
-BILLING_CANCEL_URL = env.str("BILLING_CANCEL_URL", default="http://localhost:8000/billing/cancel")
+# Where Stripe Checkout sends the customer back. Only the embedded mode (no DATABASE_URL) or DEBUG has a localhost
+# default: a production checkout must never send customers there, so with Stripe configured both must be set.
+_LOCAL_BILLING = "http://localhost:8000/billing" if DEBUG or not os.environ.get("DATABASE_URL") else ""
+BILLING_SUCCESS_URL = env.str("BILLING_SUCCESS_URL", default=_LOCAL_BILLING and f"{_LOCAL_BILLING}/success")
+BILLING_CANCEL_URL = env.str("BILLING_CANCEL_URL", default=_LOCAL_BILLING and f"{_LOCAL_BILLING}/cancel")
+if STRIPE_SECRET_KEY and not (BILLING_SUCCESS_URL and BILLING_CANCEL_URL):
+    raise RuntimeError(
+        "STRIPE_SECRET_KEY is set: BILLING_SUCCESS_URL and BILLING_CANCEL_URL must be set too "
+        "(the public URLs Stripe Checkout returns customers to)"
+    )
 
 # --- email ----------------------------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
@@ -346,7 +374,19 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = Path(env.str("SPINDLE_STATIC_ROOT", default=str(VAR_DIR / "static")))
+# WhiteNoise serves STATIC_ROOT as collectstatic left it (make run, the image build): hashed names cached for a
+# year (immutable), gzip precompressed.
+# With DEBUG or SPINDLE_TESTING it serves the apps' static folders as they are (no collectstatic, no hashing).
+_STATIC_FROM_APPS = DEBUG or SPINDLE_TESTING
+_APPS_STORAGE = "django.contrib.staticfiles.storage.StaticFilesStorage"
+_COLLECTED_STORAGE = "whitenoise.storage.CompressedManifestStaticFilesStorage"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": _APPS_STORAGE if _STATIC_FROM_APPS else _COLLECTED_STORAGE},
+}
+WHITENOISE_USE_FINDERS = _STATIC_FROM_APPS
+WHITENOISE_AUTOREFRESH = _STATIC_FROM_APPS
 
 LOGGING = {
     "version": 1,

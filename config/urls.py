@@ -1,6 +1,5 @@
 from django.contrib import admin
-from django.contrib.staticfiles.views import serve as serve_static
-from django.urls import include, path, re_path
+from django.urls import include, path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -27,9 +26,6 @@ urlpatterns = [
     path("doc", schema_view, name="schema"),
     path("openapi.json", schema_view, name="openapi-json"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    # The Swagger UI files /docs loads (drf-spectacular-sidecar, no CDN), found by the staticfiles finders: Django
-    # serves /static/ only with DEBUG on, and `make run` has no separate static server.
-    re_path(r"^static/(?P<path>.+)$", serve_static, {"insecure": True}, name="static"),
     path("v1/health", health, name="health"),
     path("metrics", metrics, name="metrics"),
     # Job routes first: they carry almost all of the traffic, and Django tries the patterns in order.

@@ -13,6 +13,7 @@ from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
+from . import logging as log_context
 from .exceptions import UNAVAILABLE_MESSAGE, error_response, is_unavailable
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,27 @@ class AuthenticationMiddlewareNotForApi(_NotForApi, AuthenticationMiddleware):
 
 class MessageMiddlewareNotForApi(_NotForApi, MessageMiddleware):
     pass
+
+
+class RequestIdMiddleware:
+    """One id per request: the client's `X-Request-Id` when it is a sane token, else a new one. Bound to the log
+    context while the request runs (so the hints it sends carry it into their Celery tasks) and echoed in the
+    answer's `X-Request-Id`. Outermost, so every answer has it, errors and HEAD included."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        rid = log_context.new_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = rid  # type: ignore[attr-defined]
+        token = log_context.bind(request_id=rid)
+        try:
+            response = self.get_response(request)
+        finally:
+            # The server's threads serve one request after another: nothing may leak into the next.
+            log_context.reset(token)
+        response[log_context.HEADER] = rid
+        return response
 
 
 class HeadAsGetMiddleware:

@@ -68,6 +68,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A request id for every request (X-Request-Id in and out), bound to the log context (config/logging.py).
+    "config.middleware.RequestIdMiddleware",
     "config.middleware.HeadAsGetMiddleware",
     "config.middleware.ErrorEnvelopeMiddleware",
     # Frame protection, CSP and Secure cookies outside /v1/: after the middlewares below have set their cookies.
@@ -295,6 +297,9 @@ SPECTACULAR_SETTINGS = {
         "JobStateEnum": ["waiting", "delayed", "active", "completed", "failed", "cancelled"],
         "TerminalStateEnum": ["completed", "failed", "cancelled"],
         "RetryableStateEnum": ["failed", "completed"],
+        # Shared by /v1/health and /readyz (config/health.py): one name each, as /v1/health had alone.
+        "HealthStatusEnum": ["ok", "degraded"],
+        "HealthServiceStatusEnum": ["ok", "down"],
     },
     # `/v1` is the API's version, not a resource: operationIds and default tags start after it (config/schema.py).
     "SCHEMA_PATH_PREFIX": "/v1",
@@ -388,11 +393,28 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = _STATIC_FROM_APPS
 WHITENOISE_AUTOREFRESH = _STATIC_FROM_APPS
 
+# Plain text lines by default; SPINDLE_LOG_FORMAT=json writes one JSON object per line (time, level, logger,
+# message, request_id and the job/queue ids when present). Every line carries the request id of its HTTP request,
+# or of the request whose hint started the Celery task (config/logging.py); workers get the same format.
+SPINDLE_LOG_FORMAT = env.str("SPINDLE_LOG_FORMAT", default="plain")
+if SPINDLE_LOG_FORMAT not in ("plain", "json"):
+    raise RuntimeError("SPINDLE_LOG_FORMAT must be plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "config.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "config.logging.PlainFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": SPINDLE_LOG_FORMAT, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+# /readyz: the sweeper's and the ticker's last runs (config/liveness.py) must be younger than this, in seconds.
+SPINDLE_READY_MAX_AGE_S = env.float("SPINDLE_READY_MAX_AGE_S", default=30.0)

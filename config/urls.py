@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from alerts.metrics import metrics
 from config import converters
 from config.api import LenientContentNegotiation
-from config.health import health
+from config.health import health, livez, readyz
 
 converters.register_all()
 
@@ -27,6 +27,9 @@ urlpatterns = [
     path("openapi.json", schema_view, name="openapi-json"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("v1/health", health, name="health"),
+    # Probes for orchestrators and load balancers (config/health.py): process alive; ready to serve and to run jobs.
+    path("livez", livez, name="livez"),
+    path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     # Job routes first: they carry almost all of the traffic, and Django tries the patterns in order.
     path("v1/", include("jobs.urls")),

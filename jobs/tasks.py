@@ -16,6 +16,8 @@ from celery.signals import (
 )
 from django.conf import settings
 
+from config import liveness
+from config import logging as log_context
 from jobs.services import conveyor
 from jobs.services.dispatch import clear_kick, send_hints, workspace_of
 from jobs.services.engine import job_claim_push, jobs_sweep
@@ -80,6 +82,15 @@ def deliver_queue(queue_id: str) -> int:
     """Claim a batch of a push queue and hand it to this process's conveyor (which delivers, records, re-kicks)."""
     # Cleared first: a kick that arrives while this batch is in flight schedules the next run.
     clear_kick(queue_id)
+    # The claim's lines carry the queue beside the request id the hint brought (config/logging.py).
+    token = log_context.bind(queue_id=queue_id)
+    try:
+        return _gated_claim(queue_id)
+    finally:
+        log_context.reset(token)
+
+
+def _gated_claim(queue_id: str) -> int:
     gate = _delivery_gate
     if gate is not None and not gate.acquire(blocking=False):
         # Every delivery thread is claiming: leave this thread to the system queue, come back through the broker.
@@ -133,4 +144,6 @@ def sweep() -> dict:
             logger.exception("sweep: %s part failed", name)
             continue
         result.update(value if isinstance(value, dict) else {"workers_reaped": value})
+    # /readyz: a recent sweep shows a worker alive (the database check covers a sweep that failed for it).
+    liveness.mark("sweeper")
     return result

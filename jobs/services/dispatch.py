@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 
 from config import db
+from config import logging as log_context
 from config.routing import system_queue
 
 logger = logging.getLogger(__name__)
@@ -118,11 +119,13 @@ def _send_sweeps(slots_ms: list[int]) -> None:
 
 def send_hints(queue_ids: Iterable[str]) -> None:
     """Send the de-duplicated deliver task for each push queue (now; callers are outside a transaction)."""
+    # The sender's request id rides in the message headers: the worker logs the delivery under it.
+    options = {"headers": headers} if (headers := log_context.task_headers()) else {}
     for queue_id in queue_ids:
         try:
             if not cache.add(kick_key(queue_id), 1, timeout=KICK_TTL_S):
                 continue
-            current_app.send_task(DELIVER_TASK, args=[queue_id], queue=hint_queue())
+            current_app.send_task(DELIVER_TASK, args=[queue_id], queue=hint_queue(), **options)
         except Exception:  # noqa: BLE001 - a broker outage must not fail the committed request
             # The job is committed; the sweeper re-kicks the queue once the broker is back.
             logger.warning("could not send the delivery hint for %s", queue_id, exc_info=True)

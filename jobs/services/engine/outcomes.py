@@ -3,8 +3,11 @@ fenced by the lease token and written as one batch in one transaction."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
+
+from django.db import transaction
 
 from jobs.models import ExecutionStatus, JobState
 from jobs.services.dispatch import kick_on_commit
@@ -15,6 +18,8 @@ from jobs.services.engine.flows import jobs_release_parents
 from jobs.services.engine.writes import Batch, lock_active, write_batch
 from jobs.services.stats import StatDelta
 from queues.events import PendingEvent
+
+logger = logging.getLogger(__name__)
 
 
 def jobs_record_outcomes(
@@ -136,7 +141,35 @@ def apply(*, now: datetime, finishes: list[Finish], ready_queue_id: str | None =
     jobs_release_parents(now=now, children=[j for j in jobs if j.is_terminal and j.parent_id])
     if retry_queues:
         kick_on_commit(retry_queues)
+    dead = [_dead_letter_line(f) for f in finishes if f.execution_status == ExecutionStatus.DEAD_LETTER]
+    if dead:
+        transaction.on_commit(lambda: _log_dead_letters(dead))
     return ready
+
+
+def _dead_letter_line(f: Finish) -> dict[str, Any]:
+    """What the operator needs to find a dead-lettered job, taken now: the rows may change after commit."""
+    job = f.job
+    error = job.last_error if isinstance(job.last_error, dict) else {}
+    return {
+        "job_id": job.id,
+        "queue": f.queue_name,
+        "queue_id": job.queue_id,
+        "workspace_id": job.workspace_id,
+        "attempts": job.attempts,
+        "error_type": error.get("type") or "unknown",
+    }
+
+
+def _log_dead_letters(lines: list[dict[str, Any]]) -> None:
+    """One WARNING per job moved to the DLQ, after commit (nothing is logged for a rolled-back batch)."""
+    for line in lines:
+        logger.warning(
+            "job %(job_id)s dead-lettered: queue=%(queue)s workspace=%(workspace_id)s attempts=%(attempts)s "
+            "error_type=%(error_type)s",
+            line,
+            extra=line,
+        )
 
 
 def _events_of(f: Finish) -> list[PendingEvent]:

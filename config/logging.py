@@ -178,3 +178,24 @@ def _unbind_task_context(task_id: str | None = None, **kwargs: Any) -> None:
             reset(token)
         except ValueError:  # bound in another context (a pool that moved the task): nothing of ours to undo
             pass
+
+
+def logging_config(log_format: str, *, level: str) -> dict[str, Any]:
+    """settings.LOGGING: one console handler in `log_format` (plain or json), every line with its context."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "config.logging.ContextFilter"}},
+        "formatters": {
+            "plain": {
+                "()": "config.logging.PlainFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            },
+            "json": {"()": "config.logging.JsonFormatter"},
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context"]}
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {"django.request": {"level": "ERROR"}},
+    }

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import environ
 
+from config.embedded import local_secret_key
+from config.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SPINDLE_VAR_DIR", BASE_DIR / "var"))
 
@@ -29,14 +32,7 @@ SPINDLE_TESTING = env.bool("SPINDLE_TESTING", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if DEBUG or not os.environ.get("DATABASE_URL"):
-        # Embedded/dev default: a per-checkout key kept in var/, never committed.
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        key_file = VAR_DIR / "secret_key"
-        if not key_file.exists():
-            import secrets
-
-            key_file.write_text(secrets.token_urlsafe(50))
-        SECRET_KEY = key_file.read_text().strip()
+        SECRET_KEY = local_secret_key(VAR_DIR)  # embedded/dev: a per-checkout key in var/, never committed
     else:
         raise RuntimeError("SECRET_KEY must be set")
 
@@ -399,22 +395,6 @@ WHITENOISE_AUTOREFRESH = _STATIC_FROM_APPS
 SPINDLE_LOG_FORMAT = env.str("SPINDLE_LOG_FORMAT", default="plain")
 if SPINDLE_LOG_FORMAT not in ("plain", "json"):
     raise RuntimeError("SPINDLE_LOG_FORMAT must be plain or json")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"context": {"()": "config.logging.ContextFilter"}},
-    "formatters": {
-        "plain": {
-            "()": "config.logging.PlainFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        },
-        "json": {"()": "config.logging.JsonFormatter"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": SPINDLE_LOG_FORMAT, "filters": ["context"]}
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
+LOGGING = logging_config(SPINDLE_LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
 # /readyz: the sweeper's and the ticker's last runs (config/liveness.py) must be younger than this, in seconds.
 SPINDLE_READY_MAX_AGE_S = env.float("SPINDLE_READY_MAX_AGE_S", default=30.0)

@@ -15,6 +15,7 @@ from rest_framework import serializers
 from jobs.models import Execution, Job
 from jobs.specs import RESPONSE_FIELDS
 from queues.events import iso
+from queues.masking import target_masked
 
 # job_to_dict reads every response field with one attrgetter (a literal dict per field was no faster). The queue
 # and schedule slots read `id` as a placeholder: both are replaced below, and neither may cost a query.
@@ -29,6 +30,8 @@ def job_to_dict(job: Job, *, queue_name: str | None = None) -> dict[str, Any]:
         out[name] = iso(out[name])
     out["queue"] = queue_name if queue_name is not None else job.queue.name
     out["schedule"] = None  # filled by callers that know the schedule name
+    if out["http"]:
+        out["http"] = target_masked(out["http"])  # header values are credentials: never read back whole
     return out
 
 

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from config.fields import schema_readers
 from queues.events import iso
+from queues.masking import target_masked
 
 from .models import Schedule
 
@@ -24,6 +25,7 @@ def _template_to_dict(template: dict[str, Any]) -> dict[str, Any]:
     out = {name: template.get(name) for name in JOB_TEMPLATE_FIELDS}
     out["tags"] = out["tags"] or []
     out["priority"] = out["priority"] or 0
+    out["http"] = target_masked(out["http"])  # header values are credentials: never read back whole
     return out
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Workspace
 from billing.services import plan_check_count
 from config.exceptions import Conflict, violated_constraint
+from queues.masking import target_unmasked
 from queues.models import Queue
 
 from .. import timing
@@ -81,7 +82,7 @@ def schedule_update(*, workspace: Workspace, schedule: Schedule, data: dict[str,
     with transaction.atomic():
         locked = Schedule.objects.select_for_update().select_related("queue").get(pk=schedule.pk)
         for field, value in cleaned.values.items():
-            setattr(locked, field, value)
+            setattr(locked, field, _job_unmasked(value, locked.job) if field == "job" else value)
         if "queue" in data or cleaned.queue is None:
             locked.queue = cleaned.queue or _default_queue(workspace=workspace)
         _save_changed(locked, reschedule=cleaned.timing_changed or (schedule.paused and not locked.paused), now=now)
@@ -106,12 +107,19 @@ def schedule_replace(*, workspace: Workspace, schedule: Schedule, data: dict[str
         locked.name = values["name"]
         locked.description = values.get("description", "")
         locked.cron, locked.interval_ms, locked.timezone = values["cron"], values["interval_ms"], values["timezone"]
-        locked.job = values["job"]
+        locked.job = _job_unmasked(values["job"], locked.job)
         locked.overlap = values.get("overlap", Overlap.ALLOW)
         locked.paused = values.get("paused", False)
         locked.queue = cleaned.queue or _default_queue(workspace=workspace)
         _save_changed(locked, reschedule=timing_changed or (was_paused and not locked.paused), now=now)
     return locked
+
+
+def _job_unmasked(new: Any, stored: Any) -> Any:
+    """A job template whose http header values, read back masked and sent unchanged, keep their stored values."""
+    if not (isinstance(new, dict) and isinstance(stored, dict) and isinstance(new.get("http"), dict)):
+        return new
+    return {**new, "http": target_unmasked(new["http"], stored.get("http"))}
 
 
 def _save_changed(locked: Schedule, *, reschedule: bool, now: datetime) -> None:

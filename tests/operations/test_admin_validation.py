@@ -268,3 +268,25 @@ def test_every_admin_page_answers_200(staff_client, one_of_each):
 def test_sidebar_says_webhook_deliveries(staff_client):
     html = staff_client.get("/admin/").content.decode()
     assert "Webhook deliveries" in html and "deliverys" not in html
+
+
+def test_job_and_schedule_reads_mask_http_headers_and_a_masked_round_trip_keeps_them(api_client, push_queue):
+    job = api_client.post(
+        "/v1/queues/hooks/jobs", {"http": {"url": PUBLIC_URL, "headers": {"X-Key": SECRET}}}, format="json"
+    )
+    assert job.status_code == 201, job.content
+    assert job.json()["http"]["headers"] == {"X-Key": MASKED}
+    read = api_client.get(f"/v1/queues/hooks/jobs/{job.json()['id']}").json()
+    assert read["http"]["headers"] == {"X-Key": MASKED}
+    assert Job.objects.get(pk=job.json()["id"]).http["headers"] == {"X-Key": SECRET}
+
+    body = {"name": "nightly", "queue": "hooks", "cron": "0 3 * * *",
+            "job": {"http": {"url": PUBLIC_URL, "headers": {"X-Key": SECRET}}}}  # fmt: skip
+    assert api_client.post("/v1/schedules", body, format="json").status_code == 201
+    template = api_client.get("/v1/schedules/nightly").json()["job"]
+    assert template["http"]["headers"] == {"X-Key": MASKED}
+    for method in (api_client.patch, api_client.put):
+        sent = {"job": {**template, "priority": 5}} if method == api_client.patch else {**body, "job": template}
+        response = method("/v1/schedules/nightly", sent, format="json")
+        assert response.status_code == 200, response.content
+        assert Schedule.objects.get(name="nightly").job["http"]["headers"] == {"X-Key": SECRET}

@@ -89,12 +89,31 @@ class Procs:
     def stop_all(self) -> None:
         for p in self.procs:
             if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                # The whole tree, not the group: bin/run-procfile starts each Procfile process in its own session.
+                for pid in process_tree(p.pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 p.wait()
         self.procs.clear()
+
+
+def process_tree(root: int) -> set[int]:
+    """`root` and every live process below it, followed by parent pid."""
+    table: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                table[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, ppid in table.items() if ppid in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return tree
 
 
 def wait_log(name: str, text: str, timeout_s: float = 30) -> None:
@@ -620,20 +639,9 @@ def bench_schedules(size: float, procs: Procs) -> None:
 
 
 def _rss_of_tree(root: int) -> tuple[float, int]:
-    """Summed RSS (MB) and count of `root` and every live process below it (followed by parent pid: each
-    Procfile process leads its own session and group)."""
-    table: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                table[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    tree, grew = {root}, True
-    while grew:
-        found = {pid for pid, ppid in table.items() if ppid in tree} - tree
-        tree |= found
-        grew = bool(found)
+    """Summed RSS (MB) and count of `root` and every live process below it (each Procfile process leads its own
+    session and group, so the tree is followed by parent pid)."""
+    tree = process_tree(root)
     total_kb, count = 0, 0
     for pid in tree:
         try:

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -47,6 +47,7 @@ POLL_BATCH = 500
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _wsgi_lock = threading.Lock()
 _wsgi_streams = 0
+T = TypeVar("T")
 
 
 def stream_setting(name: str, default: float) -> float:
@@ -101,6 +102,7 @@ class StreamSlot:
         self.ttl_s = ttl_s
         self.token = uuid.uuid4().hex
         self.key: str | None = None
+        self.lock = threading.Lock()
 
     def _key(self, index: int) -> str:
         return f"spindle:sse-slot:{self.workspace_id}:{index}"
@@ -129,9 +131,30 @@ class StreamSlot:
             logger.warning("could not renew an event-stream slot", exc_info=True)
 
     def release(self) -> None:
-        if self.key is not None and cache.get(self.key) == self.token:
-            cache.delete(self.key)
-        self.key = None
+        # Once, even when the stream's close and an opening view's clean-up both call it.
+        with self.lock:
+            key, self.key = self.key, None
+        if key is not None and cache.get(key) == self.token:
+            cache.delete(key)
+
+
+async def take_in_thread(take: Callable[[], T], give_back: Callable[[T], None]) -> T:
+    """`take()` (e.g. open a stream and its slot) in a thread, from an async view.
+
+    Django cancels a view when its client disconnects. The awaiting coroutine stops at once, but the thread
+    cannot: it runs on and takes the slot. Here the cancellation waits for that thread and gives back what it
+    took, so a client that leaves while its stream opens holds nothing after it.
+    """
+    taking = asyncio.ensure_future(sync_to_async(take)())
+    try:
+        return await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        try:
+            taken = await taking
+        except Exception:  # nothing was taken
+            raise asyncio.CancelledError from None
+        await sync_to_async(give_back)(taken)
+        raise
 
 
 class Stream:

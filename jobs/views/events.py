@@ -259,7 +259,9 @@ async def sse_response(request: HttpRequest, *, queue_name: str | None) -> HttpR
         last_event_id = _event_id_param(
             request.headers.get("Last-Event-ID") or request.GET.get("last_event_id"), "Last-Event-ID"
         )
-        workspace, state, slot = await sync_to_async(_open_stream)(request, queue_name)
+        workspace, state, slot = await streams.take_in_thread(
+            lambda: _open_stream(request, queue_name), lambda opened: opened[2].release()
+        )
     except (ApplicationError, drf_exceptions.APIException) as exc:
         if not under_asgi:
             streams.wsgi_stream_release()

@@ -43,7 +43,9 @@ class Alert(models.Model):
     """Notifies when consecutive failed executions in its scope (queue, schedule or workspace) reach a threshold."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_alert_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     name = models.CharField(max_length=128)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     target = models.CharField(max_length=2048)
@@ -62,9 +64,12 @@ class Alert(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(channel__in=Channel.values), name="alerts_alert_channel_valid"),
             models.CheckConstraint(
-                condition=models.Q(consecutive_failures_threshold__gte=1), name="alerts_alert_threshold_positive"
+                condition=models.Q(channel__in=Channel.values), name="alerts_alert_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(consecutive_failures_threshold__gte=1),
+                name="alerts_alert_threshold_positive",
             ),
         ]
         indexes = [
@@ -80,7 +85,9 @@ class WebhookSubscription(models.Model):
     """Receives every outbox event of its workspace whose type is in `events` (or all, with `["*"]`)."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_webhook_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     url = models.CharField(max_length=2048)
     events = models.JSONField(default=list)
     enabled = models.BooleanField(default=True)
@@ -108,7 +115,9 @@ class WebhookDelivery(models.Model):
     """One event to one subscription; retried in place (attempts, next_attempt_at) until success or failed."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_delivery_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
     event_id = models.CharField(max_length=40)
     event_type = models.CharField(max_length=32)
@@ -127,7 +136,9 @@ class WebhookDelivery(models.Model):
         verbose_name_plural = "webhook deliveries"  # the admin would say "Webhook deliverys"
         constraints = [
             # A retried or doubled fan-out run creates nothing twice (ON CONFLICT DO NOTHING).
-            models.UniqueConstraint(fields=["subscription", "event_id"], name="alerts_delivery_sub_event_uniq"),
+            models.UniqueConstraint(
+                fields=["subscription", "event_id"], name="alerts_delivery_sub_event_uniq"
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=OutboundStatus.values), name="alerts_delivery_status_valid"
             ),
@@ -157,7 +168,9 @@ class AlertNotification(models.Model):
     """One message of an alert to its channel; sent and retried like webhook deliveries."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_notification_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=16, choices=NotificationKind.choices)
     # What the message says (rendered per channel at send time).
@@ -180,7 +193,9 @@ class AlertNotification(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["next_attempt_at"], condition=models.Q(status="pending"), name="alerts_notification_due"
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="alerts_notification_due",
             ),
             models.Index(fields=["alert", "-id"], name="alerts_notification_alert"),
             # Retention (alerts.housekeeping.retention_apply) and /metrics' failed-today count, by age.

@@ -8,7 +8,9 @@ urlpatterns = [
     path("alerts", AlertViewSet.as_view({"get": "list", "post": "create"}), name="alert-list"),
     path(
         "alerts/<alrid:alert_id>",
-        AlertViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
+        AlertViewSet.as_view(
+            {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+        ),
         name="alert-detail",
     ),
     path("alerts/<alrid:alert_id>/test", AlertViewSet.as_view({"post": "test"}), name="alert-test"),
@@ -18,6 +20,9 @@ urlpatterns = [
         WebhookViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
         name="webhook-detail",
     ),
-    path("webhooks/<whid:webhook_id>/deliveries", WebhookViewSet.as_view({"get": "deliveries"}),
-         name="webhook-deliveries"),
+    path(
+        "webhooks/<whid:webhook_id>/deliveries",
+        WebhookViewSet.as_view({"get": "deliveries"}),
+        name="webhook-deliveries",
+    ),
 ]

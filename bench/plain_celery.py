@@ -12,8 +12,14 @@ import aiohttp
 from celery import Celery
 
 app = Celery("plain_bench", broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13"))
-app.conf.update(task_default_queue="plain_bench", task_ignore_result=True, task_acks_late=True,
-                worker_prefetch_multiplier=1, task_serializer="json", accept_content=["json"])
+app.conf.update(
+    task_default_queue="plain_bench",
+    task_ignore_result=True,
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    accept_content=["json"],
+)
 
 _state: dict = {}
 

@@ -67,7 +67,11 @@ def _drop_db(url: str) -> None:
 
 
 def _env(bench_url: str) -> dict[str, str]:
-    env = {**os.environ, "DATABASE_URL": bench_url, "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": bench_url,
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only",
+    }
     env.pop("TEST_DB_NAME", None)
     env.setdefault("CACHE_URL", "redis://127.0.0.1:6379/12")
     env.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
@@ -95,21 +99,34 @@ def _setup(jobs_batch: int, jobs_single: int, jobs_raw: int) -> None:
     now = timezone.now()
     for name, count in zip(QUEUES, (jobs_batch, jobs_single, jobs_raw), strict=True):
         queue = Queue.objects.create(
-            workspace=workspace, name=name, delivery="pull", concurrency=1_000_000, signing_secret="whsec_bench"
+            workspace=workspace,
+            name=name,
+            delivery="pull",
+            concurrency=1_000_000,
+            signing_secret="whsec_bench",
         )
         for start in range(0, count, 5000):
             n = min(5000, count - start)
             Job.objects.bulk_create(
                 [
-                    Job(id=job_id, workspace=workspace, queue=queue, payload={"i": start + i}, run_at=now,
-                        created_at=now, updated_at=now)
+                    Job(
+                        id=job_id,
+                        workspace=workspace,
+                        queue=queue,
+                        payload={"i": start + i},
+                        run_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
                     for i, job_id in enumerate(new_ids("job", n))
                 ],
                 batch_size=5000,
             )
     with django.db.connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE jobs_job")
-    print(json.dumps({"key": key.raw, "raw_queue": Queue.objects.get(workspace=workspace, name="bench-raw").id}))
+    print(
+        json.dumps({"key": key.raw, "raw_queue": Queue.objects.get(workspace=workspace, name="bench-raw").id})
+    )
 
 
 # --- the REST workers -------------------------------------------------------------------------------
@@ -155,7 +172,10 @@ def _run_workers(
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--worker", str(port), key, queue, str(batch), str(seconds)],
-            env=env, cwd=str(ROOT), stdout=subprocess.PIPE, text=True,
+            env=env,
+            cwd=str(ROOT),
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(WORKERS)
     ]
@@ -230,10 +250,24 @@ def _free_port() -> int:
 
 def _start_gunicorn(port: int, env: dict[str, str]) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(GUNICORN_WORKERS), "-k", "gthread", "--threads", str(GUNICORN_THREADS),
-         "--log-level", "warning"],
-        env=env, cwd=str(ROOT),
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(GUNICORN_WORKERS),
+            "-k",
+            "gthread",
+            "--threads",
+            str(GUNICORN_THREADS),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=str(ROOT),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -274,11 +308,16 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
     _recreate_db(base)
     gunicorn = None
     try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=str(ROOT),
-                       check=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=str(ROOT), check=True
+        )
         out = subprocess.run(
             [sys.executable, __file__, "--setup", str(size), str(single), str(size)],
-            env=env, cwd=str(ROOT), check=True, stdout=subprocess.PIPE, text=True,
+            env=env,
+            cwd=str(ROOT),
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
         ).stdout
         setup = json.loads(out.strip().splitlines()[-1])
 
@@ -295,18 +334,29 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
             gunicorn.wait(timeout=30)
         _drop_db(base)
     if batch_done != size or single_done > single or raw_done != size:
-        raise RuntimeError(f"pull bench lost jobs: batch {batch_done}/{size}, single {single_done}/{single}, "
-                           f"raw {raw_done}/{size}")
-    print(f"pull: raw {raw_done} in {raw_s:.2f} s; REST batch {batch_done} in {batch_s:.2f} s; "
-          f"REST single {single_done} in {single_s:.2f} s", file=sys.stderr)
+        raise RuntimeError(
+            f"pull bench lost jobs: batch {batch_done}/{size}, single {single_done}/{single}, "
+            f"raw {raw_done}/{size}"
+        )
+    print(
+        f"pull: raw {raw_done} in {raw_s:.2f} s; REST batch {batch_done} in {batch_s:.2f} s; "
+        f"REST single {single_done} in {single_s:.2f} s",
+        file=sys.stderr,
+    )
     return [
         _result(
-            "pull_batch_jobs_per_s", batch_done / batch_s, "jobs/s",
+            "pull_batch_jobs_per_s",
+            batch_done / batch_s,
+            "jobs/s",
             ">= 0.2x raw SQL claim+complete (batch 100, 4 connections)",
             baseline=("raw_sql_claim_complete_batch100_4conn_jobs_per_s", raw_rate),
         ),
-        _result("pull_single_jobs_per_s", single_done / single_s, "jobs/s",
-                ">= 400 jobs/s (4 workers, claim 1 + complete 1 each)"),
+        _result(
+            "pull_single_jobs_per_s",
+            single_done / single_s,
+            "jobs/s",
+            ">= 400 jobs/s (4 workers, claim 1 + complete 1 each)",
+        ),
     ]
 
 

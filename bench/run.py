@@ -81,8 +81,14 @@ class Procs:
 
     def start(self, cmd: list[str], *, env: dict | None = None, log: str = "proc") -> subprocess.Popen:
         logf = open(ROOT / "var" / f"bench-{log}.log", "wb")
-        p = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=logf, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(p)
         return p
 
@@ -123,16 +129,23 @@ def wait_log(name: str, text: str, timeout_s: float = 30) -> None:
         if path.exists() and text in path.read_text(errors="replace"):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"{name} not ready:\n" + (path.read_text(errors='replace')[-2000:] if path.exists() else ""))
+    raise RuntimeError(
+        f"{name} not ready:\n" + (path.read_text(errors="replace")[-2000:] if path.exists() else "")
+    )
 
 
 def record(name: str, value: float, unit: str, goal: str, baseline: tuple[str, float] | None = None) -> None:
     ratio = round(value / baseline[1], 3) if baseline and baseline[1] else None
-    RESULTS.append({
-        "name": name, "value": round(value, 3), "unit": unit,
-        "baseline": {"name": baseline[0], "value": round(baseline[1], 3)} if baseline else None,
-        "ratio": ratio, "goal": goal,
-    })
+    RESULTS.append(
+        {
+            "name": name,
+            "value": round(value, 3),
+            "unit": unit,
+            "baseline": {"name": baseline[0], "value": round(baseline[1], 3)} if baseline else None,
+            "ratio": ratio,
+            "goal": goal,
+        }
+    )
 
 
 def pct(values: list[float], p: float) -> float:
@@ -168,7 +181,9 @@ def _plan_limit_fields() -> list[str]:
     from accounts.models import Plan
 
     names = {f.name for f in Plan._meta.get_fields()}
-    return [n for n in ("jobs_per_month", "requests_per_minute", "monthly_jobs", "rate_per_minute") if n in names]
+    return [
+        n for n in ("jobs_per_month", "requests_per_minute", "monthly_jobs", "rate_per_minute") if n in names
+    ]
 
 
 def make_queue(ws, name: str, **fields):
@@ -197,8 +212,20 @@ class Http:
 def start_web(procs: Procs, *, settings_module: str = "config.settings") -> int:
     """gunicorn as the Procfile runs it (2 workers x 4 threads). `bench.settings` adds the bench-only ping route."""
     port = free_port()
-    procs.start([str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
-                 "--threads", "4"], env={"DJANGO_SETTINGS_MODULE": settings_module}, log="web")
+    procs.start(
+        [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "2",
+            "--threads",
+            "4",
+        ],
+        env={"DJANGO_SETTINGS_MODULE": settings_module},
+        log="web",
+    )
     wait_port(port)
     return port
 
@@ -206,8 +233,16 @@ def start_web(procs: Procs, *, settings_module: str = "config.settings") -> int:
 SINGLE_CLIENTS = 16
 
 
-def _concurrent_requests(port: int, method: str, path: str, *, headers: dict[str, str], body: bytes | None,
-                         seconds: float, expect: int) -> tuple[float, list[float]]:
+def _concurrent_requests(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str],
+    body: bytes | None,
+    seconds: float,
+    expect: int,
+) -> tuple[float, list[float]]:
     """SINGLE_CLIENTS clients, each one keep-alive connection sending requests back to back for `seconds`.
     Returns (requests/s, latencies in ms)."""
     import aiohttp
@@ -217,6 +252,7 @@ def _concurrent_requests(port: int, method: str, path: str, *, headers: dict[str
         latencies: list[float] = []
         connector = aiohttp.TCPConnector(limit=SINGLE_CLIENTS, force_close=False)
         async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+
             async def client(deadline: float, sink: list[float] | None) -> None:
                 while time.perf_counter() < deadline:
                     t0 = time.perf_counter()
@@ -260,9 +296,24 @@ def bench_enqueue(size: float, procs: Procs) -> None:
     # Baseline: the same rows as one multi-row INSERT per 1,000, straight from this process.
     from config.ids import new_ids
 
-    cols = ("id", "workspace_id", "queue_id", "payload", "tags", "state", "priority", "run_at", "attempts",
-            "max_attempts", "deferrals", "wait_for_children", "ignore_child_failures", "cancel_requested",
-            "created_at", "updated_at")
+    cols = (
+        "id",
+        "workspace_id",
+        "queue_id",
+        "payload",
+        "tags",
+        "state",
+        "priority",
+        "run_at",
+        "attempts",
+        "max_attempts",
+        "deferrals",
+        "wait_for_children",
+        "ignore_child_failures",
+        "cancel_requested",
+        "created_at",
+        "updated_at",
+    )
     row_sql = "(%s,%s,%s,%s::jsonb,%s::jsonb,'waiting',0,now(),0,4,0,false,false,false,now(),now())"
     t0 = time.perf_counter()
     for _ in range(batches):
@@ -270,10 +321,17 @@ def bench_enqueue(size: float, procs: Procs) -> None:
         for i, jid in enumerate(new_ids("job", 1000)):
             params += [jid, ws.id, q.id, json.dumps({"n": i, "text": "x" * 64}), '["bench"]']
         with connection.cursor() as cur:
-            cur.execute(f"INSERT INTO jobs_job ({', '.join(cols)}) VALUES " + ",".join([row_sql] * 1000), params)
+            cur.execute(
+                f"INSERT INTO jobs_job ({', '.join(cols)}) VALUES " + ",".join([row_sql] * 1000), params
+            )
     raw_rate = batches * 1000 / (time.perf_counter() - t0)
-    record("batch_enqueue_jobs_per_s", rest_rate, "jobs/s", ">= 0.35x raw INSERT",
-           ("raw multi-row INSERT", raw_rate))
+    record(
+        "batch_enqueue_jobs_per_s",
+        rest_rate,
+        "jobs/s",
+        ">= 0.35x raw INSERT",
+        ("raw multi-row INSERT", raw_rate),
+    )
     procs.stop_all()
     bench_single_enqueue(size, procs)
 
@@ -287,14 +345,21 @@ def bench_single_enqueue(size: float, procs: Procs) -> None:
     q = make_queue(ws, f"single-{int(time.time())}", delivery="pull")
     port = start_web(procs, settings_module="bench.settings")
     seconds = max(3.0, 10.0 * size)
-    ping_rate, _ = _concurrent_requests(port, "GET", "/bench/ping", headers={}, body=None, seconds=seconds,
-                                        expect=200)
+    ping_rate, _ = _concurrent_requests(
+        port, "GET", "/bench/ping", headers={}, body=None, seconds=seconds, expect=200
+    )
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = json.dumps({"payload": {"text": "x" * 64}, "tags": ["bench"]}).encode()
-    rate, lat = _concurrent_requests(port, "POST", f"/v1/queues/{q.name}/jobs", headers=headers, body=body,
-                                     seconds=seconds, expect=201)
-    record("single_enqueue_jobs_per_s", rate, "jobs/s", ">= 0.4x DRF ping (16 clients)",
-           ("DRF ping, same gunicorn", ping_rate))
+    rate, lat = _concurrent_requests(
+        port, "POST", f"/v1/queues/{q.name}/jobs", headers=headers, body=body, seconds=seconds, expect=201
+    )
+    record(
+        "single_enqueue_jobs_per_s",
+        rate,
+        "jobs/s",
+        ">= 0.4x DRF ping (16 clients)",
+        ("DRF ping, same gunicorn", ping_rate),
+    )
     record("single_enqueue_p50_ms", pct(lat, 50), "ms", "informational (16 clients)")
     record("single_enqueue_p99_ms", pct(lat, 99), "ms", "<= 50 ms (16 clients)")
     procs.stop_all()
@@ -329,9 +394,27 @@ def _wait_count(port: int, n: int, timeout_s: float) -> float:
 
 
 def _spindle_worker(procs: Procs, *, concurrency: int = 2) -> subprocess.Popen:
-    worker = procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", str(concurrency),
-                 "-Q", f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system", "--without-gossip", "--without-mingle", "-n", f"bench{time.time()}@%h"],
-                log="worker")
+    worker = procs.start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            str(concurrency),
+            "-Q",
+            f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"bench{time.time()}@%h",
+        ],
+        log="worker",
+    )
     wait_log("worker", " ready.")
     return worker
 
@@ -362,9 +445,27 @@ def bench_push(size: float, procs: Procs) -> None:
     _endpoint_reset(ep)
 
     # Baseline 2: plain Celery, one task per job, pooled client, 2 worker processes.
-    procs.start([sys.executable, "-m", "celery", "-A", "bench.plain_celery", "worker", "-l", "info", "-c", "2",
-                 "-Q", "plain_bench", "--without-gossip", "--without-mingle", "-n", f"plain{time.time()}@%h"],
-                log="plain")
+    procs.start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.plain_celery",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "-Q",
+            "plain_bench",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"plain{time.time()}@%h",
+        ],
+        log="plain",
+    )
     wait_log("plain", " ready.")
     from bench.plain_celery import app as plain_app
     from bench.plain_celery import post as plain_post
@@ -391,12 +492,27 @@ def bench_push(size: float, procs: Procs) -> None:
     worker.wait()
     _procfile_worker(procs, "push-worker")
     make_run_rate = _spindle_push_rate(ws, url, ep, n)
-    record("push_delivery_jobs_per_s", spindle_rate, "jobs/s", ">= 0.5x bare aiohttp client",
-           ("bare aiohttp client", bare_rate))
-    record("push_delivery_vs_celery", spindle_rate, "jobs/s", ">= 4x plain Celery",
-           ("plain Celery, one task per job", celery_rate))
-    record("push_delivery_make_run_jobs_per_s", make_run_rate, "jobs/s", "informational (one worker, threads x 4)",
-           ("bare aiohttp client", bare_rate))
+    record(
+        "push_delivery_jobs_per_s",
+        spindle_rate,
+        "jobs/s",
+        ">= 0.5x bare aiohttp client",
+        ("bare aiohttp client", bare_rate),
+    )
+    record(
+        "push_delivery_vs_celery",
+        spindle_rate,
+        "jobs/s",
+        ">= 4x plain Celery",
+        ("plain Celery, one task per job", celery_rate),
+    )
+    record(
+        "push_delivery_make_run_jobs_per_s",
+        make_run_rate,
+        "jobs/s",
+        "informational (one worker, threads x 4)",
+        ("bare aiohttp client", bare_rate),
+    )
     procs.stop_all()
 
 
@@ -406,15 +522,23 @@ def _spindle_push_rate(ws, url: str, ep: int, n: int) -> float:
     from jobs.specs import JobSpec
 
     # Concurrency 200: two batches (SPINDLE_DELIVERY_BATCH, 100) in flight at once, at least.
-    q = make_queue(ws, f"push-{time.time()}", delivery="push", concurrency=200,
-                   endpoint={"url": url, "timeout_ms": 30000})
+    q = make_queue(
+        ws,
+        f"push-{time.time()}",
+        delivery="push",
+        concurrency=200,
+        endpoint={"url": url, "timeout_ms": 30000},
+    )
     job_enqueue_batch(workspace=ws, queue=q, specs=[JobSpec(payload={"warm": i}) for i in range(400)])
     _wait_count(ep, 400, 120)
     _endpoint_reset(ep)
     t0 = time.perf_counter()
     for start in range(0, n, 1000):
-        job_enqueue_batch(workspace=ws, queue=q, specs=[JobSpec(payload={"n": i})
-                                                        for i in range(start, min(n, start + 1000))])
+        job_enqueue_batch(
+            workspace=ws,
+            queue=q,
+            specs=[JobSpec(payload={"n": i}) for i in range(start, min(n, start + 1000))],
+        )
     return n / (_wait_count(ep, n, 600) - t0)
 
 
@@ -426,8 +550,13 @@ def bench_latency(size: float, procs: Procs) -> None:
     ep = _endpoint(procs)
     _spindle_worker(procs)
     ws, _key = make_workspace()
-    q = make_queue(ws, f"lat-{int(time.time())}", delivery="push", concurrency=50,
-                   endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": 30000})
+    q = make_queue(
+        ws,
+        f"lat-{int(time.time())}",
+        delivery="push",
+        concurrency=50,
+        endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": 30000},
+    )
     samples = max(50, int(300 * size))
     for i in range(10):  # warm-up: pooled connections, worker imports
         job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"warm": i}))
@@ -441,9 +570,27 @@ def bench_latency(size: float, procs: Procs) -> None:
     lat = _endpoint_stats(ep)["latencies_ms"]
 
     # Baseline: Celery enqueue -> task start with a no-op-ish task (plain Celery posting to the endpoint).
-    procs.start([sys.executable, "-m", "celery", "-A", "bench.plain_celery", "worker", "-l", "info", "-c", "2",
-                 "-Q", "plain_bench", "--without-gossip", "--without-mingle", "-n", f"plainlat{time.time()}@%h"],
-                log="plainlat")
+    procs.start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.plain_celery",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "-Q",
+            "plain_bench",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"plainlat{time.time()}@%h",
+        ],
+        log="plainlat",
+    )
     wait_log("plainlat", " ready.")
     from bench.plain_celery import post as plain_post
 
@@ -453,16 +600,45 @@ def bench_latency(size: float, procs: Procs) -> None:
         time.sleep(0.02)
     _wait_count(ep, samples, 60)
     base = _endpoint_stats(ep)["latencies_ms"]
-    record("push_latency_p50_ms", pct(lat, 50), "ms", "<= 1.5x Celery's", ("Celery enqueue -> start p50", pct(base, 50)))
-    record("push_latency_p99_ms", pct(lat, 99), "ms", "<= 12 ms", ("Celery enqueue -> start p99", pct(base, 99)))
+    record(
+        "push_latency_p50_ms",
+        pct(lat, 50),
+        "ms",
+        "<= 1.5x Celery's",
+        ("Celery enqueue -> start p50", pct(base, 50)),
+    )
+    record(
+        "push_latency_p99_ms", pct(lat, 99), "ms", "<= 12 ms", ("Celery enqueue -> start p99", pct(base, 99))
+    )
     procs.stop_all()
 
 
 def _procfile_worker(procs: Procs, log: str) -> None:
     """One worker as the Procfile runs it: beat in a worker thread, thread pool of 4."""
-    procs.start([sys.executable, "-m", "celery", "-A", "config", "worker", "--beat-thread", "-l", "info",
-                 "--pool", "threads", "--concurrency", "4", "-Q", f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system", "--without-gossip",
-                 "--without-mingle", "-n", f"bench-{log}{time.time()}@%h"], log=log)
+    procs.start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--beat-thread",
+            "-l",
+            "info",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "-Q",
+            f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"bench-{log}{time.time()}@%h",
+        ],
+        log=log,
+    )
     wait_log(log, " ready.")
 
 
@@ -472,8 +648,13 @@ def _procfile_push_queue(procs: Procs, name: str, *, timeout_ms: int):
     ep = _endpoint(procs)
     _procfile_worker(procs, f"{name}-worker")
     ws, _key = make_workspace()
-    q = make_queue(ws, f"{name}-{int(time.time())}", delivery="push", concurrency=50,
-                   endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": timeout_ms})
+    q = make_queue(
+        ws,
+        f"{name}-{int(time.time())}",
+        delivery="push",
+        concurrency=50,
+        endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": timeout_ms},
+    )
     return ep, ws, q
 
 
@@ -497,22 +678,33 @@ def bench_noisy(size: float, procs: Procs) -> None:
 
     def tarpit_queue(url: str):
         tenant, _ = make_workspace()
-        return tenant, make_queue(tenant, "slow", delivery="push", concurrency=1000,
-                                  lease_ms=noisy.TARPIT_TIMEOUT_MS + 10_000,
-                                  endpoint={"url": url, "timeout_ms": noisy.TARPIT_TIMEOUT_MS})
+        return tenant, make_queue(
+            tenant,
+            "slow",
+            delivery="push",
+            concurrency=1000,
+            lease_ms=noisy.TARPIT_TIMEOUT_MS + 10_000,
+            endpoint={"url": url, "timeout_ms": noisy.TARPIT_TIMEOUT_MS},
+        )
 
     sock = noisy.start_neighbours(tarpit_queue)
     try:
         schedule = schedule_services.schedule_create(
-            workspace=ws, data={"name": "beat", "queue": q.name, "interval_ms": 1000, "job": {"payload": {}}})
+            workspace=ws, data={"name": "beat", "queue": q.name, "interval_ms": 1000, "job": {"payload": {}}}
+        )
         t0 = time.perf_counter()
         crowded = noisy.rounds(ws, q, n, count=count, reset=reset)
         time.sleep(max(0.0, 12 - (time.perf_counter() - t0)))  # watch the schedule for at least ~10 ticks
         missed, planned = noisy.ticks_missed(schedule)
     finally:
         sock.close()
-    record("noisy_neighbour_jobs_per_s", crowded, "jobs/s", ">= 0.8x the same tenant alone",
-           ("the same tenant alone", alone))
+    record(
+        "noisy_neighbour_jobs_per_s",
+        crowded,
+        "jobs/s",
+        ">= 0.8x the same tenant alone",
+        ("the same tenant alone", alone),
+    )
     record("noisy_neighbour_ticks_missed", missed, "ticks", f"0 (of {planned} planned)")
     procs.stop_all()
 
@@ -526,7 +718,9 @@ def bench_delayed(size: float, procs: Procs) -> None:
     from jobs.specs import JobSpec
 
     ep, ws, q = _procfile_push_queue(procs, "delayed", timeout_ms=30000)
-    job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"warm": 1}))  # warm: worker imports, pooled client
+    job_enqueue(
+        workspace=ws, queue=q, spec=JobSpec(payload={"warm": 1})
+    )  # warm: worker imports, pooled client
     _wait_count(ep, 1, 60)
     _endpoint_reset(ep)
     samples = max(50, int(200 * size))
@@ -534,7 +728,9 @@ def bench_delayed(size: float, procs: Procs) -> None:
     for i in range(samples):
         # Run times spread over many sweeper periods (one every 37 ms), each 1.5 s after its enqueue.
         run_at = datetime.now(UTC) + delay
-        job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"t": run_at.timestamp(), "i": i}, run_at=run_at))
+        job_enqueue(
+            workspace=ws, queue=q, spec=JobSpec(payload={"t": run_at.timestamp(), "i": i}, run_at=run_at)
+        )
         time.sleep(0.037)
     _wait_count(ep, samples, 60)
     lat = _endpoint_stats(ep)["latencies_ms"]
@@ -662,21 +858,42 @@ def bench_memory(size: float, procs: Procs) -> None:
     import tempfile
 
     var_dir = tempfile.mkdtemp(prefix="spindle-mem-")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "SPINDLE_CELERY_QUEUE", "TEST_DB_NAME",
-                        "SECRET_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "CACHE_URL",
+            "SPINDLE_CELERY_QUEUE",
+            "TEST_DB_NAME",
+            "SECRET_KEY",
+        )
+    }
     port = free_port()
-    env.update({
-        "SPINDLE_VAR_DIR": var_dir, "DJANGO_SETTINGS_MODULE": "config.settings", "HOST": "127.0.0.1",
-        "PORT": str(port), "PATH": f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
-    })
+    env.update(
+        {
+            "SPINDLE_VAR_DIR": var_dir,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "PATH": f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
+        }
+    )
     try:
         for cmd in (["migrate", "--no-input", "-v0"], ["createcachetable"]):
             subprocess.run([sys.executable, "manage.py", *cmd], cwd=ROOT, env=env, check=True)
         # Not procs.start: that merges os.environ back, and with it the PostgreSQL/Redis URLs of the other groups.
         log = open(ROOT / "var" / "bench-mem-run.log", "wb")
-        runner = subprocess.Popen([str(ROOT / "bin" / "run-procfile"), "Procfile"], cwd=ROOT, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        runner = subprocess.Popen(
+            [str(ROOT / "bin" / "run-procfile"), "Procfile"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.procs.append(runner)
         wait_port(port, 60)
         time.sleep(15)  # idle: beat has ticked the sweeper and the ticker a few times, nothing else runs
@@ -687,8 +904,15 @@ def bench_memory(size: float, procs: Procs) -> None:
         shutil.rmtree(var_dir, ignore_errors=True)
 
 
-GROUPS = {"enqueue": bench_enqueue, "push": bench_push, "latency": bench_latency, "delayed": bench_delayed,
-          "list": bench_list, "noisy": bench_noisy, "one_port": bench_one_port}
+GROUPS = {
+    "enqueue": bench_enqueue,
+    "push": bench_push,
+    "latency": bench_latency,
+    "delayed": bench_delayed,
+    "list": bench_list,
+    "noisy": bench_noisy,
+    "one_port": bench_one_port,
+}
 # Groups other parts contribute, when their files exist.
 if (ROOT / "bench" / "pull.py").exists():
     GROUPS["pull"] = bench_pull

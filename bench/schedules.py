@@ -67,7 +67,14 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _result(name: str, value: float, unit: str, goal: str) -> dict:
-    return {"name": name, "value": round(value, 2), "unit": unit, "baseline": None, "ratio": None, "goal": goal}
+    return {
+        "name": name,
+        "value": round(value, 2),
+        "unit": unit,
+        "baseline": None,
+        "ratio": None,
+        "goal": goal,
+    }
 
 
 def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict]:
@@ -91,9 +98,16 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
     # Start both tickers first and wait until they have ticked once: start-up is not firing precision.
     env = {**os.environ, "DATABASE_URL": _db_url()}
     env.pop("TEST_DB_NAME", None)
-    procs = [subprocess.Popen([sys.executable, __file__, "--ticker", str(seconds + 600)], env=env, cwd=str(ROOT),
-                              stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--ticker", str(seconds + 600)],
+            env=env,
+            cwd=str(ROOT),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         p.stdout.readline()
 
@@ -108,8 +122,16 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
             interval_ms = rng.choice([60_000, 300_000, 3_600_000])
         # Random phases: real schedules are not all aligned on the same millisecond.
         first = start + timedelta(milliseconds=rng.randrange(interval_ms))
-        rows.append(Schedule(workspace=workspace, queue=queue, name=f"s{i}", interval_ms=interval_ms,
-                             job={"name": "bench", "payload": {"i": i}}, next_run_at=first))
+        rows.append(
+            Schedule(
+                workspace=workspace,
+                queue=queue,
+                name=f"s{i}",
+                interval_ms=interval_ms,
+                job={"name": "bench", "payload": {"i": i}},
+                next_run_at=first,
+            )
+        )
     Schedule.objects.bulk_create(rows, batch_size=2000)
     anchors = {s.id: (s.next_run_at, s.interval_ms) for s in rows}
     connection.close()
@@ -129,11 +151,17 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
         )
         # Measure the ticks planned inside the window [start, end - 1 s] (the last second may still be due).
         window_end = end - timedelta(seconds=1)
-        lags = [(created - tick_at).total_seconds() * 1000 for _sid, tick_at, created, _j in ticks
-                if start <= tick_at <= window_end]
+        lags = [
+            (created - tick_at).total_seconds() * 1000
+            for _sid, tick_at, created, _j in ticks
+            if start <= tick_at <= window_end
+        ]
         if os.environ.get("BENCH_SCHEDULES_DEBUG"):
-            worst = sorted(((created - tick_at).total_seconds(), (tick_at - start).total_seconds())
-                           for _sid, tick_at, created, _j in ticks if start <= tick_at <= window_end)[-10:]
+            worst = sorted(
+                ((created - tick_at).total_seconds(), (tick_at - start).total_seconds())
+                for _sid, tick_at, created, _j in ticks
+                if start <= tick_at <= window_end
+            )[-10:]
             print("worst (lag s, at s):", [(round(a, 3), round(b, 2)) for a, b in worst], file=sys.stderr)
         fired = {(sid, tick_at) for sid, tick_at, _c, job_id in ticks if job_id}
         missed = 0
@@ -155,7 +183,10 @@ def run(size: int = DEFAULT_SIZE, seconds: float = DEFAULT_SECONDS) -> list[dict
         except Exception as exc:  # noqa: BLE001 - a bench leftover is not worth failing the run for
             print(f"schedules: could not delete the bench workspace {workspace.id}: {exc}", file=sys.stderr)
 
-    print(f"schedules: {size} active ({fast} one-second), {seconds:.0f} s, {planned} ticks in window", file=sys.stderr)
+    print(
+        f"schedules: {size} active ({fast} one-second), {seconds:.0f} s, {planned} ticks in window",
+        file=sys.stderr,
+    )
     return [
         _result("schedule_lag_p50_ms", _percentile(lags, 0.50), "ms", "informational"),
         _result("schedule_lag_p99_ms", _percentile(lags, 0.99), "ms", f"p99 <= {GOAL_LAG_MS} ms"),

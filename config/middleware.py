@@ -43,7 +43,10 @@ class ErrorEnvelopeMiddleware:
             # PostgreSQL refuses NUL in any text parameter: a NUL in a path segment or query value was a 500.
             if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", ""):
                 return error_response(
-                    "BAD_REQUEST", "The URL must not contain the NUL character.", 400, {"url": ["NUL (%00) is not allowed."]}
+                    "BAD_REQUEST",
+                    "The URL must not contain the NUL character.",
+                    400,
+                    {"url": ["NUL (%00) is not allowed."]},
                 )
             if length > settings.SPINDLE_MAX_REQUEST_BYTES:
                 return error_response(
@@ -65,14 +68,18 @@ class ErrorEnvelopeMiddleware:
         if not request.path.startswith("/v1/"):
             return None
         if is_unavailable(exception):
-            logger.warning("backing service unavailable on %s %s: %r", request.method, request.path, exception)
+            logger.warning(
+                "backing service unavailable on %s %s: %r", request.method, request.path, exception
+            )
             return _unavailable()
         logger.exception("unhandled error on %s %s", request.method, request.path, exc_info=exception)
         return error_response("INTERNAL", "An internal error occurred.", 500)
 
 
 def _is_json(response: HttpResponse) -> bool:
-    return isinstance(response, JsonResponse) or response.get("Content-Type", "").startswith("application/json")
+    return isinstance(response, JsonResponse) or response.get("Content-Type", "").startswith(
+        "application/json"
+    )
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -25,9 +25,13 @@ def parse_limit(params: Any, *, default: int = DEFAULT_LIMIT, maximum: int = MAX
     try:
         limit = int(raw)
     except (TypeError, ValueError):
-        raise BadRequest("`limit` must be an integer.", details={"limit": [f"Expected 1..{maximum}."]}) from None
+        raise BadRequest(
+            "`limit` must be an integer.", details={"limit": [f"Expected 1..{maximum}."]}
+        ) from None
     if limit < 1 or limit > maximum:
-        raise BadRequest(f"`limit` must be between 1 and {maximum}.", details={"limit": [f"Expected 1..{maximum}."]})
+        raise BadRequest(
+            f"`limit` must be between 1 and {maximum}.", details={"limit": [f"Expected 1..{maximum}."]}
+        )
     return limit
 
 

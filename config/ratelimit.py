@@ -112,9 +112,7 @@ def _redis_count(*, group: str, value: str, limit: int, period: int) -> RateLimi
     client = _pooled_client(cache)
     # A script, not a pipeline: building a redis-py pipeline copies ~170 response callbacks per request.
     count = _eval_count(client, key, period + EXPIRATION_FUDGE)
-    return RateLimitState(
-        limit=limit, remaining=max(0, limit - count), reset=window, limited=count > limit
-    )
+    return RateLimitState(limit=limit, remaining=max(0, limit - count), reset=window, limited=count > limit)
 
 
 def workspace_rate_consume(request: Any, *, workspace: Any) -> RateLimitState | None:

@@ -281,7 +281,7 @@ SIMPLE_JWT = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spindle API",
     "DESCRIPTION": "Background jobs over REST: queues, jobs, push delivery, pull workers, schedules. "
-    "Every GET route also answers HEAD (same status and headers, no body). OPTIONS answers `{\"methods\": [...]}` "
+    'Every GET route also answers HEAD (same status and headers, no body). OPTIONS answers `{"methods": [...]}` '
     "with an `Allow` header and nothing else, after the same authentication as the route (no key: 401).",
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,

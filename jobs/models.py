@@ -40,7 +40,9 @@ TERMINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 class Job(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=_job_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     queue = models.ForeignKey("queues.Queue", on_delete=models.CASCADE, related_name="jobs")
     name = models.CharField(max_length=128, null=True, blank=True)
     payload = models.JSONField(null=True, blank=True)
@@ -82,17 +84,23 @@ class Job(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=models.Q(state__in=JobState.values), name="jobs_job_state_valid"),
+            models.CheckConstraint(
+                condition=models.Q(state__in=JobState.values), name="jobs_job_state_valid"
+            ),
             models.CheckConstraint(
                 condition=models.Q(priority__gte=-100, priority__lte=100), name="jobs_job_priority_range"
             ),
             models.CheckConstraint(
                 condition=models.Q(state__in=[s.value for s in TERMINAL_STATES], finished_at__isnull=False)
-                | (~models.Q(state__in=[s.value for s in TERMINAL_STATES]) & models.Q(finished_at__isnull=True)),
+                | (
+                    ~models.Q(state__in=[s.value for s in TERMINAL_STATES])
+                    & models.Q(finished_at__isnull=True)
+                ),
                 name="jobs_job_finished_iff_terminal",
             ),
             models.CheckConstraint(
-                condition=~models.Q(state="active") | models.Q(lease_token__isnull=False, lease_expires_at__isnull=False),
+                condition=~models.Q(state="active")
+                | models.Q(lease_token__isnull=False, lease_expires_at__isnull=False),
                 name="jobs_job_active_has_lease",
             ),
             # Body `idempotency_key`: one job per key per queue; keys older than 24 h are released by
@@ -106,14 +114,20 @@ class Job(models.Model):
         indexes = [
             # Claim: ready jobs of a queue by priority then run_at then id (engine claim query).
             models.Index(
-                "queue", models.F("priority").desc(), "run_at", "id",
-                condition=models.Q(state="waiting"), name="jobs_job_ready",
+                "queue",
+                models.F("priority").desc(),
+                "run_at",
+                "id",
+                condition=models.Q(state="waiting"),
+                name="jobs_job_ready",
             ),
             # Sweeper: due delayed jobs.
             models.Index(fields=["run_at"], condition=models.Q(state="delayed"), name="jobs_job_delayed_due"),
             # Sweeper: expired leases; also active counts per queue for concurrency.
             models.Index(
-                fields=["queue", "lease_expires_at"], condition=models.Q(state="active"), name="jobs_job_active_lease"
+                fields=["queue", "lease_expires_at"],
+                condition=models.Q(state="active"),
+                name="jobs_job_active_lease",
             ),
             # GET /v1/queues/{name}/jobs?state= newest first (keyset on id).
             models.Index(fields=["workspace", "queue", "state", "-id"], name="jobs_job_ws_queue_state"),
@@ -126,10 +140,16 @@ class Job(models.Model):
             models.Index(fields=["parent"], condition=models.Q(parent__isnull=False), name="jobs_job_parent"),
             # GET /v1/flows: parents created with wait_for_children, newest first (flow_parent_list).
             models.Index(
-                fields=["workspace", "-id"], condition=models.Q(wait_for_children=True), name="jobs_job_ws_flow_waiting"
+                fields=["workspace", "-id"],
+                condition=models.Q(wait_for_children=True),
+                name="jobs_job_ws_flow_waiting",
             ),
             # Retention: finished jobs by age.
-            models.Index(fields=["finished_at"], condition=models.Q(finished_at__isnull=False), name="jobs_job_finished"),
+            models.Index(
+                fields=["finished_at"],
+                condition=models.Q(finished_at__isnull=False),
+                name="jobs_job_finished",
+            ),
             # GET /v1/schedules/{name}/runs newest first; overlap=skip looks up a schedule's last job.
             models.Index(
                 fields=["workspace", "schedule_id", "-id"],
@@ -161,7 +181,9 @@ class Execution(models.Model):
     """One row per attempt (push delivery or pull lease)."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_execution_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     # No single-column FK indexes: jobs_exec_job_attempt and jobs_exec_queue_started start with these columns.
     job = models.ForeignKey(
         Job, on_delete=models.CASCADE, related_name="executions", null=True, blank=True, db_index=False
@@ -194,8 +216,11 @@ class Execution(models.Model):
             models.Index(fields=["job", "attempt"], name="jobs_exec_job_attempt"),
             # Claim rate limit: attempts a queue started inside the window (`started_at > now() - per_ms`).
             models.Index(fields=["queue", "started_at"], name="jobs_exec_queue_started"),
-            models.Index(fields=["workspace", "schedule_id", "-id"], condition=models.Q(schedule_id__isnull=False),
-                         name="jobs_exec_ws_schedule"),
+            models.Index(
+                fields=["workspace", "schedule_id", "-id"],
+                condition=models.Q(schedule_id__isnull=False),
+                name="jobs_exec_ws_schedule",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -206,7 +231,9 @@ class Worker(models.Model):
     """A registered pull worker."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_worker_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     name = models.CharField(max_length=128)
     queues = models.JSONField(default=list, blank=True)
     hostname = models.CharField(max_length=255, blank=True, default="")

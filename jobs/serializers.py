@@ -20,7 +20,9 @@ from queues.masking import target_masked
 # job_to_dict reads every response field with one attrgetter (a literal dict per field was no faster). The queue
 # and schedule slots read `id` as a placeholder: both are replaced below, and neither may cost a query.
 _NAMES = tuple(f.name for f in RESPONSE_FIELDS)
-_read = attrgetter(*("id" if f.name in ("queue", "schedule") else f.column or f.name for f in RESPONSE_FIELDS))
+_read = attrgetter(
+    *("id" if f.name in ("queue", "schedule") else f.column or f.name for f in RESPONSE_FIELDS)
+)
 _TIMESTAMPS = tuple(f.name for f in RESPONSE_FIELDS if f.timestamp)
 
 
@@ -35,7 +37,9 @@ def job_to_dict(job: Job, *, queue_name: str | None = None) -> dict[str, Any]:
     return out
 
 
-def execution_to_dict(execution: Execution, *, queue_name: str | None = None, schedule_name: str | None = None) -> dict[str, Any]:
+def execution_to_dict(
+    execution: Execution, *, queue_name: str | None = None, schedule_name: str | None = None
+) -> dict[str, Any]:
     return {
         "id": execution.id,
         "job_id": execution.job_id,

@@ -70,7 +70,9 @@ JOB_FIELDS: tuple[JobField, ...] = (
     JobField("result", _json()),
     JobField("last_error", _json()),
     JobField("lease_expires_at", _time(allow_null=True), timestamp=True),
-    JobField("schedule", _char(allow_null=True), column="schedule_id"),  # its name: filled by callers that know it
+    JobField(
+        "schedule", _char(allow_null=True), column="schedule_id"
+    ),  # its name: filled by callers that know it
     JobField("replay_of", _char(allow_null=True)),
     JobField("created_at", _time(), timestamp=True),
     JobField("started_at", _time(allow_null=True), timestamp=True),
@@ -88,11 +90,18 @@ CREATE_FIELDS = frozenset(f.name for f in JOB_FIELDS if f.create)
 CREATE_READ_ONLY_FIELDS = frozenset(f.name for f in JOB_FIELDS if not f.create)
 # PATCH bodies: the same for an edit; a name the response and the create body never carry is unknown here.
 EDIT_FIELDS = frozenset(f.name for f in JOB_FIELDS if f.edit)
-EDIT_READ_ONLY_FIELDS = frozenset(f.name for f in JOB_FIELDS if not f.edit and (f.doc is not None or f.create))
+EDIT_READ_ONLY_FIELDS = frozenset(
+    f.name for f in JOB_FIELDS if not f.edit and (f.doc is not None or f.create)
+)
 # What the engine owns (staff admin shows them read-only), as model fields: every response field a client
 # cannot set, plus columns the API never shows, plus run_at and parent (state and flow release depend on them).
 ENGINE_COLUMNS = frozenset({f.column or f.name for f in JOB_FIELDS if not f.create}) | {
-    "workspace", "run_at", "parent", "execution_id", "worker_id", "cancel_requested"
+    "workspace",
+    "run_at",
+    "parent",
+    "execution_id",
+    "worker_id",
+    "cancel_requested",
 }
 
 

@@ -17,11 +17,17 @@ urlpatterns = [
     path("queues/<name:name>/groups", Q.as_view({"get": "groups"}), name="queue-groups"),
     path("queues/<name:name>/dlq", Q.as_view({"get": "dlq", "delete": "dlq_purge"}), name="queue-dlq"),
     path("queues/<name:name>/dlq/retry", Q.as_view({"post": "dlq_retry"}), name="queue-dlq-retry"),
-    path(JOB, J.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}), name="job-detail"),
+    path(
+        JOB, J.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}), name="job-detail"
+    ),
     path(f"{JOB}/cancel", J.as_view({"post": "cancel"}), name="job-cancel"),
     path(f"{JOB}/retry", J.as_view({"post": "retry"}), name="job-retry"),
     path(f"{JOB}/promote", J.as_view({"post": "promote"}), name="job-promote"),
     path(f"{JOB}/children", J.as_view({"get": "children"}), name="job-children"),
     path("search", SearchViewSet.as_view({"get": "search"}), name="search"),
-    path("executions/<exeid:execution_id>/replay", ReplayViewSet.as_view({"post": "replay"}), name="execution-replay"),
+    path(
+        "executions/<exeid:execution_id>/replay",
+        ReplayViewSet.as_view({"post": "replay"}),
+        name="execution-replay",
+    ),
 ]

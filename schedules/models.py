@@ -20,7 +20,9 @@ class Schedule(models.Model):
     """A recurring job template. The ticker fires it when `next_run_at` is due (DESIGN.md invariant 7)."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_schedule_id, editable=False)
-    workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+    workspace = models.ForeignKey(
+        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     name = models.CharField(max_length=64)
     description = models.TextField(blank=True, default="")
     # Deleting a queue deletes its schedules: a schedule without a queue could never fire.
@@ -56,11 +58,15 @@ class Schedule(models.Model):
                 condition=models.Q(interval_ms__isnull=True) | models.Q(interval_ms__gte=1000),
                 name="schedules_schedule_interval_min",
             ),
-            models.CheckConstraint(condition=models.Q(overlap__in=Overlap.values), name="schedules_schedule_overlap_valid"),
+            models.CheckConstraint(
+                condition=models.Q(overlap__in=Overlap.values), name="schedules_schedule_overlap_valid"
+            ),
         ]
         indexes = [
             # The ticker: `WHERE NOT paused AND next_run_at <= now() ORDER BY next_run_at FOR UPDATE SKIP LOCKED`.
-            models.Index(fields=["next_run_at"], condition=models.Q(paused=False), name="schedules_schedule_due"),
+            models.Index(
+                fields=["next_run_at"], condition=models.Q(paused=False), name="schedules_schedule_due"
+            ),
         ]
 
     def __str__(self) -> str:

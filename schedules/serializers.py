@@ -40,9 +40,13 @@ class JobTemplateSchema(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=64), max_length=10, required=False)
     priority = serializers.IntegerField(min_value=-100, max_value=100, required=False)
     http = serializers.JSONField(
-        allow_null=True, required=False, help_text="{url, method, headers, body}: a push target (SSRF rules apply)"
+        allow_null=True,
+        required=False,
+        help_text="{url, method, headers, body}: a push target (SSRF rules apply)",
     )
-    retry_policy = serializers.JSONField(allow_null=True, required=False, help_text="merged over the queue's policy")
+    retry_policy = serializers.JSONField(
+        allow_null=True, required=False, help_text="merged over the queue's policy"
+    )
     timeout_ms = serializers.IntegerField(allow_null=True, required=False, min_value=100, max_value=300_000)
 
 
@@ -51,12 +55,22 @@ class ScheduleInSchema(serializers.Serializer):
 
     name = serializers.RegexField(r"^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,63}$")
     description = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    queue = serializers.CharField(required=False, allow_null=True,
-                                  help_text="Required unless job.http is given (then the `default` queue)")
-    cron = serializers.CharField(required=False, allow_null=True,
-                                 help_text="5 fields or @hourly/@daily/@weekly/@monthly; exactly one of cron, interval_ms")
-    interval_ms = serializers.IntegerField(required=False, allow_null=True, min_value=1000, max_value=366 * 86_400_000)
-    timezone = serializers.CharField(required=False, allow_null=True, help_text="IANA name, cron only (default UTC)")
+    queue = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="Required unless job.http is given (then the `default` queue)",
+    )
+    cron = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="5 fields or @hourly/@daily/@weekly/@monthly; exactly one of cron, interval_ms",
+    )
+    interval_ms = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1000, max_value=366 * 86_400_000
+    )
+    timezone = serializers.CharField(
+        required=False, allow_null=True, help_text="IANA name, cron only (default UTC)"
+    )
     job = JobTemplateSchema(required=False)
     overlap = serializers.ChoiceField(choices=["allow", "skip"], required=False)
     paused = serializers.BooleanField(required=False)

@@ -39,7 +39,9 @@ def normalize_cron(expr: str) -> str:
     text = ALIASES.get(text.lower(), text)
     fields = text.split(" ")
     if len(fields) != 5:
-        raise ValueError("Expected 5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly.")
+        raise ValueError(
+            "Expected 5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly."
+        )
     if not croniter.is_valid(text):
         raise ValueError("Not a valid cron expression.")
     # An expression that can never match (Feb 30) is refused at creation, not discovered by the ticker.
@@ -97,8 +99,10 @@ def _walk_start(after: datetime, tz: ZoneInfo) -> datetime:
     local = after.astimezone(tz)
     # Near a transition a wall time just before `local` can map to an instant after `after` (a skipped time
     # that fires at the gap's end); start earlier by the size of the shift.
-    shift = abs((tz.utcoffset(local.replace(tzinfo=None) + timedelta(days=1)) or timedelta())
-                - (tz.utcoffset(local.replace(tzinfo=None) - timedelta(days=1)) or timedelta()))
+    shift = abs(
+        (tz.utcoffset(local.replace(tzinfo=None) + timedelta(days=1)) or timedelta())
+        - (tz.utcoffset(local.replace(tzinfo=None) - timedelta(days=1)) or timedelta())
+    )
     return local.replace(tzinfo=None) - shift - timedelta(seconds=1)
 
 
@@ -120,8 +124,14 @@ def interval_next(*, anchor: datetime, interval_ms: int, after: datetime) -> dat
     return anchor + step * max(1, (after - anchor) // step + 1)
 
 
-def next_fire(*, cron: str | None, interval_ms: int | None, tz_name: str | None, after: datetime,
-              anchor: datetime | None = None) -> datetime:
+def next_fire(
+    *,
+    cron: str | None,
+    interval_ms: int | None,
+    tz_name: str | None,
+    after: datetime,
+    anchor: datetime | None = None,
+) -> datetime:
     """The next fire time strictly after `after` for a cron or an interval schedule."""
     if cron:
         return cron_next(cron, tz_name, after=after)
@@ -129,8 +139,15 @@ def next_fire(*, cron: str | None, interval_ms: int | None, tz_name: str | None,
     return interval_next(anchor=anchor or after, interval_ms=interval_ms, after=after)
 
 
-def upcoming(*, cron: str | None, interval_ms: int | None, tz_name: str | None, after: datetime,
-             count: int, first: datetime | None = None) -> list[datetime]:
+def upcoming(
+    *,
+    cron: str | None,
+    interval_ms: int | None,
+    tz_name: str | None,
+    after: datetime,
+    count: int,
+    first: datetime | None = None,
+) -> list[datetime]:
     """The next `count` fire times after `after` (starting at `first` when the schedule already has one)."""
     times: list[datetime] = []
     current = first if first is not None and first > after else None
@@ -138,5 +155,7 @@ def upcoming(*, cron: str | None, interval_ms: int | None, tz_name: str | None, 
         current = next_fire(cron=cron, interval_ms=interval_ms, tz_name=tz_name, after=after)
     while len(times) < count:
         times.append(current)
-        current = next_fire(cron=cron, interval_ms=interval_ms, tz_name=tz_name, after=current, anchor=current)
+        current = next_fire(
+            cron=cron, interval_ms=interval_ms, tz_name=tz_name, after=current, anchor=current
+        )
     return times

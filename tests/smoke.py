@@ -131,7 +131,9 @@ def still_running(pids: set[int]) -> list[str]:
     for pid in sorted(pids):
         if pid in table and table[pid][1] != "Z":
             try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cmdline = (
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
             except OSError:
                 continue  # exited just now
             alive.append(f"{pid} {cmdline}")

@@ -42,7 +42,9 @@ def _methods(callback) -> list[str]:
     cls = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
     if cls is None:
         return ["GET"]
-    return sorted(m.upper() for m in cls.http_method_names if m not in {"options", "head", "trace"} and hasattr(cls, m))
+    return sorted(
+        m.upper() for m in cls.http_method_names if m not in {"options", "head", "trace"} and hasattr(cls, m)
+    )
 
 
 def v1_routes() -> list[tuple[str, str]]:
@@ -67,7 +69,12 @@ def owned(workspace, workspace_and_key):
     queue = make_queue(workspace, "own")
     job = JobFactory(queue=queue, state="failed", now=now, attempts=1)
     execution = Execution.objects.create(
-        workspace=workspace, job=job, queue=queue, attempt=1, status="dead_letter", started_at=now - timedelta(seconds=1),
+        workspace=workspace,
+        job=job,
+        queue=queue,
+        attempt=1,
+        status="dead_letter",
+        started_at=now - timedelta(seconds=1),
         completed_at=now,
     )
     worker = Worker.objects.create(workspace=workspace, name="w1", queues=["own"])
@@ -108,7 +115,9 @@ def _concrete(route: str, owned: dict) -> str:
 
 
 def _call(client, method: str, path: str):
-    return getattr(client, method.lower())(path, {} if method in {"POST", "PUT", "PATCH"} else None, format="json")
+    return getattr(client, method.lower())(
+        path, {} if method in {"POST", "PUT", "PATCH"} else None, format="json"
+    )
 
 
 @pytest.mark.django_db
@@ -141,11 +150,15 @@ def test_matrix_covers_the_contract():
 # HEAD of another workspace's object is a 404 like GET. OPTIONS answers only the route's methods
 # (config/metadata.py), so it has nothing of another workspace's to hide.
 GET_ROUTES = sorted({route for method, route in ROUTES if method == "GET"})
-EXTRA_METHOD_ROUTES = [("HEAD", r) for r in GET_ROUTES] + [("OPTIONS", r) for r in sorted({r for _, r in ROUTES})]
+EXTRA_METHOD_ROUTES = [("HEAD", r) for r in GET_ROUTES] + [
+    ("OPTIONS", r) for r in sorted({r for _, r in ROUTES})
+]
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("method", "route"), EXTRA_METHOD_ROUTES, ids=[f"{m} {r}" for m, r in EXTRA_METHOD_ROUTES])
+@pytest.mark.parametrize(
+    ("method", "route"), EXTRA_METHOD_ROUTES, ids=[f"{m} {r}" for m, r in EXTRA_METHOD_ROUTES]
+)
 def test_head_and_options_without_key_get_401(method, route, owned, anon_client):
     path = _concrete(route, owned)
     response = getattr(anon_client, method.lower())(path)

@@ -5,31 +5,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('billing', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("billing", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='workspace',
-            name='plan',
-            field=models.ForeignKey(default='free', on_delete=django.db.models.deletion.PROTECT, related_name='workspaces', to='billing.plan'),
+            model_name="workspace",
+            name="plan",
+            field=models.ForeignKey(
+                default="free",
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="workspaces",
+                to="billing.plan",
+            ),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='accounts.workspace'),
+            model_name="apikey",
+            name="workspace",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="api_keys", to="accounts.workspace"
+            ),
         ),
         migrations.AddIndex(
-            model_name='workspace',
-            index=models.Index(fields=['stripe_customer_id'], name='accounts_ws_stripe_customer'),
+            model_name="workspace",
+            index=models.Index(fields=["stripe_customer_id"], name="accounts_ws_stripe_customer"),
         ),
         migrations.AddIndex(
-            model_name='apikey',
-            index=models.Index(fields=['workspace', 'created_at'], name='accounts_key_ws_created'),
+            model_name="apikey",
+            index=models.Index(fields=["workspace", "created_at"], name="accounts_key_ws_created"),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_initial'),
+        ("accounts", "0002_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='workspace',
-            name='billing_synced_at',
+            model_name="workspace",
+            name="billing_synced_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -6,145 +6,293 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0003_workspace_billing_synced_at'),
+        ("accounts", "0003_workspace_billing_synced_at"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FanoutCursor',
+            name="FanoutCursor",
             fields=[
-                ('name', models.CharField(max_length=32, primary_key=True, serialize=False)),
-                ('position', models.CharField(default='', max_length=40)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("name", models.CharField(max_length=32, primary_key=True, serialize=False)),
+                ("position", models.CharField(default="", max_length=40)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='FanoutMark',
+            name="FanoutMark",
             fields=[
-                ('event_id', models.CharField(max_length=40, primary_key=True, serialize=False)),
+                ("event_id", models.CharField(max_length=40, primary_key=True, serialize=False)),
             ],
         ),
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.CharField(default=alerts.models._alert_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=128)),
-                ('channel', models.CharField(choices=[('email', "An email through Django's mail settings"), ('slack', 'A Slack incoming-webhook URL'), ('webhook', 'A signed POST to a URL')], max_length=16)),
-                ('target', models.CharField(max_length=2048)),
-                ('queue_name', models.CharField(blank=True, max_length=64, null=True)),
-                ('schedule_name', models.CharField(blank=True, max_length=64, null=True)),
-                ('consecutive_failures_threshold', models.PositiveIntegerField(default=1)),
-                ('cooldown_minutes', models.PositiveIntegerField(default=60)),
-                ('enabled', models.BooleanField(default=True)),
-                ('secret', models.CharField(blank=True, default='', max_length=100)),
-                ('firing', models.BooleanField(default=False)),
-                ('last_fired_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=alerts.models._alert_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("name", models.CharField(max_length=128)),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("email", "An email through Django's mail settings"),
+                            ("slack", "A Slack incoming-webhook URL"),
+                            ("webhook", "A signed POST to a URL"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("target", models.CharField(max_length=2048)),
+                ("queue_name", models.CharField(blank=True, max_length=64, null=True)),
+                ("schedule_name", models.CharField(blank=True, max_length=64, null=True)),
+                ("consecutive_failures_threshold", models.PositiveIntegerField(default=1)),
+                ("cooldown_minutes", models.PositiveIntegerField(default=60)),
+                ("enabled", models.BooleanField(default=True)),
+                ("secret", models.CharField(blank=True, default="", max_length=100)),
+                ("firing", models.BooleanField(default=False)),
+                ("last_fired_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AlertNotification',
+            name="AlertNotification",
             fields=[
-                ('id', models.CharField(default=alerts.models._notification_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('fired', 'The failure threshold was reached'), ('recovered', 'A success after the alert had fired'), ('test', 'POST /v1/alerts/{id}/test')], max_length=16)),
-                ('data', models.JSONField(default=dict)),
-                ('status', models.CharField(choices=[('pending', 'Not sent yet, or waiting for its next retry (next_attempt_at)'), ('success', 'The target answered 2xx (terminal)'), ('failed', 'Every attempt failed (terminal)')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('error', models.CharField(blank=True, default='', max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('alert', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='alerts.alert')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=alerts.models._notification_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("fired", "The failure threshold was reached"),
+                            ("recovered", "A success after the alert had fired"),
+                            ("test", "POST /v1/alerts/{id}/test"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("data", models.JSONField(default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Not sent yet, or waiting for its next retry (next_attempt_at)"),
+                            ("success", "The target answered 2xx (terminal)"),
+                            ("failed", "Every attempt failed (terminal)"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("error", models.CharField(blank=True, default="", max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "alert",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to="alerts.alert",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookSubscription',
+            name="WebhookSubscription",
             fields=[
-                ('id', models.CharField(default=alerts.models._webhook_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('url', models.CharField(max_length=2048)),
-                ('events', models.JSONField(default=list)),
-                ('enabled', models.BooleanField(default=True)),
-                ('description', models.CharField(blank=True, default='', max_length=500)),
-                ('secret', models.CharField(max_length=100)),
-                ('failure_count', models.PositiveIntegerField(default=0)),
-                ('last_failure_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=alerts.models._webhook_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("url", models.CharField(max_length=2048)),
+                ("events", models.JSONField(default=list)),
+                ("enabled", models.BooleanField(default=True)),
+                ("description", models.CharField(blank=True, default="", max_length=500)),
+                ("secret", models.CharField(max_length=100)),
+                ("failure_count", models.PositiveIntegerField(default=0)),
+                ("last_failure_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.CharField(default=alerts.models._delivery_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('event_id', models.CharField(max_length=40)),
-                ('event_type', models.CharField(max_length=32)),
-                ('body', models.TextField()),
-                ('status', models.CharField(choices=[('pending', 'Not sent yet, or waiting for its next retry (next_attempt_at)'), ('success', 'The target answered 2xx (terminal)'), ('failed', 'Every attempt failed (terminal)')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_body', models.TextField(blank=True, default='')),
-                ('error', models.CharField(blank=True, default='', max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
-                ('subscription', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='alerts.webhooksubscription')),
+                (
+                    "id",
+                    models.CharField(
+                        default=alerts.models._delivery_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=40)),
+                ("event_type", models.CharField(max_length=32)),
+                ("body", models.TextField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Not sent yet, or waiting for its next retry (next_attempt_at)"),
+                            ("success", "The target answered 2xx (terminal)"),
+                            ("failed", "Every attempt failed (terminal)"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("response_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response_body", models.TextField(blank=True, default="")),
+                ("error", models.CharField(blank=True, default="", max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
+                (
+                    "subscription",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="alerts.webhooksubscription",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='alert',
-            index=models.Index(fields=['workspace', '-id'], name='alerts_alert_ws'),
+            model_name="alert",
+            index=models.Index(fields=["workspace", "-id"], name="alerts_alert_ws"),
         ),
         migrations.AddConstraint(
-            model_name='alert',
-            constraint=models.CheckConstraint(condition=models.Q(('channel__in', ['email', 'slack', 'webhook'])), name='alerts_alert_channel_valid'),
+            model_name="alert",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("channel__in", ["email", "slack", "webhook"])),
+                name="alerts_alert_channel_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='alert',
-            constraint=models.CheckConstraint(condition=models.Q(('consecutive_failures_threshold__gte', 1)), name='alerts_alert_threshold_positive'),
+            model_name="alert",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("consecutive_failures_threshold__gte", 1)),
+                name="alerts_alert_threshold_positive",
+            ),
         ),
         migrations.AddIndex(
-            model_name='alertnotification',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='alerts_notification_due'),
+            model_name="alertnotification",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["next_attempt_at"],
+                name="alerts_notification_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='alertnotification',
-            index=models.Index(fields=['alert', '-id'], name='alerts_notification_alert'),
+            model_name="alertnotification",
+            index=models.Index(fields=["alert", "-id"], name="alerts_notification_alert"),
         ),
         migrations.AddConstraint(
-            model_name='alertnotification',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'success', 'failed'])), name='alerts_notification_status_valid'),
+            model_name="alertnotification",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "success", "failed"])),
+                name="alerts_notification_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='alertnotification',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['fired', 'recovered', 'test'])), name='alerts_notification_kind_valid'),
+            model_name="alertnotification",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["fired", "recovered", "test"])),
+                name="alerts_notification_kind_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhooksubscription',
-            index=models.Index(fields=['workspace', '-id'], name='alerts_webhook_ws'),
+            model_name="webhooksubscription",
+            index=models.Index(fields=["workspace", "-id"], name="alerts_webhook_ws"),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='alerts_delivery_due'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["next_attempt_at"],
+                name="alerts_delivery_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['subscription', '-id'], name='alerts_delivery_sub'),
+            model_name="webhookdelivery",
+            index=models.Index(fields=["subscription", "-id"], name="alerts_delivery_sub"),
         ),
         migrations.AddConstraint(
-            model_name='webhookdelivery',
-            constraint=models.UniqueConstraint(fields=('subscription', 'event_id'), name='alerts_delivery_sub_event_uniq'),
+            model_name="webhookdelivery",
+            constraint=models.UniqueConstraint(
+                fields=("subscription", "event_id"), name="alerts_delivery_sub_event_uniq"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='webhookdelivery',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'success', 'failed'])), name='alerts_delivery_status_valid'),
+            model_name="webhookdelivery",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "success", "failed"])),
+                name="alerts_delivery_status_valid",
+            ),
         ),
     ]

@@ -4,19 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_workspace_billing_synced_at'),
-        ('alerts', '0001_initial'),
+        ("accounts", "0003_workspace_billing_synced_at"),
+        ("alerts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='alertnotification',
-            index=models.Index(fields=['created_at'], name='alerts_notification_created'),
+            model_name="alertnotification",
+            index=models.Index(fields=["created_at"], name="alerts_notification_created"),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(fields=['created_at'], name='alerts_delivery_created'),
+            model_name="webhookdelivery",
+            index=models.Index(fields=["created_at"], name="alerts_delivery_created"),
         ),
     ]

@@ -5,44 +5,59 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Plan',
+            name="Plan",
             fields=[
-                ('code', models.SlugField(max_length=32, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=64)),
-                ('requests_per_minute', models.PositiveIntegerField(blank=True, null=True)),
-                ('jobs_per_month', models.PositiveIntegerField(blank=True, null=True)),
-                ('retention_days', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_queues', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_schedules', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_alerts', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_attempts', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_timeout_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('stripe_price_id', models.CharField(blank=True, default='', max_length=128)),
-                ('sort_order', models.PositiveSmallIntegerField(default=0)),
+                ("code", models.SlugField(max_length=32, primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=64)),
+                ("requests_per_minute", models.PositiveIntegerField(blank=True, null=True)),
+                ("jobs_per_month", models.PositiveIntegerField(blank=True, null=True)),
+                ("retention_days", models.PositiveIntegerField(blank=True, null=True)),
+                ("max_queues", models.PositiveIntegerField(blank=True, null=True)),
+                ("max_schedules", models.PositiveIntegerField(blank=True, null=True)),
+                ("max_alerts", models.PositiveIntegerField(blank=True, null=True)),
+                ("max_attempts", models.PositiveIntegerField(blank=True, null=True)),
+                ("max_timeout_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("stripe_price_id", models.CharField(blank=True, default="", max_length=128)),
+                ("sort_order", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'ordering': ['sort_order'],
+                "ordering": ["sort_order"],
             },
         ),
         migrations.CreateModel(
-            name='UsageCounter',
+            name="UsageCounter",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('period', models.DateField(help_text='First day of the month (UTC).')),
-                ('jobs_enqueued', models.PositiveBigIntegerField(default=0)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_counters', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("period", models.DateField(help_text="First day of the month (UTC).")),
+                ("jobs_enqueued", models.PositiveBigIntegerField(default=0)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="usage_counters",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'period'), name='billing_usage_workspace_period_uniq')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workspace", "period"), name="billing_usage_workspace_period_uniq"
+                    )
+                ],
             },
         ),
     ]

@@ -12,19 +12,30 @@ PLANS = [
 
 def seed(apps, schema_editor):
     Plan = apps.get_model("billing", "Plan")
-    for order, (code, name, rpm, jobs, retention, queues, schedules, alerts, attempts, timeout) in enumerate(PLANS):
+    for order, (code, name, rpm, jobs, retention, queues, schedules, alerts, attempts, timeout) in enumerate(
+        PLANS
+    ):
         Plan.objects.update_or_create(
             code=code,
             defaults=dict(
-                name=name, requests_per_minute=rpm, jobs_per_month=jobs, retention_days=retention,
-                max_queues=queues, max_schedules=schedules, max_alerts=alerts, max_attempts=attempts,
-                max_timeout_ms=timeout, sort_order=order,
+                name=name,
+                requests_per_minute=rpm,
+                jobs_per_month=jobs,
+                retention_days=retention,
+                max_queues=queues,
+                max_schedules=schedules,
+                max_alerts=alerts,
+                max_attempts=attempts,
+                max_timeout_ms=timeout,
+                sort_order=order,
             ),
         )
 
 
 def unseed(apps, schema_editor):
-    apps.get_model("billing", "Plan").objects.filter(code__in=[p[0] for p in PLANS], workspaces__isnull=True).delete()
+    apps.get_model("billing", "Plan").objects.filter(
+        code__in=[p[0] for p in PLANS], workspaces__isnull=True
+    ).delete()
 
 
 class Migration(migrations.Migration):

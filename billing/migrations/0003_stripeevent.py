@@ -4,23 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0002_seed_plans'),
+        ("billing", "0002_seed_plans"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='StripeEvent',
+            name="StripeEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=255)),
-                ('type', models.CharField(max_length=128)),
-                ('workspace_id', models.CharField(blank=True, default='', max_length=40)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=255)),
+                ("type", models.CharField(max_length=128)),
+                ("workspace_id", models.CharField(blank=True, default="", max_length=40)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('event_id',), name='billing_stripe_event_id_uniq')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("event_id",), name="billing_stripe_event_id_uniq")
+                ],
             },
         ),
     ]

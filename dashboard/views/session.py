@@ -82,7 +82,9 @@ async def events(request: HttpRequest) -> HttpResponse:
         # Under WSGI an endless stream would hold a worker thread; 204 tells EventSource not to reconnect, and
         # the pages' fallback polling keeps them fresh. config.front serves /events from the ASGI process.
         return HttpResponse(status=204)
-    slot = await take_in_thread(lambda: feed_slot(workspace.id), lambda taken: taken.release() if taken else None)
+    slot = await take_in_thread(
+        lambda: feed_slot(workspace.id), lambda taken: taken.release() if taken else None
+    )
     if slot is None:
         return HttpResponse(status=204)  # every stream slot of the workspace is taken: polling only
     response = StreamingHttpResponse(

@@ -6,205 +6,426 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_initial'),
-        ('queues', '0001_initial'),
+        ("accounts", "0002_initial"),
+        ("queues", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.CharField(default=jobs.models._job_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('name', models.CharField(blank=True, max_length=128, null=True)),
-                ('payload', models.JSONField(blank=True, null=True)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('state', models.CharField(choices=[('waiting', 'Ready to run as soon as flow control allows'), ('delayed', 'run_at is in the future, or waiting for children'), ('active', 'Leased by a delivery task or a pull worker'), ('completed', 'Finished successfully (terminal)'), ('failed', 'Used all attempts or failed permanently: the dead-letter queue (terminal)'), ('cancelled', 'Cancelled before it finished (terminal)')], default='waiting', max_length=16)),
-                ('priority', models.SmallIntegerField(default=0)),
-                ('run_at', models.DateTimeField()),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('max_attempts', models.PositiveIntegerField(default=4)),
-                ('deferrals', models.PositiveIntegerField(default=0)),
-                ('retry_policy', models.JSONField(blank=True, null=True)),
-                ('timeout_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('idempotency_key', models.CharField(blank=True, max_length=255, null=True)),
-                ('group', models.CharField(blank=True, max_length=128, null=True)),
-                ('wait_for_children', models.BooleanField(default=False)),
-                ('ignore_child_failures', models.BooleanField(default=False)),
-                ('http', models.JSONField(blank=True, null=True)),
-                ('progress', models.JSONField(blank=True, null=True)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('last_error', models.JSONField(blank=True, null=True)),
-                ('lease_token', models.CharField(blank=True, max_length=40, null=True)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('worker_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('schedule_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('replay_of', models.CharField(blank=True, max_length=40, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField()),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='children', to='jobs.job')),
-                ('queue', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='queues.queue')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=jobs.models._job_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=128, null=True)),
+                ("payload", models.JSONField(blank=True, null=True)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "Ready to run as soon as flow control allows"),
+                            ("delayed", "run_at is in the future, or waiting for children"),
+                            ("active", "Leased by a delivery task or a pull worker"),
+                            ("completed", "Finished successfully (terminal)"),
+                            (
+                                "failed",
+                                "Used all attempts or failed permanently: the dead-letter queue (terminal)",
+                            ),
+                            ("cancelled", "Cancelled before it finished (terminal)"),
+                        ],
+                        default="waiting",
+                        max_length=16,
+                    ),
+                ),
+                ("priority", models.SmallIntegerField(default=0)),
+                ("run_at", models.DateTimeField()),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("max_attempts", models.PositiveIntegerField(default=4)),
+                ("deferrals", models.PositiveIntegerField(default=0)),
+                ("retry_policy", models.JSONField(blank=True, null=True)),
+                ("timeout_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("idempotency_key", models.CharField(blank=True, max_length=255, null=True)),
+                ("group", models.CharField(blank=True, max_length=128, null=True)),
+                ("wait_for_children", models.BooleanField(default=False)),
+                ("ignore_child_failures", models.BooleanField(default=False)),
+                ("http", models.JSONField(blank=True, null=True)),
+                ("progress", models.JSONField(blank=True, null=True)),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("last_error", models.JSONField(blank=True, null=True)),
+                ("lease_token", models.CharField(blank=True, max_length=40, null=True)),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("worker_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("schedule_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("replay_of", models.CharField(blank=True, max_length=40, null=True)),
+                ("created_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField()),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="children",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "queue",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="jobs", to="queues.queue"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Execution',
+            name="Execution",
             fields=[
-                ('id', models.CharField(default=jobs.models._execution_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('schedule_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('attempt', models.PositiveIntegerField()),
-                ('status', models.CharField(choices=[('running', 'The attempt is in progress'), ('success', 'The attempt completed the job'), ('failed', 'The attempt failed; the job will be retried'), ('timeout', 'The attempt timed out or its lease expired'), ('deferred', 'The target answered 429/503 with Retry-After: no attempt used'), ('dead_letter', 'The attempt that sent the job to the dead-letter queue'), ('quota_exceeded', 'A scheduled run refused by the monthly quota')], default='running', max_length=16)),
-                ('lease_token', models.CharField(blank=True, max_length=40, null=True)),
-                ('started_at', models.DateTimeField()),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('http_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_body', models.TextField(blank=True, null=True)),
-                ('error', models.JSONField(blank=True, null=True)),
-                ('worker_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('replay_of', models.CharField(blank=True, max_length=40, null=True)),
-                ('queue', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='queues.queue')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='executions', to='jobs.job')),
+                (
+                    "id",
+                    models.CharField(
+                        default=jobs.models._execution_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("schedule_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("attempt", models.PositiveIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "The attempt is in progress"),
+                            ("success", "The attempt completed the job"),
+                            ("failed", "The attempt failed; the job will be retried"),
+                            ("timeout", "The attempt timed out or its lease expired"),
+                            ("deferred", "The target answered 429/503 with Retry-After: no attempt used"),
+                            ("dead_letter", "The attempt that sent the job to the dead-letter queue"),
+                            ("quota_exceeded", "A scheduled run refused by the monthly quota"),
+                        ],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("lease_token", models.CharField(blank=True, max_length=40, null=True)),
+                ("started_at", models.DateTimeField()),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("http_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response_body", models.TextField(blank=True, null=True)),
+                ("error", models.JSONField(blank=True, null=True)),
+                ("worker_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("replay_of", models.CharField(blank=True, max_length=40, null=True)),
+                (
+                    "queue",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="queues.queue"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="executions",
+                        to="jobs.job",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='QueueMinuteStat',
+            name="QueueMinuteStat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('minute', models.DateTimeField()),
-                ('enqueued', models.PositiveIntegerField(default=0)),
-                ('completed', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('timeout', models.PositiveIntegerField(default=0)),
-                ('duration_sum_ms', models.PositiveBigIntegerField(default=0)),
-                ('duration_count', models.PositiveIntegerField(default=0)),
-                ('duration_hist', models.JSONField(blank=True, default=dict)),
-                ('queue', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='queues.queue')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("minute", models.DateTimeField()),
+                ("enqueued", models.PositiveIntegerField(default=0)),
+                ("completed", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
+                ("timeout", models.PositiveIntegerField(default=0)),
+                ("duration_sum_ms", models.PositiveBigIntegerField(default=0)),
+                ("duration_count", models.PositiveIntegerField(default=0)),
+                ("duration_hist", models.JSONField(blank=True, default=dict)),
+                (
+                    "queue",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="queues.queue"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Worker',
+            name="Worker",
             fields=[
-                ('id', models.CharField(default=jobs.models._worker_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=128)),
-                ('queues', models.JSONField(blank=True, default=list)),
-                ('hostname', models.CharField(blank=True, default='', max_length=255)),
-                ('concurrency', models.PositiveIntegerField(default=1)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_seen_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=jobs.models._worker_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("name", models.CharField(max_length=128)),
+                ("queues", models.JSONField(blank=True, default=list)),
+                ("hostname", models.CharField(blank=True, default="", max_length=255)),
+                ("concurrency", models.PositiveIntegerField(default=1)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_seen_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.CharField(default=jobs.models._event_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('type', models.CharField(max_length=32)),
-                ('queue_name', models.CharField(blank=True, max_length=64, null=True)),
-                ('job_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField()),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=jobs.models._event_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("type", models.CharField(max_length=32)),
+                ("queue_name", models.CharField(blank=True, max_length=64, null=True)),
+                ("job_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['workspace', 'id'], name='jobs_event_ws'), models.Index(fields=['workspace', 'queue_name', 'id'], name='jobs_event_ws_queue'), models.Index(fields=['created_at'], name='jobs_event_created')],
+                "indexes": [
+                    models.Index(fields=["workspace", "id"], name="jobs_event_ws"),
+                    models.Index(fields=["workspace", "queue_name", "id"], name="jobs_event_ws_queue"),
+                    models.Index(fields=["created_at"], name="jobs_event_created"),
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(models.F('queue'), models.OrderBy(models.F('priority'), descending=True), models.F('run_at'), models.F('id'), condition=models.Q(('state', 'waiting')), name='jobs_job_ready'),
+            model_name="job",
+            index=models.Index(
+                models.F("queue"),
+                models.OrderBy(models.F("priority"), descending=True),
+                models.F("run_at"),
+                models.F("id"),
+                condition=models.Q(("state", "waiting")),
+                name="jobs_job_ready",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('state', 'delayed')), fields=['run_at'], name='jobs_job_delayed_due'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("state", "delayed")), fields=["run_at"], name="jobs_job_delayed_due"
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('state', 'active')), fields=['queue', 'lease_expires_at'], name='jobs_job_active_lease'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("state", "active")),
+                fields=["queue", "lease_expires_at"],
+                name="jobs_job_active_lease",
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['workspace', 'queue', 'state', '-id'], name='jobs_job_ws_queue_state'),
+            model_name="job",
+            index=models.Index(fields=["workspace", "queue", "state", "-id"], name="jobs_job_ws_queue_state"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['workspace', 'queue', '-id'], name='jobs_job_ws_queue'),
+            model_name="job",
+            index=models.Index(fields=["workspace", "queue", "-id"], name="jobs_job_ws_queue"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['workspace', 'state', '-id'], name='jobs_job_ws_state'),
+            model_name="job",
+            index=models.Index(fields=["workspace", "state", "-id"], name="jobs_job_ws_state"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['workspace', '-id'], name='jobs_job_ws'),
+            model_name="job",
+            index=models.Index(fields=["workspace", "-id"], name="jobs_job_ws"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('parent__isnull', False)), fields=['parent'], name='jobs_job_parent'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("parent__isnull", False)), fields=["parent"], name="jobs_job_parent"
+            ),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('finished_at__isnull', False)), fields=['finished_at'], name='jobs_job_finished'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("finished_at__isnull", False)),
+                fields=["finished_at"],
+                name="jobs_job_finished",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['waiting', 'delayed', 'active', 'completed', 'failed', 'cancelled'])), name='jobs_job_state_valid'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("state__in", ["waiting", "delayed", "active", "completed", "failed", "cancelled"])
+                ),
+                name="jobs_job_state_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(('priority__gte', -100), ('priority__lte', 100)), name='jobs_job_priority_range'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("priority__gte", -100), ("priority__lte", 100)),
+                name="jobs_job_priority_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('finished_at__isnull', False), ('state__in', ['completed', 'failed', 'cancelled'])), models.Q(models.Q(('state__in', ['completed', 'failed', 'cancelled']), _negated=True), ('finished_at__isnull', True)), _connector='OR'), name='jobs_job_finished_iff_terminal'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("finished_at__isnull", False), ("state__in", ["completed", "failed", "cancelled"])
+                    ),
+                    models.Q(
+                        models.Q(("state__in", ["completed", "failed", "cancelled"]), _negated=True),
+                        ("finished_at__isnull", True),
+                    ),
+                    _connector="OR",
+                ),
+                name="jobs_job_finished_iff_terminal",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('state', 'active'), _negated=True), models.Q(('lease_expires_at__isnull', False), ('lease_token__isnull', False)), _connector='OR'), name='jobs_job_active_has_lease'),
+            model_name="job",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("state", "active"), _negated=True),
+                    models.Q(("lease_expires_at__isnull", False), ("lease_token__isnull", False)),
+                    _connector="OR",
+                ),
+                name="jobs_job_active_has_lease",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key__isnull', False)), fields=('queue', 'idempotency_key'), name='jobs_job_queue_idem_uniq'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key__isnull", False)),
+                fields=("queue", "idempotency_key"),
+                name="jobs_job_queue_idem_uniq",
+            ),
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(fields=['workspace', '-id'], name='jobs_exec_ws'),
+            model_name="execution",
+            index=models.Index(fields=["workspace", "-id"], name="jobs_exec_ws"),
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(fields=['workspace', 'status', '-id'], name='jobs_exec_ws_status'),
+            model_name="execution",
+            index=models.Index(fields=["workspace", "status", "-id"], name="jobs_exec_ws_status"),
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(fields=['job', 'attempt'], name='jobs_exec_job_attempt'),
+            model_name="execution",
+            index=models.Index(fields=["job", "attempt"], name="jobs_exec_job_attempt"),
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(condition=models.Q(('schedule_id__isnull', False)), fields=['workspace', 'schedule_id', '-id'], name='jobs_exec_ws_schedule'),
+            model_name="execution",
+            index=models.Index(
+                condition=models.Q(("schedule_id__isnull", False)),
+                fields=["workspace", "schedule_id", "-id"],
+                name="jobs_exec_ws_schedule",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='execution',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['running', 'success', 'failed', 'timeout', 'deferred', 'dead_letter', 'quota_exceeded'])), name='jobs_execution_status_valid'),
+            model_name="execution",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "status__in",
+                        [
+                            "running",
+                            "success",
+                            "failed",
+                            "timeout",
+                            "deferred",
+                            "dead_letter",
+                            "quota_exceeded",
+                        ],
+                    )
+                ),
+                name="jobs_execution_status_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='queueminutestat',
-            index=models.Index(fields=['workspace', 'minute'], name='jobs_stat_ws_minute'),
+            model_name="queueminutestat",
+            index=models.Index(fields=["workspace", "minute"], name="jobs_stat_ws_minute"),
         ),
         migrations.AddConstraint(
-            model_name='queueminutestat',
-            constraint=models.UniqueConstraint(fields=('queue', 'minute'), name='jobs_stat_queue_minute_uniq'),
+            model_name="queueminutestat",
+            constraint=models.UniqueConstraint(
+                fields=("queue", "minute"), name="jobs_stat_queue_minute_uniq"
+            ),
         ),
         migrations.AddIndex(
-            model_name='worker',
-            index=models.Index(fields=['workspace', '-id'], name='jobs_worker_ws'),
+            model_name="worker",
+            index=models.Index(fields=["workspace", "-id"], name="jobs_worker_ws"),
         ),
     ]

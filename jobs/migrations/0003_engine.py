@@ -7,29 +7,37 @@ from config.migration_ops import PostgresOnlySQL
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_initial'),
-        ('jobs', '0002_tags_gin'),
-        ('queues', '0001_initial'),
+        ("accounts", "0002_initial"),
+        ("jobs", "0002_tags_gin"),
+        ("queues", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='QueueClaimState',
+            name="QueueClaimState",
             fields=[
-                ('queue', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='queues.queue')),
-                ('last_group', models.CharField(blank=True, default='', max_length=128)),
+                (
+                    "queue",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="queues.queue",
+                    ),
+                ),
+                ("last_group", models.CharField(blank=True, default="", max_length=128)),
             ],
         ),
         migrations.AddField(
-            model_name='job',
-            name='execution_id',
+            model_name="job",
+            name="execution_id",
             field=models.CharField(blank=True, max_length=40, null=True),
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(fields=['queue', 'started_at'], name='jobs_exec_queue_started'),
+            model_name="execution",
+            index=models.Index(fields=["queue", "started_at"], name="jobs_exec_queue_started"),
         ),
         # The jobs table churns (every claim and outcome updates rows): vacuum it early so dead tuples do not
         # slow SKIP LOCKED claims (PERF.md: -20-25 % claim throughput before autovacuum catches up).

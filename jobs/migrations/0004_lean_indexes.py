@@ -16,30 +16,51 @@ _LIKE = [
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0003_engine'),
-        ('queues', '0001_initial'),
+        ("jobs", "0003_engine"),
+        ("queues", "0001_initial"),
     ]
 
     operations = [
         PostgresOnlySQL(
             [f"DROP INDEX IF EXISTS {name}" for name, _t, _c in _LIKE],
-            [f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({col} varchar_pattern_ops)" for name, table, col in _LIKE],
+            [
+                f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({col} varchar_pattern_ops)"
+                for name, table, col in _LIKE
+            ],
         ),
         migrations.AlterField(
-            model_name='execution',
-            name='job',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='executions', to='jobs.job'),
+            model_name="execution",
+            name="job",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="executions",
+                to="jobs.job",
+            ),
         ),
         migrations.AlterField(
-            model_name='execution',
-            name='queue',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='queues.queue'),
+            model_name="execution",
+            name="queue",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="queues.queue",
+            ),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='parent',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='children', to='jobs.job'),
+            model_name="job",
+            name="parent",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="children",
+                to="jobs.job",
+            ),
         ),
     ]

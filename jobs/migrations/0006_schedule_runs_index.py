@@ -4,16 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_workspace_billing_synced_at'),
-        ('jobs', '0005_payload_trgm'),
-        ('queues', '0001_initial'),
+        ("accounts", "0003_workspace_billing_synced_at"),
+        ("jobs", "0005_payload_trgm"),
+        ("queues", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('schedule_id__isnull', False)), fields=['workspace', 'schedule_id', '-id'], name='jobs_job_ws_schedule'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("schedule_id__isnull", False)),
+                fields=["workspace", "schedule_id", "-id"],
+                name="jobs_job_ws_schedule",
+            ),
         ),
     ]

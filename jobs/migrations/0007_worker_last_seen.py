@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_workspace_billing_synced_at'),
-        ('jobs', '0006_schedule_runs_index'),
+        ("accounts", "0003_workspace_billing_synced_at"),
+        ("jobs", "0006_schedule_runs_index"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='worker',
-            index=models.Index(fields=['last_seen_at'], name='jobs_worker_last_seen'),
+            model_name="worker",
+            index=models.Index(fields=["last_seen_at"], name="jobs_worker_last_seen"),
         ),
     ]

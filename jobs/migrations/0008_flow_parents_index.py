@@ -4,16 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_workspace_billing_synced_at'),
-        ('jobs', '0007_worker_last_seen'),
-        ('queues', '0001_initial'),
+        ("accounts", "0003_workspace_billing_synced_at"),
+        ("jobs", "0007_worker_last_seen"),
+        ("queues", "0001_initial"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(condition=models.Q(('wait_for_children', True)), fields=['workspace', '-id'], name='jobs_job_ws_flow_waiting'),
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("wait_for_children", True)),
+                fields=["workspace", "-id"],
+                name="jobs_job_ws_flow_waiting",
+            ),
         ),
     ]

@@ -297,7 +297,13 @@ def _build_jobs(*, workspace: Workspace, queue: Queue, specs: list[JobSpec], now
 
 
 def _record_enqueued(
-    *, workspace: Workspace, queue: Queue, jobs: list[Job], now: datetime, set_based: bool, inline_insert: bool
+    *,
+    workspace: Workspace,
+    queue: Queue,
+    jobs: list[Job],
+    now: datetime,
+    set_based: bool,
+    inline_insert: bool,
 ) -> None:
     """The rows' events, rollup, quota and broker hint (and, when `inline_insert`, the rows themselves)."""
     workspace_id, queue_id, count = workspace.id, queue.id, len(jobs)

@@ -131,14 +131,25 @@ def job_update(*, workspace: Workspace, queue: Queue, job_id: str, data: dict[st
             setattr(job, key, value)
         new_state = job.state
         # A flow parent still waiting for its children stays delayed whatever its run_at says.
-        if "run_at" in changes and job.state in (JobState.WAITING, JobState.DELAYED) and not job.wait_for_children:
+        if (
+            "run_at" in changes
+            and job.state in (JobState.WAITING, JobState.DELAYED)
+            and not job.wait_for_children
+        ):
             new_state = JobState.DELAYED if job.run_at > now else JobState.WAITING
         state_changed = new_state != job.state
         job.state = new_state
         job.updated_at = now
         job.save(update_fields=[*changes, "state", "updated_at"])
         if state_changed:
-            events_emit([job_event(job.id, workspace=workspace, queue=queue, type=f"job:{new_state}", reason="edited")], now=now)
+            events_emit(
+                [
+                    job_event(
+                        job.id, workspace=workspace, queue=queue, type=f"job:{new_state}", reason="edited"
+                    )
+                ],
+                now=now,
+            )
         if job.state == JobState.WAITING:
             kick_on_commit([queue.id])
     return job
@@ -170,13 +181,33 @@ def _cancel_locked(job: Job, *, workspace: Workspace, queue: Queue, now: datetim
     job.lease_expires_at = None
     job.cancel_requested = previous == JobState.ACTIVE
     job.worker_id = None
-    job.save(update_fields=["state", "finished_at", "updated_at", "lease_token", "lease_expires_at",
-                            "cancel_requested", "worker_id"])
+    job.save(
+        update_fields=[
+            "state",
+            "finished_at",
+            "updated_at",
+            "lease_token",
+            "lease_expires_at",
+            "cancel_requested",
+            "worker_id",
+        ]
+    )
     if previous == JobState.ACTIVE:
         _close_running_execution(job, now=now)
     # API.md has no `job:cancelled` type; the engine records a cancelled attempt as `job:removed` too.
-    events_emit([job_event(job.id, workspace=workspace, queue=queue, type="job:removed", cancelled=True,
-                        prev_state=previous)], now=now)
+    events_emit(
+        [
+            job_event(
+                job.id,
+                workspace=workspace,
+                queue=queue,
+                type="job:removed",
+                cancelled=True,
+                prev_state=previous,
+            )
+        ],
+        now=now,
+    )
     if job.parent_id:
         # A cancelled child is terminal: its parent may now be released like after a completion.
         release_parents_of([job.parent_id], now=now)
@@ -201,8 +232,19 @@ def job_delete(*, workspace: Workspace, queue: Queue, job_id: str) -> bool:
             _cancel_locked(job, workspace=workspace, queue=queue, now=now)
             return False
         delete_jobs([job.id])
-        events_emit([job_event(job.id, workspace=workspace, queue=queue, type="job:removed", reason="deleted",
-                            prev_state=job.state)], now=now)
+        events_emit(
+            [
+                job_event(
+                    job.id,
+                    workspace=workspace,
+                    queue=queue,
+                    type="job:removed",
+                    reason="deleted",
+                    prev_state=job.state,
+                )
+            ],
+            now=now,
+        )
     return True
 
 
@@ -218,7 +260,9 @@ def job_retry(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
         for key, value in {**RERUN_FIELDS, "run_at": now, "updated_at": now}.items():
             setattr(job, key, value)
         job.save(update_fields=[*RERUN_FIELDS, "run_at", "updated_at"])
-        events_emit([job_event(job.id, workspace=workspace, queue=queue, type="job:waiting", reason="retry")], now=now)
+        events_emit(
+            [job_event(job.id, workspace=workspace, queue=queue, type="job:waiting", reason="retry")], now=now
+        )
         kick_on_commit([queue.id])
     return job
 
@@ -230,14 +274,19 @@ def job_promote(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
         if job.state != JobState.DELAYED:
             raise _invalid(job, f"A {job.state} job cannot be promoted; only delayed jobs can.")
         if job.wait_for_children:
-            raise InvalidState("This job waits for its children; it cannot be promoted.",
-                               details={"state": job.state, "reason": "waiting_for_children"})
+            raise InvalidState(
+                "This job waits for its children; it cannot be promoted.",
+                details={"state": job.state, "reason": "waiting_for_children"},
+            )
         now = timezone.now()
         job.state = JobState.WAITING
         job.run_at = now
         job.updated_at = now
         job.save(update_fields=["state", "run_at", "updated_at"])
-        events_emit([job_event(job.id, workspace=workspace, queue=queue, type="job:waiting", reason="promoted")], now=now)
+        events_emit(
+            [job_event(job.id, workspace=workspace, queue=queue, type="job:waiting", reason="promoted")],
+            now=now,
+        )
         kick_on_commit([queue.id])
     return job
 
@@ -250,7 +299,9 @@ def execution_replay(*, workspace: Workspace, execution_id: str) -> Job:
     # Imported here: the enqueue service imports billing and validation, which need not load for other ops.
     from jobs.services.enqueue import job_enqueue_specs
 
-    execution = Execution.objects.filter(workspace=workspace, id=execution_id).select_related("job", "queue").first()
+    execution = (
+        Execution.objects.filter(workspace=workspace, id=execution_id).select_related("job", "queue").first()
+    )
     if execution is None:
         raise NotFound(f"Execution {execution_id!r} not found.")
     original = execution.job

@@ -84,9 +84,14 @@ def _in_batches(
 
 def _remove_batch(*, workspace: Workspace, queue: Queue, reason: str) -> Callable[[list[str], datetime], int]:
     def apply(ids: list[str], now: datetime) -> int:
-        parent_ids = list(Job.objects.filter(id__in=ids, parent__isnull=False).values_list("parent_id", flat=True))
+        parent_ids = list(
+            Job.objects.filter(id__in=ids, parent__isnull=False).values_list("parent_id", flat=True)
+        )
         delete_jobs(ids)
-        events_emit([job_event(i, workspace=workspace, queue=queue, type="job:removed", reason=reason) for i in ids], now=now)
+        events_emit(
+            [job_event(i, workspace=workspace, queue=queue, type="job:removed", reason=reason) for i in ids],
+            now=now,
+        )
         release_parents_of(parent_ids, now=now)
         return len(ids)
 
@@ -96,7 +101,10 @@ def _remove_batch(*, workspace: Workspace, queue: Queue, reason: str) -> Callabl
 def _rerun_batch(*, workspace: Workspace, queue: Queue) -> Callable[[list[str], datetime], int]:
     def apply(ids: list[str], now: datetime) -> int:
         count = Job.objects.filter(id__in=ids).update(**RERUN_FIELDS, run_at=now, updated_at=now)
-        events_emit([job_event(i, workspace=workspace, queue=queue, type="job:waiting", reason="retry") for i in ids], now=now)
+        events_emit(
+            [job_event(i, workspace=workspace, queue=queue, type="job:waiting", reason="retry") for i in ids],
+            now=now,
+        )
         kick_on_commit([queue.id])
         return count
 
@@ -117,7 +125,9 @@ def _rerun_with_quota(
         return 0
     with transaction.atomic(durable=True):
         quota_consume(workspace=workspace, count=count)
-    done = _in_batches(queryset, _rerun_batch(workspace=workspace, queue=queue), batch_size=batch_size, limit=count)
+    done = _in_batches(
+        queryset, _rerun_batch(workspace=workspace, queue=queue), batch_size=batch_size, limit=count
+    )
     if done < count:
         quota_release(workspace=workspace, count=count - done)
     return done
@@ -139,18 +149,34 @@ def queue_drain(*, workspace: Workspace, queue: Queue, batch_size: int | None = 
         batch_size=batch_size,
     )
     with transaction.atomic(durable=True):
-        events_emit([PendingEvent(workspace_id=workspace.id, type="queue:drained", queue_name=queue.name,
-                                  data={"affected": removed})])
+        events_emit(
+            [
+                PendingEvent(
+                    workspace_id=workspace.id,
+                    type="queue:drained",
+                    queue_name=queue.name,
+                    data={"affected": removed},
+                )
+            ]
+        )
     return removed
 
 
 def queue_clean(
-    *, workspace: Workspace, queue: Queue, state: str, grace_ms: int = 0, limit: int = 1000, batch_size: int | None = None
+    *,
+    workspace: Workspace,
+    queue: Queue,
+    state: str,
+    grace_ms: int = 0,
+    limit: int = 1000,
+    batch_size: int | None = None,
 ) -> int:
     """Remove up to `limit` jobs in `state` older than `grace_ms`: terminal jobs by `finished_at`, waiting and
     delayed jobs (BullMQ's `wait`/`delayed` clean) by `created_at`. Active jobs hold a lease: not cleanable."""
     if state not in CLEANABLE_STATES:
-        raise ValidationFailed(details={"state": ["Must be one of waiting, delayed, completed, failed, cancelled."]})
+        raise ValidationFailed(
+            details={"state": ["Must be one of waiting, delayed, completed, failed, cancelled."]}
+        )
     cutoff = timezone.now() - timedelta(milliseconds=grace_ms)
     age = {"finished_at__lt": cutoff} if state in TERMINAL_STATES else {"created_at__lt": cutoff}
     return _in_batches(
@@ -166,7 +192,10 @@ def queue_retry_jobs(*, workspace: Workspace, queue: Queue, state: str, batch_si
     if state not in (JobState.FAILED, JobState.COMPLETED):
         raise ValidationFailed(details={"state": ["Must be failed or completed."]})
     return _rerun_with_quota(
-        workspace=workspace, queue=queue, queryset=_jobs_of(workspace, queue).filter(state=state), batch_size=batch_size
+        workspace=workspace,
+        queue=queue,
+        queryset=_jobs_of(workspace, queue).filter(state=state),
+        batch_size=batch_size,
     )
 
 
@@ -175,7 +204,13 @@ def queue_promote_jobs(*, workspace: Workspace, queue: Queue, batch_size: int | 
 
     def apply(ids: list[str], now: datetime) -> int:
         count = Job.objects.filter(id__in=ids).update(state=JobState.WAITING, run_at=now, updated_at=now)
-        events_emit([job_event(i, workspace=workspace, queue=queue, type="job:waiting", reason="promoted") for i in ids], now=now)
+        events_emit(
+            [
+                job_event(i, workspace=workspace, queue=queue, type="job:waiting", reason="promoted")
+                for i in ids
+            ],
+            now=now,
+        )
         kick_on_commit([queue.id])
         return count
 
@@ -211,7 +246,9 @@ def dlq_purge(*, workspace: Workspace, queue: Queue, batch_size: int | None = No
 # --- reads (operator views) -----------------------------------------------------------------------
 
 
-def queue_groups(*, workspace: Workspace, queue: Queue, after: str | None, limit: int) -> list[dict[str, Any]]:
+def queue_groups(
+    *, workspace: Workspace, queue: Queue, after: str | None, limit: int
+) -> list[dict[str, Any]]:
     """Distinct `group` keys with active and waiting counts, by group name (keyset on the name)."""
     rows = (
         _jobs_of(workspace, queue)
@@ -251,7 +288,9 @@ class _ILike(Func):
     template = "(%(expressions)s)"
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(compiler, connection, arg_joiner=" LIKE ", template="(%(expressions)s ESCAPE '\\')", **extra)
+        return self.as_sql(
+            compiler, connection, arg_joiner=" LIKE ", template="(%(expressions)s ESCAPE '\\')", **extra
+        )
 
 
 def _like_pattern(text: str) -> str:
@@ -267,7 +306,9 @@ def search_jobs(*, workspace: Workspace, kind: str, q: str, queue_name: str | No
     if kind == "job":
         return jobs.filter(id=q)
     if not queue_name:
-        raise BadRequest("`queue` is required for a payload search.", details={"queue": ["Required for type=payload."]})
+        raise BadRequest(
+            "`queue` is required for a payload search.", details={"queue": ["Required for type=payload."]}
+        )
     queue = queue_get(workspace=workspace, name=queue_name)
     # Narrowed to one queue by jobs_job_ws_queue (workspace, queue, -id); newest-first with LIMIT walks that
     # index and stops at a page of matches. A pg_trgm GIN index on (payload::text) makes it scale further.
@@ -284,8 +325,27 @@ def search_queues(*, workspace: Workspace, q: str) -> QuerySet:
 
 
 __all__ = [
-    "ACTIVE_STATES", "BATCH_SIZE", "CLEANABLE_STATES", "CLEAN_MAX_LIMIT", "DLQ_RETRY_MAX_IDS", "RETRYABLE_STATES",
-    "dlq_jobs", "dlq_purge", "dlq_retry", "execution_replay", "job_cancel", "job_children", "job_delete",
-    "job_promote", "job_retry", "job_update", "queue_clean", "queue_drain", "queue_groups", "queue_promote_jobs",
-    "queue_retry_jobs", "search_jobs", "search_queues",
+    "ACTIVE_STATES",
+    "BATCH_SIZE",
+    "CLEANABLE_STATES",
+    "CLEAN_MAX_LIMIT",
+    "DLQ_RETRY_MAX_IDS",
+    "RETRYABLE_STATES",
+    "dlq_jobs",
+    "dlq_purge",
+    "dlq_retry",
+    "execution_replay",
+    "job_cancel",
+    "job_children",
+    "job_delete",
+    "job_promote",
+    "job_retry",
+    "job_update",
+    "queue_clean",
+    "queue_drain",
+    "queue_groups",
+    "queue_promote_jobs",
+    "queue_retry_jobs",
+    "search_jobs",
+    "search_queues",
 ]

@@ -6,37 +6,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Queue',
+            name="Queue",
             fields=[
-                ('id', models.CharField(default=queues.models._queue_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=64)),
-                ('delivery', models.CharField(choices=[('push', 'Push: Spindle POSTs each job to the endpoint'), ('pull', "Pull: the workspace's workers claim jobs")], default='push', max_length=8)),
-                ('endpoint', models.JSONField(blank=True, null=True)),
-                ('paused', models.BooleanField(default=False)),
-                ('paused_job_names', models.JSONField(blank=True, default=list)),
-                ('concurrency', models.PositiveIntegerField(default=10)),
-                ('group_concurrency', models.PositiveIntegerField(blank=True, null=True)),
-                ('rate_limit', models.JSONField(blank=True, null=True)),
-                ('retry_policy', models.JSONField(default=queues.models.default_retry_policy)),
-                ('lease_ms', models.PositiveIntegerField(default=300000)),
-                ('signing_secret', models.CharField(max_length=100)),
-                ('previous_signing_secret', models.CharField(blank=True, default='', max_length=100)),
-                ('previous_secret_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='queues', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=queues.models._queue_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                (
+                    "delivery",
+                    models.CharField(
+                        choices=[
+                            ("push", "Push: Spindle POSTs each job to the endpoint"),
+                            ("pull", "Pull: the workspace's workers claim jobs"),
+                        ],
+                        default="push",
+                        max_length=8,
+                    ),
+                ),
+                ("endpoint", models.JSONField(blank=True, null=True)),
+                ("paused", models.BooleanField(default=False)),
+                ("paused_job_names", models.JSONField(blank=True, default=list)),
+                ("concurrency", models.PositiveIntegerField(default=10)),
+                ("group_concurrency", models.PositiveIntegerField(blank=True, null=True)),
+                ("rate_limit", models.JSONField(blank=True, null=True)),
+                ("retry_policy", models.JSONField(default=queues.models.default_retry_policy)),
+                ("lease_ms", models.PositiveIntegerField(default=300000)),
+                ("signing_secret", models.CharField(max_length=100)),
+                ("previous_signing_secret", models.CharField(blank=True, default="", max_length=100)),
+                ("previous_secret_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="queues",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'name'), name='queues_queue_ws_name_uniq'), models.CheckConstraint(condition=models.Q(('delivery__in', ['push', 'pull'])), name='queues_queue_delivery_valid'), models.CheckConstraint(condition=models.Q(('concurrency__gte', 1)), name='queues_queue_concurrency_positive')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("workspace", "name"), name="queues_queue_ws_name_uniq"),
+                    models.CheckConstraint(
+                        condition=models.Q(("delivery__in", ["push", "pull"])),
+                        name="queues_queue_delivery_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("concurrency__gte", 1)), name="queues_queue_concurrency_positive"
+                    ),
+                ],
             },
         ),
     ]

@@ -10,7 +10,6 @@ from django.db import migrations, models
 import queues.models
 
 
-
 def _workspace() -> tuple[str, models.ForeignKey]:
     fk = models.ForeignKey(
         db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.workspace"
@@ -24,7 +23,11 @@ _EVENT = migrations.CreateModel(
         (
             "id",
             models.CharField(
-                default=queues.models._event_id, editable=False, max_length=40, primary_key=True, serialize=False
+                default=queues.models._event_id,
+                editable=False,
+                max_length=40,
+                primary_key=True,
+                serialize=False,
             ),
         ),
         ("type", models.CharField(max_length=32)),
@@ -58,14 +61,18 @@ _STAT = migrations.CreateModel(
         ("duration_hist", models.JSONField(blank=True, default=dict)),
         (
             "queue",
-            models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="+", to="queues.queue"),
+            models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="queues.queue"
+            ),
         ),
         _workspace(),
     ],
     options={
         "db_table": "jobs_queueminutestat",
         "indexes": [models.Index(fields=["workspace", "minute"], name="jobs_stat_ws_minute")],
-        "constraints": [models.UniqueConstraint(fields=("queue", "minute"), name="jobs_stat_queue_minute_uniq")],
+        "constraints": [
+            models.UniqueConstraint(fields=("queue", "minute"), name="jobs_stat_queue_minute_uniq")
+        ],
     },
 )
 

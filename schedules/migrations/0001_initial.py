@@ -6,76 +6,139 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_initial'),
-        ('queues', '0001_initial'),
+        ("accounts", "0002_initial"),
+        ("queues", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Schedule',
+            name="Schedule",
             fields=[
-                ('id', models.CharField(default=schedules.models._schedule_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=64)),
-                ('description', models.TextField(blank=True, default='')),
-                ('cron', models.CharField(blank=True, max_length=128, null=True)),
-                ('interval_ms', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('timezone', models.CharField(blank=True, max_length=64, null=True)),
-                ('job', models.JSONField(blank=True, default=dict)),
-                ('overlap', models.CharField(choices=[('allow', 'Fire on every tick, even while the previous run is unfinished'), ('skip', 'Skip a tick while the previous run is not terminal')], default='allow', max_length=8)),
-                ('paused', models.BooleanField(default=False)),
-                ('next_run_at', models.DateTimeField(blank=True, null=True)),
-                ('last_run_at', models.DateTimeField(blank=True, null=True)),
-                ('last_job_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('queue', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='queues.queue')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=schedules.models._schedule_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("name", models.CharField(max_length=64)),
+                ("description", models.TextField(blank=True, default="")),
+                ("cron", models.CharField(blank=True, max_length=128, null=True)),
+                ("interval_ms", models.PositiveBigIntegerField(blank=True, null=True)),
+                ("timezone", models.CharField(blank=True, max_length=64, null=True)),
+                ("job", models.JSONField(blank=True, default=dict)),
+                (
+                    "overlap",
+                    models.CharField(
+                        choices=[
+                            ("allow", "Fire on every tick, even while the previous run is unfinished"),
+                            ("skip", "Skip a tick while the previous run is not terminal"),
+                        ],
+                        default="allow",
+                        max_length=8,
+                    ),
+                ),
+                ("paused", models.BooleanField(default=False)),
+                ("next_run_at", models.DateTimeField(blank=True, null=True)),
+                ("last_run_at", models.DateTimeField(blank=True, null=True)),
+                ("last_job_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "queue",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="queues.queue"
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ScheduleTick',
+            name="ScheduleTick",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('tick_at', models.DateTimeField()),
-                ('job_id', models.CharField(blank=True, max_length=40, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('schedule', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='ticks', to='schedules.schedule')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("tick_at", models.DateTimeField()),
+                ("job_id", models.CharField(blank=True, max_length=40, null=True)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "schedule",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="ticks",
+                        to="schedules.schedule",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='schedule',
-            index=models.Index(condition=models.Q(('paused', False)), fields=['next_run_at'], name='schedules_schedule_due'),
+            model_name="schedule",
+            index=models.Index(
+                condition=models.Q(("paused", False)), fields=["next_run_at"], name="schedules_schedule_due"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schedule',
-            constraint=models.UniqueConstraint(fields=('workspace', 'name'), name='schedules_schedule_ws_name_uniq'),
+            model_name="schedule",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "name"), name="schedules_schedule_ws_name_uniq"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schedule',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('cron__isnull', False), ('interval_ms__isnull', True)), models.Q(('cron__isnull', True), ('interval_ms__isnull', False)), _connector='OR'), name='schedules_schedule_cron_xor_interval'),
+            model_name="schedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("cron__isnull", False), ("interval_ms__isnull", True)),
+                    models.Q(("cron__isnull", True), ("interval_ms__isnull", False)),
+                    _connector="OR",
+                ),
+                name="schedules_schedule_cron_xor_interval",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schedule',
-            constraint=models.CheckConstraint(condition=models.Q(('timezone__isnull', True), ('cron__isnull', False), _connector='OR'), name='schedules_schedule_timezone_only_cron'),
+            model_name="schedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("timezone__isnull", True), ("cron__isnull", False), _connector="OR"),
+                name="schedules_schedule_timezone_only_cron",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schedule',
-            constraint=models.CheckConstraint(condition=models.Q(('interval_ms__isnull', True), ('interval_ms__gte', 1000), _connector='OR'), name='schedules_schedule_interval_min'),
+            model_name="schedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("interval_ms__isnull", True), ("interval_ms__gte", 1000), _connector="OR"
+                ),
+                name="schedules_schedule_interval_min",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='schedule',
-            constraint=models.CheckConstraint(condition=models.Q(('overlap__in', ['allow', 'skip'])), name='schedules_schedule_overlap_valid'),
+            model_name="schedule",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("overlap__in", ["allow", "skip"])),
+                name="schedules_schedule_overlap_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='scheduletick',
-            index=models.Index(fields=['tick_at'], name='schedules_tick_tick_at'),
+            model_name="scheduletick",
+            index=models.Index(fields=["tick_at"], name="schedules_tick_tick_at"),
         ),
         migrations.AddConstraint(
-            model_name='scheduletick',
-            constraint=models.UniqueConstraint(fields=('schedule', 'tick_at'), name='schedules_tick_schedule_tick_uniq'),
+            model_name="scheduletick",
+            constraint=models.UniqueConstraint(
+                fields=("schedule", "tick_at"), name="schedules_tick_schedule_tick_uniq"
+            ),
         ),
     ]

@@ -21,8 +21,14 @@ from .validation import validate
 _NAME_CONSTRAINT = "schedules_schedule_ws_name_uniq"
 
 
-def _first_run(*, cron: str | None, interval_ms: int | None, tz_name: str | None, now: datetime,
-               anchor: datetime | None = None) -> datetime:
+def _first_run(
+    *,
+    cron: str | None,
+    interval_ms: int | None,
+    tz_name: str | None,
+    now: datetime,
+    anchor: datetime | None = None,
+) -> datetime:
     if interval_ms is not None and anchor is None:
         return now + timedelta(milliseconds=interval_ms)
     return timing.next_fire(cron=cron, interval_ms=interval_ms, tz_name=tz_name, after=now, anchor=anchor)
@@ -30,8 +36,10 @@ def _first_run(*, cron: str | None, interval_ms: int | None, tz_name: str | None
 
 def _name_conflict(exc: IntegrityError, name: str) -> Conflict | None:
     if violated_constraint(exc, Schedule) == _NAME_CONSTRAINT:  # by name on PostgreSQL and SQLite alike
-        return Conflict(f"A schedule named '{name}' already exists.",
-                        details={"name": ["A schedule with this name already exists."]})
+        return Conflict(
+            f"A schedule named '{name}' already exists.",
+            details={"name": ["A schedule with this name already exists."]},
+        )
     return None
 
 
@@ -43,8 +51,11 @@ def schedule_create(*, workspace: Workspace, data: dict[str, Any], now: datetime
     with transaction.atomic():
         # Lock the workspace row so two parallel creates cannot both pass the plan's schedule cap.
         Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
-        plan_check_count(workspace=workspace, resource="schedules",
-                         current=Schedule.objects.filter(workspace=workspace).count())
+        plan_check_count(
+            workspace=workspace,
+            resource="schedules",
+            current=Schedule.objects.filter(workspace=workspace).count(),
+        )
         queue = cleaned.queue or _default_queue(workspace=workspace)
         schedule = Schedule(
             workspace=workspace,
@@ -57,8 +68,9 @@ def schedule_create(*, workspace: Workspace, data: dict[str, Any], now: datetime
             job=values["job"],
             overlap=values.get("overlap", Overlap.ALLOW),
             paused=values.get("paused", False),
-            next_run_at=_first_run(cron=values["cron"], interval_ms=values["interval_ms"],
-                                   tz_name=values["timezone"], now=now),
+            next_run_at=_first_run(
+                cron=values["cron"], interval_ms=values["interval_ms"], tz_name=values["timezone"], now=now
+            ),
         )
         try:
             with transaction.atomic():
@@ -74,8 +86,9 @@ def _default_queue(*, workspace: Workspace) -> Queue:
     return queue_ensure_default(workspace=workspace)
 
 
-def schedule_update(*, workspace: Workspace, schedule: Schedule, data: dict[str, Any],
-                    now: datetime | None = None) -> Schedule:
+def schedule_update(
+    *, workspace: Workspace, schedule: Schedule, data: dict[str, Any], now: datetime | None = None
+) -> Schedule:
     """Apply a PATCH body; a change of cron, interval or timezone recomputes next_run_at from now."""
     cleaned = validate(workspace=workspace, data=data, current=schedule)
     now = now or timezone.now()
@@ -85,12 +98,15 @@ def schedule_update(*, workspace: Workspace, schedule: Schedule, data: dict[str,
             setattr(locked, field, _job_unmasked(value, locked.job) if field == "job" else value)
         if "queue" in data or cleaned.queue is None:
             locked.queue = cleaned.queue or _default_queue(workspace=workspace)
-        _save_changed(locked, reschedule=cleaned.timing_changed or (schedule.paused and not locked.paused), now=now)
+        _save_changed(
+            locked, reschedule=cleaned.timing_changed or (schedule.paused and not locked.paused), now=now
+        )
     return locked
 
 
-def schedule_replace(*, workspace: Workspace, schedule: Schedule, data: dict[str, Any],
-                     now: datetime | None = None) -> Schedule:
+def schedule_replace(
+    *, workspace: Workspace, schedule: Schedule, data: dict[str, Any], now: datetime | None = None
+) -> Schedule:
     """Apply a PUT body: a full replacement validated exactly as a create (`name` defaults to the current name;
     another name renames). Fields left out take their create defaults; `next_run_at` is recomputed from now when
     the timing changes or a paused schedule is resumed. History (`last_run_at`, `last_job_id`, ticks) stays."""
@@ -101,12 +117,18 @@ def schedule_replace(*, workspace: Workspace, schedule: Schedule, data: dict[str
     with transaction.atomic():
         locked = Schedule.objects.select_for_update().select_related("queue").get(pk=schedule.pk)
         timing_changed = (values["cron"], values["interval_ms"], values["timezone"]) != (
-            locked.cron, locked.interval_ms, locked.timezone
+            locked.cron,
+            locked.interval_ms,
+            locked.timezone,
         )
         was_paused = locked.paused
         locked.name = values["name"]
         locked.description = values.get("description", "")
-        locked.cron, locked.interval_ms, locked.timezone = values["cron"], values["interval_ms"], values["timezone"]
+        locked.cron, locked.interval_ms, locked.timezone = (
+            values["cron"],
+            values["interval_ms"],
+            values["timezone"],
+        )
         locked.job = _job_unmasked(values["job"], locked.job)
         locked.overlap = values.get("overlap", Overlap.ALLOW)
         locked.paused = values.get("paused", False)
@@ -125,8 +147,9 @@ def _job_unmasked(new: Any, stored: Any) -> Any:
 def _save_changed(locked: Schedule, *, reschedule: bool, now: datetime) -> None:
     """Save an edited schedule under its lock; `reschedule`: next_run_at is recomputed from now first."""
     if reschedule:
-        locked.next_run_at = _first_run(cron=locked.cron, interval_ms=locked.interval_ms,
-                                        tz_name=locked.timezone, now=now)
+        locked.next_run_at = _first_run(
+            cron=locked.cron, interval_ms=locked.interval_ms, tz_name=locked.timezone, now=now
+        )
     try:
         with transaction.atomic():
             locked.save()
@@ -142,7 +165,11 @@ def schedule_delete(*, workspace: Workspace, schedule: Schedule) -> None:
 def schedule_pause(*, workspace: Workspace, schedule: Schedule) -> Schedule:
     """Stop firing; idempotent."""
     with transaction.atomic():
-        locked = Schedule.objects.select_for_update().select_related("queue").get(workspace=workspace, pk=schedule.pk)
+        locked = (
+            Schedule.objects.select_for_update()
+            .select_related("queue")
+            .get(workspace=workspace, pk=schedule.pk)
+        )
         if not locked.paused:
             locked.paused = True
             locked.save(update_fields=["paused", "updated_at"])
@@ -153,14 +180,21 @@ def schedule_resume(*, workspace: Workspace, schedule: Schedule, now: datetime |
     """Fire again from the next tick after now: ticks that fell while paused are not caught up. Idempotent."""
     now = now or timezone.now()
     with transaction.atomic():
-        locked = Schedule.objects.select_for_update().select_related("queue").get(workspace=workspace, pk=schedule.pk)
+        locked = (
+            Schedule.objects.select_for_update()
+            .select_related("queue")
+            .get(workspace=workspace, pk=schedule.pk)
+        )
         if locked.paused:
             locked.paused = False
             # Interval schedules keep their grid (anchored on the last planned tick).
             anchor = locked.next_run_at if locked.interval_ms is not None else None
-            locked.next_run_at = _first_run(cron=locked.cron, interval_ms=locked.interval_ms,
-                                            tz_name=locked.timezone, now=now, anchor=anchor)
+            locked.next_run_at = _first_run(
+                cron=locked.cron,
+                interval_ms=locked.interval_ms,
+                tz_name=locked.timezone,
+                now=now,
+                anchor=anchor,
+            )
             locked.save(update_fields=["paused", "next_run_at", "updated_at"])
     return locked
-
-

@@ -59,8 +59,9 @@ def _enqueue(*, workspace: Workspace, queue: Queue, specs: list[JobSpec]) -> lis
     return [job for job, _created in job_enqueue_specs(workspace=workspace, queue=queue, specs=specs)]
 
 
-def _fired_event(schedule: Schedule, *, queue_name: str, job_id: str, tick_at: datetime | None,
-                 manual: bool = False) -> PendingEvent:
+def _fired_event(
+    schedule: Schedule, *, queue_name: str, job_id: str, tick_at: datetime | None, manual: bool = False
+) -> PendingEvent:
     return PendingEvent(
         workspace_id=schedule.workspace_id,
         type="schedule:fired",
@@ -73,12 +74,17 @@ def _fired_event(schedule: Schedule, *, queue_name: str, job_id: str, tick_at: d
 def schedule_trigger(*, workspace: Workspace, schedule: Schedule) -> Job:
     """Run now: enqueue one job from the template, whatever the pause state and overlap; next_run_at is kept."""
     with transaction.atomic(durable=True):
-        locked = (Schedule.objects.select_for_update(of=("self",)).select_related("queue")
-                  .get(workspace=workspace, pk=schedule.pk))
+        locked = (
+            Schedule.objects.select_for_update(of=("self",))
+            .select_related("queue")
+            .get(workspace=workspace, pk=schedule.pk)
+        )
         job = _enqueue(workspace=workspace, queue=locked.queue, specs=[_job_spec(locked, locked.queue)])[0]
         now = timezone.now()
         Schedule.objects.filter(pk=locked.pk).update(last_run_at=now, last_job_id=job.id)
-        events_emit([_fired_event(locked, queue_name=locked.queue.name, job_id=job.id, tick_at=None, manual=True)])
+        events_emit(
+            [_fired_event(locked, queue_name=locked.queue.name, job_id=job.id, tick_at=None, manual=True)]
+        )
     job.queue = locked.queue
     return job
 
@@ -93,16 +99,31 @@ def _ticks_for(schedule: Schedule, now: datetime) -> tuple[list[datetime], datet
     first = schedule.next_run_at
     assert first is not None
     ticks = [first]
-    nxt = timing.next_fire(cron=schedule.cron, interval_ms=schedule.interval_ms, tz_name=schedule.timezone,
-                           after=first, anchor=first)
+    nxt = timing.next_fire(
+        cron=schedule.cron,
+        interval_ms=schedule.interval_ms,
+        tz_name=schedule.timezone,
+        after=first,
+        anchor=first,
+    )
     if first >= now - CATCHUP_GRACE:
         while nxt <= now:
             ticks.append(nxt)
-            nxt = timing.next_fire(cron=schedule.cron, interval_ms=schedule.interval_ms,
-                                   tz_name=schedule.timezone, after=nxt, anchor=nxt)
+            nxt = timing.next_fire(
+                cron=schedule.cron,
+                interval_ms=schedule.interval_ms,
+                tz_name=schedule.timezone,
+                after=nxt,
+                anchor=nxt,
+            )
     elif nxt <= now:
-        nxt = timing.next_fire(cron=schedule.cron, interval_ms=schedule.interval_ms, tz_name=schedule.timezone,
-                               after=now, anchor=first)
+        nxt = timing.next_fire(
+            cron=schedule.cron,
+            interval_ms=schedule.interval_ms,
+            tz_name=schedule.timezone,
+            after=now,
+            anchor=first,
+        )
     return ticks, nxt
 
 
@@ -126,7 +147,7 @@ def _insert_ticks(pairs: list[tuple[str, datetime]], created_at: datetime) -> di
     created = adapt(created_at)
     won: dict[tuple[str, str], int] = {}
     for start in range(0, len(pairs), 1000):
-        chunk = pairs[start:start + 1000]
+        chunk = pairs[start : start + 1000]
         params: list[Any] = []
         for schedule_id, tick_at in chunk:
             params += [schedule_id, adapt(tick_at), created]
@@ -198,9 +219,15 @@ def _plan_ticks(
     """(the (schedule, tick) pairs to fire, each schedule's new next_run_at). overlap=skip: the previous job
     must be terminal, and a backlog fires once."""
     skip_ids = {s.last_job_id for s in schedules if s.overlap == Overlap.SKIP and s.last_job_id}
-    running = set(
-        Job.objects.filter(id__in=skip_ids).exclude(state__in=TERMINAL_STATES).values_list("id", flat=True)
-    ) if skip_ids else set()
+    running = (
+        set(
+            Job.objects.filter(id__in=skip_ids)
+            .exclude(state__in=TERMINAL_STATES)
+            .values_list("id", flat=True)
+        )
+        if skip_ids
+        else set()
+    )
 
     plan: list[tuple[Schedule, datetime]] = []
     new_next: dict[str, datetime] = {}
@@ -238,8 +265,9 @@ def _fire_workspace(
             results: list[tuple[Schedule, datetime, Job]] = []
             for queue_items in by_queue.values():
                 queue = queue_items[0][0].queue
-                jobs = _enqueue(workspace=workspace, queue=queue,
-                                specs=[_job_spec(s, queue) for s, _t in queue_items])
+                jobs = _enqueue(
+                    workspace=workspace, queue=queue, specs=[_job_spec(s, queue) for s, _t in queue_items]
+                )
                 results.extend((s, t, j) for (s, t), j in zip(queue_items, jobs, strict=True))
     except QuotaExceeded as exc:
         # API.md Executions: a run the monthly quota refused is visible as a `quota_exceeded` execution
@@ -255,7 +283,9 @@ def _fire_workspace(
         return
     for schedule, tick, job in results:
         fired.tick_jobs.append(ScheduleTick(id=won[_tick_key(schedule.id, tick)], job_id=job.id))
-        fired.events.append(_fired_event(schedule, queue_name=schedule.queue.name, job_id=job.id, tick_at=tick))
+        fired.events.append(
+            _fired_event(schedule, queue_name=schedule.queue.name, job_id=job.id, tick_at=tick)
+        )
         schedule.last_run_at = now
         schedule.last_job_id = job.id
     fired.enqueued += len(results)
@@ -289,7 +319,7 @@ def _write_back(schedules: list[Schedule], tick_jobs: list[ScheduleTick]) -> Non
         return
     with connection.cursor() as cursor:
         for start in range(0, len(schedules), 1000):
-            chunk = schedules[start:start + 1000]
+            chunk = schedules[start : start + 1000]
             params: list[Any] = []
             for s in chunk:
                 params += [s.id, s.next_run_at, s.last_run_at, s.last_job_id]
@@ -301,7 +331,7 @@ def _write_back(schedules: list[Schedule], tick_jobs: list[ScheduleTick]) -> Non
                 params,
             )
         for start in range(0, len(tick_jobs), 1000):
-            ticks_chunk = tick_jobs[start:start + 1000]
+            ticks_chunk = tick_jobs[start : start + 1000]
             params = []
             for t in ticks_chunk:
                 params += [t.id, t.job_id]
@@ -319,7 +349,9 @@ def schedule_ticks_prune(*, now: datetime | None = None, max_batches: int = 10) 
     deleted = 0
     for _ in range(max_batches):
         # Served by schedules_tick_tick_at.
-        ids = list(ScheduleTick.objects.filter(tick_at__lt=cutoff).values_list("id", flat=True)[:TICK_PRUNE_BATCH])
+        ids = list(
+            ScheduleTick.objects.filter(tick_at__lt=cutoff).values_list("id", flat=True)[:TICK_PRUNE_BATCH]
+        )
         if not ids:
             break
         deleted += ScheduleTick.objects.filter(id__in=ids).delete()[0]

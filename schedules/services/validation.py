@@ -39,7 +39,9 @@ def validate(*, workspace: Workspace, data: dict[str, Any], current: Schedule | 
     values = _plain_fields(data, current, errors)
     values.update(_timing(data, current, errors))
     timing_changed = current is None or (values["cron"], values["interval_ms"], values["timezone"]) != (
-        current.cron, current.interval_ms, current.timezone
+        current.cron,
+        current.interval_ms,
+        current.timezone,
     )
     template = _merged_template(data, current, errors)
     queue = _queue(workspace, data, current, errors, has_http=template.get("http") is not None)
@@ -54,13 +56,17 @@ def validate(*, workspace: Workspace, data: dict[str, Any], current: Schedule | 
     return Cleaned(values=values, queue=queue, timing_changed=timing_changed)
 
 
-def _plain_fields(data: dict[str, Any], current: Schedule | None, errors: dict[str, list[str]]) -> dict[str, Any]:
+def _plain_fields(
+    data: dict[str, Any], current: Schedule | None, errors: dict[str, list[str]]
+) -> dict[str, Any]:
     """name, description, overlap and paused."""
     values: dict[str, Any] = {}
     if "name" in data or current is None:
         name = data.get("name")
         if type(name) is not str or not NAME_RE.match(name):
-            errors["name"] = ["Expected 1-64 characters: letters, digits and _.:- (starting with a letter or digit)."]
+            errors["name"] = [
+                "Expected 1-64 characters: letters, digits and _.:- (starting with a letter or digit)."
+            ]
         else:
             values["name"] = name
 
@@ -137,7 +143,9 @@ def _timing(data: dict[str, Any], current: Schedule | None, errors: dict[str, li
     return {"cron": cron, "interval_ms": interval_ms, "timezone": tz_name}
 
 
-def _merged_template(data: dict[str, Any], current: Schedule | None, errors: dict[str, list[str]]) -> dict[str, Any]:
+def _merged_template(
+    data: dict[str, Any], current: Schedule | None, errors: dict[str, list[str]]
+) -> dict[str, Any]:
     """The job template, merged key by key over the current one on PATCH."""
     template: dict[str, Any] = dict(current.job) if current else {}
     if "job" in data:
@@ -155,7 +163,12 @@ def _merged_template(data: dict[str, Any], current: Schedule | None, errors: dic
 
 
 def _queue(
-    workspace: Workspace, data: dict[str, Any], current: Schedule | None, errors: dict[str, list[str]], *, has_http: bool
+    workspace: Workspace,
+    data: dict[str, Any],
+    current: Schedule | None,
+    errors: dict[str, list[str]],
+    *,
+    has_http: bool,
 ) -> Queue | None:
     """The queue: named, or the workspace's `default` push queue when the template carries an http target."""
     queue: Queue | None = current.queue if current else None
@@ -181,8 +194,13 @@ def _check_template(
 ) -> ApplicationError | None:
     """Template values: the same rules as a job body (jobs.validation), checked against the queue it will use.
     Field errors go into `errors` under `job.`; a 413 or 402 is returned, to be raised after them."""
-    probe = queue or Queue(workspace=workspace, name="default", delivery=Queue.Delivery.PUSH,
-                           endpoint=None, retry_policy=dict(DEFAULT_RETRY_POLICY))
+    probe = queue or Queue(
+        workspace=workspace,
+        name="default",
+        delivery=Queue.Delivery.PUSH,
+        endpoint=None,
+        retry_policy=dict(DEFAULT_RETRY_POLICY),
+    )
     try:
         spec = _job_validator(workspace=workspace, queue=probe).validate_one(template)
         if spec.http is not None:
@@ -203,5 +221,3 @@ def _job_validator(*, workspace: Workspace, queue: Queue) -> Any:
     from jobs.validation import JobValidator
 
     return JobValidator(workspace=workspace, queue=queue)
-
-

@@ -21,38 +21,72 @@ def test_create_email_alert_full_shape(pro_client, pro_workspace, private_target
     body = response.json()
     assert body["id"].startswith("alr_")
     assert "secret" not in body
-    assert {k: body[k] for k in ("name", "channel", "target", "queue", "schedule", "consecutive_failures_threshold",
-                                 "cooldown_minutes", "enabled", "last_fired_at")} == {
-        "name": "ops", "channel": "email", "target": "ops@example.com", "queue": None, "schedule": None,
-        "consecutive_failures_threshold": 1, "cooldown_minutes": 60, "enabled": True, "last_fired_at": None,
+    assert {
+        k: body[k]
+        for k in (
+            "name",
+            "channel",
+            "target",
+            "queue",
+            "schedule",
+            "consecutive_failures_threshold",
+            "cooldown_minutes",
+            "enabled",
+            "last_fired_at",
+        )
+    } == {
+        "name": "ops",
+        "channel": "email",
+        "target": "ops@example.com",
+        "queue": None,
+        "schedule": None,
+        "consecutive_failures_threshold": 1,
+        "cooldown_minutes": 60,
+        "enabled": True,
+        "last_fired_at": None,
     }
     alert = Alert.objects.get(pk=body["id"])
     assert alert.workspace_id == pro_workspace.id and alert.secret == ""
 
 
 def test_webhook_alert_secret_only_once(pro_client, private_targets, receiver):
-    response = pro_client.post("/v1/alerts", {"name": "hook", "channel": "webhook", "target": receiver.url},
-                               format="json")
+    response = pro_client.post(
+        "/v1/alerts", {"name": "hook", "channel": "webhook", "target": receiver.url}, format="json"
+    )
     assert response.status_code == 201, response.content
     secret = response.json()["secret"]
     assert secret.startswith("whsec_")
     alert_id = response.json()["id"]
     assert Alert.objects.get(pk=alert_id).secret == secret
-    for got in (pro_client.get(f"/v1/alerts/{alert_id}").json(), pro_client.get("/v1/alerts").json()["data"][0],
-                pro_client.patch(f"/v1/alerts/{alert_id}", {"name": "x"}, format="json").json()):
+    for got in (
+        pro_client.get(f"/v1/alerts/{alert_id}").json(),
+        pro_client.get("/v1/alerts").json()["data"][0],
+        pro_client.patch(f"/v1/alerts/{alert_id}", {"name": "x"}, format="json").json(),
+    ):
         assert "secret" not in got and secret not in json.dumps(got)
 
 
 def test_scoped_alert_with_queue_and_schedule(pro_client, pro_workspace, private_targets):
     queue = make_queue(pro_workspace, "emails")
     ScheduleFactory(queue=queue, name="nightly")
-    body = {**EMAIL, "queue": "emails", "schedule": "nightly", "consecutive_failures_threshold": 3,
-            "cooldown_minutes": 5, "enabled": False}
+    body = {
+        **EMAIL,
+        "queue": "emails",
+        "schedule": "nightly",
+        "consecutive_failures_threshold": 3,
+        "cooldown_minutes": 5,
+        "enabled": False,
+    }
     response = pro_client.post("/v1/alerts", body, format="json")
     assert response.status_code == 201, response.content
     got = response.json()
-    assert (got["queue"], got["schedule"], got["consecutive_failures_threshold"], got["cooldown_minutes"],
-            got["enabled"]) == ("emails", "nightly", 3, 5, False)
+    assert (
+        got["queue"],
+        got["schedule"],
+        got["consecutive_failures_threshold"],
+        got["cooldown_minutes"],
+        got["enabled"],
+    ) == ("emails", "nightly", 3, 5, False)
 
 
 @pytest.mark.parametrize(
@@ -84,8 +118,9 @@ def test_create_validation(pro_client, private_targets, body, field):
 
 def test_loopback_target_refused_without_private_setting(pro_client, settings):
     settings.SPINDLE_ALLOW_PRIVATE_TARGETS = False
-    response = pro_client.post("/v1/alerts", {"name": "s", "channel": "slack", "target": "http://127.0.0.1:9/x"},
-                               format="json")
+    response = pro_client.post(
+        "/v1/alerts", {"name": "s", "channel": "slack", "target": "http://127.0.0.1:9/x"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     assert "target" in response.json()["error"]["details"]
@@ -110,8 +145,9 @@ def test_plan_cap_is_402(api_client, workspace):
 
 
 def test_put_replaces_and_patch_merges(pro_client, private_targets, receiver):
-    created = pro_client.post("/v1/alerts", {**EMAIL, "cooldown_minutes": 5, "consecutive_failures_threshold": 4},
-                              format="json").json()
+    created = pro_client.post(
+        "/v1/alerts", {**EMAIL, "cooldown_minutes": 5, "consecutive_failures_threshold": 4}, format="json"
+    ).json()
     url = f"/v1/alerts/{created['id']}"
     patched = pro_client.patch(url, {"cooldown_minutes": 7}, format="json")
     assert patched.status_code == 200, patched.content
@@ -120,8 +156,11 @@ def test_put_replaces_and_patch_merges(pro_client, private_targets, receiver):
     # PUT without the optional fields puts them back to their defaults.
     put = pro_client.put(url, {"name": "ops2", "channel": "email", "target": "b@example.com"}, format="json")
     assert put.status_code == 200, put.content
-    assert (put.json()["name"], put.json()["cooldown_minutes"], put.json()["consecutive_failures_threshold"]) == (
-        "ops2", 60, 1)
+    assert (
+        put.json()["name"],
+        put.json()["cooldown_minutes"],
+        put.json()["consecutive_failures_threshold"],
+    ) == ("ops2", 60, 1)
     # PUT needs the required fields.
     bad = pro_client.put(url, {"name": "x"}, format="json")
     assert bad.status_code == 400 and {"channel", "target"} <= set(bad.json()["error"]["details"])
@@ -146,7 +185,10 @@ def test_delete(pro_client, private_targets):
 
 
 def test_list_paginates_newest_first(pro_client, private_targets):
-    ids = [pro_client.post("/v1/alerts", {**EMAIL, "name": f"a{i}"}, format="json").json()["id"] for i in range(3)]
+    ids = [
+        pro_client.post("/v1/alerts", {**EMAIL, "name": f"a{i}"}, format="json").json()["id"]
+        for i in range(3)
+    ]
     page = pro_client.get("/v1/alerts?limit=2").json()
     assert [a["id"] for a in page["data"]] == ids[::-1][:2]
     rest = pro_client.get(f"/v1/alerts?limit=2&cursor={page['next_cursor']}").json()
@@ -190,8 +232,9 @@ def test_test_email(pro_client, private_targets):
 
 
 def test_test_slack_posts_text(pro_client, private_targets, receiver):
-    alert_id = pro_client.post("/v1/alerts", {"name": "s", "channel": "slack", "target": receiver.url},
-                               format="json").json()["id"]
+    alert_id = pro_client.post(
+        "/v1/alerts", {"name": "s", "channel": "slack", "target": receiver.url}, format="json"
+    ).json()["id"]
     response = pro_client.post(f"/v1/alerts/{alert_id}/test", format="json")
     assert response.status_code == 202 and response.json() == {"sent": True}
     notifications_send()
@@ -200,8 +243,9 @@ def test_test_slack_posts_text(pro_client, private_targets, receiver):
 
 
 def test_test_webhook_is_signed(pro_client, private_targets, receiver):
-    created = pro_client.post("/v1/alerts", {"name": "w", "channel": "webhook", "target": receiver.url},
-                              format="json").json()
+    created = pro_client.post(
+        "/v1/alerts", {"name": "w", "channel": "webhook", "target": receiver.url}, format="json"
+    ).json()
     response = pro_client.post(f"/v1/alerts/{created['id']}/test", format="json")
     assert response.status_code == 202 and response.json() == {"sent": True}
     notifications_send()
@@ -212,8 +256,9 @@ def test_test_webhook_is_signed(pro_client, private_targets, receiver):
 
 def test_test_reports_failure(pro_client, private_targets, receiver):
     receiver.statuses = [500]
-    alert_id = pro_client.post("/v1/alerts", {"name": "s", "channel": "slack", "target": receiver.url},
-                               format="json").json()["id"]
+    alert_id = pro_client.post(
+        "/v1/alerts", {"name": "s", "channel": "slack", "target": receiver.url}, format="json"
+    ).json()["id"]
     response = pro_client.post(f"/v1/alerts/{alert_id}/test", format="json")
     assert response.status_code == 202 and response.json() == {"sent": True}
     notifications_send()

@@ -20,12 +20,20 @@ pytestmark = pytest.mark.django_db
 def test_failed_push_job_fires_alert_and_webhook(pro_client, private_targets, receiver):
     endpoint = receiver.url.replace("/hook", "/job")
     receiver.statuses = [500, 200]  # the job's attempt fails; the webhook delivery succeeds
-    created = pro_client.post("/v1/queues", {"name": "emails", "endpoint": {"url": endpoint},
-                                             "retry_policy": {"max_attempts": 1}}, format="json")
+    created = pro_client.post(
+        "/v1/queues",
+        {"name": "emails", "endpoint": {"url": endpoint}, "retry_policy": {"max_attempts": 1}},
+        format="json",
+    )
     assert created.status_code == 201, created.content
-    alert = pro_client.post("/v1/alerts", {"name": "ops", "channel": "email", "target": "ops@example.com",
-                                           "queue": "emails"}, format="json").json()
-    hook = pro_client.post("/v1/webhooks", {"url": receiver.url, "events": ["job:dead"]}, format="json").json()
+    alert = pro_client.post(
+        "/v1/alerts",
+        {"name": "ops", "channel": "email", "target": "ops@example.com", "queue": "emails"},
+        format="json",
+    ).json()
+    hook = pro_client.post(
+        "/v1/webhooks", {"url": receiver.url, "events": ["job:dead"]}, format="json"
+    ).json()
     job = pro_client.post("/v1/queues/emails/jobs", {"payload": {"to": "a@b.c"}}, format="json").json()
 
     deliver_queue(Queue.objects.get(name="emails").id)

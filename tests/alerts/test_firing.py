@@ -99,7 +99,9 @@ def test_cooldown_then_fires_again_then_recovers(pro_workspace, private_targets)
     assert _kinds(alert) == ["fired", "fired", "recovered"]
 
     notifications_send()
-    assert [m.subject.split(": ")[-1] for m in mail.outbox] == ["failures in the workspace"] * 2 + ["recovered"]
+    assert [m.subject.split(": ")[-1] for m in mail.outbox] == ["failures in the workspace"] * 2 + [
+        "recovered"
+    ]
 
 
 def test_success_without_fired_alert_sends_nothing(pro_workspace, private_targets):
@@ -161,8 +163,7 @@ def test_history_before_the_alert_is_not_counted(pro_workspace, private_targets)
     assert _kinds(alert) == []
 
 
-def test_slack_notification_failure_is_retried_then_failed(pro_workspace, private_targets,
-                                                           receiver):
+def test_slack_notification_failure_is_retried_then_failed(pro_workspace, private_targets, receiver):
     receiver.statuses = [500]
     queue = make_queue(pro_workspace)
     alert = _alert(pro_workspace, channel="slack", target=receiver.url)

@@ -33,9 +33,15 @@ def test_create_shape_and_secret_once(pro_client, private_targets, receiver):
     body = _subscribe(pro_client, receiver.url, ["job:failed", "queue:paused"], description="ops")
     assert body["id"].startswith("wh_")
     assert body["secret"].startswith("whsec_")
-    assert {k: body[k] for k in ("url", "events", "enabled", "description", "failure_count", "last_failure_at")} == {
-        "url": receiver.url, "events": ["job:failed", "queue:paused"], "enabled": True, "description": "ops",
-        "failure_count": 0, "last_failure_at": None,
+    assert {
+        k: body[k] for k in ("url", "events", "enabled", "description", "failure_count", "last_failure_at")
+    } == {
+        "url": receiver.url,
+        "events": ["job:failed", "queue:paused"],
+        "enabled": True,
+        "description": "ops",
+        "failure_count": 0,
+        "last_failure_at": None,
     }
     got = pro_client.get(f"/v1/webhooks/{body['id']}").json()
     assert "secret" not in got and got["id"] == body["id"]
@@ -66,7 +72,9 @@ def test_create_validation(pro_client, private_targets, receiver, body, field):
 
 def test_loopback_url_refused_by_default(pro_client, settings):
     settings.SPINDLE_ALLOW_PRIVATE_TARGETS = False
-    response = pro_client.post("/v1/webhooks", {"url": "http://127.0.0.1:8/x", "events": ["*"]}, format="json")
+    response = pro_client.post(
+        "/v1/webhooks", {"url": "http://127.0.0.1:8/x", "events": ["*"]}, format="json"
+    )
     assert response.status_code == 400 and "url" in response.json()["error"]["details"]
 
 
@@ -74,7 +82,11 @@ def test_patch_list_delete(pro_client, private_targets, receiver):
     sub = _subscribe(pro_client, receiver.url)
     url = f"/v1/webhooks/{sub['id']}"
     patched = pro_client.patch(url, {"events": ["*"], "enabled": False}, format="json")
-    assert patched.status_code == 200 and patched.json()["events"] == ["*"] and patched.json()["enabled"] is False
+    assert (
+        patched.status_code == 200
+        and patched.json()["events"] == ["*"]
+        and patched.json()["enabled"] is False
+    )
     bad = pro_client.patch(url, {"events": ["nope"]}, format="json")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
     assert WebhookSubscription.objects.get(pk=sub["id"]).events == ["*"]
@@ -98,7 +110,9 @@ def test_other_workspace_404(pro_client, other_workspace_client, private_targets
     assert WebhookSubscription.objects.get(pk=sub["id"]).enabled is True
 
 
-def test_fanout_delivers_matching_events_signed(pro_client, pro_workspace, workspace, private_targets, receiver):
+def test_fanout_delivers_matching_events_signed(
+    pro_client, pro_workspace, workspace, private_targets, receiver
+):
     sub = _subscribe(pro_client, receiver.url, ["job:failed"])
     failed = _emit(pro_workspace, "job:failed")
     _emit(pro_workspace, "job:completed")
@@ -124,7 +138,12 @@ def test_fanout_delivers_matching_events_signed(pro_client, pro_workspace, works
     assert len(listed["data"]) == 1 and listed["next_cursor"] is None
     row = listed["data"][0]
     assert (row["event_id"], row["event_type"], row["status"], row["attempts"], row["response_status"]) == (
-        failed.id, "job:failed", "success", 1, 200)
+        failed.id,
+        "job:failed",
+        "success",
+        1,
+        200,
+    )
 
 
 def test_star_subscription_and_disabled_subscription(pro_client, pro_workspace, private_targets, receiver):
@@ -145,7 +164,9 @@ def test_retry_schedule_then_failed(pro_client, pro_workspace, private_targets, 
     delivery = WebhookDelivery.objects.get()
     waits = []
     for attempt in range(1, 7):
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            next_attempt_at=timezone.now() - timedelta(seconds=1)
+        )
         before = timezone.now()
         assert deliveries_send() == 0
         delivery.refresh_from_db()
@@ -198,18 +219,28 @@ def test_late_committed_event_is_still_delivered_once(pro_client, pro_workspace,
     assert events_fanout(lag_s=10).deliveries == 1
     # Its id says "3 s ago": emitted before `first`, committed after it.
     late_id = id_floor("evt", timezone.now() - timedelta(seconds=3))[:-1] + "1"
-    Event.objects.create(id=late_id, workspace=pro_workspace, type="job:failed", queue_name="work",
-                         job_id="job_late", created_at=timezone.now())
+    Event.objects.create(
+        id=late_id,
+        workspace=pro_workspace,
+        type="job:failed",
+        queue_name="work",
+        job_id="job_late",
+        created_at=timezone.now(),
+    )
     assert late_id < first.id
     assert events_fanout(lag_s=10).deliveries == 1
     assert events_fanout(lag_s=10).deliveries == 0
     assert sorted(WebhookDelivery.objects.values_list("event_id", flat=True)) == sorted([first.id, late_id])
 
 
-def test_subscription_does_not_get_events_from_before_it(pro_client, pro_workspace, private_targets, receiver):
+def test_subscription_does_not_get_events_from_before_it(
+    pro_client, pro_workspace, private_targets, receiver
+):
     _emit(pro_workspace)
     sub = _subscribe(pro_client, receiver.url)
-    WebhookSubscription.objects.filter(pk=sub["id"]).update(created_at=timezone.now() + timedelta(milliseconds=5))
+    WebhookSubscription.objects.filter(pk=sub["id"]).update(
+        created_at=timezone.now() + timedelta(milliseconds=5)
+    )
     events_fanout(lag_s=10)
     assert WebhookDelivery.objects.count() == 0
 

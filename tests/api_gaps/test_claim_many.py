@@ -119,7 +119,6 @@ def test_claim_counts_as_a_worker_heartbeat(api_client, workspace):
 def test_long_poll_across_queues_wakes_on_any_of_them(workspace_and_key):
     """A multi-queue claim waiting on two empty queues returns soon after a job lands in the second one."""
 
-
     from tests.conftest import make_client
 
     workspace, key = workspace_and_key

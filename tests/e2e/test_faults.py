@@ -44,7 +44,9 @@ def test_killed_worker_job_is_redelivered_after_lease_and_completed_once(workspa
     assert endpoint.job_ids() == [job.id, job.id]
     first, second = (r.headers["webhook-id"] for r in endpoint.requests)
     assert first != second  # one webhook-id per attempt
-    statuses = list(Execution.objects.filter(job_id=job.id).order_by("attempt").values_list("status", flat=True))
+    statuses = list(
+        Execution.objects.filter(job_id=job.id).order_by("attempt").values_list("status", flat=True)
+    )
     assert statuses == ["timeout", "success"]
     assert Event.objects.filter(job_id=job.id, type="job:stalled").count() == 1
     assert Event.objects.filter(job_id=job.id, type="job:completed").count() == 1
@@ -63,7 +65,9 @@ def test_flushing_redis_loses_no_job(workspace, endpoint, start_worker):
     _flush_my_redis()  # every hint for those jobs is gone
     start_worker()
 
-    wait_for(lambda: Job.objects.filter(queue=q, state="completed").count() == 1000, timeout_s=45, interval_s=0.2)
+    wait_for(
+        lambda: Job.objects.filter(queue=q, state="completed").count() == 1000, timeout_s=45, interval_s=0.2
+    )
 
     delivered = Counter(endpoint.job_ids())
     assert set(delivered) == {j.id for j in jobs}
@@ -78,7 +82,9 @@ def test_two_workers_never_exceed_queue_concurrency(workspace, endpoint, start_w
     start_worker(concurrency=2, beat=False)
     job_enqueue_batch(workspace=workspace, queue=q, specs=[JobSpec(payload={"n": i}) for i in range(30)])
 
-    wait_for(lambda: Job.objects.filter(queue=q, state="completed").count() == 30, timeout_s=40, interval_s=0.1)
+    wait_for(
+        lambda: Job.objects.filter(queue=q, state="completed").count() == 30, timeout_s=40, interval_s=0.1
+    )
 
     assert endpoint.max_in_flight <= 3
     assert endpoint.max_in_flight >= 2  # the limit was actually exercised
@@ -94,7 +100,9 @@ def test_stale_lease_token_cannot_complete_a_job(workspace, endpoint, start_work
 
     wait_for(lambda: state_of(job.id) == "completed", timeout_s=20)
 
-    lost = jobs_record_outcomes(outcomes=[Outcome(job.id, stale.lease_token, "failure", error={"message": "late"})])
+    lost = jobs_record_outcomes(
+        outcomes=[Outcome(job.id, stale.lease_token, "failure", error={"message": "late"})]
+    )
     assert lost == [job.id]
     row = Job.objects.get(pk=job.id)
     assert row.state == "completed" and row.result["http_status"] == 200

@@ -45,7 +45,12 @@ def test_claim_leases_and_records_executions(make_queue):
         assert row.state == "active" and row.attempts == 1 and row.lease_token == job.lease_token
         assert row.lease_expires_at > timezone.now() + timedelta(seconds=50)
         exe = Execution.objects.get(pk=row.execution_id)
-        assert (exe.status, exe.attempt, exe.lease_token, exe.worker_id) == ("running", 1, job.lease_token, "wkr_x")
+        assert (exe.status, exe.attempt, exe.lease_token, exe.worker_id) == (
+            "running",
+            1,
+            job.lease_token,
+            "wkr_x",
+        )
     assert Event.objects.filter(type="job:active").count() == 2
     assert Job.objects.filter(state="waiting").count() == 1
 

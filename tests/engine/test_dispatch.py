@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _conninfo() -> str:
     db = settings.DATABASES["default"]
     return f"host={db['HOST']} port={db['PORT'] or 5432} user={db['USER']} dbname={db['NAME']}" + (
-        f" password={db['PASSWORD']}" if db.get("PASSWORD") else "")
+        f" password={db['PASSWORD']}" if db.get("PASSWORD") else ""
+    )
 
 
 def test_push_kick_waits_for_commit_and_dedupes(make_queue, monkeypatch):

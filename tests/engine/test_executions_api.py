@@ -15,10 +15,12 @@ def attempts(make_queue):
     q = make_queue("mail")
     insert_jobs(q, 3, max_attempts=3)
     a, b, c = job_claim(queue=q, limit=3, lease_ms=60000)
-    jobs_record_outcomes(outcomes=[
-        Outcome(a.id, a.lease_token, "success", http_status=200, response_body="ok", duration_ms=5),
-        Outcome(b.id, b.lease_token, "failure", http_status=500, error={"message": "boom"}),
-    ])
+    jobs_record_outcomes(
+        outcomes=[
+            Outcome(a.id, a.lease_token, "success", http_status=200, response_body="ok", duration_ms=5),
+            Outcome(b.id, b.lease_token, "failure", http_status=500, error={"message": "boom"}),
+        ]
+    )
     return q, a, b, c
 
 
@@ -78,8 +80,13 @@ def test_no_key_is_401(anon_client, attempts):
 
 def test_admin_pages_render_with_masked_token(admin_client, attempts):
     q, a, b, c = attempts
-    for url in ("/admin/jobs/job/", "/admin/jobs/execution/", "/admin/queues/event/", "/admin/jobs/worker/",
-                "/admin/queues/queueminutestat/"):
+    for url in (
+        "/admin/jobs/job/",
+        "/admin/jobs/execution/",
+        "/admin/queues/event/",
+        "/admin/jobs/worker/",
+        "/admin/queues/queueminutestat/",
+    ):
         assert admin_client.get(url).status_code == 200, url
     page = admin_client.get(f"/admin/jobs/job/{c.id}/change/").content.decode()
     assert c.lease_token not in page and c.lease_token[:4] + "…" in page

@@ -25,8 +25,19 @@ def test_success_completes_with_result_and_execution(make_queue):
     insert_jobs(q, 1)
     job = claim_one(q)
 
-    lost = jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, "success", result={"ok": 1},
-                                                  http_status=200, response_body="x" * 70000, duration_ms=12)])
+    lost = jobs_record_outcomes(
+        outcomes=[
+            Outcome(
+                job.id,
+                job.lease_token,
+                "success",
+                result={"ok": 1},
+                http_status=200,
+                response_body="x" * 70000,
+                duration_ms=12,
+            )
+        ]
+    )
 
     assert lost == []
     row = Job.objects.get(pk=job.id)
@@ -52,7 +63,11 @@ def test_stale_token_changes_nothing(make_queue):
     assert lost == [job.id]
     after = Job.objects.get(pk=job.id)
     assert (after.state, after.lease_token, after.result, after.updated_at) == (
-        "active", before.lease_token, None, before.updated_at)
+        "active",
+        before.lease_token,
+        None,
+        before.updated_at,
+    )
     assert Execution.objects.get(pk=job.execution_id).status == "running"
     assert not Event.objects.filter(type="job:completed").exists()
     assert not QueueMinuteStat.objects.exists()
@@ -71,21 +86,32 @@ def test_workspace_scope_fences_other_workspaces(make_queue, other_workspace_and
     q = make_queue()
     insert_jobs(q, 1)
     job = claim_one(q)
-    lost = jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, "success")],
-                                workspace_id=other_workspace_and_key[0].id)
+    lost = jobs_record_outcomes(
+        outcomes=[Outcome(job.id, job.lease_token, "success")], workspace_id=other_workspace_and_key[0].id
+    )
     assert lost == [job.id]
     assert Job.objects.get(pk=job.id).state == "active"
 
 
 @override_settings(SPINDLE_BACKOFF_SCALE=1.0)
 def test_failure_retries_with_backoff_then_dead_letters(make_queue):
-    q = make_queue(retry_policy={"max_attempts": 2, "backoff": "fixed", "initial_delay_ms": 5000,
-                                 "jitter": False})
+    q = make_queue(
+        retry_policy={"max_attempts": 2, "backoff": "fixed", "initial_delay_ms": 5000, "jitter": False}
+    )
     insert_jobs(q, 1, max_attempts=2)
     job = claim_one(q)
     t0 = timezone.now()
-    jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, "failure", http_status=500,
-                                           error={"message": "boom", "type": "http_error"})])
+    jobs_record_outcomes(
+        outcomes=[
+            Outcome(
+                job.id,
+                job.lease_token,
+                "failure",
+                http_status=500,
+                error={"message": "boom", "type": "http_error"},
+            )
+        ]
+    )
     row = Job.objects.get(pk=job.id)
     assert row.state == "delayed" and row.attempts == 1
     assert row.last_error == {"message": "boom", "type": "http_error", "http_status": 500}
@@ -110,7 +136,9 @@ def test_retry_false_dead_letters_at_once(make_queue):
     q = make_queue()
     insert_jobs(q, 1)
     job = claim_one(q)
-    jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, "failure", retry=False, error={"message": "x"})])
+    jobs_record_outcomes(
+        outcomes=[Outcome(job.id, job.lease_token, "failure", retry=False, error={"message": "x"})]
+    )
     assert Job.objects.get(pk=job.id).state == "failed"
     assert Execution.objects.get(pk=job.execution_id).status == "dead_letter"
 
@@ -129,8 +157,9 @@ def test_timeout_retries_and_is_recorded_as_timeout(make_queue):
     q = make_queue()
     insert_jobs(q, 1)
     job = claim_one(q)
-    jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, "timeout", error={"message": "slow",
-                                                                                     "type": "timeout"})])
+    jobs_record_outcomes(
+        outcomes=[Outcome(job.id, job.lease_token, "timeout", error={"message": "slow", "type": "timeout"})]
+    )
     assert Job.objects.get(pk=job.id).state == "delayed"
     assert Execution.objects.get(pk=job.execution_id).status == "timeout"
     assert QueueMinuteStat.objects.get(queue=q).timeout == 1
@@ -141,7 +170,9 @@ def test_deferral_gives_the_attempt_back(make_queue):
     insert_jobs(q, 1, max_attempts=1)
     job = claim_one(q)
     t0 = timezone.now()
-    jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, "deferred", http_status=429, retry_after_s=30)])
+    jobs_record_outcomes(
+        outcomes=[Outcome(job.id, job.lease_token, "deferred", http_status=429, retry_after_s=30)]
+    )
     row = Job.objects.get(pk=job.id)
     assert (row.state, row.attempts, row.deferrals) == ("delayed", 0, 1)
     assert t0 + timedelta(seconds=29) < row.run_at < t0 + timedelta(seconds=32)
@@ -152,7 +183,9 @@ def test_eleventh_deferral_counts_as_failed_attempt(make_queue):
     q = make_queue()
     insert_jobs(q, 1, max_attempts=1, deferrals=10)
     job = claim_one(q)
-    jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, "deferred", http_status=503, retry_after_s=1)])
+    jobs_record_outcomes(
+        outcomes=[Outcome(job.id, job.lease_token, "deferred", http_status=503, retry_after_s=1)]
+    )
     row = Job.objects.get(pk=job.id)
     assert (row.state, row.attempts, row.deferrals) == ("failed", 1, 11)
     assert Execution.objects.get(pk=job.execution_id).status == "dead_letter"
@@ -162,13 +195,19 @@ def test_batch_outcomes_mix_in_one_call(make_queue):
     q = make_queue()
     insert_jobs(q, 3, max_attempts=3)
     a, b, c = job_claim(queue=q, limit=3, lease_ms=60000)
-    lost = jobs_record_outcomes(outcomes=[
-        Outcome(a.id, a.lease_token, "success"),
-        Outcome(b.id, b.lease_token, "failure"),
-        Outcome(c.id, "stale", "success"),
-    ])
+    lost = jobs_record_outcomes(
+        outcomes=[
+            Outcome(a.id, a.lease_token, "success"),
+            Outcome(b.id, b.lease_token, "failure"),
+            Outcome(c.id, "stale", "success"),
+        ]
+    )
     assert lost == [c.id]
-    assert dict(Job.objects.values_list("id", "state")) == {a.id: "completed", b.id: "delayed", c.id: "active"}
+    assert dict(Job.objects.values_list("id", "state")) == {
+        a.id: "completed",
+        b.id: "delayed",
+        c.id: "active",
+    }
 
 
 def test_cancel_requested_job_ends_cancelled(make_queue):
@@ -182,8 +221,13 @@ def test_cancel_requested_job_ends_cancelled(make_queue):
 
 @override_settings(SPINDLE_BACKOFF_SCALE=1.0)
 def test_backoff_math():
-    exp = {"backoff": "exponential", "initial_delay_ms": 1000, "multiplier": 2, "max_delay_ms": 10000,
-           "jitter": False}
+    exp = {
+        "backoff": "exponential",
+        "initial_delay_ms": 1000,
+        "multiplier": 2,
+        "max_delay_ms": 10000,
+        "jitter": False,
+    }
     assert [compute_backoff_ms(exp, n) for n in (1, 2, 3, 4, 5, 50)] == [1000, 2000, 4000, 8000, 10000, 10000]
     fixed = {**exp, "backoff": "fixed"}
     assert [compute_backoff_ms(fixed, n) for n in (1, 5)] == [1000, 1000]

@@ -59,14 +59,18 @@ def test_outcome_writes_sql_null_and_keeps_result_of_failed_attempts(make_queue)
     insert_jobs(q, 2, result={"kept": True})
     a, b = job_claim(queue=q, limit=2, lease_ms=60000)
 
-    lost = jobs_record_outcomes(outcomes=[
-        Outcome(a.id, a.lease_token, "success", result=None, http_status=204, response_body=""),
-        Outcome(b.id, b.lease_token, "failure", error={"message": "boom", "type": "http_error"}),
-    ])
+    lost = jobs_record_outcomes(
+        outcomes=[
+            Outcome(a.id, a.lease_token, "success", result=None, http_status=204, response_body=""),
+            Outcome(b.id, b.lease_token, "failure", error={"message": "boom", "type": "http_error"}),
+        ]
+    )
 
     assert lost == []
     # JSON null would be the jsonb value 'null'; the ORM (and filters on isnull) expect SQL NULL.
-    assert Job.objects.filter(pk=a.id, result__isnull=True, last_error__isnull=True, state="completed").exists()
+    assert Job.objects.filter(
+        pk=a.id, result__isnull=True, last_error__isnull=True, state="completed"
+    ).exists()
     failed = Job.objects.get(pk=b.id)
     assert failed.state == "delayed" and failed.result == {"kept": True}
     assert failed.last_error == {"message": "boom", "type": "http_error"}
@@ -81,8 +85,18 @@ def test_nul_characters_in_a_response_body_do_not_fail_the_batch(make_queue):
     insert_jobs(q, 1)
     job = job_claim(queue=q, limit=1, lease_ms=60000)[0]
 
-    lost = jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, "success", result={"body": "a\x00b"},
-                                                  http_status=200, response_body="a\x00b")])
+    lost = jobs_record_outcomes(
+        outcomes=[
+            Outcome(
+                job.id,
+                job.lease_token,
+                "success",
+                result={"body": "a\x00b"},
+                http_status=200,
+                response_body="a\x00b",
+            )
+        ]
+    )
 
     assert lost == []
     assert Execution.objects.get(pk=job.execution_id).response_body == "ab"
@@ -119,4 +133,6 @@ def test_hot_tables_carry_no_redundant_indexes():
         )
         names = {r[0] for r in cursor.fetchall()}
     assert not [n for n in names if n.endswith("_like")]
-    assert "jobs_job_payload_trgm" in names and "jobs_job_parent" in names and "jobs_exec_job_attempt" in names
+    assert (
+        "jobs_job_payload_trgm" in names and "jobs_job_parent" in names and "jobs_exec_job_attempt" in names
+    )

@@ -37,7 +37,9 @@ def test_sweep_rescues_expired_leases_by_db_clock(make_queue):
     # Expire one lease by the database clock.
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
-            cur.execute("UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [a.id])
+            cur.execute(
+                "UPDATE jobs_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s", [a.id]
+            )
     else:
         Job.objects.filter(pk=a.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     result = jobs_sweep()
@@ -104,8 +106,9 @@ def test_parent_released_when_all_children_complete(make_queue):
 def test_child_failure_fails_parent(make_queue):
     q, parent, _ = _flow(make_queue)
     a, b = job_claim(queue=q, limit=2, lease_ms=60000)
-    jobs_record_outcomes(outcomes=[Outcome(a.id, a.lease_token, "success"),
-                                   Outcome(b.id, b.lease_token, "gone", retry=False)])
+    jobs_record_outcomes(
+        outcomes=[Outcome(a.id, a.lease_token, "success"), Outcome(b.id, b.lease_token, "gone", retry=False)]
+    )
     row = Job.objects.get(pk=parent.id)
     assert row.state == "failed" and row.last_error["type"] == "child_failed"
 
@@ -113,14 +116,19 @@ def test_child_failure_fails_parent(make_queue):
 def test_child_failure_ignored_when_asked(make_queue):
     q, parent, _ = _flow(make_queue, ignore_child_failures=True)
     a, b = job_claim(queue=q, limit=2, lease_ms=60000)
-    jobs_record_outcomes(outcomes=[Outcome(a.id, a.lease_token, "failure", retry=False),
-                                   Outcome(b.id, b.lease_token, "failure", retry=False)])
+    jobs_record_outcomes(
+        outcomes=[
+            Outcome(a.id, a.lease_token, "failure", retry=False),
+            Outcome(b.id, b.lease_token, "failure", retry=False),
+        ]
+    )
     assert Job.objects.get(pk=parent.id).state == "waiting"
 
 
 def test_parent_without_children_stays_delayed(make_queue):
     q = make_queue()
-    parent = insert_jobs(q, 1, state="delayed", wait_for_children=True,
-                         run_at=timezone.now() - timedelta(seconds=1))[0]
+    parent = insert_jobs(
+        q, 1, state="delayed", wait_for_children=True, run_at=timezone.now() - timedelta(seconds=1)
+    )[0]
     jobs_sweep()
     assert Job.objects.get(pk=parent.id).state == "delayed"

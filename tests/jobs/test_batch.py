@@ -19,7 +19,9 @@ from queues.models import Event, QueueMinuteStat
 pytestmark = pytest.mark.django_db
 
 # Query counts are pinned on PostgreSQL; the embedded mode's database cache adds queries of its own.
-ON_POSTGRES = pytest.mark.skipif(connection.vendor != "postgresql", reason="query counts pinned on PostgreSQL")
+ON_POSTGRES = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="query counts pinned on PostgreSQL"
+)
 
 URL = "/v1/queues/emails/jobs/batch"
 
@@ -54,7 +56,16 @@ def test_batch_of_1000_is_set_based(api_client, queue):
     assert len(response.json()["data"]) == 1000
     # The jobs go in by one COPY, which bypasses Django's query log: no per-job INSERT may show up.
     assert not [q for q in ctx.captured_queries if q["sql"].startswith('INSERT INTO "jobs_job"')]
-    assert len([q for q in ctx.captured_queries if q["sql"].replace('"', "").startswith("INSERT INTO jobs_event")]) == 1
+    assert (
+        len(
+            [
+                q
+                for q in ctx.captured_queries
+                if q["sql"].replace('"', "").startswith("INSERT INTO jobs_event")
+            ]
+        )
+        == 1
+    )
     # auth, queue, usage row, quota update, jobs, events, rollup (+ savepoint/transaction bookkeeping).
     assert len([q for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]) <= 8
 
@@ -76,7 +87,13 @@ def test_batch_shape_errors(api_client, queue, body):
 
 
 def test_one_bad_item_fails_the_batch_with_per_item_errors(api_client, workspace, queue):
-    jobs = [{"payload": 1}, {"payload": 2, "priority": 999}, {"payload": 3}, "nope", {"tags": ["x" * 65], "id": "x"}]
+    jobs = [
+        {"payload": 1},
+        {"payload": 2, "priority": 999},
+        {"payload": 3},
+        "nope",
+        {"tags": ["x" * 65], "id": "x"},
+    ]
     response = _batch(api_client, jobs)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -117,7 +134,9 @@ def test_batch_quota_counts_every_new_job_all_or_nothing(api_client, workspace, 
 
 
 def test_batch_idempotency_keys_existing_and_duplicates(api_client, workspace, queue):
-    first = api_client.post("/v1/queues/emails/jobs", {"payload": "old", "idempotency_key": "a"}, format="json")
+    first = api_client.post(
+        "/v1/queues/emails/jobs", {"payload": "old", "idempotency_key": "a"}, format="json"
+    )
     assert first.status_code == 201
     jobs = [
         {"payload": "new-a", "idempotency_key": "a"},  # exists: the existing job, not counted
@@ -142,7 +161,9 @@ def test_service_inside_an_outer_transaction_rolls_back_with_it(workspace, queue
         pass
 
     with pytest.raises(Boom), transaction.atomic():
-        results = job_enqueue_specs(workspace=workspace, queue=queue, specs=[JobSpec(payload=1), JobSpec(payload=2)])
+        results = job_enqueue_specs(
+            workspace=workspace, queue=queue, specs=[JobSpec(payload=1), JobSpec(payload=2)]
+        )
         assert [created for _, created in results] == [True, True]
         assert Event.objects.filter(job_id__in=[j.id for j, _ in results]).count() == 2
         raise Boom
@@ -154,10 +175,14 @@ def test_service_inside_an_outer_transaction_rolls_back_with_it(workspace, queue
 
 def test_service_expired_key_is_released(workspace, queue):
     with transaction.atomic():
-        (old, _), = job_enqueue_specs(workspace=workspace, queue=queue, specs=[JobSpec(idempotency_key="k")])
+        ((old, _),) = job_enqueue_specs(
+            workspace=workspace, queue=queue, specs=[JobSpec(idempotency_key="k")]
+        )
     Job.objects.filter(id=old.id).update(created_at=timezone.now() - timedelta(hours=25))
     with transaction.atomic():
-        (new, created), = job_enqueue_specs(workspace=workspace, queue=queue, specs=[JobSpec(idempotency_key="k")])
+        ((new, created),) = job_enqueue_specs(
+            workspace=workspace, queue=queue, specs=[JobSpec(idempotency_key="k")]
+        )
     assert created and new.id != old.id
     old.refresh_from_db()
     assert old.idempotency_key is None

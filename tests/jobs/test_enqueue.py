@@ -28,7 +28,9 @@ def _assert_nothing_written():
 
 
 def test_enqueue_creates_waiting_job_with_event_rollup_and_usage(api_client, workspace, queue):
-    response = _post(api_client, {"payload": {"to": "a@example.com"}, "name": "send", "tags": ["t1"], "priority": 5})
+    response = _post(
+        api_client, {"payload": {"to": "a@example.com"}, "name": "send", "tags": ["t1"], "priority": 5}
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["id"].startswith("job_")
@@ -205,7 +207,12 @@ def test_invalid_http_target_is_400(api_client, queue, http, field):
 def test_http_target_is_stored_normalised(api_client, queue):
     response = _post(api_client, {"http": {"url": "http://127.0.0.1:9/hook", "method": "put", "body": "hi"}})
     assert response.status_code == 201, response.content
-    assert response.json()["http"] == {"url": "http://127.0.0.1:9/hook", "method": "PUT", "headers": {}, "body": "hi"}
+    assert response.json()["http"] == {
+        "url": "http://127.0.0.1:9/hook",
+        "method": "PUT",
+        "headers": {},
+        "body": "hi",
+    }
 
 
 def test_private_target_refused_even_if_metadata_allowed(api_client, queue):
@@ -222,7 +229,9 @@ def test_push_queue_without_endpoint_needs_http_target(api_client, push_queue_wi
     assert "http" in response.json()["error"]["details"]
     _assert_nothing_written()
     with override_settings(SPINDLE_ALLOW_PRIVATE_TARGETS=True):
-        ok = _post(api_client, {"payload": 1, "http": {"url": "http://127.0.0.1:9/"}}, url="/v1/queues/hooks/jobs")
+        ok = _post(
+            api_client, {"payload": 1, "http": {"url": "http://127.0.0.1:9/"}}, url="/v1/queues/hooks/jobs"
+        )
     assert ok.status_code == 201, ok.content
 
 
@@ -290,7 +299,12 @@ def test_partial_retry_policy_is_merged_over_the_queues(api_client, queue):
     response = _post(api_client, {"retry_policy": {"backoff": "fixed"}})
     assert response.status_code == 201
     body = response.json()
-    assert body["retry_policy"] == {**DEFAULT_RETRY_POLICY, "max_attempts": 3, "initial_delay_ms": 500, "backoff": "fixed"}
+    assert body["retry_policy"] == {
+        **DEFAULT_RETRY_POLICY,
+        "max_attempts": 3,
+        "initial_delay_ms": 500,
+        "backoff": "fixed",
+    }
     assert body["max_attempts"] == 3
     explicit = _post(api_client, {"max_attempts": 2, "retry_policy": {"max_attempts": 4}})
     assert explicit.json()["max_attempts"] == 2

@@ -192,7 +192,9 @@ def test_body_key_is_per_queue(api_client, workspace, queue):
 @pytest.mark.django_db
 def test_body_key_older_than_24h_creates_a_new_job(api_client, queue):
     first = _post(api_client, {"payload": 1, "idempotency_key": "order-42"})
-    Job.objects.filter(id=first.json()["id"]).update(created_at=timezone.now() - timedelta(hours=24, seconds=1))
+    Job.objects.filter(id=first.json()["id"]).update(
+        created_at=timezone.now() - timedelta(hours=24, seconds=1)
+    )
     again = _post(api_client, {"payload": 2, "idempotency_key": "order-42"})
     assert again.status_code == 201
     assert again.json()["id"] != first.json()["id"]

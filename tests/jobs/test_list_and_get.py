@@ -11,7 +11,9 @@ from tests.factories import make_queue
 pytestmark = pytest.mark.django_db
 
 # Query counts are pinned on PostgreSQL; the embedded mode's database cache adds queries of its own.
-ON_POSTGRES = pytest.mark.skipif(connection.vendor != "postgresql", reason="query counts pinned on PostgreSQL")
+ON_POSTGRES = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="query counts pinned on PostgreSQL"
+)
 
 URL = "/v1/queues/emails/jobs"
 
@@ -30,7 +32,9 @@ def test_get_job(api_client, queue):
     assert response.json()["payload"] == {"a": 1}
 
 
-def test_get_job_of_other_queue_or_workspace_is_404(api_client, other_workspace_client, workspace, queue, other_queue):
+def test_get_job_of_other_queue_or_workspace_is_404(
+    api_client, other_workspace_client, workspace, queue, other_queue
+):
     (job_id,) = _enqueue(api_client, [{}])
     make_queue(workspace, "second")
     assert api_client.get(f"/v1/queues/second/jobs/{job_id}").status_code == 404
@@ -114,7 +118,9 @@ def test_list_only_own_queue_and_workspace(api_client, other_workspace_client, w
     assert api_client.get("/v1/queues/nope/jobs").status_code == 404
 
 
-def test_all_jobs_across_queues_with_queue_filter(api_client, other_workspace_client, workspace, queue, other_queue):
+def test_all_jobs_across_queues_with_queue_filter(
+    api_client, other_workspace_client, workspace, queue, other_queue
+):
     make_queue(workspace, "second")
     first = _enqueue(api_client, [{"tags": ["x"]}])
     second = _enqueue(api_client, [{"tags": ["x"]}], queue="second")

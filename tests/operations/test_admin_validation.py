@@ -286,7 +286,9 @@ def test_job_and_schedule_reads_mask_http_headers_and_a_masked_round_trip_keeps_
     template = api_client.get("/v1/schedules/nightly").json()["job"]
     assert template["http"]["headers"] == {"X-Key": MASKED}
     for method in (api_client.patch, api_client.put):
-        sent = {"job": {**template, "priority": 5}} if method == api_client.patch else {**body, "job": template}
+        sent = (
+            {"job": {**template, "priority": 5}} if method == api_client.patch else {**body, "job": template}
+        )
         response = method("/v1/schedules/nightly", sent, format="json")
         assert response.status_code == 200, response.content
         assert Schedule.objects.get(name="nightly").job["http"]["headers"] == {"X-Key": SECRET}

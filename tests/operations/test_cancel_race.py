@@ -37,7 +37,9 @@ def race(*, workspace: Any, queue: Any, job: Job) -> dict[str, str]:
     def complete() -> None:
         try:
             barrier.wait()
-            lost = jobs_record_outcomes(outcomes=[Outcome(job.id, job.lease_token, kind="success", result={"r": 1})])
+            lost = jobs_record_outcomes(
+                outcomes=[Outcome(job.id, job.lease_token, kind="success", result={"r": 1})]
+            )
             result["complete"] = "lost" if lost else "ok"
         finally:
             connections.close_all()

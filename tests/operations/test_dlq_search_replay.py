@@ -16,7 +16,6 @@ from .helpers import events_of, make_job, make_jobs
 pytestmark = pytest.mark.django_db
 
 
-
 # --- DLQ ------------------------------------------------------------------------------------------
 
 
@@ -43,8 +42,9 @@ def test_dlq_list_bad_limit_is_400(api_client, queue):
 def test_dlq_retry_some(api_client, queue):
     failed = make_jobs(queue, "failed", 3)
     done = make_job(queue, "completed")
-    response = api_client.post(f"/v1/queues/{queue.name}/dlq/retry", {"ids": [failed[0], failed[2], done.id]},
-                               format="json")
+    response = api_client.post(
+        f"/v1/queues/{queue.name}/dlq/retry", {"ids": [failed[0], failed[2], done.id]}, format="json"
+    )
     assert response.status_code == 200, response.content
     assert response.json() == {"affected": 2}
     got = dict(Job.objects.filter(queue=queue).values_list("id", "state"))
@@ -149,13 +149,20 @@ def test_replay_enqueues_a_copy_linked_to_the_execution(api_client, workspace):
     queue = make_queue(workspace, "hooks", delivery="push")
     http = {"url": "https://example.com/hook", "method": "POST", "headers": {}, "body": "{}"}
     job = make_job(queue, "failed", name="send", payload={"a": 1}, tags=["t"], http=http)
-    execution = Execution.objects.create(workspace=workspace, job=job, queue=queue, attempt=1, status="dead_letter",
-                                         started_at=timezone.now())
+    execution = Execution.objects.create(
+        workspace=workspace, job=job, queue=queue, attempt=1, status="dead_letter", started_at=timezone.now()
+    )
     response = api_client.post(f"/v1/executions/{execution.id}/replay")
     assert response.status_code == 202, response.content
     new = response.json()["job"]
     assert new["id"] != job.id
-    assert (new["queue"], new["name"], new["payload"], new["tags"], new["http"]) == ("hooks", "send", {"a": 1}, ["t"], http)
+    assert (new["queue"], new["name"], new["payload"], new["tags"], new["http"]) == (
+        "hooks",
+        "send",
+        {"a": 1},
+        ["t"],
+        http,
+    )
     assert new["replay_of"] == execution.id and new["state"] == "waiting"
     stored = Job.objects.get(id=new["id"])
     assert stored.replay_of == execution.id and stored.queue_id == queue.id
@@ -166,8 +173,9 @@ def test_replay_enqueues_a_copy_linked_to_the_execution(api_client, workspace):
 def test_replay_unknown_or_foreign_execution_is_404(api_client, other_workspace_client, workspace):
     queue = make_queue(workspace, "emails")
     job = make_job(queue, "failed")
-    execution = Execution.objects.create(workspace=workspace, job=job, queue=queue, attempt=1, status="failed",
-                                         started_at=timezone.now())
+    execution = Execution.objects.create(
+        workspace=workspace, job=job, queue=queue, attempt=1, status="failed", started_at=timezone.now()
+    )
     response = other_workspace_client.post(f"/v1/executions/{execution.id}/replay")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "NOT_FOUND"

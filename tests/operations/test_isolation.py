@@ -49,7 +49,9 @@ def call(client, method, path, body):
 
 
 @pytest.mark.parametrize("method,route,body", QUEUE_ROUTES)
-def test_queue_routes_are_404_for_another_workspace(other_workspace_client, anon_client, setup, method, route, body):
+def test_queue_routes_are_404_for_another_workspace(
+    other_workspace_client, anon_client, setup, method, route, body
+):
     queue, _ = setup
     before = snapshot(queue)
     response = call(other_workspace_client, method, f"/v1/queues/{queue.name}/{route}", body)
@@ -61,8 +63,9 @@ def test_queue_routes_are_404_for_another_workspace(other_workspace_client, anon
 
 @pytest.mark.parametrize("method,suffix,body", JOB_ROUTES)
 @pytest.mark.parametrize("state", ["delayed", "failed"])
-def test_job_routes_are_404_for_another_workspace(other_workspace_client, anon_client, setup, method, suffix, body,
-                                                  state):
+def test_job_routes_are_404_for_another_workspace(
+    other_workspace_client, anon_client, setup, method, suffix, body, state
+):
     queue, jobs = setup
     before = snapshot(queue)
     path = f"/v1/queues/{queue.name}/jobs/{jobs[state].id}{suffix}"
@@ -73,7 +76,9 @@ def test_job_routes_are_404_for_another_workspace(other_workspace_client, anon_c
     assert snapshot(queue) == before
 
 
-def test_same_queue_name_in_another_workspace_is_not_reachable(other_workspace_client, other_workspace_and_key, setup):
+def test_same_queue_name_in_another_workspace_is_not_reachable(
+    other_workspace_client, other_workspace_and_key, setup
+):
     # The other workspace has its own "emails" queue: acting on it must not touch ours.
     queue, jobs = setup
     theirs = make_queue(other_workspace_and_key[0], queue.name)

@@ -16,7 +16,6 @@ from .helpers import events_of, make_job
 pytestmark = pytest.mark.django_db
 
 
-
 def url(queue, job, suffix: str = "") -> str:
     return f"/v1/queues/{queue.name}/jobs/{job.id}{suffix}"
 
@@ -37,7 +36,12 @@ def test_patch_edits_the_four_fields(api_client, queue):
     response = api_client.patch(url(queue, job), body, format="json")
     assert response.status_code == 200, response.content
     data = response.json()
-    assert (data["payload"], data["priority"], data["tags"], data["state"]) == ({"b": 2}, 7, ["x", "y"], "waiting")
+    assert (data["payload"], data["priority"], data["tags"], data["state"]) == (
+        {"b": 2},
+        7,
+        ["x", "y"],
+        "waiting",
+    )
     job.refresh_from_db()
     assert (job.payload, job.priority, job.tags) == ({"b": 2}, 7, ["x", "y"])
 
@@ -60,7 +64,9 @@ def test_patch_future_run_at_moves_waiting_to_delayed_and_back(api_client, queue
 
 def test_patch_active_job_is_409(api_client, queue):
     job = make_job(queue, "active", priority=1)
-    error = assert_error(api_client.patch(url(queue, job), {"priority": 5}, format="json"), 409, "INVALID_STATE")
+    error = assert_error(
+        api_client.patch(url(queue, job), {"priority": 5}, format="json"), 409, "INVALID_STATE"
+    )
     assert error["details"] == {"state": "active"}
     job.refresh_from_db()
     assert job.priority == 1
@@ -95,14 +101,18 @@ def test_patch_rejects_bad_fields(api_client, queue, body, field):
 
 def test_patch_read_only_field_says_so(api_client, queue):
     job = make_job(queue, "waiting")
-    error = assert_error(api_client.patch(url(queue, job), {"state": "failed"}, format="json"), 400, "VALIDATION_ERROR")
+    error = assert_error(
+        api_client.patch(url(queue, job), {"state": "failed"}, format="json"), 400, "VALIDATION_ERROR"
+    )
     assert error["details"] == {"state": ["This field is read-only."]}
 
 
 @override_settings(SPINDLE_MAX_PAYLOAD_BYTES=100)
 def test_patch_payload_too_large_is_413(api_client, queue):
     job = make_job(queue, "waiting", payload={"a": 1})
-    assert_error(api_client.patch(url(queue, job), {"payload": "x" * 200}, format="json"), 413, "PAYLOAD_TOO_LARGE")
+    assert_error(
+        api_client.patch(url(queue, job), {"payload": "x" * 200}, format="json"), 413, "PAYLOAD_TOO_LARGE"
+    )
     job.refresh_from_db()
     assert job.payload == {"a": 1}
 
@@ -124,8 +134,14 @@ def test_delete_pending_job_cancels_it(api_client, queue, state):
 @pytest.mark.parametrize("state", ["completed", "failed", "cancelled"])
 def test_delete_terminal_job_removes_the_row(api_client, queue, state):
     job = make_job(queue, state)
-    Execution.objects.create(workspace_id=queue.workspace_id, job=job, queue=queue, attempt=1, status="failed",
-                             started_at=timezone.now())
+    Execution.objects.create(
+        workspace_id=queue.workspace_id,
+        job=job,
+        queue=queue,
+        attempt=1,
+        status="failed",
+        started_at=timezone.now(),
+    )
     response = api_client.delete(url(queue, job))
     assert response.status_code == 204
     assert not Job.objects.filter(id=job.id).exists()
@@ -136,8 +152,15 @@ def test_delete_terminal_job_removes_the_row(api_client, queue, state):
 
 def test_delete_active_job_ends_the_lease(api_client, queue):
     job = make_job(queue, "active")
-    execution = Execution.objects.create(workspace_id=queue.workspace_id, job=job, queue=queue, attempt=1,
-                                         status="running", lease_token=job.lease_token, started_at=timezone.now())
+    execution = Execution.objects.create(
+        workspace_id=queue.workspace_id,
+        job=job,
+        queue=queue,
+        attempt=1,
+        status="running",
+        lease_token=job.lease_token,
+        started_at=timezone.now(),
+    )
     Job.objects.filter(id=job.id).update(execution_id=execution.id)
     response = api_client.delete(url(queue, job))
     assert response.status_code == 204
@@ -191,7 +214,13 @@ def test_retry_terminal_job(api_client, queue, state):
     data = response.json()
     assert (data["state"], data["attempts"], data["result"], data["last_error"]) == ("waiting", 0, None, None)
     job.refresh_from_db()
-    assert (job.state, job.attempts, job.finished_at, job.result, job.last_error) == ("waiting", 0, None, None, None)
+    assert (job.state, job.attempts, job.finished_at, job.result, job.last_error) == (
+        "waiting",
+        0,
+        None,
+        None,
+        None,
+    )
     assert len(events_of(queue, "job:waiting")) == 1
 
 
@@ -230,10 +259,17 @@ def test_promote_parent_waiting_for_children_is_409(api_client, queue):
 
 
 def test_unknown_job_is_404(api_client, queue):
-    for method, suffix in [("patch", ""), ("delete", ""), ("post", "/cancel"), ("post", "/retry"),
-                           ("post", "/promote"), ("get", "/children")]:
-        response = getattr(api_client, method)(f"/v1/queues/{queue.name}/jobs/job_0000000000nope{suffix}",
-                                                {}, format="json")
+    for method, suffix in [
+        ("patch", ""),
+        ("delete", ""),
+        ("post", "/cancel"),
+        ("post", "/retry"),
+        ("post", "/promote"),
+        ("get", "/children"),
+    ]:
+        response = getattr(api_client, method)(
+            f"/v1/queues/{queue.name}/jobs/job_0000000000nope{suffix}", {}, format="json"
+        )
         assert_error(response, 404, "NOT_FOUND")
 
 
@@ -253,9 +289,13 @@ def test_children_of_a_flow_parent(api_client, queue, workspace):
     from jobs.specs import JobSpec
 
     make_queue(workspace, "side")
-    parent, _ = job_enqueue(workspace=workspace, queue=queue, spec=JobSpec(payload={"p": 1}, wait_for_children=True))
+    parent, _ = job_enqueue(
+        workspace=workspace, queue=queue, spec=JobSpec(payload={"p": 1}, wait_for_children=True)
+    )
     children = job_enqueue_batch(
-        workspace=workspace, queue=queue, specs=[JobSpec(payload={"c": i}, parent_id=parent.id) for i in range(3)]
+        workspace=workspace,
+        queue=queue,
+        specs=[JobSpec(payload={"c": i}, parent_id=parent.id) for i in range(3)],
     )
     make_job(queue, "waiting")  # unrelated
     response = api_client.get(url(queue, parent, "/children"))

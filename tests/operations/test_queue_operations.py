@@ -18,7 +18,6 @@ from .helpers import events_of, make_job, make_jobs
 pytestmark = pytest.mark.django_db
 
 
-
 def states(queue) -> dict[str, int]:
     out: dict[str, int] = {}
     for state in Job.objects.filter(queue=queue).values_list("state", flat=True):
@@ -42,8 +41,14 @@ def test_drain_removes_waiting_and_delayed_only(api_client, queue):
 
 def test_drain_deletes_the_removed_jobs_executions(api_client, queue):
     job = make_job(queue, "waiting")
-    Execution.objects.create(workspace_id=queue.workspace_id, job=job, queue=queue, attempt=1, status="failed",
-                             started_at=timezone.now())
+    Execution.objects.create(
+        workspace_id=queue.workspace_id,
+        job=job,
+        queue=queue,
+        attempt=1,
+        status="failed",
+        started_at=timezone.now(),
+    )
     assert api_client.post(f"/v1/queues/{queue.name}/drain").json() == {"affected": 1}
     assert not Execution.objects.filter(job_id=job.id).exists()
 
@@ -79,7 +84,9 @@ def test_clean_respects_state_grace_and_limit(api_client, queue):
     recent = make_jobs(queue, "completed", 2, finished_ago_s=10)
     failed = make_jobs(queue, "failed", 2, finished_ago_s=7200)
     response = api_client.post(
-        f"/v1/queues/{queue.name}/clean", {"state": "completed", "grace_ms": 3600_000, "limit": 3}, format="json"
+        f"/v1/queues/{queue.name}/clean",
+        {"state": "completed", "grace_ms": 3600_000, "limit": 3},
+        format="json",
     )
     assert response.status_code == 200, response.content
     assert response.json() == {"affected": 3}

@@ -30,7 +30,9 @@ def test_claim_leases_jobs(api_client, workspace, pull_queue):
         remaining = (job.lease_expires_at - timezone.now()).total_seconds()
         assert 55 < remaining <= 60
         execution = Execution.objects.get(job_id=item["id"])
-        assert execution.status == "running" and execution.worker_id == worker["id"] and execution.attempt == 1
+        assert (
+            execution.status == "running" and execution.worker_id == worker["id"] and execution.attempt == 1
+        )
     assert Job.objects.get(id=jobs[2].id).state == "waiting"
 
 
@@ -100,7 +102,9 @@ def test_claim_validation(api_client, workspace, pull_queue, body, field):
 
 
 @pytest.mark.django_db
-def test_claim_with_other_workspaces_worker_is_refused(api_client, other_workspace_client, workspace, pull_queue):
+def test_claim_with_other_workspaces_worker_is_refused(
+    api_client, other_workspace_client, workspace, pull_queue
+):
     theirs = other_workspace_client.post("/v1/workers", {"name": "w"}, format="json").json()
     enqueue(workspace, pull_queue, 1)
     response = claim(api_client, worker_id=theirs["id"])

@@ -53,7 +53,9 @@ def test_eight_pull_workers_complete_every_job_once(live_server, plans):
             start.wait()
             while True:
                 claimed = _post(
-                    base, key.raw, "/v1/queues/work/jobs/claim",
+                    base,
+                    key.raw,
+                    "/v1/queues/work/jobs/claim",
                     {"worker_id": registered["id"], "limit": BATCH, "wait_ms": 100},
                 )["data"]
                 if not claimed:
@@ -62,8 +64,14 @@ def test_eight_pull_workers_complete_every_job_once(live_server, plans):
                 with lock:
                     leases.extend((j["id"], j["lease_token"], index) for j in claimed)
                 acked = _post(
-                    base, key.raw, "/v1/queues/work/jobs/ack",
-                    {"completed": [{"id": j["id"], "lease_token": j["lease_token"], "result": index} for j in claimed]},
+                    base,
+                    key.raw,
+                    "/v1/queues/work/jobs/ack",
+                    {
+                        "completed": [
+                            {"id": j["id"], "lease_token": j["lease_token"], "result": index} for j in claimed
+                        ]
+                    },
                 )
                 with lock:
                     lost.extend(acked["lease_lost"])
@@ -78,8 +86,10 @@ def test_eight_pull_workers_complete_every_job_once(live_server, plans):
     for t in threads:
         t.join(timeout=240)
     elapsed = time.monotonic() - started
-    print(f"\n{WORKERS} pull workers: {JOBS} jobs claimed and acked over HTTP in {elapsed:.1f} s "
-          f"({JOBS / elapsed:.0f} jobs/s)")
+    print(
+        f"\n{WORKERS} pull workers: {JOBS} jobs claimed and acked over HTTP in {elapsed:.1f} s "
+        f"({JOBS / elapsed:.0f} jobs/s)"
+    )
     assert not errors, errors
     assert not any(t.is_alive() for t in threads)
 
@@ -96,7 +106,13 @@ def test_eight_pull_workers_complete_every_job_once(live_server, plans):
     assert not Job.objects.filter(queue=queue).exclude(state="completed").exists()
     assert Execution.objects.filter(queue=queue).count() == JOBS
     assert Execution.objects.filter(queue=queue, status="success", attempt=1).count() == JOBS
-    assert not Execution.objects.filter(queue=queue).values("job_id").annotate(n=Count("id")).filter(n__gt=1).exists()
+    assert (
+        not Execution.objects.filter(queue=queue)
+        .values("job_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .exists()
+    )
     by_worker = {job_id: w for job_id, _token, w in leases}
     sample = Job.objects.filter(queue=queue).values_list("id", "result")[:500]
     assert all(by_worker[job_id] == result for job_id, result in sample)

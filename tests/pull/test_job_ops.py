@@ -22,7 +22,15 @@ def post(client, job_id: str, action: str, body: dict, queue: str = "work"):
 
 def snapshot(job_id: str) -> tuple:
     job = Job.objects.get(id=job_id)
-    return (job.state, job.lease_token, job.lease_expires_at, job.progress, job.result, job.attempts, job.updated_at)
+    return (
+        job.state,
+        job.lease_token,
+        job.lease_expires_at,
+        job.progress,
+        job.result,
+        job.attempts,
+        job.updated_at,
+    )
 
 
 # --- heartbeat ------------------------------------------------------------------------------------
@@ -31,7 +39,9 @@ def snapshot(job_id: str) -> tuple:
 def test_heartbeat_extends_lease(api_client, workspace, pull_queue):
     enqueue(workspace, pull_queue, 1)
     leased = claim_one(api_client, lease_ms=5000)
-    response = post(api_client, leased["id"], "heartbeat", {"lease_token": leased["lease_token"], "lease_ms": 600000})
+    response = post(
+        api_client, leased["id"], "heartbeat", {"lease_token": leased["lease_token"], "lease_ms": 600000}
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["lease_token"] == leased["lease_token"] and body["state"] == "active"
@@ -43,7 +53,9 @@ def test_heartbeat_defaults_to_queue_lease(api_client, workspace):
     queue = make_queue(workspace, "work", lease_ms=90000)
     enqueue(workspace, queue, 1)
     leased = claim_one(api_client, lease_ms=5000)
-    assert post(api_client, leased["id"], "heartbeat", {"lease_token": leased["lease_token"]}).status_code == 200
+    assert (
+        post(api_client, leased["id"], "heartbeat", {"lease_token": leased["lease_token"]}).status_code == 200
+    )
     remaining = (Job.objects.get(id=leased["id"]).lease_expires_at - timezone.now()).total_seconds()
     assert 85 < remaining <= 90
 
@@ -52,7 +64,9 @@ def test_heartbeat_with_wrong_token_is_lease_lost(api_client, workspace, pull_qu
     enqueue(workspace, pull_queue, 1)
     leased = claim_one(api_client)
     before = snapshot(leased["id"])
-    response = post(api_client, leased["id"], "heartbeat", {"lease_token": "not-the-token", "lease_ms": 600000})
+    response = post(
+        api_client, leased["id"], "heartbeat", {"lease_token": "not-the-token", "lease_ms": 600000}
+    )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "LEASE_LOST"
     assert snapshot(leased["id"]) == before
@@ -60,8 +74,12 @@ def test_heartbeat_with_wrong_token_is_lease_lost(api_client, workspace, pull_qu
 
 @pytest.mark.parametrize(
     "body, field",
-    [({}, "lease_token"), ({"lease_token": ""}, "lease_token"), ({"lease_token": "t", "lease_ms": 10}, "lease_ms"),
-     ({"lease_token": "t", "extra": 1}, "extra")],
+    [
+        ({}, "lease_token"),
+        ({"lease_token": ""}, "lease_token"),
+        ({"lease_token": "t", "lease_ms": 10}, "lease_ms"),
+        ({"lease_token": "t", "extra": 1}, "extra"),
+    ],
 )
 def test_heartbeat_validation(api_client, workspace, pull_queue, body, field):
     enqueue(workspace, pull_queue, 1)
@@ -71,8 +89,9 @@ def test_heartbeat_validation(api_client, workspace, pull_queue, body, field):
     assert field in response.json()["error"]["details"]
 
 
-def test_job_routes_404_for_unknown_job_queue_and_other_workspace(api_client, other_workspace_and_key, workspace,
-                                                                  pull_queue):
+def test_job_routes_404_for_unknown_job_queue_and_other_workspace(
+    api_client, other_workspace_and_key, workspace, pull_queue
+):
     other_ws = other_workspace_and_key[0]
     theirs_queue = make_queue(other_ws, "work")
     enqueue(other_ws, theirs_queue, 1)
@@ -81,8 +100,12 @@ def test_job_routes_404_for_unknown_job_queue_and_other_workspace(api_client, ot
     theirs = claim_one(make_client(other_workspace_and_key[1].raw))
     before = snapshot(theirs["id"])
     token = {"lease_token": theirs["lease_token"]}
-    for action, body in [("heartbeat", token), ("progress", {**token, "progress": 5}), ("complete", token),
-                         ("fail", {**token, "error": {"message": "x"}})]:
+    for action, body in [
+        ("heartbeat", token),
+        ("progress", {**token, "progress": 5}),
+        ("complete", token),
+        ("fail", {**token, "error": {"message": "x"}}),
+    ]:
         response = post(api_client, theirs["id"], action, body)
         assert response.status_code == 404, (action, response.content)
         assert response.json()["error"]["code"] == "NOT_FOUND"
@@ -95,7 +118,9 @@ def test_job_in_another_queue_of_same_workspace_is_404(api_client, workspace, pu
     other = make_queue(workspace, "other")
     enqueue(workspace, other, 1)
     leased = claim_one(api_client, "other")
-    response = post(api_client, leased["id"], "complete", {"lease_token": leased["lease_token"]}, queue="work")
+    response = post(
+        api_client, leased["id"], "complete", {"lease_token": leased["lease_token"]}, queue="work"
+    )
     assert response.status_code == 404
     assert Job.objects.get(id=leased["id"]).state == "active"
 
@@ -114,7 +139,9 @@ def test_job_routes_refuse_push_queue(api_client, workspace, push_queue):
 def test_progress_records_and_emits(api_client, workspace, pull_queue, progress):
     enqueue(workspace, pull_queue, 1)
     leased = claim_one(api_client)
-    response = post(api_client, leased["id"], "progress", {"lease_token": leased["lease_token"], "progress": progress})
+    response = post(
+        api_client, leased["id"], "progress", {"lease_token": leased["lease_token"], "progress": progress}
+    )
     assert response.status_code == 200, response.content
     assert response.json()["progress"] == progress
     assert Job.objects.get(id=leased["id"]).progress == progress
@@ -122,8 +149,15 @@ def test_progress_records_and_emits(api_client, workspace, pull_queue, progress)
     assert event.data == {"progress": progress} and event.queue_name == "work"
 
 
-@pytest.mark.parametrize("body, field", [({"progress": True}, "progress"), ({"progress": "half"}, "progress"),
-                                         ({}, "progress"), ({"progress": [1]}, "progress")])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"progress": True}, "progress"),
+        ({"progress": "half"}, "progress"),
+        ({}, "progress"),
+        ({"progress": [1]}, "progress"),
+    ],
+)
 def test_progress_validation(api_client, workspace, pull_queue, body, field):
     enqueue(workspace, pull_queue, 1)
     leased = claim_one(api_client)
@@ -175,7 +209,9 @@ def test_complete_result_too_large_is_413(api_client, workspace, pull_queue, set
     settings.SPINDLE_MAX_PAYLOAD_BYTES = 100
     enqueue(workspace, pull_queue, 1)
     leased = claim_one(api_client)
-    response = post(api_client, leased["id"], "complete", {"lease_token": leased["lease_token"], "result": "x" * 200})
+    response = post(
+        api_client, leased["id"], "complete", {"lease_token": leased["lease_token"], "result": "x" * 200}
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert Job.objects.get(id=leased["id"]).state == "active"
@@ -184,7 +220,11 @@ def test_complete_result_too_large_is_413(api_client, workspace, pull_queue, set
 def test_fail_with_retry_schedules_another_attempt(api_client, workspace, pull_queue):
     enqueue(workspace, pull_queue, 1)
     leased = claim_one(api_client)
-    body = {"lease_token": leased["lease_token"], "error": {"message": "smtp down", "type": "SMTPError"}, "retry": True}
+    body = {
+        "lease_token": leased["lease_token"],
+        "error": {"message": "smtp down", "type": "SMTPError"},
+        "retry": True,
+    }
     response = post(api_client, leased["id"], "fail", body)
     assert response.status_code == 200, response.content
     job = Job.objects.get(id=leased["id"])
@@ -219,7 +259,10 @@ def test_fail_validation(api_client, workspace, pull_queue, body, field):
     leased = claim_one(api_client)
     response = post(api_client, leased["id"], "fail", {"lease_token": leased["lease_token"], **body})
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "VALIDATION_ERROR" and field in response.json()["error"]["details"]
+    assert (
+        response.json()["error"]["code"] == "VALIDATION_ERROR"
+        and field in response.json()["error"]["details"]
+    )
     assert Job.objects.get(id=leased["id"]).state == "active"
 
 
@@ -247,13 +290,19 @@ def test_expired_lease_releases_and_old_token_is_fenced(api_client, workspace, p
     assert second["attempts"] == 2
     before = snapshot(first["id"])
     old = {"lease_token": first["lease_token"]}
-    for action, body in [("heartbeat", old), ("progress", {**old, "progress": 99}), ("complete", {**old, "result": 1}),
-                         ("fail", {**old, "error": {"message": "late"}})]:
+    for action, body in [
+        ("heartbeat", old),
+        ("progress", {**old, "progress": 99}),
+        ("complete", {**old, "result": 1}),
+        ("fail", {**old, "error": {"message": "late"}}),
+    ]:
         response = post(api_client, first["id"], action, body)
         assert response.status_code == 409, (action, response.content)
         assert response.json()["error"]["code"] == "LEASE_LOST"
     assert snapshot(first["id"]) == before
-    ack = api_client.post("/v1/queues/work/jobs/ack", {"completed": [{"id": first["id"], **old}]}, format="json")
+    ack = api_client.post(
+        "/v1/queues/work/jobs/ack", {"completed": [{"id": first["id"], **old}]}, format="json"
+    )
     assert ack.json() == {"acked": 0, "lease_lost": [first["id"]]}
     assert snapshot(first["id"]) == before
     # The current holder still finishes normally.
@@ -304,8 +353,13 @@ def test_ack_empty_is_zero(api_client, pull_queue):
         ({"completed": [{"id": "job_x", "lease_token": "t", "error": {}}]}, "completed"),
         ({"failed": [{"id": "job_x", "lease_token": "t"}]}, "failed"),
         ({"failed": [{"id": "job_x", "lease_token": "t", "error": {"message": "m"}, "retry": 1}]}, "failed"),
-        ({"completed": [{"id": "job_x", "lease_token": "t"}], "failed": [{"id": "job_x", "lease_token": "t",
-                                                                          "error": {"message": "m"}}]}, "failed"),
+        (
+            {
+                "completed": [{"id": "job_x", "lease_token": "t"}],
+                "failed": [{"id": "job_x", "lease_token": "t", "error": {"message": "m"}}],
+            },
+            "failed",
+        ),
         ({"done": []}, "done"),
     ],
 )
@@ -317,7 +371,10 @@ def test_ack_validation_writes_nothing(api_client, workspace, pull_queue, body, 
         body["completed"] = body["completed"] + [{"id": leased["id"], "lease_token": leased["lease_token"]}]
     response = api_client.post("/v1/queues/work/jobs/ack", body, format="json")
     assert response.status_code == 400, response.content
-    assert response.json()["error"]["code"] == "VALIDATION_ERROR" and field in response.json()["error"]["details"]
+    assert (
+        response.json()["error"]["code"] == "VALIDATION_ERROR"
+        and field in response.json()["error"]["details"]
+    )
     assert Job.objects.get(id=leased["id"]).state == "active"
 
 

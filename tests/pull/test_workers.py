@@ -15,7 +15,14 @@ pytestmark = pytest.mark.django_db
 
 
 def register(client, **body):
-    body = {"name": "w1", "queues": ["work"], "hostname": "host-a", "concurrency": 4, "metadata": {"v": 1}, **body}
+    body = {
+        "name": "w1",
+        "queues": ["work"],
+        "hostname": "host-a",
+        "concurrency": 4,
+        "metadata": {"v": 1},
+        **body,
+    }
     return client.post("/v1/workers", body, format="json")
 
 
@@ -34,7 +41,12 @@ def test_register_minimal_worker_defaults(api_client):
     response = api_client.post("/v1/workers", {"name": "solo"}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["queues"] == [] and body["hostname"] == "" and body["concurrency"] == 1 and body["metadata"] == {}
+    assert (
+        body["queues"] == []
+        and body["hostname"] == ""
+        and body["concurrency"] == 1
+        and body["metadata"] == {}
+    )
 
 
 @pytest.mark.parametrize(
@@ -108,8 +120,9 @@ def test_list_hides_other_workspaces(api_client, other_workspace_client):
 
 def test_worker_heartbeat_updates_last_seen(api_client):
     worker = register(api_client).json()
-    Worker.objects.filter(id=worker["id"]).update(last_seen_at=Worker.objects.get(id=worker["id"]).last_seen_at
-                                                  - timedelta(hours=1))
+    Worker.objects.filter(id=worker["id"]).update(
+        last_seen_at=Worker.objects.get(id=worker["id"]).last_seen_at - timedelta(hours=1)
+    )
     before = Worker.objects.get(id=worker["id"]).last_seen_at
     response = api_client.post(f"/v1/workers/{worker['id']}/heartbeat", format="json")
     assert response.status_code == 200, response.content
@@ -161,7 +174,9 @@ def test_deregister_releases_leases(api_client, workspace, pull_queue):
     assert kept.state == "active" and kept.lease_token == theirs[0]["lease_token"]
     # The old token is fenced off.
     stale = api_client.post(
-        f"/v1/queues/work/jobs/{mine[0]['id']}/complete", {"lease_token": mine[0]["lease_token"]}, format="json"
+        f"/v1/queues/work/jobs/{mine[0]['id']}/complete",
+        {"lease_token": mine[0]["lease_token"]},
+        format="json",
     )
     assert stale.status_code == 409
     assert stale.json()["error"]["code"] == "LEASE_LOST"

@@ -16,14 +16,27 @@ pytestmark = pytest.mark.django_db
 
 
 def test_create_push_queue_returns_full_shape_and_secret_once(api_client, workspace):
-    response = api_client.post("/v1/queues", {"name": "emails", "endpoint": {"url": PUBLIC_URL}}, format="json")
+    response = api_client.post(
+        "/v1/queues", {"name": "emails", "endpoint": {"url": PUBLIC_URL}}, format="json"
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     secret = body.pop("signing_secret")
     assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:])) == 32
     assert set(body) == {
-        "name", "delivery", "endpoint", "paused", "paused_job_names", "concurrency", "group_concurrency",
-        "rate_limit", "retry_policy", "lease_ms", "counts", "created_at", "updated_at",
+        "name",
+        "delivery",
+        "endpoint",
+        "paused",
+        "paused_job_names",
+        "concurrency",
+        "group_concurrency",
+        "rate_limit",
+        "retry_policy",
+        "lease_ms",
+        "counts",
+        "created_at",
+        "updated_at",
     }
     assert body["delivery"] == "push"
     assert body["endpoint"] == {"url": PUBLIC_URL, "method": "POST", "headers": {}, "timeout_ms": 30000}
@@ -31,7 +44,14 @@ def test_create_push_queue_returns_full_shape_and_secret_once(api_client, worksp
     assert body["concurrency"] == 10 and body["lease_ms"] == 300000
     assert body["group_concurrency"] is None and body["rate_limit"] is None
     assert body["paused"] is False and body["paused_job_names"] == []
-    assert body["counts"] == {"waiting": 0, "delayed": 0, "active": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    assert body["counts"] == {
+        "waiting": 0,
+        "delayed": 0,
+        "active": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert body["created_at"].endswith("Z")
     queue = Queue.objects.get(workspace=workspace, name="emails")
     assert queue.signing_secret == secret
@@ -63,7 +83,12 @@ def test_create_pull_queue_with_all_fields(api_client, workspace):
     assert got["delivery"] == "pull" and got["endpoint"] is None
     assert got["group_concurrency"] == 2 and got["rate_limit"] == {"max": 100, "per_ms": 1000}
     # Partial retry policy merged over the defaults.
-    assert got["retry_policy"] == {**DEFAULT_RETRY_POLICY, "max_attempts": 3, "backoff": "fixed", "multiplier": 1.5}
+    assert got["retry_policy"] == {
+        **DEFAULT_RETRY_POLICY,
+        "max_attempts": 3,
+        "backoff": "fixed",
+        "multiplier": 1.5,
+    }
     queue = Queue.objects.get(workspace=workspace, name="work.v2:high-prio_1")
     assert queue.lease_ms == 60000 and queue.concurrency == 50
 
@@ -78,13 +103,19 @@ def test_duplicate_name_is_409(api_client, post_queue, workspace):
 
 def test_same_name_in_other_workspace_is_fine(post_queue, other_workspace_client):
     post_queue("emails")
-    response = other_workspace_client.post("/v1/queues", {"name": "emails", "delivery": "pull"}, format="json")
+    response = other_workspace_client.post(
+        "/v1/queues", {"name": "emails", "delivery": "pull"}, format="json"
+    )
     assert response.status_code == 201
     assert Queue.objects.filter(name="emails").count() == 2
 
 
 def test_unknown_queue_is_404(api_client):
-    for method, path in [("get", "/v1/queues/nope"), ("patch", "/v1/queues/nope"), ("delete", "/v1/queues/nope")]:
+    for method, path in [
+        ("get", "/v1/queues/nope"),
+        ("patch", "/v1/queues/nope"),
+        ("delete", "/v1/queues/nope"),
+    ]:
         response = getattr(api_client, method)(path, {}, format="json")
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "NOT_FOUND"
@@ -94,7 +125,14 @@ def test_list_with_counts_and_pagination(api_client, post_queue, workspace):
     for name in ("a", "b", "c"):
         post_queue(name)
     q = Queue.objects.get(workspace=workspace, name="b")
-    for state, n in {"waiting": 3, "delayed": 1, "active": 2, "completed": 4, "failed": 1, "cancelled": 2}.items():
+    for state, n in {
+        "waiting": 3,
+        "delayed": 1,
+        "active": 2,
+        "completed": 4,
+        "failed": 1,
+        "cancelled": 2,
+    }.items():
         for _ in range(n):
             JobFactory(queue=q, state=state)
     response = api_client.get("/v1/queues?limit=2")
@@ -102,7 +140,12 @@ def test_list_with_counts_and_pagination(api_client, post_queue, workspace):
     page = response.json()
     assert [x["name"] for x in page["data"]] == ["c", "b"]
     assert page["data"][1]["counts"] == {
-        "waiting": 3, "delayed": 1, "active": 2, "completed": 4, "failed": 1, "cancelled": 2
+        "waiting": 3,
+        "delayed": 1,
+        "active": 2,
+        "completed": 4,
+        "failed": 1,
+        "cancelled": 2,
     }
     assert page["data"][0]["counts"]["waiting"] == 0
     assert page["next_cursor"]
@@ -125,7 +168,9 @@ def test_list_query_count_does_not_grow_with_queues(api_client, post_queue, work
     JobFactory(queue=Queue.objects.get(workspace=workspace, name="q0"), state="waiting")
     with_one = list_queries()
     for i in range(1, 8):
-        queue = Queue.objects.get(workspace=workspace, name=post_queue(f"q{i}", delivery="pull", endpoint=None)["name"])
+        queue = Queue.objects.get(
+            workspace=workspace, name=post_queue(f"q{i}", delivery="pull", endpoint=None)["name"]
+        )
         JobFactory(queue=queue, state="completed")
         JobFactory(queue=queue, state="waiting")
     # The page and one GROUP BY for all counts, whatever the number of queues or states.
@@ -147,7 +192,12 @@ def test_patch_updates_fields_and_merges_retry_policy(api_client, post_queue, wo
         {
             "concurrency": 7,
             "retry_policy": {"max_attempts": 2},
-            "endpoint": {"url": PUBLIC_URL, "method": "PUT", "headers": {"X-Api-Key": "s"}, "timeout_ms": 5000},
+            "endpoint": {
+                "url": PUBLIC_URL,
+                "method": "PUT",
+                "headers": {"X-Api-Key": "s"},
+                "timeout_ms": 5000,
+            },
             "rate_limit": {"max": 5, "per_ms": 60000},
         },
         format="json",
@@ -157,7 +207,12 @@ def test_patch_updates_fields_and_merges_retry_policy(api_client, post_queue, wo
     assert body["retry_policy"]["backoff"] == "fixed" and body["retry_policy"]["max_attempts"] == 2
     queue = Queue.objects.get(workspace=workspace, name="emails")
     assert queue.concurrency == 7
-    assert queue.endpoint == {"url": PUBLIC_URL, "method": "PUT", "headers": {"X-Api-Key": "s"}, "timeout_ms": 5000}
+    assert queue.endpoint == {
+        "url": PUBLIC_URL,
+        "method": "PUT",
+        "headers": {"X-Api-Key": "s"},
+        "timeout_ms": 5000,
+    }
     assert queue.rate_limit == {"max": 5, "per_ms": 60000}
 
 
@@ -269,7 +324,9 @@ def test_create_validation(api_client, workspace, patch, field):
     assert not Queue.objects.filter(workspace=workspace).exists()
 
 
-@pytest.mark.parametrize(("patch", "field"), [p for p in BAD_BODIES if p[1] != "name" and "delivery" not in p[0]])
+@pytest.mark.parametrize(
+    ("patch", "field"), [p for p in BAD_BODIES if p[1] != "name" and "delivery" not in p[0]]
+)
 def test_patch_validation(api_client, post_queue, workspace, patch, field):
     post_queue("emails")
     before = Queue.objects.get(workspace=workspace, name="emails")
@@ -279,7 +336,10 @@ def test_patch_validation(api_client, post_queue, workspace, patch, field):
     assert field in response.json()["error"]["details"]
     after = Queue.objects.get(pk=before.pk)
     assert (after.endpoint, after.retry_policy, after.concurrency, after.updated_at) == (
-        before.endpoint, before.retry_policy, before.concurrency, before.updated_at
+        before.endpoint,
+        before.retry_policy,
+        before.concurrency,
+        before.updated_at,
     )
 
 
@@ -314,11 +374,15 @@ def test_free_plan_sixth_queue_is_402(api_client, post_queue, workspace):
 
 
 def test_plan_max_attempts_is_402_but_absolute_bound_is_400(api_client, workspace):
-    response = api_client.post("/v1/queues", {"name": "a", "retry_policy": {"max_attempts": 5}}, format="json")
+    response = api_client.post(
+        "/v1/queues", {"name": "a", "retry_policy": {"max_attempts": 5}}, format="json"
+    )
     assert response.status_code == 402
     assert response.json()["error"]["code"] == "PLAN_LIMIT"
     assert response.json()["error"]["details"]["limit"] == 4
-    response = api_client.post("/v1/queues", {"name": "a", "retry_policy": {"max_attempts": 4}}, format="json")
+    response = api_client.post(
+        "/v1/queues", {"name": "a", "retry_policy": {"max_attempts": 4}}, format="json"
+    )
     assert response.status_code == 201
     response = api_client.patch("/v1/queues/a", {"retry_policy": {"max_attempts": 10}}, format="json")
     assert response.status_code == 402

@@ -47,7 +47,9 @@ def test_private_targets_refused_by_default(url):
 
 
 @override_settings(SPINDLE_ALLOW_PRIVATE_TARGETS=True)
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9000/hook", "http://localhost/x", "http://10.0.0.1/", "http://[::1]/"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9000/hook", "http://localhost/x", "http://10.0.0.1/", "http://[::1]/"]
+)
 def test_private_targets_allowed_when_opted_in(url):
     assert validate_target_url(url) == url
 
@@ -116,7 +118,14 @@ def test_check_resolved():
 
 @override_settings(SPINDLE_ALLOW_PRIVATE_TARGETS=False)
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1/", "http://localhost/", "http://10.0.0.1/", "http://[::1]/", "http://169.254.169.254/"]
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://localhost/",
+        "http://10.0.0.1/",
+        "http://[::1]/",
+        "http://169.254.169.254/",
+    ],
 )
 def test_queue_endpoint_ssrf_is_400(api_client, workspace, url):
     response = api_client.post("/v1/queues", {"name": "q", "endpoint": {"url": url}}, format="json")
@@ -129,9 +138,13 @@ def test_queue_endpoint_ssrf_is_400(api_client, workspace, url):
 
 @override_settings(SPINDLE_ALLOW_PRIVATE_TARGETS=True)
 def test_queue_endpoint_private_allowed_when_opted_in_but_metadata_never(api_client, workspace):
-    response = api_client.post("/v1/queues", {"name": "q", "endpoint": {"url": "http://127.0.0.1:9/"}}, format="json")
+    response = api_client.post(
+        "/v1/queues", {"name": "q", "endpoint": {"url": "http://127.0.0.1:9/"}}, format="json"
+    )
     assert response.status_code == 201
-    response = api_client.patch("/v1/queues/q", {"endpoint": {"url": "http://169.254.169.254/"}}, format="json")
+    response = api_client.patch(
+        "/v1/queues/q", {"endpoint": {"url": "http://169.254.169.254/"}}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["details"]["endpoint"]["url"]
     assert Queue.objects.get(workspace=workspace, name="q").endpoint["url"] == "http://127.0.0.1:9/"

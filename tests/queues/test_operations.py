@@ -22,7 +22,9 @@ def test_pause_and_resume_whole_queue_emit_events(api_client, post_queue, worksp
     assert response.json()["paused"] is True and response.json()["name"] == "emails"
     assert Queue.objects.get(workspace=workspace, name="emails").paused is True
     events = list(Event.objects.filter(workspace=workspace).order_by("id"))
-    assert [(e.type, e.queue_name, e.data) for e in events] == [("queue:paused", "emails", {"job_name": None})]
+    assert [(e.type, e.queue_name, e.data) for e in events] == [
+        ("queue:paused", "emails", {"job_name": None})
+    ]
 
     # Pausing a paused queue changes nothing and emits nothing.
     assert api_client.post("/v1/queues/emails/pause", {}, format="json").status_code == 200
@@ -33,7 +35,8 @@ def test_pause_and_resume_whole_queue_emit_events(api_client, post_queue, worksp
     assert response.json()["paused"] is False
     assert Queue.objects.get(workspace=workspace, name="emails").paused is False
     assert list(Event.objects.filter(workspace=workspace).order_by("id").values_list("type", flat=True)) == [
-        "queue:paused", "queue:resumed"
+        "queue:paused",
+        "queue:resumed",
     ]
 
 
@@ -50,7 +53,9 @@ def test_pause_and_resume_one_job_name(api_client, post_queue, workspace):
     assert response.json()["paused_job_names"] == ["digest"]
     events = Event.objects.filter(workspace=workspace).order_by("id")
     assert [(e.type, e.data["job_name"]) for e in events] == [
-        ("queue:paused", "send"), ("queue:paused", "digest"), ("queue:resumed", "send")
+        ("queue:paused", "send"),
+        ("queue:paused", "digest"),
+        ("queue:resumed", "send"),
     ]
     # "__all__" means the whole queue (BullMQ dashboards' convention).
     api_client.post("/v1/queues/emails/pause", {"job_name": "__all__"}, format="json")
@@ -78,7 +83,11 @@ def test_rotate_secret_keeps_old_one_for_24h(api_client, post_queue, workspace):
     assert response.json()["name"] == "emails"
     queue = Queue.objects.get(workspace=workspace, name="emails")
     assert queue.signing_secret == new and queue.previous_signing_secret == first
-    assert before + timedelta(hours=24) <= queue.previous_secret_expires_at <= timezone.now() + timedelta(hours=24)
+    assert (
+        before + timedelta(hours=24)
+        <= queue.previous_secret_expires_at
+        <= timezone.now() + timedelta(hours=24)
+    )
     assert queue.active_signing_secrets(timezone.now()) == [new, first]
     assert queue.active_signing_secrets(timezone.now() + timedelta(hours=25)) == [new]
     assert "signing_secret" not in api_client.get("/v1/queues/emails").json()
@@ -164,21 +173,51 @@ def test_metrics_minute_buckets(api_client, post_queue, workspace):
     post_queue("emails")
     queue = Queue.objects.get(workspace=workspace, name="emails")
     t0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
-    _stat(queue, t0, enqueued=5, completed=3, failed=1, duration_sum_ms=300, duration_count=3,
-          duration_hist={"100": 2, "250": 1})
-    _stat(queue, t0 + timedelta(minutes=2), enqueued=1, completed=20, duration_sum_ms=2000, duration_count=20,
-          duration_hist={"50": 18, "500": 1, "1000": 1})
+    _stat(
+        queue,
+        t0,
+        enqueued=5,
+        completed=3,
+        failed=1,
+        duration_sum_ms=300,
+        duration_count=3,
+        duration_hist={"100": 2, "250": 1},
+    )
+    _stat(
+        queue,
+        t0 + timedelta(minutes=2),
+        enqueued=1,
+        completed=20,
+        duration_sum_ms=2000,
+        duration_count=20,
+        duration_hist={"50": 18, "500": 1, "1000": 1},
+    )
     response = api_client.get("/v1/queues/emails/metrics?from=2026-01-15T12:00:00Z&to=2026-01-15T12:03:00Z")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["granularity"] == "minute"
     assert [b["ts"] for b in body["data"]] == [
-        "2026-01-15T12:00:00.000Z", "2026-01-15T12:01:00.000Z", "2026-01-15T12:02:00.000Z", "2026-01-15T12:03:00.000Z"
+        "2026-01-15T12:00:00.000Z",
+        "2026-01-15T12:01:00.000Z",
+        "2026-01-15T12:02:00.000Z",
+        "2026-01-15T12:03:00.000Z",
     ]
-    assert body["data"][0] == {"ts": "2026-01-15T12:00:00.000Z", "enqueued": 5, "completed": 3, "failed": 1,
-                               "avg_duration_ms": 100.0, "p95_duration_ms": 250}
-    assert body["data"][1] == {"ts": "2026-01-15T12:01:00.000Z", "enqueued": 0, "completed": 0, "failed": 0,
-                               "avg_duration_ms": None, "p95_duration_ms": None}
+    assert body["data"][0] == {
+        "ts": "2026-01-15T12:00:00.000Z",
+        "enqueued": 5,
+        "completed": 3,
+        "failed": 1,
+        "avg_duration_ms": 100.0,
+        "p95_duration_ms": 250,
+    }
+    assert body["data"][1] == {
+        "ts": "2026-01-15T12:01:00.000Z",
+        "enqueued": 0,
+        "completed": 0,
+        "failed": 0,
+        "avg_duration_ms": None,
+        "p95_duration_ms": None,
+    }
     # 18 of 20 under 50 ms, the 19th (95%) in the 500 ms bucket.
     assert body["data"][2]["p95_duration_ms"] == 500 and body["data"][2]["avg_duration_ms"] == 100.0
 
@@ -188,19 +227,42 @@ def test_metrics_hour_buckets_merge_minutes(api_client, post_queue, workspace):
     queue = Queue.objects.get(workspace=workspace, name="emails")
     t0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
     for i in range(3):
-        _stat(queue, t0 + timedelta(minutes=10 * i), enqueued=2, completed=2, failed=1, duration_sum_ms=40,
-              duration_count=2, duration_hist={"10": 1, "30": 1})
-    _stat(queue, t0 + timedelta(hours=1, minutes=5), completed=1, duration_sum_ms=7, duration_count=1,
-          duration_hist={"10": 1})
+        _stat(
+            queue,
+            t0 + timedelta(minutes=10 * i),
+            enqueued=2,
+            completed=2,
+            failed=1,
+            duration_sum_ms=40,
+            duration_count=2,
+            duration_hist={"10": 1, "30": 1},
+        )
+    _stat(
+        queue,
+        t0 + timedelta(hours=1, minutes=5),
+        completed=1,
+        duration_sum_ms=7,
+        duration_count=1,
+        duration_hist={"10": 1},
+    )
     response = api_client.get(
         "/v1/queues/emails/metrics?granularity=hour&from=2026-01-15T11:30:00Z&to=2026-01-15T13:59:00Z"
     )
     assert response.status_code == 200
     data = response.json()["data"]
-    assert [b["ts"] for b in data] == ["2026-01-15T11:00:00.000Z", "2026-01-15T12:00:00.000Z",
-                                       "2026-01-15T13:00:00.000Z"]
-    assert data[1] == {"ts": "2026-01-15T12:00:00.000Z", "enqueued": 6, "completed": 6, "failed": 3,
-                       "avg_duration_ms": 20.0, "p95_duration_ms": 30}
+    assert [b["ts"] for b in data] == [
+        "2026-01-15T11:00:00.000Z",
+        "2026-01-15T12:00:00.000Z",
+        "2026-01-15T13:00:00.000Z",
+    ]
+    assert data[1] == {
+        "ts": "2026-01-15T12:00:00.000Z",
+        "enqueued": 6,
+        "completed": 6,
+        "failed": 3,
+        "avg_duration_ms": 20.0,
+        "p95_duration_ms": 30,
+    }
     assert data[2]["completed"] == 1 and data[2]["p95_duration_ms"] == 10
     assert data[0]["completed"] == 0
 
@@ -215,8 +277,13 @@ def test_metrics_defaults_to_last_hour(api_client, post_queue, workspace):
 
 @pytest.mark.parametrize(
     "query",
-    ["granularity=second", "from=yesterday", "to=2026-13-01T00:00:00Z",
-     "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z"],
+    [
+        "granularity=second",
+        "from=yesterday",
+        "to=2026-13-01T00:00:00Z",
+        "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ],
 )
 def test_metrics_bad_params_are_400(api_client, post_queue, query):
     post_queue("emails")
@@ -266,14 +333,22 @@ def test_other_workspace_gets_404(post_queue, workspace, other_workspace_client,
     assert response.json()["error"]["code"] == "NOT_FOUND"
     after = Queue.objects.get(pk=before.pk)
     assert (after.updated_at, after.signing_secret, after.paused) == (
-        before.updated_at, before.signing_secret, before.paused
+        before.updated_at,
+        before.signing_secret,
+        before.paused,
     )
     assert other_workspace_client.get("/v1/queues").json()["data"] == []
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [*QUEUE_ROUTES, ("get", "/v1/queues", None),
-                                                      ("post", "/v1/queues", {"name": "x"}),
-                                                      ("get", "/v1/metrics/sparklines", None)])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        *QUEUE_ROUTES,
+        ("get", "/v1/queues", None),
+        ("post", "/v1/queues", {"name": "x"}),
+        ("get", "/v1/metrics/sparklines", None),
+    ],
+)
 def test_no_key_is_401(anon_client, plans, method, path, body):
     response = getattr(anon_client, method)(path, body, format="json")
     assert response.status_code == 401

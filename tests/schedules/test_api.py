@@ -13,8 +13,13 @@ from schedules.models import Schedule
 
 pytestmark = pytest.mark.django_db
 
-BASE = {"name": "nightly-sync", "queue": "sync", "cron": "0 3 * * *", "timezone": "Europe/Berlin",
-        "job": {"name": "sync", "payload": {"full": True}, "tags": ["nightly"], "priority": 5}}
+BASE = {
+    "name": "nightly-sync",
+    "queue": "sync",
+    "cron": "0 3 * * *",
+    "timezone": "Europe/Berlin",
+    "job": {"name": "sync", "payload": {"full": True}, "tags": ["nightly"], "priority": 5},
+}
 
 
 def create(client, **overrides):
@@ -35,14 +40,35 @@ def test_create_returns_the_schedule(api_client, pull_queue):
     body = r.json()
     assert body["name"] == "nightly-sync" and body["queue"] == "sync" and body["description"] == "nightly"
     assert body["cron"] == "0 3 * * *" and body["interval_ms"] is None and body["timezone"] == "Europe/Berlin"
-    assert body["job"] == {"name": "sync", "payload": {"full": True}, "tags": ["nightly"], "priority": 5,
-                           "http": None, "retry_policy": None, "timeout_ms": None}
+    assert body["job"] == {
+        "name": "sync",
+        "payload": {"full": True},
+        "tags": ["nightly"],
+        "priority": 5,
+        "http": None,
+        "retry_policy": None,
+        "timeout_ms": None,
+    }
     assert body["overlap"] == "skip" and body["paused"] is False
     assert body["last_run_at"] is None and body["last_job_id"] is None
     nxt = datetime.fromisoformat(body["next_run_at"].replace("Z", "+00:00"))
     assert nxt.minute == 0 and nxt.hour in (1, 2)  # 03:00 Berlin is 01:00 or 02:00 UTC
-    assert set(body) == {"name", "description", "queue", "cron", "interval_ms", "timezone", "job", "overlap",
-                         "paused", "next_run_at", "last_run_at", "last_job_id", "created_at", "updated_at"}
+    assert set(body) == {
+        "name",
+        "description",
+        "queue",
+        "cron",
+        "interval_ms",
+        "timezone",
+        "job",
+        "overlap",
+        "paused",
+        "next_run_at",
+        "last_run_at",
+        "last_job_id",
+        "created_at",
+        "updated_at",
+    }
     assert Schedule.objects.get(name="nightly-sync").queue_id == pull_queue.id
 
 
@@ -102,7 +128,11 @@ def test_create_requires_json_object(api_client, pull_queue):
 
 def test_http_target_without_queue_uses_default_queue(api_client, workspace, settings):
     settings.SPINDLE_ALLOW_PRIVATE_TARGETS = True
-    r = create(api_client, queue=..., job={"http": {"url": "http://127.0.0.1:9/hook", "method": "post", "body": "{}"}})
+    r = create(
+        api_client,
+        queue=...,
+        job={"http": {"url": "http://127.0.0.1:9/hook", "method": "post", "body": "{}"}},
+    )
     assert r.status_code == 201, r.content
     assert r.json()["queue"] == "default"
     assert r.json()["job"]["http"]["method"] == "POST"
@@ -155,7 +185,9 @@ def test_template_values_outside_absolute_bounds_are_400(api_client, pull_queue)
 
 def test_template_values_within_plan(api_client, pull_queue, workspace):
     Plan.objects.filter(code="free").update(max_attempts=10)
-    r = create(api_client, job={"retry_policy": {"max_attempts": 8, "backoff": "fixed"}, "timeout_ms": 10_000})
+    r = create(
+        api_client, job={"retry_policy": {"max_attempts": 8, "backoff": "fixed"}, "timeout_ms": 10_000}
+    )
     assert r.status_code == 201, r.content
     assert r.json()["job"]["retry_policy"] == {"max_attempts": 8, "backoff": "fixed"}
 
@@ -212,19 +244,26 @@ def test_post_on_a_schedule_is_not_allowed(api_client, pull_queue):
 
 def test_patch_updates_and_recomputes_next_run(api_client, pull_queue):
     assert create(api_client).status_code == 201
-    r = api_client.patch("/v1/schedules/nightly-sync",
-                         {"interval_ms": 60_000, "description": "now hourly", "job": {"payload": {"x": 1}}},
-                         format="json")
+    r = api_client.patch(
+        "/v1/schedules/nightly-sync",
+        {"interval_ms": 60_000, "description": "now hourly", "job": {"payload": {"x": 1}}},
+        format="json",
+    )
     assert r.status_code == 200, r.content
     body = r.json()
     assert body["cron"] is None and body["interval_ms"] == 60_000 and body["timezone"] is None
     assert body["description"] == "now hourly"
     # `job` merges key by key: the name and tags stay.
-    assert body["job"]["payload"] == {"x": 1} and body["job"]["name"] == "sync" and body["job"]["tags"] == ["nightly"]
+    assert (
+        body["job"]["payload"] == {"x": 1}
+        and body["job"]["name"] == "sync"
+        and body["job"]["tags"] == ["nightly"]
+    )
     s = Schedule.objects.get()
     assert s.interval_ms == 60_000 and s.cron is None
-    r = api_client.patch("/v1/schedules/nightly-sync", {"cron": "@hourly", "timezone": "America/New_York"},
-                         format="json")
+    r = api_client.patch(
+        "/v1/schedules/nightly-sync", {"cron": "@hourly", "timezone": "America/New_York"}, format="json"
+    )
     assert r.status_code == 200, r.content
     assert r.json()["cron"] == "0 * * * *" and r.json()["interval_ms"] is None
     assert r.json()["timezone"] == "America/New_York"
@@ -246,7 +285,9 @@ def test_patch_updates_and_recomputes_next_run(api_client, pull_queue):
 def test_patch_validation(api_client, pull_queue, body, field):
     assert create(api_client).status_code == 201
     before = Schedule.objects.values().get()
-    details = error(api_client.patch("/v1/schedules/nightly-sync", body, format="json"), 400, "VALIDATION_ERROR")
+    details = error(
+        api_client.patch("/v1/schedules/nightly-sync", body, format="json"), 400, "VALIDATION_ERROR"
+    )
     assert field in details
     assert Schedule.objects.values().get() == before
 
@@ -272,7 +313,9 @@ def test_pause_and_resume(api_client, pull_queue, method):
     assert r.status_code == 200
     assert r.json()["paused"] is False and r.json()["next_run_at"] is not None
     assert Schedule.objects.get().paused is False
-    error(api_client.post("/v1/schedules/nightly-sync/pause", {"x": 1}, format="json"), 400, "VALIDATION_ERROR")
+    error(
+        api_client.post("/v1/schedules/nightly-sync/pause", {"x": 1}, format="json"), 400, "VALIDATION_ERROR"
+    )
 
 
 def test_delete(api_client, pull_queue):

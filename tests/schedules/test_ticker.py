@@ -28,7 +28,9 @@ def make(workspace, *, now=T0, **data):
 
 
 def ticks(schedule):
-    return list(ScheduleTick.objects.filter(schedule=schedule).order_by("tick_at").values_list("tick_at", flat=True))
+    return list(
+        ScheduleTick.objects.filter(schedule=schedule).order_by("tick_at").values_list("tick_at", flat=True)
+    )
 
 
 @pytest.mark.django_db
@@ -81,7 +83,9 @@ def test_paused_schedule_does_not_fire_and_resume_skips_backlog(workspace, pull_
     s = make(workspace, interval_ms=1000)
     services.schedule_pause(workspace=workspace, schedule=s)
     assert services.schedules_fire_due(now=T0 + timedelta(minutes=5)) == 0
-    s = services.schedule_resume(workspace=workspace, schedule=s, now=T0 + timedelta(minutes=5, milliseconds=200))
+    s = services.schedule_resume(
+        workspace=workspace, schedule=s, now=T0 + timedelta(minutes=5, milliseconds=200)
+    )
     assert s.next_run_at == T0 + timedelta(minutes=5, seconds=1)
     assert services.schedules_fire_due(now=T0 + timedelta(minutes=5, seconds=1)) == 1
 
@@ -151,12 +155,19 @@ def test_batches_cover_every_due_schedule(workspace, pull_queue, plans):
 def test_http_template_fires_into_default_queue(workspace, settings):
     settings.SPINDLE_ALLOW_PRIVATE_TARGETS = True
     s = services.schedule_create(
-        workspace=workspace, now=T0,
-        data={"name": "hook", "interval_ms": 1000, "job": {"http": {"url": "http://127.0.0.1:9/x", "body": "{}"}}},
+        workspace=workspace,
+        now=T0,
+        data={
+            "name": "hook",
+            "interval_ms": 1000,
+            "job": {"http": {"url": "http://127.0.0.1:9/x", "body": "{}"}},
+        },
     )
     assert services.schedules_fire_due(now=T0 + timedelta(seconds=1)) == 1
     job = Job.objects.get()
-    assert job.queue.name == "default" and job.http["url"] == "http://127.0.0.1:9/x" and job.schedule_id == s.id
+    assert (
+        job.queue.name == "default" and job.http["url"] == "http://127.0.0.1:9/x" and job.schedule_id == s.id
+    )
 
 
 @pytest.mark.django_db
@@ -228,4 +239,7 @@ def test_two_concurrent_tickers_enqueue_one_job_per_tick(plans):
     assert ScheduleTick.objects.filter(job_id__isnull=True).count() == 0
     for s in schedules:
         assert ticks(s) == [T0 + timedelta(seconds=i) for i in range(1, rounds + 1)]
-    assert Job.objects.values("id").distinct().count() == ScheduleTick.objects.values("job_id").distinct().count()
+    assert (
+        Job.objects.values("id").distinct().count()
+        == ScheduleTick.objects.values("job_id").distinct().count()
+    )

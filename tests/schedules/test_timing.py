@@ -29,8 +29,9 @@ def at(tz, *args):
     ],
 )
 def test_spring_forward_fires_at_end_of_gap(tz, spring_day, expected):
-    times = upcoming(cron="30 2 * * *", interval_ms=None, tz_name=tz, after=at(tz, 2026, 3, spring_day - 2, 12),
-                     count=3)
+    times = upcoming(
+        cron="30 2 * * *", interval_ms=None, tz_name=tz, after=at(tz, 2026, 3, spring_day - 2, 12), count=3
+    )
     assert local(times, tz) == expected
     # 24 h apart in wall-clock terms except across the gap (23 h minus the skipped half hour).
     assert times[1] - times[0] == timedelta(hours=23, minutes=30)
@@ -61,16 +62,20 @@ def test_daily_over_a_whole_year_is_one_per_day(tz):
 
 
 def test_hourly_across_changes_skips_gap_and_repeat():
-    spring = upcoming(cron="0 * * * *", interval_ms=None, tz_name=BERLIN, after=at(BERLIN, 2026, 3, 29, 0, 30),
-                      count=3)
+    spring = upcoming(
+        cron="0 * * * *", interval_ms=None, tz_name=BERLIN, after=at(BERLIN, 2026, 3, 29, 0, 30), count=3
+    )
     assert local(spring, BERLIN) == ["03-29 01:00+0100", "03-29 03:00+0200", "03-29 04:00+0200"]
-    autumn = upcoming(cron="0 * * * *", interval_ms=None, tz_name=BERLIN, after=at(BERLIN, 2026, 10, 25, 1, 30),
-                      count=3)
+    autumn = upcoming(
+        cron="0 * * * *", interval_ms=None, tz_name=BERLIN, after=at(BERLIN, 2026, 10, 25, 1, 30), count=3
+    )
     assert local(autumn, BERLIN) == ["10-25 02:00+0200", "10-25 03:00+0100", "10-25 04:00+0100"]
 
 
 def test_every_15_minutes_inside_gap_fire_once():
-    times = upcoming(cron="*/15 2 * * *", interval_ms=None, tz_name=BERLIN, after=at(BERLIN, 2026, 3, 29, 0), count=2)
+    times = upcoming(
+        cron="*/15 2 * * *", interval_ms=None, tz_name=BERLIN, after=at(BERLIN, 2026, 3, 29, 0), count=2
+    )
     assert local(times, BERLIN) == ["03-29 03:00+0200", "03-30 02:00+0200"]
 
 
@@ -83,8 +88,12 @@ def test_cron_next_is_strictly_after():
 def test_interval_grid():
     anchor = datetime(2026, 1, 1, tzinfo=UTC)
     assert interval_next(anchor=anchor, interval_ms=1000, after=anchor) == anchor + timedelta(seconds=1)
-    assert interval_next(anchor=anchor, interval_ms=1000, after=anchor + timedelta(seconds=5.5)) == anchor + timedelta(seconds=6)
-    assert interval_next(anchor=anchor, interval_ms=1000, after=anchor + timedelta(seconds=6)) == anchor + timedelta(seconds=7)
+    assert interval_next(
+        anchor=anchor, interval_ms=1000, after=anchor + timedelta(seconds=5.5)
+    ) == anchor + timedelta(seconds=6)
+    assert interval_next(
+        anchor=anchor, interval_ms=1000, after=anchor + timedelta(seconds=6)
+    ) == anchor + timedelta(seconds=7)
 
 
 @pytest.mark.parametrize("expr", ["", "* * *", "60 * * * *", "@never", "0 0 31 2 *", "a b c d e"])

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "schedules",
     "alerts",
     "dashboard",
+    "spooled",
 ]
 
 MIDDLEWARE = [

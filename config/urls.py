@@ -39,6 +39,8 @@ urlpatterns = [
     path("v1/", include("queues.urls")),
     path("v1/", include("schedules.urls")),
     path("v1/", include("alerts.urls")),
+    # Spooled's wire surface (spooled/): its own errors and paging, over the same services.
+    path("api/v1/", include("spooled.urls")),
     # The customer dashboard owns `/` and is tried last, so /v1, /admin and /doc always win.
     path("", include("dashboard.urls")),
 ]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SpooledConfig(AppConfig):
+    name = "spooled"
+    verbose_name = "Spooled-compatible surface"

@@ -1,0 +1,3 @@
+"""The REST routes under /api/v1 (spooled.urls mounts them)."""
+
+urlpatterns: list = []

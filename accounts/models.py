@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from config.columns import prefixed_id
 from config.ids import new_id
 
 
@@ -48,7 +49,7 @@ class Plan(models.Model):
 class Workspace(models.Model):
     """The tenant: every object belongs to exactly one workspace."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_workspace_id, editable=False)
+    id = prefixed_id(_workspace_id)
     name = models.CharField(max_length=200)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="workspaces", default="free")
     owner = models.OneToOneField(
@@ -76,7 +77,7 @@ class Workspace(models.Model):
 class ApiKey(models.Model):
     """A workspace key `rt_ws_…`: only its SHA-256 hash and a short visible prefix are stored."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_key_id, editable=False)
+    id = prefixed_id(_key_id)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
     is_primary = models.BooleanField(default=False, help_text="The key that rotate-key replaces.")

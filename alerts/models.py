@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from config.columns import owning_workspace, prefixed_id
 from config.ids import new_id
 
 
@@ -42,10 +43,8 @@ class Channel(models.TextChoices):
 class Alert(models.Model):
     """Notifies when consecutive failed executions in its scope (queue, schedule or workspace) reach a threshold."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_alert_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_alert_id)
+    workspace = owning_workspace()
     name = models.CharField(max_length=128)
     channel = models.CharField(max_length=16, choices=Channel.choices)
     target = models.CharField(max_length=2048)
@@ -84,10 +83,8 @@ class Alert(models.Model):
 class WebhookSubscription(models.Model):
     """Receives every outbox event of its workspace whose type is in `events` (or all, with `["*"]`)."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_webhook_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_webhook_id)
+    workspace = owning_workspace()
     url = models.CharField(max_length=2048)
     events = models.JSONField(default=list)
     enabled = models.BooleanField(default=True)
@@ -114,10 +111,8 @@ class WebhookSubscription(models.Model):
 class WebhookDelivery(models.Model):
     """One event to one subscription; retried in place (attempts, next_attempt_at) until success or failed."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_delivery_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_delivery_id)
+    workspace = owning_workspace()
     subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
     event_id = models.CharField(max_length=40)
     event_type = models.CharField(max_length=32)
@@ -167,10 +162,8 @@ class NotificationKind(models.TextChoices):
 class AlertNotification(models.Model):
     """One message of an alert to its channel; sent and retried like webhook deliveries."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_notification_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_notification_id)
+    workspace = owning_workspace()
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=16, choices=NotificationKind.choices)
     # What the message says (rendered per channel at send time).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from config.columns import owning_workspace, prefixed_id
 from config.ids import new_id
 
 # `_event_id`: migration 0001 names jobs.models._event_id as Event.id's default.
@@ -39,10 +40,8 @@ TERMINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
 class Job(models.Model):
-    id = models.CharField(primary_key=True, max_length=40, default=_job_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_job_id)
+    workspace = owning_workspace()
     queue = models.ForeignKey("queues.Queue", on_delete=models.CASCADE, related_name="jobs")
     name = models.CharField(max_length=128, null=True, blank=True)
     payload = models.JSONField(null=True, blank=True)
@@ -180,10 +179,8 @@ class ExecutionStatus(models.TextChoices):
 class Execution(models.Model):
     """One row per attempt (push delivery or pull lease)."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_execution_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_execution_id)
+    workspace = owning_workspace()
     # No single-column FK indexes: jobs_exec_job_attempt and jobs_exec_queue_started start with these columns.
     job = models.ForeignKey(
         Job, on_delete=models.CASCADE, related_name="executions", null=True, blank=True, db_index=False
@@ -230,10 +227,8 @@ class Execution(models.Model):
 class Worker(models.Model):
     """A registered pull worker."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_worker_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_worker_id)
+    workspace = owning_workspace()
     name = models.CharField(max_length=128)
     queues = models.JSONField(default=list, blank=True)
     hostname = models.CharField(max_length=255, blank=True, default="")

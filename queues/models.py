@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import models
 
+from config.columns import owning_workspace, prefixed_id
 from config.ids import new_id
 
 DEFAULT_RETRY_POLICY = {
@@ -36,7 +37,7 @@ class Queue(models.Model):
         PUSH = "push", "Push: Spindle POSTs each job to the endpoint"
         PULL = "pull", "Pull: the workspace's workers claim jobs"
 
-    id = models.CharField(primary_key=True, max_length=40, default=_queue_id, editable=False)
+    id = prefixed_id(_queue_id)
     workspace = models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="queues")
     name = models.CharField(max_length=64)
     delivery = models.CharField(max_length=8, choices=Delivery.choices, default=Delivery.PUSH)
@@ -85,10 +86,8 @@ class Queue(models.Model):
 class Event(models.Model):
     """The outbox: written in the same transaction as the state change it records (DESIGN.md invariant 6)."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_event_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_event_id)
+    workspace = owning_workspace()
     type = models.CharField(max_length=32)
     queue_name = models.CharField(max_length=64, null=True, blank=True)
     job_id = models.CharField(max_length=40, null=True, blank=True)
@@ -112,9 +111,7 @@ class Event(models.Model):
 class QueueMinuteStat(models.Model):
     """Per-queue per-minute rollup written when attempts finish; metrics and usage read it, not executions."""
 
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    workspace = owning_workspace()
     queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="+")
     minute = models.DateTimeField()
     enqueued = models.PositiveIntegerField(default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from config.columns import owning_workspace, prefixed_id
 from config.ids import new_id
 
 
@@ -19,10 +20,8 @@ class Overlap(models.TextChoices):
 class Schedule(models.Model):
     """A recurring job template. The ticker fires it when `next_run_at` is due (DESIGN.md invariant 7)."""
 
-    id = models.CharField(primary_key=True, max_length=40, default=_schedule_id, editable=False)
-    workspace = models.ForeignKey(
-        "accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    id = prefixed_id(_schedule_id)
+    workspace = owning_workspace()
     name = models.CharField(max_length=64)
     description = models.TextField(blank=True, default="")
     # Deleting a queue deletes its schedules: a schedule without a queue could never fire.

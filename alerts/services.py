@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
-from billing.services import plan_check_count
+from billing.services import plan_slot_take
 from config.exceptions import ValidationFailed
 from queues.models import Queue
 from queues.services import signing_secret_new
@@ -59,11 +59,7 @@ def alert_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Alert, 
     _check_scope(workspace=workspace, queue=data["queue"], schedule=data["schedule"])
     secret = signing_secret_new() if data["channel"] == Channel.WEBHOOK else None
     with transaction.atomic():
-        # Lock the workspace row so two parallel creates cannot both take the plan's last alert slot.
-        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
-        plan_check_count(
-            workspace=workspace, resource="alerts", current=Alert.objects.filter(workspace=workspace).count()
-        )
+        plan_slot_take(workspace=workspace, resource="alerts", model=Alert)
         alert = Alert(workspace=workspace, secret=secret or "")
         _apply_alert_fields(alert, {**data, "target": target})
         alert.save(force_insert=True)
@@ -139,14 +135,8 @@ def webhook_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Webho
     """Create a subscription; returns it and its signing secret (shown once)."""
     secret = signing_secret_new()
     with transaction.atomic():
-        # Lock the workspace row so two parallel creates cannot both take the plan's last webhook slot; the cap
-        # bounds the fan-out work one workspace's events cost (issue 9).
-        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
-        plan_check_count(
-            workspace=workspace,
-            resource="webhooks",
-            current=WebhookSubscription.objects.filter(workspace=workspace).count(),
-        )
+        # The cap also bounds the fan-out work one workspace's events cost (issue 9).
+        plan_slot_take(workspace=workspace, resource="webhooks", model=WebhookSubscription)
         sub = WebhookSubscription(
             workspace=workspace,
             url=data["url"],

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
-from billing.services import plan_check_count, plan_check_value
+from billing.services import plan_check_value, plan_slot_take
 from config.exceptions import Conflict, ValidationFailed
 
 from .events import PendingEvent, events_emit
@@ -99,11 +99,7 @@ def queue_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Queue, 
     _check_plan(workspace=workspace, endpoint=endpoint, retry_policy=retry_policy)
     secret = signing_secret_new()
     with transaction.atomic():
-        # Lock the workspace row so two parallel creates cannot both pass the plan's queue cap.
-        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
-        plan_check_count(
-            workspace=workspace, resource="queues", current=Queue.objects.filter(workspace=workspace).count()
-        )
+        plan_slot_take(workspace=workspace, resource="queues", model=Queue)
         queue = Queue(
             workspace=workspace,
             name=data["name"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .quota import (
     plan_check_count,
     plan_check_value,
+    plan_slot_take,
     quota_consume,
     quota_consume_statement,
     quota_exceeded,
@@ -39,6 +40,7 @@ __all__ = [
     "parse_period",
     "period_start",
     "plan_check_count",
+    "plan_slot_take",
     "plan_check_value",
     "plan_for_price",
     "plan_price_id",

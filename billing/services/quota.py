@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Model
 
 from accounts.models import Workspace
 from config.db import backend
@@ -130,6 +130,19 @@ def plan_check_count(*, workspace: Workspace, resource: str, current: int, addin
             f"The {workspace.plan.name} plan allows {limit} {resource}.",
             details={"limit": limit, "plan": workspace.plan_id, "resource": resource},
         )
+
+
+def plan_slot_take(*, workspace: Workspace, resource: str, model: type[Model]) -> None:
+    """Before creating one more `model` row (a queue, schedule, alert or webhook): raise PlanLimit if the plan's
+    cap for `resource` is reached.
+
+    Call it inside the creating transaction: it locks the workspace row first, so two parallel creates cannot
+    both take the plan's last slot.
+    """
+    Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
+    plan_check_count(
+        workspace=workspace, resource=resource, current=model.objects.filter(workspace=workspace).count()
+    )
 
 
 _VALUE_CAPS = {

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Workspace
-from billing.services import plan_check_count
+from billing.services import plan_slot_take
 from config.exceptions import Conflict, violated_constraint
 from queues.masking import target_unmasked
 from queues.models import Queue
@@ -49,13 +49,7 @@ def schedule_create(*, workspace: Workspace, data: dict[str, Any], now: datetime
     now = now or timezone.now()
     values = cleaned.values
     with transaction.atomic():
-        # Lock the workspace row so two parallel creates cannot both pass the plan's schedule cap.
-        Workspace.objects.select_for_update().filter(pk=workspace.pk).exists()
-        plan_check_count(
-            workspace=workspace,
-            resource="schedules",
-            current=Schedule.objects.filter(workspace=workspace).count(),
-        )
+        plan_slot_take(workspace=workspace, resource="schedules", model=Schedule)
         queue = cleaned.queue or _default_queue(workspace=workspace)
         schedule = Schedule(
             workspace=workspace,

@@ -37,7 +37,9 @@ JOB_FIELDS = (
 
 
 def _unlimited(workspace):
-    Plan.objects.filter(code=workspace.plan_id).update(max_schedules=None, jobs_per_month=None, max_attempts=None)
+    Plan.objects.filter(code=workspace.plan_id).update(
+        max_schedules=None, jobs_per_month=None, max_attempts=None
+    )
     workspace.plan.refresh_from_db()
 
 

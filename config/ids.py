@@ -30,3 +30,24 @@ def new_ids(prefix: str, count: int) -> list[str]:
     head = _encode(millis, 10)
     base = int.from_bytes(os.urandom(10), "big") & ~((1 << 24) - 1)
     return [f"{prefix}_{head}{_encode(base + i, 16)}" for i in range(count)]
+
+
+# Ids minted inside one SQL statement (set-based writers such as the schedule ticker): Python draws the first 20
+# characters (the milliseconds and 50 random bits) once per statement and SQL appends the row's ordinal as the
+# last 6 characters (30 bits), so each id has new_ids' shape and order: `prefix_` + 26 Crockford base32 characters.
+SQL_ID_ORDINAL_BITS = 30
+
+
+def sql_id_head(prefix: str) -> str:
+    """The shared first part of a statement's ids (`prefix_` + 20 characters); see sql_id_expr."""
+    millis = time.time_ns() // 1_000_000
+    return f"{prefix}_{_encode(millis, 10)}{_encode(int.from_bytes(os.urandom(7), 'big') >> 6, 10)}"
+
+
+def sql_id_expr(head_sql: str, ordinal_sql: str) -> str:
+    """SQL for `head || base32(ordinal)` with 6 characters: ids unique and increasing for ordinals 0 .. 2**30 - 1."""
+    digits = [
+        f"substr('{_ALPHABET}', ((({ordinal_sql}) >> {shift}) & 31)::int + 1, 1)"
+        for shift in range(SQL_ID_ORDINAL_BITS - 5, -1, -5)
+    ]
+    return f"({head_sql} || " + " || ".join(digits) + ")"

@@ -66,6 +66,12 @@ class Schedule(models.Model):
             models.Index(
                 fields=["next_run_at"], condition=models.Q(paused=False), name="schedules_schedule_due"
             ),
+            # The set-based ticker's due cron schedules, whose ticks Python computes (croniter, DST rules).
+            models.Index(
+                fields=["next_run_at"],
+                condition=models.Q(paused=False, cron__isnull=False),
+                name="schedules_schedule_cron_due",
+            ),
         ]
 
     def __str__(self) -> str:

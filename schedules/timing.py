@@ -159,3 +159,28 @@ def upcoming(
             cron=cron, interval_ms=interval_ms, tz_name=tz_name, after=current, anchor=current
         )
     return times
+
+
+def due_ticks(
+    *,
+    cron: str | None,
+    interval_ms: int | None,
+    tz_name: str | None,
+    first: datetime,
+    now: datetime,
+    grace: timedelta,
+) -> tuple[list[datetime], datetime]:
+    """(tick times to fire, the next fire time after now) of a schedule due at `first` <= now.
+
+    A tick late by less than `grace` (a ticker that ran a little late) still fires on its own, so a one-second
+    schedule has no gaps; a backlog older than that is downtime and fires once for all missed ticks, at `first`.
+    """
+    ticks = [first]
+    nxt = next_fire(cron=cron, interval_ms=interval_ms, tz_name=tz_name, after=first, anchor=first)
+    if first >= now - grace:
+        while nxt <= now:
+            ticks.append(nxt)
+            nxt = next_fire(cron=cron, interval_ms=interval_ms, tz_name=tz_name, after=nxt, anchor=nxt)
+    elif nxt <= now:
+        nxt = next_fire(cron=cron, interval_ms=interval_ms, tz_name=tz_name, after=now, anchor=first)
+    return ticks, nxt

@@ -1,74 +1,42 @@
-"""The set-based ticker that fires due schedules, the manual trigger, and tick-row housekeeping."""
+"""The ticker that fires due schedules, the manual trigger, and tick-row housekeeping.
+
+Firing is set-based on PostgreSQL (fire_sql: SQL plans, inserts and advances a whole batch) and row by row on
+SQLite, the embedded single-writer mode (fire_rows). A batch whose set-based statement fails is fired row by row
+instead, which isolates each workspace, so one broken row never stalls every schedule.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
 from accounts.models import Workspace
 from config.db import backend
-from config.exceptions import ApplicationError, QuotaExceeded
-from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job
-from jobs.specs import JobSpec
-from queues.events import PendingEvent, events_emit, iso
-from queues.models import DEFAULT_RETRY_POLICY, Queue
+from jobs.models import Job
+from queues.events import events_emit
 
-from .. import timing
-from ..models import Overlap, Schedule, ScheduleTick
+from ..models import Schedule, ScheduleTick
+from .fire_rows import enqueue, fire_batch_rows, fired_event, job_spec
+from .fire_sql import fire_batch_sql
 
 logger = logging.getLogger(__name__)
 
-# Ticker tuning. A tick late by less than the grace (a beat that ran a little late) still gets its own job, so a
-# one-second schedule has no gaps; a backlog older than that is downtime and fires once for all missed ticks.
+# Schedules per batch (one transaction each): the row path builds objects per schedule, the set-based one does not.
 TICK_BATCH = 500
+TICK_BATCH_SET_BASED = 2000
 TICK_MAX_BATCHES = 100
-CATCHUP_GRACE = timedelta(milliseconds=getattr(settings, "SPINDLE_SCHEDULE_CATCHUP_GRACE_MS", 5000))
+# The tick window's rounds start at least this far apart: with thousands of one-second schedules on random
+# phases something is always due, and a round per millisecond would spend the ticker on fixed costs. The lag it
+# adds (at most this) is well inside PERF.md's p99 <= 1 s.
+TICK_MIN_GAP_S = 0.05
 # Tick rows only have to outlive the moment a duplicate could race them; keep an hour for inspection.
 TICK_RETENTION = timedelta(hours=1)
 TICK_PRUNE_BATCH = 10_000
-
-
-def _job_spec(schedule: Schedule, queue: Queue) -> JobSpec:
-    """The job a tick enqueues. A partial retry policy is merged over the queue's policy as it is now."""
-    template = schedule.job or {}
-    policy = template.get("retry_policy")
-    return JobSpec(
-        payload=template.get("payload"),
-        name=template.get("name"),
-        tags=list(template.get("tags") or []),
-        priority=template.get("priority") or 0,
-        retry_policy={**(queue.retry_policy or DEFAULT_RETRY_POLICY), **policy} if policy else None,
-        timeout_ms=template.get("timeout_ms"),
-        http=template.get("http"),
-        schedule_id=schedule.id,
-    )
-
-
-def _enqueue(*, workspace: Workspace, queue: Queue, specs: list[JobSpec]) -> list[Job]:
-    from jobs.services.enqueue import job_enqueue_specs
-
-    return [job for job, _created in job_enqueue_specs(workspace=workspace, queue=queue, specs=specs)]
-
-
-def _fired_event(
-    schedule: Schedule, *, queue_name: str, job_id: str, tick_at: datetime | None, manual: bool = False
-) -> PendingEvent:
-    return PendingEvent(
-        workspace_id=schedule.workspace_id,
-        type="schedule:fired",
-        queue_name=queue_name,
-        job_id=job_id,
-        data={"schedule": schedule.name, "tick_at": iso(tick_at), "manual": manual},
-    )
 
 
 def schedule_trigger(*, workspace: Workspace, schedule: Schedule) -> Job:
@@ -79,11 +47,11 @@ def schedule_trigger(*, workspace: Workspace, schedule: Schedule) -> Job:
             .select_related("queue")
             .get(workspace=workspace, pk=schedule.pk)
         )
-        job = _enqueue(workspace=workspace, queue=locked.queue, specs=[_job_spec(locked, locked.queue)])[0]
+        job = enqueue(workspace=workspace, queue=locked.queue, specs=[job_spec(locked, locked.queue)])[0]
         now = timezone.now()
         Schedule.objects.filter(pk=locked.pk).update(last_run_at=now, last_job_id=job.id)
         events_emit(
-            [_fired_event(locked, queue_name=locked.queue.name, job_id=job.id, tick_at=None, manual=True)]
+            [fired_event(locked, queue_name=locked.queue.name, job_id=job.id, tick_at=None, manual=True)]
         )
     job.queue = locked.queue
     return job
@@ -94,80 +62,17 @@ def _db_now() -> datetime:
     return backend().now()
 
 
-def _ticks_for(schedule: Schedule, now: datetime) -> tuple[list[datetime], datetime]:
-    """(tick times to fire, new next_run_at > now). Late by more than the grace: one fire for the backlog."""
-    first = schedule.next_run_at
-    assert first is not None
-    ticks = [first]
-    nxt = timing.next_fire(
-        cron=schedule.cron,
-        interval_ms=schedule.interval_ms,
-        tz_name=schedule.timezone,
-        after=first,
-        anchor=first,
-    )
-    if first >= now - CATCHUP_GRACE:
-        while nxt <= now:
-            ticks.append(nxt)
-            nxt = timing.next_fire(
-                cron=schedule.cron,
-                interval_ms=schedule.interval_ms,
-                tz_name=schedule.timezone,
-                after=nxt,
-                anchor=nxt,
-            )
-    elif nxt <= now:
-        nxt = timing.next_fire(
-            cron=schedule.cron,
-            interval_ms=schedule.interval_ms,
-            tz_name=schedule.timezone,
-            after=now,
-            anchor=first,
-        )
-    return ticks, nxt
+def _set_based() -> bool:
+    return backend().SET_BASED
 
 
-def _tick_key(schedule_id: str, value: Any) -> tuple[str, str]:
-    if isinstance(value, str):  # SQLite returns the stored text
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return schedule_id, value.astimezone(UTC).isoformat()
-
-
-def _insert_ticks(pairs: list[tuple[str, datetime]], created_at: datetime) -> dict[tuple[str, str], int]:
-    """Insert tick rows, skipping existing ones; returns {(schedule_id, tick): tick row id} for the ones WE inserted.
-
-    ON CONFLICT DO NOTHING against schedules_tick_schedule_tick_uniq: a racing ticker's rows are not ours, so
-    only the winner of each (schedule, tick) enqueues. Works on PostgreSQL and SQLite (>= 3.35) alike.
-    """
-    if not pairs:
-        return {}
-    adapt = connection.ops.adapt_datetimefield_value
-    created = adapt(created_at)
-    won: dict[tuple[str, str], int] = {}
-    for start in range(0, len(pairs), 1000):
-        chunk = pairs[start : start + 1000]
-        params: list[Any] = []
-        for schedule_id, tick_at in chunk:
-            params += [schedule_id, adapt(tick_at), created]
-        sql = (
-            "INSERT INTO schedules_scheduletick (schedule_id, tick_at, created_at) VALUES "
-            + ", ".join(["(%s, %s, %s)"] * len(chunk))
-            + " ON CONFLICT (schedule_id, tick_at) DO NOTHING RETURNING id, schedule_id, tick_at"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for row_id, schedule_id, tick_at in cursor.fetchall():
-                won[_tick_key(schedule_id, tick_at)] = row_id
-    return won
-
-
-def schedules_fire_due(*, now: datetime | None = None, batch_size: int = TICK_BATCH) -> int:
-    """Fire every due schedule, set-based, in batches of `batch_size`; returns the number of jobs enqueued.
+def schedules_fire_due(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+    """Fire every due schedule in batches of `batch_size`; returns the number of jobs enqueued.
 
     `now` replaces the database clock (tests drive daylight-saving changes with it).
     """
+    set_based = _set_based()
+    batch_size = batch_size or (TICK_BATCH_SET_BASED if set_based else TICK_BATCH)
     fired = 0
     # One "now" for every batch of this call: a schedule fired by batch 1 is not due again in batch 9 even when
     # the batches together take longer than its interval.
@@ -175,172 +80,24 @@ def schedules_fire_due(*, now: datetime | None = None, batch_size: int = TICK_BA
         with transaction.atomic():
             now = _db_now()
     for _ in range(TICK_MAX_BATCHES):
-        batch_fired, selected = _fire_batch(now=now, batch_size=batch_size)
+        batch_fired, selected = _fire_batch(now=now, batch_size=batch_size, set_based=set_based)
         fired += batch_fired
         if selected < batch_size:
             break
     return fired
 
 
-def _fire_batch(*, now: datetime | None, batch_size: int) -> tuple[int, int]:
+def _fire_batch(*, now: datetime, batch_size: int, set_based: bool) -> tuple[int, int]:
     with transaction.atomic(durable=True):
-        now = now or _db_now()
-        # Served by schedules_schedule_due (partial on NOT paused). SKIP LOCKED: a second ticker takes other
-        # rows or none; once we commit, these rows' next_run_at is in the future and no longer match.
-        schedules = list(
-            Schedule.objects.filter(paused=False, next_run_at__lte=now)
-            .select_related("workspace__plan", "queue")
-            .order_by("next_run_at")
-            .select_for_update(skip_locked=True, of=("self",))[:batch_size]
-        )
-        if not schedules:
-            return 0, 0
-        plan, new_next = _plan_ticks(schedules, now)
-        won = _insert_ticks([(s.id, t) for s, t in plan], created_at=timezone.now())
-        plan = [(s, t) for s, t in plan if _tick_key(s.id, t) in won]
-        fired = _Fired()
-        by_workspace: dict[str, list[tuple[Schedule, datetime]]] = defaultdict(list)
-        for schedule, tick in plan:
-            by_workspace[schedule.workspace_id].append((schedule, tick))
-        for items in by_workspace.values():
-            _fire_workspace(items, won=won, now=now, fired=fired)
-        events_emit(fired.events)
-        if fired.refused:
-            Execution.objects.bulk_create(fired.refused)
-        for schedule in schedules:
-            schedule.next_run_at = new_next[schedule.id]
-        _write_back(schedules, fired.tick_jobs)
-        return fired.enqueued, len(schedules)
-
-
-def _plan_ticks(
-    schedules: list[Schedule], now: datetime
-) -> tuple[list[tuple[Schedule, datetime]], dict[str, datetime]]:
-    """(the (schedule, tick) pairs to fire, each schedule's new next_run_at). overlap=skip: the previous job
-    must be terminal, and a backlog fires once."""
-    skip_ids = {s.last_job_id for s in schedules if s.overlap == Overlap.SKIP and s.last_job_id}
-    running = (
-        set(
-            Job.objects.filter(id__in=skip_ids)
-            .exclude(state__in=TERMINAL_STATES)
-            .values_list("id", flat=True)
-        )
-        if skip_ids
-        else set()
-    )
-
-    plan: list[tuple[Schedule, datetime]] = []
-    new_next: dict[str, datetime] = {}
-    for schedule in schedules:
-        ticks, new_next[schedule.id] = _ticks_for(schedule, now)
-        if schedule.overlap == Overlap.SKIP:
-            if schedule.last_job_id in running:
-                continue
-            ticks = ticks[:1]
-        plan.extend((schedule, tick) for tick in ticks)
-    return plan, new_next
-
-
-@dataclass
-class _Fired:
-    """What one batch's enqueues produced, written once at its end."""
-
-    tick_jobs: list[ScheduleTick] = field(default_factory=list)
-    events: list[PendingEvent] = field(default_factory=list)
-    refused: list[Execution] = field(default_factory=list)
-    enqueued: int = 0
-
-
-def _fire_workspace(
-    items: list[tuple[Schedule, datetime]], *, won: dict[tuple[str, str], int], now: datetime, fired: _Fired
-) -> None:
-    """Enqueue one workspace's ticks inside a savepoint: a workspace over its quota (or with a broken template)
-    loses its ticks (the tick rows stay, with no job), never another workspace's."""
-    workspace = items[0][0].workspace
-    by_queue: dict[str, list[tuple[Schedule, datetime]]] = defaultdict(list)
-    for schedule, tick in items:
-        by_queue[schedule.queue_id].append((schedule, tick))
-    try:
-        with transaction.atomic():
-            results: list[tuple[Schedule, datetime, Job]] = []
-            for queue_items in by_queue.values():
-                queue = queue_items[0][0].queue
-                jobs = _enqueue(
-                    workspace=workspace, queue=queue, specs=[_job_spec(s, queue) for s, _t in queue_items]
+        if set_based:
+            try:
+                with transaction.atomic():
+                    return fire_batch_sql(now=now, batch_size=batch_size)
+            except Exception:
+                logger.warning(
+                    "set-based schedule firing failed; firing this batch row by row", exc_info=True
                 )
-                results.extend((s, t, j) for (s, t), j in zip(queue_items, jobs, strict=True))
-    except QuotaExceeded as exc:
-        # API.md Executions: a run the monthly quota refused is visible as a `quota_exceeded` execution
-        # of the schedule (no job), not a silent gap; the tick row stays without a job.
-        logger.info("schedule ticks of workspace %s refused by the quota", workspace.id)
-        fired.refused.extend(_quota_refusal(schedule, tick, now, exc) for schedule, tick in items)
-        return
-    except ApplicationError as exc:
-        logger.warning("schedule ticks of workspace %s not enqueued: %s", workspace.id, exc.code)
-        return
-    except Exception:
-        logger.exception("schedule ticks of workspace %s failed", workspace.id)
-        return
-    for schedule, tick, job in results:
-        fired.tick_jobs.append(ScheduleTick(id=won[_tick_key(schedule.id, tick)], job_id=job.id))
-        fired.events.append(
-            _fired_event(schedule, queue_name=schedule.queue.name, job_id=job.id, tick_at=tick)
-        )
-        schedule.last_run_at = now
-        schedule.last_job_id = job.id
-    fired.enqueued += len(results)
-
-
-def _quota_refusal(schedule: Schedule, tick: datetime, now: datetime, exc: QuotaExceeded) -> Execution:
-    """The execution row of a tick the monthly quota refused: no job, attempt 0 (nothing was started)."""
-    return Execution(
-        workspace_id=schedule.workspace_id,
-        job=None,
-        queue_id=schedule.queue_id,
-        schedule_id=schedule.id,
-        attempt=0,
-        status=ExecutionStatus.QUOTA_EXCEEDED,
-        started_at=now,
-        completed_at=now,
-        duration_ms=0,
-        error={"message": exc.message, "type": "quota_exceeded", "tick_at": iso(tick), **exc.details},
-    )
-
-
-def _write_back(schedules: list[Schedule], tick_jobs: list[ScheduleTick]) -> None:
-    """Advance the schedules and link tick rows to their jobs: one UPDATE … FROM (VALUES …) each on PostgreSQL.
-
-    Django's bulk_update builds a CASE per row and field, which cost ~4 ms per schedule here (PERF.md wants a
-    thousand one-second schedules fired well inside a second).
-    """
-    if not backend().SET_BASED:
-        ScheduleTick.objects.bulk_update(tick_jobs, ["job_id"], batch_size=500)
-        Schedule.objects.bulk_update(schedules, ["next_run_at", "last_run_at", "last_job_id"], batch_size=500)
-        return
-    with connection.cursor() as cursor:
-        for start in range(0, len(schedules), 1000):
-            chunk = schedules[start : start + 1000]
-            params: list[Any] = []
-            for s in chunk:
-                params += [s.id, s.next_run_at, s.last_run_at, s.last_job_id]
-            cursor.execute(
-                "UPDATE schedules_schedule AS s SET next_run_at = v.next_run_at, last_run_at = v.last_run_at,"
-                " last_job_id = v.last_job_id FROM (VALUES "
-                + ", ".join(["(%s, %s::timestamptz, %s::timestamptz, %s::varchar)"] * len(chunk))
-                + ") AS v(id, next_run_at, last_run_at, last_job_id) WHERE s.id = v.id",
-                params,
-            )
-        for start in range(0, len(tick_jobs), 1000):
-            ticks_chunk = tick_jobs[start : start + 1000]
-            params = []
-            for t in ticks_chunk:
-                params += [t.id, t.job_id]
-            cursor.execute(
-                "UPDATE schedules_scheduletick AS t SET job_id = v.job_id FROM (VALUES "
-                + ", ".join(["(%s::bigint, %s::varchar)"] * len(ticks_chunk))
-                + ") AS v(id, job_id) WHERE t.id = v.id",
-                params,
-            )
+        return fire_batch_rows(now=now, batch_size=batch_size)
 
 
 def schedule_ticks_prune(*, now: datetime | None = None, max_batches: int = 10) -> int:
@@ -364,9 +121,10 @@ def schedules_tick_window(*, window_ms: int) -> int:
     """Fire due schedules repeatedly for up to `window_ms`, sleeping until the next due time.
 
     Beat starts the ticker once a second; looping inside that second fires each tick within milliseconds of
-    its time instead of up to a second late (PERF.md: lag p99 <= 1 s with 1,000 one-second schedules).
+    its time instead of up to a second late (PERF.md: lag p99 <= 1 s with 100,000 schedules).
     """
     deadline = time.monotonic() + window_ms / 1000
+    round_started = time.monotonic()
     fired = schedules_fire_due()
     while True:
         remaining = deadline - time.monotonic()
@@ -375,8 +133,11 @@ def schedules_tick_window(*, window_ms: int) -> int:
         soonest = Schedule.objects.filter(paused=False).aggregate(at=Min("next_run_at"))["at"]
         if soonest is None:
             return fired
-        wait = (soonest - timezone.now()).total_seconds()
+        wait = max(
+            (soonest - timezone.now()).total_seconds(), round_started + TICK_MIN_GAP_S - time.monotonic()
+        )
         if wait > remaining:
             return fired
         time.sleep(min(max(wait, 0.005), remaining))
+        round_started = time.monotonic()
         fired += schedules_fire_due()

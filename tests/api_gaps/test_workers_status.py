@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -103,3 +104,34 @@ def test_reaping_spares_a_worker_seen_again(api_client, workspace, settings):
         )
     assert exc.value.__class__.__name__ == "NotFound"
     assert Worker.objects.filter(pk=worker["id"]).exists()
+
+
+def test_reaping_a_job_out_of_attempts_logs_one_dead_letter_warning(
+    api_client, workspace, settings, caplog, django_capture_on_commit_callbacks
+):
+    settings.SPINDLE_WORKER_REAP_AFTER_S = 300
+    queue = make_queue(workspace, "work")
+    enqueue(workspace, queue, 2)
+    Job.objects.update(max_attempts=1)  # the lease the reap releases was the last attempt of one of them
+    worker = _register(api_client, "gone")
+    claimed = api_client.post(
+        "/v1/queues/work/jobs/claim", {"worker_id": worker["id"], "limit": 2}, format="json"
+    ).json()["data"]
+    Job.objects.filter(pk=claimed[1]["id"]).update(max_attempts=2)
+    _age(worker["id"], 301)
+    logger = "jobs.services.engine.outcomes"  # the engine's dead-letter lines: one form for every path
+    with caplog.at_level(logging.WARNING, logger=logger):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert workers_reap() == 1
+    (record,) = [r for r in caplog.records if r.name == logger]
+    dead = Job.objects.get(pk=claimed[0]["id"])
+    assert dead.state == "failed" and Job.objects.get(pk=claimed[1]["id"]).state == "waiting"
+    assert record.levelno == logging.WARNING
+    assert (record.job_id, record.queue, record.queue_id, record.workspace_id) == (
+        dead.id,
+        "work",
+        queue.id,
+        workspace.id,
+    )
+    assert (record.attempts, record.error_type) == (1, "worker_reaped")
+    assert dead.id in record.getMessage() and "error_type=worker_reaped" in record.getMessage()

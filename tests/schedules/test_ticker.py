@@ -20,6 +20,8 @@ from schedules.tasks import tick
 from tests.threads import run_in_threads
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+# Every test here runs through both firing paths (tests/schedules/conftest.py).
+pytestmark = pytest.mark.usefixtures("firing")
 
 
 def make(workspace, *, now=T0, **data):

@@ -15,6 +15,7 @@ from accounts.models import Workspace
 from config.exceptions import NotFound
 from jobs.models import Execution, ExecutionStatus, Job, JobState, Worker
 from jobs.services.dispatch import kick_on_commit
+from jobs.services.engine.outcomes import _log_dead_letters as log_dead_letters  # the one dead-letter line
 from queues.events import PendingEvent, events_emit
 
 # Stale workers reaped per sweep; the rest wait for the next sweep (a second later).
@@ -169,5 +170,19 @@ def _release_held(
         events.append(PendingEvent(workspace.id, "job:failed", row[2], row[0], {**data, "error": error}))
         events.append(PendingEvent(workspace.id, "job:dead", row[2], row[0], {**data, "error": error}))
     events_emit(events, now=now)
+    if dead:
+        # One WARNING per dead-lettered job after commit, in the engine's form (nothing for a rolled-back reap).
+        lines = [
+            {
+                "job_id": row[0],
+                "queue": row[2],
+                "queue_id": row[1],
+                "workspace_id": workspace.id,
+                "attempts": row[4],
+                "error_type": reason,
+            }
+            for row in dead
+        ]
+        transaction.on_commit(lambda: log_dead_letters(lines))
     # The released jobs are ready again: wake long-polling claimers (one NOTIFY per queue).
     kick_on_commit(sorted({row[1] for row in released}))

@@ -69,7 +69,8 @@
   // What the user set stays across a morph: ticked row checkboxes and opened <details>.
   if (window.Idiomorph) {
     const callbacks = window.Idiomorph.defaults.callbacks;
-    callbacks.beforeNodeMorphed = (node) => !(node instanceof HTMLInputElement && node.type === "checkbox");
+    // Only boxes with an id (the same job's box, matched by id) keep their tick; others follow the server.
+    callbacks.beforeNodeMorphed = (node) => !(node instanceof HTMLInputElement && node.type === "checkbox" && node.id);
     callbacks.beforeAttributeUpdated = (name, node) => !(name === "open" && node.tagName === "DETAILS");
   }
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cron_descriptor import ExpressionDescriptor, Options
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -15,6 +15,7 @@ from billing.selectors import billing_status, quota_summary
 from billing.services import current_period
 from jobs.models import Execution, Job, JobState, Worker
 from jobs.queue_selectors import queue_counts
+from jobs.services.pull.workers import worker_active_counts, worker_is_online
 from queues.models import Event, Queue
 from queues.selectors import queue_list, queue_metrics, sparklines, usage_report
 from schedules.models import Schedule
@@ -196,12 +197,7 @@ def cron_in_words(cron: str | None, interval_ms: int | None) -> str:
 
 
 def workers_overview(*, workspace: Workspace) -> list[dict[str, Any]]:
-    """Registered pull workers, last seen first, with the number of jobs each holds a lease on now."""
+    """Registered pull workers, last seen first, online or not, with the jobs each holds a lease on now."""
     workers = list(Worker.objects.filter(workspace=workspace).order_by("-last_seen_at")[:200])
-    held = dict(
-        Job.objects.filter(workspace=workspace, state=JobState.ACTIVE, worker_id__in=[w.id for w in workers])
-        .values("worker_id")
-        .annotate(n=Count("id"))
-        .values_list("worker_id", "n")
-    )
-    return [{"worker": w, "active": held.get(w.id, 0)} for w in workers]
+    held = worker_active_counts(workspace=workspace, worker_ids=[w.id for w in workers])
+    return [{"worker": w, "active": held.get(w.id, 0), "online": worker_is_online(w)} for w in workers]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -34,13 +34,21 @@ def _settings_page(
     return response
 
 
+NEW_KEY = "dashboard_new_key"
+
+
 @require_http_methods(["GET", "POST"])
 @workspace_required
 def settings(request: HttpRequest) -> HttpResponse:
-    """`POST` issues a named key (the service behind `POST /v1/keys`); the raw key is on this answer only."""
+    """`POST` issues a named key (the service behind `POST /v1/keys`), then redirects; the raw key rides in the
+    session to the next page view only (post/redirect/get: a reload cannot issue a second key)."""
     workspace = request.workspace  # type: ignore[attr-defined]
     if request.method == "GET":
-        return _settings_page(request, form={})
+        issued = request.session.pop(NEW_KEY, None)
+        response = _settings_page(request, form={}, issued=issued)
+        if issued:
+            response["Cache-Control"] = "no-store"  # the raw key must not sit in a cache
+        return response
     form = {"name": request.POST.get("name", "").strip()}
     try:
         data = validated(ApiKeyInSerializer, form, flat=True)
@@ -48,9 +56,8 @@ def settings(request: HttpRequest) -> HttpResponse:
     except ApplicationError as exc:
         messages.error(request, error_text(exc))
         return _settings_page(request, form=form, status=400)
-    response = _settings_page(request, form={}, issued=issued, status=201)
-    response["Cache-Control"] = "no-store"  # the raw key must not sit in a cache
-    return response
+    request.session[NEW_KEY] = {"name": issued.key.name, "raw": issued.raw}
+    return HttpResponseRedirect(reverse("dashboard:settings"))
 
 
 @require_POST

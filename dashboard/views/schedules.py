@@ -47,6 +47,7 @@ def _schedule_data(request: HttpRequest) -> dict[str, Any]:
         seconds = whole_number("interval_s", post.get("interval_s"))
         data["interval_ms"] = seconds * 1000 if isinstance(seconds, int) else seconds
         data["cron"] = None
+        data["timezone"] = None  # a timezone belongs to cron schedules only
     else:
         data["cron"] = optional(post.get("cron"))
         data["timezone"] = optional(post.get("timezone")) or "UTC"

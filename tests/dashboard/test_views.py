@@ -181,3 +181,27 @@ def test_the_change_feed_says_which_queue_job_and_kind_changed(workspace):
     assert frame.startswith("event: changed")
     data = json.loads(frame.split("data: ", 1)[1])
     assert data["changes"] == [{"q": "emails", "j": job.id, "k": "job:waiting"}]
+
+
+def test_a_cron_schedule_edited_into_an_interval_one(signed_in, workspace):
+    from schedules.models import Schedule
+    from schedules.services import schedule_create
+
+    make_queue(workspace, "emails")
+    schedule_create(
+        workspace=workspace,
+        data={"name": "tick", "queue": "emails", "cron": "0 3 * * *", "timezone": "Europe/Paris"},
+    )
+    form = {"name": "tick", "queue": "emails", "kind": "interval", "interval_s": "90", "payload": '{"a": 1}'}
+    response = signed_in.post("/schedules/tick/edit", form)
+    assert response.status_code == 302 and response["Location"] == "/schedules/tick"
+    schedule = Schedule.objects.get(name="tick")
+    assert (schedule.cron, schedule.interval_ms, schedule.timezone) == (None, 90000, None)
+    assert schedule.job["payload"] == {"a": 1}
+    page = signed_in.get("/schedules/tick").content.decode()
+    assert "Every 90 s" in page
+
+    bad = signed_in.post("/schedules/tick/edit", {**form, "payload": "{not json"})
+    assert bad.status_code == 400
+    body = bad.content.decode()
+    assert "Not valid JSON" in body and "{not json" in body  # the typed text comes back

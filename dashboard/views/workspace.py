@@ -33,7 +33,7 @@ def _alert_data(request: HttpRequest) -> dict[str, Any]:
         "channel": request.POST.get("channel", ""),
         "target": request.POST.get("target", "").strip(),
         "queue": optional(request.POST.get("queue")),
-        "enabled": request.POST.get("enabled", "on") == "on",
+        "enabled": request.POST.get("enabled") == "on",  # an unticked box is not sent at all
     }
     threshold = whole_number(
         "consecutive_failures_threshold", request.POST.get("consecutive_failures_threshold")

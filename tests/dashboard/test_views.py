@@ -205,3 +205,23 @@ def test_a_cron_schedule_edited_into_an_interval_one(signed_in, workspace):
     assert bad.status_code == 400
     body = bad.content.decode()
     assert "Not valid JSON" in body and "{not json" in body  # the typed text comes back
+
+
+def test_alert_edit_form_unticking_enabled_disables_it(signed_in, workspace):
+    from alerts.models import Alert
+    from alerts.services import alert_create
+
+    alert, _ = alert_create(
+        workspace=workspace, data={"name": "ops", "channel": "email", "target": "a@example.com"}
+    )
+    form = {
+        "name": "ops",
+        "channel": "email",
+        "target": "a@example.com",
+        "consecutive_failures_threshold": "2",
+    }
+    assert signed_in.post(f"/alerts/{alert.id}/edit", form).status_code == 302
+    alert = Alert.objects.get()
+    assert alert.enabled is False and alert.consecutive_failures_threshold == 2
+    assert signed_in.post(f"/alerts/{alert.id}/edit", {**form, "enabled": "on"}).status_code == 302
+    assert Alert.objects.get().enabled is True

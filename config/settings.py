@@ -234,6 +234,8 @@ SECURE_PROXY_SSL_HEADER = None
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
 X_FRAME_OPTIONS = "DENY"
+# A CSRF failure on a dashboard page renders a dashboard page; elsewhere (the admin) Django's own.
+CSRF_FAILURE_VIEW = "dashboard.views.errors.csrf_failure"
 # Origins (scheme://host[:port]) whose unsafe requests the admin and dashboard accept, e.g. the public HTTPS origin
 # when TLS ends at a proxy that is not in SPINDLE_TRUSTED_PROXIES. Same-origin requests need no entry.
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

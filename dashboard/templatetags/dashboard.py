@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince, timeuntil
 
 register = template.Library()
 
@@ -12,3 +17,31 @@ register = template.Library()
 def as_json(value: Any) -> str:
     """Payloads and errors as the API shows them (JSON), indented; autoescaping still applies."""
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@register.filter
+def num(value: Any) -> str:
+    """Thousands separators: 5,400."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+
+
+@register.simple_tag
+def when(value: datetime | None) -> SafeString | str:
+    """A time in UTC with how long ago (or until) it is; the exact instant in `datetime` and the tooltip."""
+    if value is None:
+        return "—"
+    now = timezone.now()
+    relative = (
+        f"{timesince(value, now, depth=1)} ago" if value <= now else f"in {timeuntil(value, now, depth=1)}"
+    )
+    utc = value.astimezone(UTC)
+    return format_html(
+        '<time datetime="{}" title="{} UTC">{} <small>UTC</small> <small class="rel">· {}</small></time>',
+        utc.isoformat(),
+        utc.strftime("%Y-%m-%d %H:%M:%S"),
+        utc.strftime("%Y-%m-%d %H:%M:%S"),
+        relative.replace("\xa0", " "),
+    )

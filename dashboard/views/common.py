@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
@@ -15,10 +16,14 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
 from config.exceptions import ApplicationError
+from config.pagination import paginate
+from dashboard import selectors
 from dashboard.auth import (
     safe_next,
     session_label,
 )
+from jobs.selectors import job_filters_from_params, job_list
+from queues.selectors import queue_list
 
 PAGE_SIZE = 25
 
@@ -65,3 +70,42 @@ def act(request: HttpRequest, back: str, action: Callable[[], str]) -> HttpRespo
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def workspace_queue_names(workspace: Any) -> Any:
+    return queue_list(workspace=workspace).order_by("name").values_list("name", flat=True)
+
+
+def jobs_page(request: HttpRequest, workspace: Any, *, queue: str | None = None) -> dict[str, Any]:
+    """One page of jobs filtered as `GET /v1/jobs` filters (state, tag, queue), keyset-paginated, newest first."""
+    params = request.GET.copy()
+    params["limit"] = str(PAGE_SIZE)
+    if queue is not None:
+        params["queue"] = queue
+    error = None
+    page: dict[str, Any] = {"data": [], "next_cursor": None}
+    try:
+        filters = job_filters_from_params(params, allow_queue=True)
+        page = paginate(job_list(workspace=workspace, filters=filters), params, list)
+    except ApplicationError as exc:
+        error = error_text(exc)
+    next_query = None
+    if page["next_cursor"]:
+        query = request.GET.copy()
+        query["cursor"] = page["next_cursor"]
+        next_query = query.urlencode()
+    return {
+        "jobs": page["data"],
+        "next_query": next_query,
+        "error": error,
+        "states": selectors.STATES,
+        "current": {k: request.GET.get(k, "") for k in ("state", "tag", "queue")},
+    }
+
+
+def found(getter: Callable[..., Any], **lookup: Any) -> Any:
+    """The selector's object, or the dashboard's 404 page when the workspace has no such object."""
+    try:
+        return getter(**lookup)
+    except ApplicationError:
+        raise Http404 from None

@@ -1,4 +1,4 @@
-"""Schedules, alerts, webhooks, usage and billing."""
+"""Alerts (create, edit, enable, test, delete), webhooks (create, enable, delivery log, delete), usage and billing."""
 
 from __future__ import annotations
 
@@ -6,145 +6,188 @@ import re
 from typing import Any
 
 from django.contrib import messages
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseRedirect,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from alerts import services as alert_services
-from alerts.selectors import alert_get, alert_list, webhook_get, webhook_list
+from alerts.selectors import alert_get, alert_list, webhook_deliveries, webhook_get, webhook_list
 from alerts.serializers import AlertIn, WebhookIn
 from billing.services import billing_portal_create
 from config.api import validated
 from config.exceptions import ApplicationError
+from config.pagination import paginate
 from dashboard import selectors
-from dashboard.auth import (
-    workspace_required,
-)
-from dashboard.views.common import act, error_text, render_live_page, render_page
-from dashboard.views.jobs import workspace_queue_names
-from schedules import services as schedule_services
-from schedules.selectors import schedule_get
+from dashboard.auth import workspace_required
+from dashboard.views.common import PAGE_SIZE, act, error_text, found, render_page, workspace_queue_names
+from dashboard.views.forms import optional, submit, whole_number
 
-# --- schedules -----------------------------------------------------------------------------------------------
+CHANNELS = ["email", "slack", "webhook"]
+
+# --- alerts --------------------------------------------------------------------------------------------------
 
 
-@require_GET
-@workspace_required
-def schedules(request: HttpRequest) -> HttpResponse:
-    rows = selectors.schedules_preview(workspace=request.workspace)  # type: ignore[attr-defined]
-    return render_live_page(
-        request, "Schedules", "schedules-live", "dashboard/_schedules_table.html", {"rows": rows}
+def _alert_data(request: HttpRequest) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": request.POST.get("name", "").strip(),
+        "channel": request.POST.get("channel", ""),
+        "target": request.POST.get("target", "").strip(),
+        "queue": optional(request.POST.get("queue")),
+        "enabled": request.POST.get("enabled") == "on",  # an unticked box is not sent at all
+    }
+    threshold = whole_number(
+        "consecutive_failures_threshold", request.POST.get("consecutive_failures_threshold")
     )
+    if threshold is not None:
+        data["consecutive_failures_threshold"] = threshold
+    return data
 
 
-@require_POST
-@workspace_required
-def schedule_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+def _alerts_page(request: HttpRequest, form: dict[str, Any], editing: Any = None) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    if action not in ("pause", "resume", "trigger"):
-        raise Http404
-
-    def run() -> str:
-        schedule = schedule_get(workspace=workspace, name=name)
-        if action == "trigger":
-            job = schedule_services.schedule_trigger(workspace=workspace, schedule=schedule)
-            return f"Schedule {name} triggered: job {job.id}."
-        service = schedule_services.schedule_pause if action == "pause" else schedule_services.schedule_resume
-        service(workspace=workspace, schedule=schedule)
-        return f"Schedule {name} {action}d."
-
-    return act(request, reverse("dashboard:schedules"), run)
+    context = {
+        "alerts": list(alert_list(workspace=workspace).order_by("-id")[:200]),
+        "queue_names": list(workspace_queue_names(workspace)),
+        "channels": CHANNELS,
+        "form": form,
+        "editing": editing,
+    }
+    return render_page(request, "dashboard/alerts.html", context)
 
 
-# --- alerts and webhooks -------------------------------------------------------------------------------------
-
-
-def _optional(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value or None
+def _alert_form(alert: Any) -> dict[str, Any]:
+    return {
+        "name": alert.name,
+        "channel": alert.channel,
+        "target": alert.target,
+        "queue": alert.queue_name or "",
+        "consecutive_failures_threshold": alert.consecutive_failures_threshold,
+        "enabled": "on" if alert.enabled else "",
+    }
 
 
 @require_http_methods(["GET", "POST"])
 @workspace_required
 def alerts(request: HttpRequest) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    if request.method == "POST":
+    if request.method == "GET":
+        return _alerts_page(request, {"consecutive_failures_threshold": 1, "enabled": "on"})
 
-        def create() -> str:
-            data: dict[str, Any] = {
-                "name": request.POST.get("name", "").strip(),
-                "channel": request.POST.get("channel", ""),
-                "target": request.POST.get("target", "").strip(),
-                "queue": _optional(request.POST.get("queue")),
-            }
-            threshold = _optional(request.POST.get("consecutive_failures_threshold"))
-            if threshold is not None:
-                data["consecutive_failures_threshold"] = int(threshold) if threshold.isdigit() else threshold
-            alert, secret = alert_services.alert_create(
-                workspace=workspace, data=validated(AlertIn, data, flat=True)
-            )
-            shown = f" Its signing secret (shown once): {secret}" if secret else ""
-            return f"Alert {alert.name} created.{shown}"
+    def create() -> str:
+        alert, secret = alert_services.alert_create(
+            workspace=workspace, data=validated(AlertIn, _alert_data(request), flat=True)
+        )
+        shown = f" Its signing secret (shown once): {secret}" if secret else ""
+        return f"Alert {alert.name} created.{shown}"
 
-        return act(request, reverse("dashboard:alerts"), create)
-    context = {
-        "alerts": list(alert_list(workspace=workspace).order_by("-id")[:200]),
-        "queue_names": list(workspace_queue_names(workspace)),
-        "channels": ["email", "slack", "webhook"],
-    }
-    return render_page(request, "dashboard/alerts.html", context)
+    return submit(
+        request, back=reverse("dashboard:alerts"), action=create, again=lambda f: _alerts_page(request, f)
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@workspace_required
+def alert_edit(request: HttpRequest, alert_id: str) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    alert = found(alert_get, workspace=workspace, alert_id=alert_id)
+    if request.method == "GET":
+        return _alerts_page(request, _alert_form(alert), editing=alert)
+
+    def save() -> str:
+        data = validated(AlertIn, _alert_data(request), partial=True, flat=True)
+        alert_services.alert_update(workspace=workspace, alert=alert, data=data, replace=False)
+        return f"Alert {alert.name} saved."
+
+    back = reverse("dashboard:alerts")
+    return submit(request, back=back, action=save, again=lambda f: _alerts_page(request, f, editing=alert))
+
+
+_ALERT_ACTIONS = ("delete", "test", "enable", "disable")
 
 
 @require_POST
 @workspace_required
-def alert_delete(request: HttpRequest, alert_id: str) -> HttpResponse:
+def alert_action(request: HttpRequest, alert_id: str, action: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
+    if action not in _ALERT_ACTIONS:
+        raise Http404
 
     def run() -> str:
         alert = alert_get(workspace=workspace, alert_id=alert_id)
-        alert_services.alert_delete(workspace=workspace, alert=alert)
-        return f"Alert {alert.name} deleted."
+        if action == "delete":
+            alert_services.alert_delete(workspace=workspace, alert=alert)
+            return f"Alert {alert.name} deleted."
+        if action == "test":
+            alert_services.alert_test(workspace=workspace, alert=alert)
+            return f"Test message to alert {alert.name} queued: it is sent within seconds."
+        data = {"enabled": action == "enable"}
+        alert_services.alert_update(workspace=workspace, alert=alert, data=data, replace=False)
+        return f"Alert {alert.name} {action}d."
 
     return act(request, reverse("dashboard:alerts"), run)
+
+
+# --- webhooks ------------------------------------------------------------------------------------------------
+
+
+def _webhooks_page(request: HttpRequest, form: dict[str, Any]) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    context = {"webhooks": list(webhook_list(workspace=workspace).order_by("-id")[:200]), "form": form}
+    return render_page(request, "dashboard/webhooks.html", context)
 
 
 @require_http_methods(["GET", "POST"])
 @workspace_required
 def webhooks(request: HttpRequest) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    if request.method == "POST":
+    if request.method == "GET":
+        return _webhooks_page(request, {})
 
-        def create() -> str:
-            events = [e for e in re.split(r"[\s,]+", request.POST.get("events", "")) if e]
-            data = {
-                "url": request.POST.get("url", "").strip(),
-                "events": events,
-                "description": request.POST.get("description", "").strip(),
-            }
-            subscription, secret = alert_services.webhook_create(
-                workspace=workspace, data=validated(WebhookIn, data, flat=True)
-            )
-            return f"Webhook {subscription.id} created. Its signing secret (shown once): {secret}"
+    def create() -> str:
+        events = [e for e in re.split(r"[\s,]+", request.POST.get("events", "")) if e]
+        data = {
+            "url": request.POST.get("url", "").strip(),
+            "events": events,
+            "description": request.POST.get("description", "").strip(),
+        }
+        subscription, secret = alert_services.webhook_create(
+            workspace=workspace, data=validated(WebhookIn, data, flat=True)
+        )
+        return f"Webhook {subscription.id} created. Its signing secret (shown once): {secret}"
 
-        return act(request, reverse("dashboard:webhooks"), create)
-    context = {"webhooks": list(webhook_list(workspace=workspace).order_by("-id")[:200])}
-    return render_page(request, "dashboard/webhooks.html", context)
+    return submit(
+        request, back=reverse("dashboard:webhooks"), action=create, again=lambda f: _webhooks_page(request, f)
+    )
+
+
+@require_GET
+@workspace_required
+def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
+    """A subscription and its delivery log, newest first: status, attempts, the receiver's answer."""
+    workspace = request.workspace  # type: ignore[attr-defined]
+    hook = found(webhook_get, workspace=workspace, webhook_id=webhook_id)
+    params = request.GET.copy()
+    params["limit"] = str(PAGE_SIZE)
+    page = paginate(webhook_deliveries(workspace=workspace, subscription=hook), params, list)
+    context = {"hook": hook, "deliveries": page["data"], "next_cursor": page["next_cursor"]}
+    return render_page(request, "dashboard/webhook.html", context)
 
 
 @require_POST
 @workspace_required
-def webhook_delete(request: HttpRequest, webhook_id: str) -> HttpResponse:
+def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
+    if action not in ("delete", "enable", "disable"):
+        raise Http404
 
     def run() -> str:
         subscription = webhook_get(workspace=workspace, webhook_id=webhook_id)
-        alert_services.webhook_delete(workspace=workspace, subscription=subscription)
-        return f"Webhook {webhook_id} deleted."
+        if action == "delete":
+            alert_services.webhook_delete(workspace=workspace, subscription=subscription)
+            return f"Webhook {webhook_id} deleted."
+        data = {"enabled": action == "enable"}
+        alert_services.webhook_update(workspace=workspace, subscription=subscription, data=data)
+        return f"Webhook {webhook_id} {action}d."
 
     return act(request, reverse("dashboard:webhooks"), run)
 

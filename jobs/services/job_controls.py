@@ -315,6 +315,12 @@ def execution_replay(*, workspace: Workspace, execution_id: str) -> Job:
         )
     if original is None:
         raise NotFound("The job of this execution no longer exists, so there is nothing to replay.")
+    if execution.status == ExecutionStatus.RUNNING:
+        # Still running: a replay now would run the same work twice at once. Replay it once it has finished.
+        raise InvalidState(
+            "This execution is still running; replay it once it has finished.",
+            details={"state": execution.status},
+        )
     spec = JobSpec(
         payload=original.payload,
         name=original.name,

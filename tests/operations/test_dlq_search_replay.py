@@ -170,6 +170,21 @@ def test_replay_enqueues_a_copy_linked_to_the_execution(api_client, workspace):
     assert job.state == "failed"
 
 
+def test_replay_of_a_running_execution_is_refused(api_client, workspace):
+    queue = make_queue(workspace, "emails")
+    job = make_job(queue, "active")
+    execution = Execution.objects.create(
+        workspace=workspace, job=job, queue=queue, attempt=1, status="running", started_at=timezone.now()
+    )
+    response = api_client.post(f"/v1/executions/{execution.id}/replay")
+    assert response.status_code == 409, response.content
+    assert (
+        response.json()["error"]["message"]
+        == "This execution is still running; replay it once it has finished."
+    )
+    assert Job.objects.filter(queue=queue).count() == 1
+
+
 def test_replay_unknown_or_foreign_execution_is_404(api_client, other_workspace_client, workspace):
     queue = make_queue(workspace, "emails")
     job = make_job(queue, "failed")

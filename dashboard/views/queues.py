@@ -1,0 +1,130 @@
+"""A queue's own page (settings, charts, jobs per state, promote and clean), its actions and its dead-letter queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from config.exceptions import ApplicationError, ValidationFailed
+from config.pagination import paginate
+from dashboard import selectors
+from dashboard.auth import workspace_required
+from dashboard.views.common import PAGE_SIZE, act, error_text, found, jobs_page, plural, render_page
+from jobs.services import operations, queue_ops
+from queues import services as queue_services
+from queues.selectors import queue_get
+
+
+@require_GET
+@workspace_required
+def queue_detail(request: HttpRequest, name: str) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    queue = found(queue_get, workspace=workspace, name=name)
+    state = request.GET.get("state", "")
+    span = request.GET.get("range", "1h")
+    context = {
+        "queue": queue,
+        "state": state,
+        "span": span if span in selectors.CHART_RANGES else "1h",
+        "counts": selectors.queue_state_counts(workspace=workspace, queue=queue),
+        "charts": selectors.queue_charts(queue=queue, span=span),
+        "cleanable": [s for s in selectors.STATES if s != "active"],
+        "ranges": list(selectors.CHART_RANGES),
+        "live_scope": f"queue:{queue.name}",
+        **jobs_page(request, workspace, queue=queue.name),
+    }
+    return render_page(request, "dashboard/queue.html", context, fragment="dashboard/_queue_body.html")
+
+
+def _clean(request: HttpRequest, ws: Any, q: Any) -> str:
+    grace = request.POST.get("grace_s", "0").strip() or "0"
+    if not grace.isdigit():
+        raise ValidationFailed(details={"grace_s": ["A whole number of seconds."]})
+    state = request.POST.get("state", "")
+    removed = operations.queue_clean(workspace=ws, queue=q, state=state, grace_ms=int(grace) * 1000)
+    return f"Queue {q.name}: " + plural(removed, f"{state} job") + " removed."
+
+
+_QUEUE_ACTIONS = {
+    "pause": lambda r, ws, q: (queue_services.queue_pause(workspace=ws, queue=q), f"Queue {q.name} paused.")[
+        1
+    ],
+    "resume": lambda r, ws, q: (queue_ops.queue_resume(workspace=ws, queue=q), f"Queue {q.name} resumed.")[1],
+    "drain": lambda r, ws, q: (
+        f"Queue {q.name} drained: "
+        + plural(operations.queue_drain(workspace=ws, queue=q), "job")
+        + " removed."
+    ),
+    "retry-failed": lambda r, ws, q: (
+        f"Queue {q.name}: "
+        + plural(operations.queue_retry_jobs(workspace=ws, queue=q, state="failed"), "failed job")
+        + " sent back to waiting."
+    ),
+    "promote": lambda r, ws, q: (
+        f"Queue {q.name}: "
+        + plural(operations.queue_promote_jobs(workspace=ws, queue=q), "delayed job")
+        + " made ready now."
+    ),
+    "clean": _clean,
+}
+
+
+@require_POST
+@workspace_required
+def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    if action not in _QUEUE_ACTIONS:
+        raise Http404
+    workspace = request.workspace  # type: ignore[attr-defined]
+    return act(
+        request,
+        reverse("dashboard:queues"),
+        lambda: _QUEUE_ACTIONS[action](request, workspace, queue_get(workspace=workspace, name=name)),
+    )
+
+
+# --- dead-letter queue ---------------------------------------------------------------------------------------
+
+
+@require_GET
+@workspace_required
+def dlq(request: HttpRequest, name: str) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    queue = found(queue_get, workspace=workspace, name=name)
+    params = request.GET.copy()
+    params["limit"] = str(PAGE_SIZE)
+    try:
+        page = paginate(operations.dlq_jobs(workspace=workspace, queue=queue), params, list)
+    except ApplicationError as exc:
+        messages.error(request, error_text(exc))
+        page = {"data": [], "next_cursor": None}
+    context = {
+        "queue": queue,
+        "jobs": page["data"],
+        "next_cursor": page["next_cursor"],
+        "live_scope": f"queue:{queue.name}",
+    }
+    return render_page(request, "dashboard/dlq.html", context, fragment="dashboard/_dlq_table.html")
+
+
+@require_POST
+@workspace_required
+def dlq_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
+    workspace = request.workspace  # type: ignore[attr-defined]
+    if action not in ("retry", "purge"):
+        raise Http404
+
+    def run() -> str:
+        queue = queue_get(workspace=workspace, name=name)
+        if action == "purge":
+            return plural(operations.dlq_purge(workspace=workspace, queue=queue), "failed job") + " deleted."
+        ids = request.POST.getlist("id") or None
+        return (
+            plural(operations.dlq_retry(workspace=workspace, queue=queue, ids=ids), "job")
+            + " sent back to waiting."
+        )
+
+    return act(request, reverse("dashboard:dlq", args=[name]), run)

@@ -34,6 +34,9 @@ from queues.models import Queue
 
 logger = logging.getLogger(__name__)
 
+# How long `submit` waits at most for the loop to send a batch's requests (a loop that far behind is stuck).
+SUBMIT_WAIT_S = 2.0
+
 
 @dataclass
 class Ticket:
@@ -177,21 +180,30 @@ class Conveyor:
         outbound.run(main())
 
     def submit(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
-        """Deliver a claimed batch on the loop; the caller returns at once."""
+        """Deliver a claimed batch on the loop; the caller returns once the loop has sent its requests.
+
+        Sending is the CPU part of a delivery; answers are waited for on sockets. A process whose loop is busy
+        sending thus stays busy to Celery for that long, and Celery gives the next hint to a process with a free
+        loop (without the wait, one prefork child took every batch and its loop ran on one core while the other
+        child idled). A slow endpoint still holds sockets only: its requests are sent at once.
+        """
         loop = self._ensure_loop()
         with self._lock:
             self.batches += 1
-        asyncio.run_coroutine_threadsafe(self._carry(ticket, queue, jobs), loop)
+        sent = threading.Event()
+        asyncio.run_coroutine_threadsafe(self._carry(ticket, queue, jobs, sent), loop)
+        sent.wait(SUBMIT_WAIT_S)
 
-    async def _carry(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
+    async def _carry(self, ticket: Ticket, queue: Queue, jobs: list[Job], sent: threading.Event) -> None:
         loop = asyncio.get_running_loop()
         more = False
         try:
-            outcomes = await delivery.deliver_batch_async(queue, jobs)
+            outcomes = await delivery.deliver_batch_async(queue, jobs, on_sent=sent.set)
             more = await loop.run_in_executor(self._recorder, _record, queue.id, outcomes)
         except Exception:  # noqa: BLE001 - the leases expire and the sweeper redelivers: never lost
             logger.exception("batch of queue %s: outcomes not recorded", queue.id)
         finally:
+            sent.set()
             kicks = self._finish(ticket, more)
             with self._lock:
                 self.batches -= 1

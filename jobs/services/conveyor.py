@@ -1,10 +1,11 @@
 """The conveyor: one event loop per worker process carries every push delivery in flight.
 
 Waiting costs a socket, not a thread (DESIGN.md). The deliver task claims a batch and hands it here; it returns
-at once, so a batch to a slow endpoint holds sockets on this loop, never a Celery thread. When a batch's requests
-end, its outcomes are recorded (sync ORM, on a small recorder thread, never on the loop) and the queue is
-re-kicked as the task did. Leases stay the truth: a process that dies with batches in flight loses nothing, the
-sweeper redelivers their expired leases, and the lease token fences any late completion.
+once the loop has sent the batch's requests, so a batch to a slow endpoint holds sockets on this loop, never a
+Celery thread. When a batch's requests end, a small recorder thread (sync ORM, never on the loop) records its
+outcomes, releases its capacity and re-kicks the queue, in one go. Leases stay the truth: a process that dies
+with batches in flight loses nothing, the sweeper redelivers their expired leases, and the lease token fences
+any late completion.
 
 In-flight limits (counted in jobs, per process) are work-conserving: a workspace alone may use the whole pool
 but a small reserve; when several are busy each claims only up to its fair share of it, and a queue up to its
@@ -195,21 +196,36 @@ class Conveyor:
         sent.wait(SUBMIT_WAIT_S)
 
     async def _carry(self, ticket: Ticket, queue: Queue, jobs: list[Job], sent: threading.Event) -> None:
-        loop = asyncio.get_running_loop()
-        more = False
+        outcomes: list[Outcome] | None = None
         try:
             outcomes = await delivery.deliver_batch_async(queue, jobs, on_sent=sent.set)
-            more = await loop.run_in_executor(self._recorder, _record, queue.id, outcomes)
         except Exception:  # noqa: BLE001 - the leases expire and the sweeper redelivers: never lost
-            logger.exception("batch of queue %s: outcomes not recorded", queue.id)
+            logger.exception("batch of queue %s: delivery failed", queue.id)
         finally:
             sent.set()
+        # Recording, the release of the batch's capacity and its re-kicks run on a recorder thread in one go:
+        # one hand-off per batch, none back to the loop (each hop is a wake-up and a GIL hand-over).
+        try:
+            self._recorder.submit(self._settle, ticket, queue.id, outcomes)
+        except RuntimeError:  # the recorder is shut down (drain timed out): release only, the leases expire
+            self._settle(ticket, queue.id, None)
+
+    def _settle(self, ticket: Ticket, queue_id: str, outcomes: list[Outcome] | None) -> None:
+        """On a recorder thread (sync ORM, never on the loop): write a delivered batch's outcomes, give its
+        capacity back and re-kick what needs it."""
+        more = False
+        try:
+            if outcomes is not None:
+                more = _record(queue_id, outcomes)
+        except Exception:  # noqa: BLE001 - the leases expire and the sweeper redelivers: never lost
+            logger.exception("batch of queue %s: outcomes not recorded", queue_id)
+        finally:
             kicks = self._finish(ticket, more)
             with self._lock:
                 self.batches -= 1
                 self._lock.notify_all()
         if kicks and not self._draining:
-            loop.run_in_executor(self._recorder, send_hints, kicks)
+            send_hints(kicks)
 
     def deliver_here(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
         """Deliver and record on the caller's thread and connection: for in-process calls (tests, eager tasks, a

@@ -21,8 +21,10 @@ import math
 import os
 import threading
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connections
@@ -34,6 +36,7 @@ from jobs.services.engine import Outcome, jobs_deliver_outcomes
 from queues.models import Queue
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long `submit` waits at most for the loop to send a batch's requests (a loop that far behind is stuck).
 SUBMIT_WAIT_S = 2.0
@@ -226,6 +229,42 @@ class Conveyor:
                 self._lock.notify_all()
         if kicks and not self._draining:
             send_hints(kicks)
+
+    def carry(self, send: Awaitable[T], settle: Callable[[T], object], what: str) -> None:
+        """Await `send` on the loop, then call `settle` with its result on a recorder thread; returns at once.
+
+        For system senders (webhook deliveries, alert notifications): a slow target holds a socket here, never
+        the thread of the system task that claimed the rows. Drain waits for these too. If `send` raises,
+        nothing is settled: the rows' leases expire and they are sent again.
+        """
+        loop = self._ensure_loop()
+        with self._lock:
+            self.batches += 1
+        asyncio.run_coroutine_threadsafe(self._carry_other(send, settle, what), loop)
+
+    async def _carry_other(self, send: Awaitable[T], settle: Callable[[T], object], what: str) -> None:
+        try:
+            result = await send
+        except Exception:  # noqa: BLE001 - the leases expire and the rows are sent again
+            logger.exception("%s: sending failed", what)
+            self._settle_other(None, what)
+            return
+        try:
+            self._recorder.submit(self._settle_other, lambda: settle(result), what)
+        except RuntimeError:  # the recorder is shut down (drain timed out): the leases expire
+            self._settle_other(None, what)
+
+    def _settle_other(self, settle: Callable[[], object] | None, what: str) -> None:
+        try:
+            if settle is not None:
+                recycle_connections()
+                settle()
+        except Exception:  # noqa: BLE001 - the leases expire and the rows are sent again
+            logger.exception("%s: results not recorded", what)
+        finally:
+            with self._lock:
+                self.batches -= 1
+                self._lock.notify_all()
 
     def deliver_here(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
         """Deliver and record on the caller's thread and connection: for in-process calls (tests, eager tasks, a

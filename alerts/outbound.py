@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,30 +95,46 @@ def _result(reply: outbound.Reply) -> Result:
     return Result(False, reply.status, text, f"The target answered HTTP {reply.status}.")
 
 
-def post_many(requests: list[tuple[str, str, dict[str, str]]]) -> list[Result]:
-    """POST each (url, body, headers) concurrently on the process's pooled, SSRF-guarded session."""
+async def send_many(requests: list[tuple[str, str, dict[str, str]]]) -> list[Result]:
+    """POST each (url, body, headers) concurrently on this loop's pooled, SSRF-guarded session."""
     if not requests:
         return []
-
-    async def go() -> list[Result]:
-        session = await outbound.session()
-        replies = await asyncio.gather(
-            *(
-                outbound.request(
-                    session,
-                    method="POST",
-                    url=url,
-                    body=body,
-                    headers=headers,
-                    timeout_s=TIMEOUT_S,
-                    body_max_bytes=RESPONSE_BODY_MAX,
-                )
-                for url, body, headers in requests
+    session = await outbound.session()
+    replies = await asyncio.gather(
+        *(
+            outbound.request(
+                session,
+                method="POST",
+                url=url,
+                body=body,
+                headers=headers,
+                timeout_s=TIMEOUT_S,
+                body_max_bytes=RESPONSE_BODY_MAX,
             )
+            for url, body, headers in requests
         )
-        return [_result(reply) for reply in replies]
+    )
+    return [_result(reply) for reply in replies]
 
-    return outbound.run(go())
+
+def post_many(requests: list[tuple[str, str, dict[str, str]]]) -> list[Result]:
+    """send_many on this thread's persistent loop, waiting for the answers."""
+    if not requests:
+        return []
+    return outbound.run(send_many(requests))
+
+
+@dataclass
+class Sending:
+    """Claimed rows ready to go: their HTTP requests, and `finish`, which records the answers (sync ORM, after
+    sending any email the rows need) and returns how many succeeded."""
+
+    requests: list[tuple[str, str, dict[str, str]]]
+    finish: Callable[[list[Result]], int]
+
+    def send_here(self) -> int:
+        """Send on this thread and record: for in-process callers (tests, a shell, eager tasks)."""
+        return self.finish(post_many(self.requests))
 
 
 # --- claiming and recording ----------------------------------------------------------------------------------
@@ -163,27 +180,37 @@ def _record(
 
 def deliveries_send(*, ids: list[str] | None = None, limit: int = BATCH) -> int:
     """Send due webhook deliveries (or the given ids); returns how many succeeded."""
+    sending = deliveries_claim(ids=ids, limit=limit)
+    return sending.send_here() if sending else 0
+
+
+def deliveries_claim(*, ids: list[str] | None = None, limit: int = BATCH) -> Sending | None:
+    """Lease due webhook deliveries (or the given ids) and build their requests; None if there are none."""
     rows = _claim(WebhookDelivery, ids, limit)
     if not rows:
-        return 0
+        return None
     subs = {s.pk: s for s in WebhookSubscription.objects.filter(pk__in={r.subscription_id for r in rows})}
     to_send = [r for r in rows if r.subscription_id in subs and subs[r.subscription_id].enabled]
     skipped = [r for r in rows if r not in to_send]
-    results = post_many(
-        [
-            (
-                subs[r.subscription_id].url,
-                r.body,
-                signed_headers(
-                    secret=subs[r.subscription_id].secret,
-                    msg_id=r.event_id,
-                    body=r.body,
-                    extra={"Spindle-Event-Type": r.event_type, "Spindle-Delivery-Id": r.id},
-                ),
-            )
-            for r in to_send
-        ]
-    )
+    requests = [
+        (
+            subs[r.subscription_id].url,
+            r.body,
+            signed_headers(
+                secret=subs[r.subscription_id].secret,
+                msg_id=r.event_id,
+                body=r.body,
+                extra={"Spindle-Event-Type": r.event_type, "Spindle-Delivery-Id": r.id},
+            ),
+        )
+        for r in to_send
+    ]
+    return Sending(requests, lambda results: _deliveries_record(to_send, skipped, results))
+
+
+def _deliveries_record(
+    to_send: list[WebhookDelivery], skipped: list[WebhookDelivery], results: list[Result]
+) -> int:
     now = timezone.now()
     failed_subs: dict[str, int] = {}
     with transaction.atomic():
@@ -255,42 +282,64 @@ def notifications_send(*, ids: list[str] | None = None, limit: int = BATCH, retr
     """Send due alert notifications (or the given ids); returns how many were sent.
 
     A test message (`POST /v1/alerts/{id}/test`) gets one attempt, whoever sends it: never retried."""
+    sending = notifications_claim(ids=ids, limit=limit, retry=retry)
+    return sending.send_here() if sending else 0
+
+
+def notifications_claim(
+    *, ids: list[str] | None = None, limit: int = BATCH, retry: bool = True
+) -> Sending | None:
+    """Lease due alert notifications (or the given ids) and build their webhook and Slack requests; emails are
+    sent by the Sending's `finish`. None if there are none."""
     rows = _claim(AlertNotification, ids, limit)
     if not rows:
-        return 0
+        return None
     alerts = {a.pk: a for a in Alert.objects.filter(pk__in={r.alert_id for r in rows})}
-    results: dict[str, Result] = {}
     http_rows: list[AlertNotification] = []
     requests: list[tuple[str, str, dict[str, str]]] = []
     for row in rows:
         alert = alerts[row.alert_id]
-        subject, text = _text(alert, row)
         if alert.channel == Channel.EMAIL:
-            try:
-                send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [alert.target], fail_silently=False)
-                results[row.pk] = Result(True)
-            except Exception as exc:  # any SMTP or backend error is a failed attempt, retried like HTTP
-                logger.warning("alert %s: email failed: %s", alert.pk, exc)
-                results[row.pk] = Result(False, error=f"Email failed: {exc}")
             continue
         if alert.channel == Channel.SLACK:
-            body = json.dumps({"text": text}, separators=(",", ":"))
+            body = json.dumps({"text": _text(alert, row)[1]}, separators=(",", ":"))
             headers = {"Content-Type": "application/json", "User-Agent": outbound.user_agent()}
         else:
             body = notification_body(alert, row)
             headers = signed_headers(secret=alert.secret, msg_id=row.id, body=body)
         http_rows.append(row)
         requests.append((alert.target, body, headers))
-    for row, result in zip(http_rows, post_many(requests), strict=True):
-        results[row.pk] = result
-    now = timezone.now()
-    with transaction.atomic():
+
+    def finish(http_results: list[Result]) -> int:
+        results = dict(zip((r.pk for r in http_rows), http_results, strict=True))
         for row in rows:
-            once = row.kind == NotificationKind.TEST
-            _record(AlertNotification, row, results[row.pk], retry=retry and not once, now=now, extra={})
-    return sum(1 for r in results.values() if r.ok)
+            if row.pk not in results:
+                results[row.pk] = _email(alerts[row.alert_id], row)
+        now = timezone.now()
+        with transaction.atomic():
+            for row in rows:
+                once = row.kind == NotificationKind.TEST
+                _record(AlertNotification, row, results[row.pk], retry=retry and not once, now=now, extra={})
+        return sum(1 for r in results.values() if r.ok)
+
+    return Sending(requests, finish)
+
+
+def _email(alert: Alert, row: AlertNotification) -> Result:
+    subject, text = _text(alert, row)
+    try:
+        send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [alert.target], fail_silently=False)
+        return Result(True)
+    except Exception as exc:  # any SMTP or backend error is a failed attempt, retried like HTTP
+        logger.warning("alert %s: email failed: %s", alert.pk, exc)
+        return Result(False, error=f"Email failed: {exc}")
 
 
 def outbound_send_due() -> dict[str, int]:
     """Beat: everything due, both kinds."""
     return {"deliveries": deliveries_send(), "notifications": notifications_send()}
+
+
+def outbound_claim_due() -> list[Sending]:
+    """Everything due, both kinds, claimed and ready to send (a worker's send_due hands them to its conveyor)."""
+    return [s for s in (deliveries_claim(), notifications_claim()) if s is not None]

@@ -543,31 +543,17 @@ def _spindle_push_rate(ws, url: str, ep: int, n: int) -> float:
 
 
 def bench_latency(size: float, procs: Procs) -> None:
-    from jobs.services.enqueue import job_enqueue
-    from jobs.specs import JobSpec
-
     vacuum_jobs_tables()
     ep = _endpoint(procs)
-    _spindle_worker(procs)
+    worker = _spindle_worker(procs)
     ws, _key = make_workspace()
-    q = make_queue(
-        ws,
-        f"lat-{int(time.time())}",
-        delivery="push",
-        concurrency=50,
-        endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": 30000},
-    )
     samples = max(50, int(300 * size))
-    for i in range(10):  # warm-up: pooled connections, worker imports
-        job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"warm": i}))
-    _wait_count(ep, 10, 60)
-    _endpoint_reset(ep)
-    for _ in range(samples):
-        # `t` is taken just before the enqueue transaction; delivery start is when the endpoint sees it.
-        job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"t": time.time()}))
-        time.sleep(0.02)  # light load: one job at a time
-    _wait_count(ep, samples, 60)
-    lat = _endpoint_stats(ep)["latencies_ms"]
+    lat = _spindle_latencies(ws, ep, samples)
+    # The same with one worker as the Procfile runs it (`make run`'s layout: thread pool, beat thread).
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    _procfile_worker(procs, "latency-worker")
+    make_run_lat = _spindle_latencies(ws, ep, samples)
 
     # Baseline: Celery enqueue -> task start with a no-op-ish task (plain Celery posting to the endpoint).
     procs.start(
@@ -610,7 +596,47 @@ def bench_latency(size: float, procs: Procs) -> None:
     record(
         "push_latency_p99_ms", pct(lat, 99), "ms", "<= 12 ms", ("Celery enqueue -> start p99", pct(base, 99))
     )
+    record(
+        "push_latency_make_run_p50_ms",
+        pct(make_run_lat, 50),
+        "ms",
+        "informational (one worker, threads x 4)",
+        ("Celery enqueue -> start p50", pct(base, 50)),
+    )
+    record(
+        "push_latency_make_run_p99_ms",
+        pct(make_run_lat, 99),
+        "ms",
+        "informational (one worker, threads x 4)",
+        ("Celery enqueue -> start p99", pct(base, 99)),
+    )
     procs.stop_all()
+
+
+def _spindle_latencies(ws, ep: int, samples: int) -> list[float]:
+    """Enqueue -> delivery start (ms) of `samples` jobs enqueued one at a time to a new push queue."""
+    from jobs.services.enqueue import job_enqueue
+    from jobs.specs import JobSpec
+
+    q = make_queue(
+        ws,
+        f"lat-{time.time()}",
+        delivery="push",
+        concurrency=50,
+        endpoint={"url": f"http://127.0.0.1:{ep}/hook", "timeout_ms": 30000},
+    )
+    for i in range(10):  # warm-up: pooled connections, worker imports
+        job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"warm": i}))
+    _wait_count(ep, 10, 60)
+    _endpoint_reset(ep)
+    for _ in range(samples):
+        # `t` is taken just before the enqueue transaction; delivery start is when the endpoint sees it.
+        job_enqueue(workspace=ws, queue=q, spec=JobSpec(payload={"t": time.time()}))
+        time.sleep(0.02)  # light load: one job at a time
+    _wait_count(ep, samples, 60)
+    lat = _endpoint_stats(ep)["latencies_ms"]
+    _endpoint_reset(ep)
+    return lat
 
 
 def _procfile_worker(procs: Procs, log: str) -> None:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from a2wsgi.wsgi import Body, WSGIMiddleware, WSGIResponder, build_environ
+from a2wsgi.wsgi import WSGIMiddleware, build_environ
 from django.conf import settings
 
 from config.asgi import application as django_asgi
@@ -218,61 +218,66 @@ async def _error(send: Send, refused: Refused) -> None:
 
 
 # --- the WSGI side ----------------------------------------------------------------------------------------
-# a2wsgi hands every response message from the worker thread to the event loop and waits for it: three thread
-# switches per request (start, body, end) on top of entering and leaving the pool. A Django response that is not
-# streaming is complete when the view returns, so here the thread returns it whole and the event loop sends it.
-# Streaming responses go message by message, as in a2wsgi. The body arrives already read, in memory.
+# a2wsgi's responder makes an asyncio.Queue and a sender task per request, and hands every response message from
+# the worker thread to the loop through them. A Django response that is not streaming is complete when the view
+# returns, so here the thread returns it whole and the event loop sends it: one hop into the pool and one back,
+# no queue, no task. A streaming response is sent message by message from the thread, each send awaited (as in
+# a2wsgi, so a slow client holds the thread, not memory). The body arrives already read, in memory.
 
-
-class _Responder(WSGIResponder):
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.whole: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None
-
-    async def respond(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
-        environ = build_environ(scope, Body(self.loop, _no_more_body))  # type: ignore[arg-type]
-        environ["wsgi.input"] = io.BytesIO(body)
-        sender = self.loop.create_task(self.sender(send))
-        try:
-            run = contextvars.copy_context().run
-            await self.loop.run_in_executor(self.executor, run, self.wsgi, environ, self.start_response)
-            if self.whole is not None:
-                status, headers, content = self.whole
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": content, "more_body": False})
-            await self.send_queue.put(None)
-            await sender
-        finally:
-            if not sender.done():
-                sender.cancel()
-
-    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> None:
-        started: list[Any] = []
-        iterable = self.app(environ, lambda status, headers, exc_info=None: started.extend((status, headers)))
-        try:
-            if getattr(iterable, "streaming", True):  # an unknown iterable streams, as in a2wsgi
-                start_response(*started)
-                for chunk in iterable:
-                    self.send({"type": "http.response.body", "body": chunk, "more_body": True})
-                self.send({"type": "http.response.body", "body": b""})
-                return
-            content = b"".join(iterable)
-        finally:
-            getattr(iterable, "close", lambda: None)()
-        status, headers = started
-        encoded = [(n.strip().encode("latin1").lower(), v.strip().encode("latin1")) for n, v in headers]
-        self.whole = (int(status.split(" ", 1)[0]), encoded, content)
-
-
-async def _no_more_body() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
+_Whole = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 class WsgiBridge(WSGIMiddleware):
     """Runs the WSGI app on a pool of `workers` threads for a request whose body has been read in full."""
 
     async def respond(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
-        await _Responder(self.app, self.executor, self.send_queue_size).respond(scope, body, send)
+        loop = asyncio.get_running_loop()
+        environ = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
+        run = contextvars.copy_context().run
+        whole = await loop.run_in_executor(self.executor, run, self._call, environ, send, loop)
+        if whole is not None:
+            status, headers, content = whole
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": content, "more_body": False})
+
+    def _call(self, environ: dict[str, Any], send: Send, loop: asyncio.AbstractEventLoop) -> _Whole | None:
+        """On a pool thread: the response whole, or None once it has been streamed."""
+        started: list[Any] = []
+        iterable = self.app(environ, lambda status, headers, exc_info=None: started.extend((status, headers)))
+        try:
+            if getattr(iterable, "streaming", True):  # an unknown iterable streams, as in a2wsgi
+                _stream(iterable, started, send, loop)
+                return None
+            content = b"".join(iterable)
+        finally:
+            getattr(iterable, "close", lambda: None)()
+        status, headers = _status_headers(started)
+        return status, headers, content
+
+
+def _status_headers(started: list[Any]) -> tuple[int, list[tuple[bytes, bytes]]]:
+    status, headers = started[0], started[1]
+    encoded = [(n.strip().encode("latin1").lower(), v.strip().encode("latin1")) for n, v in headers]
+    return int(status.split(" ", 1)[0]), encoded
+
+
+def _stream(iterable: Any, started: list[Any], send: Send, loop: asyncio.AbstractEventLoop) -> None:
+    """On a pool thread: send a streaming response chunk by chunk, waiting for each send."""
+
+    def put(message: dict[str, Any]) -> None:
+        asyncio.run_coroutine_threadsafe(send(message), loop).result()
+
+    head_sent = False
+    for chunk in iterable:
+        if not head_sent:  # start_response may come with the first chunk (a generator's app)
+            status, headers = _status_headers(started)
+            put({"type": "http.response.start", "status": status, "headers": headers})
+            head_sent = True
+        put({"type": "http.response.body", "body": chunk, "more_body": True})
+    if not head_sent:
+        status, headers = _status_headers(started)
+        put({"type": "http.response.start", "status": status, "headers": headers})
+    put({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 app = Front()

@@ -1,10 +1,11 @@
 """The conveyor: one event loop per worker process carries every push delivery in flight.
 
 Waiting costs a socket, not a thread (DESIGN.md). The deliver task claims a batch and hands it here; it returns
-at once, so a batch to a slow endpoint holds sockets on this loop, never a Celery thread. When a batch's requests
-end, its outcomes are recorded (sync ORM, on a small recorder thread, never on the loop) and the queue is
-re-kicked as the task did. Leases stay the truth: a process that dies with batches in flight loses nothing, the
-sweeper redelivers their expired leases, and the lease token fences any late completion.
+once the loop has sent the batch's requests, so a batch to a slow endpoint holds sockets on this loop, never a
+Celery thread. When a batch's requests end, a small recorder thread (sync ORM, never on the loop) records its
+outcomes, releases its capacity and re-kicks the queue, in one go. Leases stay the truth: a process that dies
+with batches in flight loses nothing, the sweeper redelivers their expired leases, and the lease token fences
+any late completion.
 
 In-flight limits (counted in jobs, per process) are work-conserving: a workspace alone may use the whole pool
 but a small reserve; when several are busy each claims only up to its fair share of it, and a queue up to its
@@ -20,8 +21,10 @@ import math
 import os
 import threading
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connections
@@ -33,6 +36,10 @@ from jobs.services.engine import Outcome, jobs_deliver_outcomes
 from queues.models import Queue
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# How long `submit` waits at most for the loop to send a batch's requests (a loop that far behind is stuck).
+SUBMIT_WAIT_S = 2.0
 
 
 @dataclass
@@ -177,27 +184,87 @@ class Conveyor:
         outbound.run(main())
 
     def submit(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
-        """Deliver a claimed batch on the loop; the caller returns at once."""
+        """Deliver a claimed batch on the loop; the caller returns once the loop has sent its requests.
+
+        Sending is the CPU part of a delivery; answers are waited for on sockets. A process whose loop is busy
+        sending thus stays busy to Celery for that long, and Celery gives the next hint to a process with a free
+        loop (without the wait, one prefork child took every batch and its loop ran on one core while the other
+        child idled). A slow endpoint still holds sockets only: its requests are sent at once.
+        """
         loop = self._ensure_loop()
         with self._lock:
             self.batches += 1
-        asyncio.run_coroutine_threadsafe(self._carry(ticket, queue, jobs), loop)
+        sent = threading.Event()
+        asyncio.run_coroutine_threadsafe(self._carry(ticket, queue, jobs, sent), loop)
+        sent.wait(SUBMIT_WAIT_S)
 
-    async def _carry(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
-        loop = asyncio.get_running_loop()
+    async def _carry(self, ticket: Ticket, queue: Queue, jobs: list[Job], sent: threading.Event) -> None:
+        outcomes: list[Outcome] | None = None
+        try:
+            outcomes = await delivery.deliver_batch_async(queue, jobs, on_sent=sent.set)
+        except Exception:  # noqa: BLE001 - the leases expire and the sweeper redelivers: never lost
+            logger.exception("batch of queue %s: delivery failed", queue.id)
+        finally:
+            sent.set()
+        # Recording, the release of the batch's capacity and its re-kicks run on a recorder thread in one go:
+        # one hand-off per batch, none back to the loop (each hop is a wake-up and a GIL hand-over).
+        try:
+            self._recorder.submit(self._settle, ticket, queue.id, outcomes)
+        except RuntimeError:  # the recorder is shut down (drain timed out): release only, the leases expire
+            self._settle(ticket, queue.id, None)
+
+    def _settle(self, ticket: Ticket, queue_id: str, outcomes: list[Outcome] | None) -> None:
+        """On a recorder thread (sync ORM, never on the loop): write a delivered batch's outcomes, give its
+        capacity back and re-kick what needs it."""
         more = False
         try:
-            outcomes = await delivery.deliver_batch_async(queue, jobs)
-            more = await loop.run_in_executor(self._recorder, _record, queue.id, outcomes)
+            if outcomes is not None:
+                more = _record(queue_id, outcomes)
         except Exception:  # noqa: BLE001 - the leases expire and the sweeper redelivers: never lost
-            logger.exception("batch of queue %s: outcomes not recorded", queue.id)
+            logger.exception("batch of queue %s: outcomes not recorded", queue_id)
         finally:
             kicks = self._finish(ticket, more)
             with self._lock:
                 self.batches -= 1
                 self._lock.notify_all()
         if kicks and not self._draining:
-            loop.run_in_executor(self._recorder, send_hints, kicks)
+            send_hints(kicks)
+
+    def carry(self, send: Awaitable[T], settle: Callable[[T], object], what: str) -> None:
+        """Await `send` on the loop, then call `settle` with its result on a recorder thread; returns at once.
+
+        For system senders (webhook deliveries, alert notifications): a slow target holds a socket here, never
+        the thread of the system task that claimed the rows. Drain waits for these too. If `send` raises,
+        nothing is settled: the rows' leases expire and they are sent again.
+        """
+        loop = self._ensure_loop()
+        with self._lock:
+            self.batches += 1
+        asyncio.run_coroutine_threadsafe(self._carry_other(send, settle, what), loop)
+
+    async def _carry_other(self, send: Awaitable[T], settle: Callable[[T], object], what: str) -> None:
+        try:
+            result = await send
+        except Exception:  # noqa: BLE001 - the leases expire and the rows are sent again
+            logger.exception("%s: sending failed", what)
+            self._settle_other(None, what)
+            return
+        try:
+            self._recorder.submit(self._settle_other, lambda: settle(result), what)
+        except RuntimeError:  # the recorder is shut down (drain timed out): the leases expire
+            self._settle_other(None, what)
+
+    def _settle_other(self, settle: Callable[[], object] | None, what: str) -> None:
+        try:
+            if settle is not None:
+                recycle_connections()
+                settle()
+        except Exception:  # noqa: BLE001 - the leases expire and the rows are sent again
+            logger.exception("%s: results not recorded", what)
+        finally:
+            with self._lock:
+                self.batches -= 1
+                self._lock.notify_all()
 
     def deliver_here(self, ticket: Ticket, queue: Queue, jobs: list[Job]) -> None:
         """Deliver and record on the caller's thread and connection: for in-process calls (tests, eager tasks, a

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import aiohttp
@@ -158,9 +159,17 @@ async def _deliver_isolated(session: aiohttp.ClientSession, queue: Queue, job: J
         )
 
 
-async def deliver_batch_async(queue: Queue, jobs: list[Job]) -> list[Outcome]:
+async def deliver_batch_async(
+    queue: Queue, jobs: list[Job], *, on_sent: Callable[[], None] | None = None
+) -> list[Outcome]:
+    """Deliver leased jobs concurrently on this loop. `on_sent` is called once every request has run to its
+    first wait: sent on a pooled connection, or connecting."""
     session = await outbound.session()
-    return list(await asyncio.gather(*(_deliver_isolated(session, queue, job) for job in jobs)))
+    pending = asyncio.gather(*(_deliver_isolated(session, queue, job) for job in jobs))
+    if on_sent is not None:
+        await asyncio.sleep(0)  # the gathered tasks were scheduled first: each has run until it waits
+        on_sent()
+    return list(await pending)
 
 
 def deliver_batch(queue: Queue, jobs: list[Job]) -> list[Outcome]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -43,3 +44,12 @@ def fast_queue(workspace, url: str) -> Queue:
         delivery="push",
         endpoint={"url": url, "timeout_ms": 5000},
     )
+
+
+def planned_ticks(schedule, window_end: datetime) -> list[datetime]:
+    """The tick times a 1-second schedule had due from its first run up to `window_end`."""
+    planned, at = [], schedule.next_run_at
+    while at <= window_end:
+        planned.append(at)
+        at += timedelta(seconds=1)
+    return planned

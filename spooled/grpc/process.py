@@ -4,8 +4,9 @@ The server hands a stream's session every request that has arrived since its las
 them together: every complete and fail of the turn in one engine transaction per queue (jobs.services.pull
 `jobs_ack`, the fenced batch outcome path), then every dequeue of the turn in one claim per queue, worker and
 lease (`jobs_claim_pull`). Responses: the outcomes in request order (a lost lease answers `error` with code
-LEASE_EXPIRED, as Spooled reports it in-band), then lease renewals, then one `job` per claimed job; a turn whose
-dequeues find nothing answers `error` NO_JOBS once per dequeue request.
+LEASE_EXPIRED, as Spooled reports it in-band), then lease renewals, then each dequeue's jobs in request order
+(one `job` each); a dequeue that got fewer jobs than its batch_size (none included) ends with `error` NO_JOBS, so
+a client always knows when a dequeue has been answered in full.
 """
 
 from __future__ import annotations
@@ -167,9 +168,13 @@ class Session:
             except ApplicationError as exc:
                 out += [_refusal(exc)] * len(group)
                 continue
-            if not jobs:
-                out += [_error("NO_JOBS", "No jobs available")] * len(group)
-            out += [pb.ProcessResponse(job=job) for job in jobs]
+            start = 0
+            for request in group:  # each request's share in order; one left short is told so
+                share = jobs[start : start + (request.batch_size or 1)]
+                start += len(share)
+                out += [pb.ProcessResponse(job=job) for job in share]
+                if len(share) < (request.batch_size or 1):
+                    out.append(_error("NO_JOBS", "No more jobs available"))
         return out
 
     def _claim(self, queue_name: str, worker_id: str, lease_s: int, wanted: int) -> list[pb.Job]:

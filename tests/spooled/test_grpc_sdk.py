@@ -148,12 +148,12 @@ for response in stream.receive():
         assert response.fail.will_retry is False
     elif response.error_code == "LEASE_EXPIRED":
         lost += 1
-    elif response.error_code == "NO_JOBS":
+    elif response.error_code == "NO_JOBS":  # the third dequeue: 5 jobs, then told there are no more
         no_jobs = True
+    settled = completed + failed
+    if settled == 25 and no_jobs:
         break
-    if completed + failed == 25:
-        dequeue()
-    elif (completed + failed) % 10 == 0 and (completed + failed) and response.complete:
+    if (response.complete or response.fail) and settled % 10 == 0:
         dequeue()
 stream.end()
 statuses = {}

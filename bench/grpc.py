@@ -136,6 +136,12 @@ def _start_grpc(port: int, env: dict[str, str]) -> subprocess.Popen:
     raise RuntimeError("grpcserve did not listen within 60 s")
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(size: int = DEFAULT_SIZE) -> list[dict]:
     size = max(int(size), 1000)
     single = max(500, min(size // 4, 5000))
@@ -163,7 +169,11 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
         servers.pop().terminate()
         grpc_port = pull._free_port()
         servers.append(_start_grpc(grpc_port, env))
+        server_cpu = _cpu_s(servers[-1].pid)
+        workers_cpu = os.times().children_user + os.times().children_system
         grpc_done, grpc_s = _run_grpc_workers(f"127.0.0.1:{grpc_port}", key, env, 300)
+        server_cpu = _cpu_s(servers[-1].pid) - server_cpu
+        workers_cpu = os.times().children_user + os.times().children_system - workers_cpu
     finally:
         for server in servers:
             server.terminate()
@@ -173,7 +183,8 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
         raise RuntimeError(f"gRPC bench lost jobs: {grpc_done}/{size}")
     rest_rate, grpc_rate = single_done / single_s, grpc_done / grpc_s
     print(
-        f"grpc: ProcessJobs {grpc_done} in {grpc_s:.2f} s; REST single {single_done} in {single_s:.2f} s",
+        f"grpc: ProcessJobs {grpc_done} in {grpc_s:.2f} s (server CPU {server_cpu:.1f} s, worker CPU "
+        f"{workers_cpu:.1f} s, load {os.getloadavg()[0]:.1f}); REST single {single_done} in {single_s:.2f} s",
         file=sys.stderr,
     )
     return [
@@ -183,7 +194,14 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
             "jobs/s",
             f">= 3,000 jobs/s and >= 5x REST pull single ({WORKERS} workers, ProcessJobs claim+complete)",
             baseline=("rest_pull_single_jobs_per_s (same run)", rest_rate),
-        )
+        ),
+        pull._result(
+            "grpc_server_cpu_ms_per_job",
+            1000 * server_cpu / max(grpc_done, 1),
+            "ms",
+            "CPU of the grpcserve process per job (informational: what bounds the rate on a shared 2-core "
+            f"machine; the 4 clients used {1000 * workers_cpu / max(grpc_done, 1):.2f} ms/job)",
+        ),
     ]
 
 

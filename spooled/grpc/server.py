@@ -233,8 +233,12 @@ async def serve(address: str, *, threads: int, grace_s: float = 5.0) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_QueueServiceServicer_to_server(QueueService(executor), server)
     pb_grpc.add_WorkerServiceServicer_to_server(WorkerService(executor), server)
-    if server.add_insecure_port(address) == 0:
-        raise SystemExit(f"gRPC: cannot listen on {address}")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise SystemExit(f"gRPC: cannot listen on {address} (in use? set GRPC_PORT)")
     await server.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

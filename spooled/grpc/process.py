@@ -70,33 +70,36 @@ class Session:
 
     def _settle(self, settles: list[tuple[int, Any]]) -> dict[int, pb.ProcessResponse]:
         answers: dict[int, pb.ProcessResponse] = {}
-        items: dict[str, list[tuple[int, pull.AckItem]]] = defaultdict(list)
         unknown = {s.job_id for _, s in settles if s.job_id and s.job_id not in self.known}
         if unknown:
             found = Job.objects.filter(workspace=self.workspace, id__in=unknown).values_list(
                 "id", "queue__name"
             )
             self._remember(dict(found))
-        seen: set[str] = set()
+        # A job settled twice in one turn (a retry after a stale lease, say) goes to a later round, in order.
+        rounds: list[tuple[set[str], dict[str, list[tuple[int, pull.AckItem]]]]] = []
         for index, request in settles:
             try:
-                item = self._ack_item(request, seen)
+                item = self._ack_item(request)
             except GrpcError as exc:
                 answers[index] = _refusal(exc)
                 continue
-            items[self.known[item.id]].append((index, item))
-        for queue_name, entries in items.items():
-            answers.update(self._ack(queue_name, entries))
+            free = next((r for r in rounds if item.id not in r[0]), None)
+            if free is None:
+                free = (set(), defaultdict(list))
+                rounds.append(free)
+            free[0].add(item.id)
+            free[1][self.known[item.id]].append((index, item))
+        for _, batch in rounds:
+            for queue_name, entries in batch.items():
+                answers.update(self._ack(queue_name, entries))
         return answers
 
-    def _ack_item(self, request: Any, seen: set[str]) -> pull.AckItem:
+    def _ack_item(self, request: Any) -> pull.AckItem:
         ops.required(request.job_id, "job_id")
         ops.required(request.lease_id, "lease_id")
         if request.job_id not in self.known:
             raise GrpcError(ops.grpc.StatusCode.NOT_FOUND, "Job not found")
-        if request.job_id in seen:
-            raise GrpcError(ops.INVALID, "The job is settled twice in one batch.")
-        seen.add(request.job_id)
         if isinstance(request, pb.FailRequest):
             retry = request.retry if request.HasField("retry") else True
             error = ops.fail_error(request.error)
@@ -128,7 +131,8 @@ class Session:
         )
         answers = {}
         for index, item in entries:
-            self.known.pop(item.id, None)
+            if item.id not in lost_ids:
+                self.known.pop(item.id, None)  # settled: forgotten (a later settle looks it up again)
             if item.id in lost_ids:
                 answers[index] = _error("LEASE_EXPIRED", LEASE_EXPIRED)
             elif item.success:

@@ -102,7 +102,8 @@ client, seen = realtime("websocket")
 client.connect()
 client.subscribe(Filter(queue="a"))
 time.sleep(0.5)
-in_a, in_b = run_job("a"), run_job("b")
+in_b = run_job("b")  # first: its events are all rendered by the time a's completion is seen
+in_a = run_job("a")
 wait_for(lambda: COMPLETED in of_job(seen, in_a))
 client.unsubscribe(Filter(queue="a"))  # no subscription left: every event of the workspace again
 time.sleep(0.5)

@@ -34,11 +34,13 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(django_db_setup: None) -> Iterator[Live]:
-    """One web process and one gRPC process per module, on the test database (short SSE heartbeat and poll)."""
-    env = servers.server_env()
+    """One web process and one gRPC process per module, on the test database (short SSE heartbeat and poll;
+    streams re-check their credential every second)."""
+    extra = {"SPINDLE_SSE_AUTH_RECHECK_S": "1"}
+    env = servers.server_env(**extra)
     grpc_port = processes.free_port()
     cmd = [sys.executable, "manage.py", "grpcserve", "--port", str(grpc_port), "--threads", "2"]
-    with servers.front_server(threads=4) as port, processes.running(cmd, env=env) as grpc:
+    with servers.front_server(threads=4, **extra) as port, processes.running(cmd, env=env) as grpc:
         processes.wait_until(lambda: processes.accepts(grpc_port), grpc, what="grpcserve", timeout_s=60)
         yield Live(f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}")
 

@@ -126,6 +126,8 @@ with ws.connect(f"{url}/api/v1/events/ws?token={ARGS['token']}") as raw:
     pong = json.loads(raw.recv(timeout=5))
     raw.send(json.dumps({"cmd": "dance"}))
     unknown = json.loads(raw.recv(timeout=5))
+    while unknown["type"] == "Ping":  # keep-alive Pings may come first
+        unknown = json.loads(raw.recv(timeout=5))
 try:
     ws.connect(f"{url}/api/v1/ws?token=rt_ws_unknown").close()
     refused = None
@@ -148,3 +150,51 @@ done({"a": of_job(seen, in_a), "b": of_job(seen, in_b), "later_b": of_job(seen, 
     assert out["opening"] == "Ping" and out["pong"] == "Ping"
     assert out["unknown"][0] == "Error" and "Unknown command" in out["unknown"][1]
     assert out["refused"] == 401
+
+
+def test_streams_share_the_workspace_cap_and_end_when_the_key_is_rotated(live, api_key):
+    out = sdk(
+        REALTIME
+        + """
+import urllib.request
+import websockets.sync.client as ws
+url = ARGS["base_url"].replace("http://", "ws://")
+opened = []
+for _ in range(10):  # SPINDLE_MAX_STREAMS_PER_WORKSPACE, shared with /v1/events
+    stream, _ = realtime("sse")
+    stream.connect()
+    opened.append(stream)
+extra, _ = realtime("sse")
+try:
+    extra.connect()
+    capped_sse = None
+except errors.SpooledError as exc:
+    capped_sse = [type(exc).__name__, exc.status_code]
+try:
+    ws.connect(f"{url}/api/v1/ws?token={ARGS['token']}").close()
+    capped_ws = None
+except Exception as exc:
+    capped_ws = getattr(getattr(exc, "response", None), "status_code", repr(exc))
+for stream in opened:
+    stream.disconnect()
+time.sleep(2)  # the server notices the closed streams and gives their slots back
+
+client, seen = realtime("websocket")
+client.connect()
+rotate = urllib.request.Request(
+    ARGS["base_url"] + "/v1/auth/rotate-key", data=b"{}", method="POST",
+    headers={"Authorization": "Bearer " + ARGS["token"], "Content-Type": "application/json"})
+rotated = urllib.request.urlopen(rotate, timeout=10).status
+ended = wait_for(lambda: client.state.value == "disconnected", 15)
+done({"capped_sse": capped_sse, "capped_ws": capped_ws, "rotated": rotated, "ended": ended,
+      "errors": [d.get("message") for t, d in seen if t == "error"]})
+""",
+        address=live.grpc_address,
+        key=api_key,
+        token=api_key,
+        base_url=live.base_url,
+    )
+    assert out["capped_sse"] == ["RateLimitError", 429]
+    assert out["capped_ws"] == 429
+    assert out["rotated"] == 200 and out["ended"] is True
+    assert out["errors"] and "no longer holds" in out["errors"][0]

@@ -2,7 +2,7 @@
 
 Sets up its own database (`spindle_bench`, next to the one DATABASE_URL names), measures each metric beside
 a baseline taken in the same run, prints a table and writes bench/results.json (format in PERF.md).
-Groups: enqueue (batch and single), push, latency, noisy (bench/noisy.py), one_port (bench/one_port.py), delayed, list, pull (bench/pull.py), schedules (bench/schedules.py), memory.
+Groups: enqueue (batch and single), push, latency, noisy (bench/noisy.py), one_port (bench/one_port.py), delayed, list, pull (bench/pull.py), grpc (bench/grpc.py), schedules (bench/schedules.py), memory.
 `--size` scales the data (0.1 for a quick run).
 """
 
@@ -830,6 +830,12 @@ def bench_pull(size: float, procs: Procs) -> None:
     RESULTS.extend(pull.run(max(1000, int(pull.DEFAULT_SIZE * size))))
 
 
+def bench_grpc(size: float, procs: Procs) -> None:
+    from bench import grpc as grpc_bench
+
+    RESULTS.extend(grpc_bench.run(max(1000, int(grpc_bench.DEFAULT_SIZE * size))))
+
+
 def bench_one_port(size: float, procs: Procs) -> None:
     """Enqueue through `make run`'s one port (uvicorn config.front:app) beside gunicorn serving the same WSGI app
     directly, same processes x threads, alternating rounds (bench/one_port.py)."""
@@ -942,6 +948,8 @@ GROUPS = {
 # Groups other parts contribute, when their files exist.
 if (ROOT / "bench" / "pull.py").exists():
     GROUPS["pull"] = bench_pull
+if (ROOT / "bench" / "grpc.py").exists():
+    GROUPS["grpc"] = bench_grpc
 if (ROOT / "bench" / "schedules.py").exists():
     GROUPS["schedules"] = bench_schedules
 GROUPS["memory"] = bench_memory

@@ -41,6 +41,17 @@ STREAM_PATHS = (
     re.compile(r"^/v1/queues/[^/]+/events/?$"),
     re.compile(r"^/events/?$"),
 )
+# --- Spooled's realtime surface (spooled/realtime) ---------------------------------------------------------
+# Its SSE paths are stream routes too, and every WebSocket connection goes to its socket app (`/api/v1/ws`,
+# `/api/v1/events/ws`; other paths are refused there). Both wait on the event loop, holding no thread.
+from spooled.realtime.socket import serve as spooled_socket  # noqa: E402
+
+STREAM_PATHS += (
+    re.compile(r"^/api/v1/events/?$"),
+    re.compile(r"^/api/v1/events/jobs/[^/]+/?$"),
+)
+# ----------------------------------------------------------------------------------------------------------
+
 # Request-line and header sizes past which the request is refused (gunicorn's limits, which `make run` had).
 MAX_TARGET_BYTES = 8190
 MAX_HEADER_BYTES = 32 * 1024
@@ -128,8 +139,11 @@ class Front:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
+        if scope["type"] == "websocket":
+            await spooled_socket(resolve_scope(scope), receive, send)  # Spooled's realtime (block above)
+            return
         if scope["type"] != "http":
-            return  # no websockets here
+            return
         scope = resolve_scope(scope)
         try:
             if scope["method"] == "OPTIONS" and scope["path"] == "*":

@@ -57,6 +57,7 @@ def call_json(method: str, url: str, key: str | None = None, body: dict | None =
 class Procfile:
     runner: processes.Process
     port: int
+    grpc_port: int
 
     @property
     def base(self) -> str:
@@ -66,14 +67,17 @@ class Procfile:
 @contextmanager
 def procfile_running(env: dict[str, str], log: Path) -> Iterator[Procfile]:
     """Every process of the Procfile through bin/run-procfile, once its web process answers /v1/health."""
-    port = processes.free_port()
-    env = {**env, "HOST": "127.0.0.1", "PORT": str(port)}
+    port, grpc_port = processes.free_port(), processes.free_port()
+    env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "GRPC_PORT": str(grpc_port)}
     with processes.running([str(ROOT / "bin" / "run-procfile"), "Procfile"], env=env, log=log) as runner:
         health = f"http://127.0.0.1:{port}/v1/health"
         # A generous start budget: on a loaded machine a fresh venv compiles its imports on first start.
         ready = partial(processes.answers, health)
         processes.wait_until(ready, runner, what="web process /v1/health", timeout_s=90, interval_s=0.2)
-        yield Procfile(runner, port)
+        # The Procfile's `grpc` process (Spooled's gRPC API) listens on its own port.
+        grpc_ready = partial(processes.accepts, grpc_port)
+        processes.wait_until(grpc_ready, runner, what="grpc process", timeout_s=90, interval_s=0.2)
+        yield Procfile(runner, port, grpc_port)
 
 
 def push_job_completes(

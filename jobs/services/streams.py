@@ -247,9 +247,11 @@ class EventStream(Stream):
             return "", False
         self.sent.update(event["id"] for event in events)
         self.cursor = max(self.cursor, events[-1]["id"])
-        return "".join(frame(event["type"], event, event["id"]) for event in events), len(
-            events
-        ) == POLL_BATCH
+        return self.render(events), len(events) == POLL_BATCH
+
+    def render(self, events: list[dict[str, Any]]) -> str:
+        """The text sent for new events (other wire formats, such as Spooled's frames, override it)."""
+        return "".join(frame(event["type"], event, event["id"]) for event in events)
 
 
 async def async_frames(stream: Stream) -> AsyncIterator[str]:

@@ -1,0 +1,221 @@
+"""gRPC pull throughput (PERF.md `grpc_pull_jobs_per_s`): 4 workers on Spooled's ProcessJobs (claim + complete)
+against `manage.py grpcserve`, beside REST pull single (bench/pull.py's one-at-a-time workers against gunicorn)
+in the same run, on the same throw-away database.
+
+Each gRPC worker keeps two `dequeue` requests (BATCH jobs each) in flight on one ProcessJobs stream and answers
+every job with a `complete` at once, asking for more as the completions come back; the server settles what
+arrived together in one batch (spooled/grpc/process.py). Goal: >= 3,000 jobs/s and >= 5x REST pull single.
+
+`run(size)` is called by bench/run.py (`make bench BENCH=grpc`). The workers start as `python -m bench.grpc
+--worker ...` from the repository root: run as a script, this file's folder would come first on sys.path and
+this module would shadow the `grpc` library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import pull  # noqa: E402
+
+WORKERS = 4
+BATCH = int(os.environ.get("BENCH_GRPC_BATCH", "50"))
+SERVER_THREADS = int(os.environ.get("BENCH_GRPC_THREADS", "4"))
+QUEUE = "bench-batch"  # bench/pull.py's setup fills it; the REST batch run is not part of this group
+DEFAULT_SIZE = 20_000
+
+
+def _worker(address: str, key: str, seconds: float) -> None:
+    """(Subprocess) ProcessJobs until the queue is empty or `seconds` passed; prints counts and times."""
+    import grpc as grpc_lib
+
+    from spooled.grpc import spooled_pb2 as pb
+    from spooled.grpc import spooled_pb2_grpc as pb_grpc
+
+    outbox: queue.Queue = queue.Queue()
+
+    def requests():
+        while (item := outbox.get()) is not None:
+            yield item
+
+    def dequeue() -> None:
+        outbox.put(
+            pb.ProcessRequest(
+                dequeue=pb.DequeueRequest(queue_name=QUEUE, worker_id="bench", batch_size=BATCH)
+            )
+        )
+
+    channel = grpc_lib.insecure_channel(address)
+    stub = pb_grpc.QueueServiceStub(channel)
+    # Jobs each in-flight dequeue still owes (the server answers a short one with NO_JOBS after its jobs).
+    owed: list[int] = [BATCH, BATCH]
+    dequeue()
+    dequeue()
+    done = pending = 0
+    draining = False
+    started = time.time()
+    for response in stub.ProcessJobs(requests(), metadata=[("x-api-key", key)]):
+        kind = response.WhichOneof("response")
+        served = False
+        if kind == "job":
+            pending += 1
+            complete = pb.CompleteRequest(
+                job_id=response.job.id, worker_id="bench", lease_id=response.job.lease_id
+            )
+            outbox.put(pb.ProcessRequest(complete=complete))
+            owed[0] -= 1
+            served = owed[0] == 0
+        elif kind == "complete":
+            pending -= 1
+            done += 1
+        elif kind == "error" and response.error.code == "NO_JOBS":
+            served, draining = True, True
+        else:
+            raise RuntimeError(f"unexpected response: {response}")
+        if served:
+            owed.pop(0)
+            if not draining and time.time() - started < seconds:
+                owed.append(BATCH)
+                dequeue()
+        if not owed and pending == 0:
+            break
+    outbox.put(None)
+    channel.close()
+    print(json.dumps({"done": done, "start": started, "end": time.time()}))
+
+
+def _run_grpc_workers(address: str, key: str, env: dict[str, str], seconds: float) -> tuple[int, float]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.grpc", "--worker", address, key, str(seconds)],
+            env=env,
+            cwd=str(ROOT),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(WORKERS)
+    ]
+    reports = []
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(f"gRPC bench worker failed ({p.returncode})")
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    elapsed = max(r["end"] for r in reports) - min(r["start"] for r in reports)
+    return sum(r["done"] for r in reports), elapsed
+
+
+def _start_grpc(port: int, env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "grpcserve", "--port", str(port), "--threads", str(SERVER_THREADS)],
+        env=env,
+        cwd=str(ROOT),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("grpcserve exited during start-up")
+        try:
+            import socket
+
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("grpcserve did not listen within 60 s")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(size: int = DEFAULT_SIZE) -> list[dict]:
+    size = max(int(size), 1000)
+    single = max(500, min(size // 4, 5000))
+    base = pull._base_url()
+    bench_url = pull._with_db(base, pull.BENCH_DB)
+    env = pull._env(bench_url)
+    pull._recreate_db(base)
+    servers: list[subprocess.Popen] = []
+    try:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=str(ROOT), check=True
+        )
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.pull", "--setup", str(size), str(single), "0"],
+            env=env,
+            cwd=str(ROOT),
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout
+        key = json.loads(out.strip().splitlines()[-1])["key"]
+        port = pull._free_port()
+        servers.append(pull._start_gunicorn(port, env))
+        single_done, single_s = pull._run_workers(port, key, "bench-single", 1, env, pull.SINGLE_SECONDS)
+        servers.pop().terminate()
+        grpc_port = pull._free_port()
+        servers.append(_start_grpc(grpc_port, env))
+        server_cpu = _cpu_s(servers[-1].pid)
+        workers_cpu = os.times().children_user + os.times().children_system
+        grpc_done, grpc_s = _run_grpc_workers(f"127.0.0.1:{grpc_port}", key, env, 300)
+        server_cpu = _cpu_s(servers[-1].pid) - server_cpu
+        workers_cpu = os.times().children_user + os.times().children_system - workers_cpu
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+        pull._drop_db(base)
+    if grpc_done != size:
+        raise RuntimeError(f"gRPC bench lost jobs: {grpc_done}/{size}")
+    rest_rate, grpc_rate = single_done / single_s, grpc_done / grpc_s
+    print(
+        f"grpc: ProcessJobs {grpc_done} in {grpc_s:.2f} s (server CPU {server_cpu:.1f} s, worker CPU "
+        f"{workers_cpu:.1f} s, load {os.getloadavg()[0]:.1f}); REST single {single_done} in {single_s:.2f} s",
+        file=sys.stderr,
+    )
+    return [
+        pull._result(
+            "grpc_pull_jobs_per_s",
+            grpc_rate,
+            "jobs/s",
+            f">= 3,000 jobs/s and >= 5x REST pull single ({WORKERS} workers, ProcessJobs claim+complete)",
+            baseline=("rest_pull_single_jobs_per_s (same run)", rest_rate),
+        ),
+        pull._result(
+            "grpc_server_cpu_ms_per_job",
+            1000 * server_cpu / max(grpc_done, 1),
+            "ms",
+            "CPU of the grpcserve process per job (informational: what bounds the rate on a shared 2-core "
+            f"machine; the 4 clients used {1000 * workers_cpu / max(grpc_done, 1):.2f} ms/job)",
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE)
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        address, key, seconds = args.worker
+        _worker(address, key, float(seconds))
+    else:
+        print(json.dumps(run(args.size), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,3 +1,44 @@
-"""The REST routes under /api/v1 (spooled.urls mounts them)."""
+"""The REST routes under /api/v1 (spooled.urls mounts them). Static paths come before `{id}` paths; no trailing
+slashes (the SDK sends none, and a redirect would be an error to it)."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from django.urls import path, re_path
+
+from spooled.rest import dlq, jobs, leases, queues, workers
+from spooled.rest.errors import not_found
+
+urlpatterns = [
+    # jobs: static paths first
+    path("jobs", jobs.JobsView.as_view()),
+    path("jobs/stats", jobs.JobStatsView.as_view()),
+    path("jobs/status", jobs.JobStatusView.as_view()),
+    path("jobs/bulk", jobs.JobBulkView.as_view()),
+    path("jobs/claim", leases.ClaimView.as_view()),
+    path("jobs/dlq", dlq.DlqView.as_view()),
+    path("jobs/dlq/retry", dlq.DlqRetryView.as_view()),
+    path("jobs/dlq/purge", dlq.DlqPurgeView.as_view()),
+    path("jobs/<str:job_id>", jobs.JobView.as_view()),
+    path("jobs/<str:job_id>/retry", jobs.JobRetryView.as_view()),
+    path("jobs/<str:job_id>/priority", jobs.JobPriorityView.as_view()),
+    path("jobs/<str:job_id>/history", jobs.JobHistoryView.as_view()),
+    path("jobs/<str:job_id>/complete", leases.CompleteView.as_view()),
+    path("jobs/<str:job_id>/fail", leases.FailView.as_view()),
+    path("jobs/<str:job_id>/heartbeat", leases.HeartbeatView.as_view()),
+    # queues
+    path("queues", queues.QueuesView.as_view()),
+    path("queues/<str:name>", queues.QueueView.as_view()),
+    path("queues/<str:name>/config", queues.QueueConfigView.as_view()),
+    path("queues/<str:name>/stats", queues.QueueStatsView.as_view()),
+    path("queues/<str:name>/pause", queues.QueuePauseView.as_view()),
+    path("queues/<str:name>/resume", queues.QueueResumeView.as_view()),
+    # workers
+    path("workers", workers.WorkersView.as_view()),
+    path("workers/register", workers.WorkerRegisterView.as_view()),
+    path("workers/<str:worker_id>", workers.WorkerView.as_view()),
+    path("workers/<str:worker_id>/heartbeat", workers.WorkerHeartbeatView.as_view()),
+    path("workers/<str:worker_id>/deregister", workers.WorkerDeregisterView.as_view()),
+]
+
+# Last: any other path under /api/v1 is a 404 in Spooled's shape, not Spindle's envelope.
+fallback = [re_path(r"^.*$", not_found)]

@@ -3,10 +3,13 @@ a job is found by id alone (Spooled's routes carry no queue)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.utils import timezone
 
-from accounts.models import Workspace
-from config.exceptions import Conflict, NotFound, ValidationFailed
+from accounts.models import ApiKey, Workspace
+from accounts.services import IssuedKey, api_key_create_named, api_key_revoke
+from config.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from jobs.models import Job, Worker
 from jobs.services.enqueue import queue_by_name
 from jobs.services.pull import worker_register
@@ -83,3 +86,49 @@ def worker_upsert(
         concurrency=concurrency,
         metadata=metadata,
     )
+
+
+def api_key_create_scoped(
+    *,
+    workspace: Workspace,
+    caller: ApiKey | None,
+    name: str,
+    queues: list[str] | None,
+    rate_limit: int | None,
+    expires_at: datetime | None,
+) -> IssuedKey:
+    """A named key with Spooled's scopes. A queue-scoped caller can only mint keys within its own queues, so a
+    leaked scoped key cannot widen itself."""
+    if caller is not None and caller.queues:
+        if not queues or not set(queues) <= set(caller.queues):
+            raise Forbidden("A queue-scoped key can only create keys limited to its own queues.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed(details={"expires_at": ["Must be in the future."]})
+    for queue_name in queues or []:
+        queue_name_check(queue_name, "queues")
+    issued = api_key_create_named(workspace=workspace, name=name)
+    issued.key.queues, issued.key.rate_limit, issued.key.expires_at = queues or [], rate_limit, expires_at
+    issued.key.save(update_fields=["queues", "rate_limit", "expires_at"])
+    return issued
+
+
+def api_key_update_scoped(
+    *, workspace: Workspace, caller: ApiKey | None, key_id: str, changes: dict
+) -> ApiKey:
+    """Rename, re-scope or deactivate a key (a revoked key cannot come back: 422)."""
+    key = ApiKey.objects.filter(workspace=workspace, id=key_id).first()
+    if key is None:
+        raise NotFound("API key not found.")
+    if caller is not None and caller.queues:
+        raise Forbidden("A queue-scoped key cannot change keys.")
+    if changes.pop("is_active", None) is False and key.revoked_at is None:
+        key = api_key_revoke(workspace=workspace, key_id=key_id)
+    elif key.revoked_at is not None and changes:
+        raise ValidationFailed(details={"is_active": ["This key is revoked; create a new one."]})
+    for queue_name in changes.get("queues") or []:
+        queue_name_check(queue_name, "queues")
+    for field, value in changes.items():
+        setattr(key, field, value)
+    if changes:
+        key.save(update_fields=list(changes))
+    return key

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from spooled.rest import dlq, jobs, leases, queues, workers
+from spooled.rest import account, auth, dlq, jobs, leases, queues, workers
 from spooled.rest.errors import not_found
 
 urlpatterns = [
@@ -38,6 +38,19 @@ urlpatterns = [
     path("workers/<str:worker_id>", workers.WorkerView.as_view()),
     path("workers/<str:worker_id>/heartbeat", workers.WorkerHeartbeatView.as_view()),
     path("workers/<str:worker_id>/deregister", workers.WorkerDeregisterView.as_view()),
+    # auth
+    path("auth/login", auth.LoginView.as_view()),
+    path("auth/refresh", auth.RefreshView.as_view()),
+    path("auth/logout", auth.LogoutView.as_view()),
+    path("auth/me", auth.MeView.as_view()),
+    path("auth/validate", auth.ValidateView.as_view()),
+    path("auth/email/start", auth.EmailStartView.as_view()),
+    path("auth/email/verify", auth.EmailVerifyView.as_view()),
+    # api keys and billing
+    path("api-keys", account.ApiKeysView.as_view()),
+    path("api-keys/<str:key_id>", account.ApiKeyView.as_view()),
+    path("billing/status", account.BillingStatusView.as_view()),
+    path("billing/portal", account.BillingPortalView.as_view()),
 ]
 
 # Last: any other path under /api/v1 is a 404 in Spooled's shape, not Spindle's envelope.

@@ -1,0 +1,147 @@
+"""The SDK's auth, api-keys, billing, queues, workers and health calls against a live server, and the documented
+errors for bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from django.core import mail
+
+from accounts.models import ApiKey
+from tests.spooled.conftest import sdk_client
+from tests.spooled.sdk_alias import sdk
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+errors = sdk.errors
+
+
+def test_login_refresh_me_and_token_use(client, base_url: str, api_key: str) -> None:
+    tokens = client.auth.login({"api_key": api_key})
+    assert tokens.token_type == "Bearer" and tokens.expires_in > 0
+    with sdk_client(base_url, None, access_token=tokens.access_token) as by_token:
+        me = by_token.auth.me()
+        assert me.organization_id == client.auth.me().organization_id
+        assert by_token.jobs.create({"queue_name": "t", "payload": {}}).created
+    refreshed = client.auth.refresh({"refresh_token": tokens.refresh_token})
+    again = client.auth.refresh({"refresh_token": tokens.refresh_token})  # not rotated: usable again
+    assert refreshed.access_token and again.access_token
+    assert client.auth.validate({"token": refreshed.access_token}).valid is True
+    assert client.auth.validate({"token": "nope"}).valid is False
+    with pytest.raises(errors.AuthenticationError):
+        client.auth.login({"api_key": "rt_ws_not-a-real-key"})
+
+
+def test_scoped_keys_are_enforced_here_and_on_v1(client, base_url: str) -> None:
+    created = client.api_keys.create({"name": "only-a", "queues": ["a"]})
+    assert created.key and created.name == "only-a"
+    with sdk_client(base_url, created.key) as scoped:
+        assert scoped.jobs.create({"queue_name": "a", "payload": {}}).created
+        with pytest.raises(errors.AuthorizationError):
+            scoped.jobs.create({"queue_name": "b", "payload": {}})
+        with pytest.raises(errors.AuthorizationError):
+            scoped.api_keys.create({"name": "wider"})
+        assert scoped.auth.me().queues == ["a"]
+    headers = {"Authorization": f"Bearer {created.key}"}
+    assert httpx.get(f"{base_url}/v1/queues/a", headers=headers).status_code == 200
+    assert httpx.get(f"{base_url}/v1/queues/b", headers=headers).status_code == 403
+    assert httpx.get(f"{base_url}/v1/jobs", headers=headers).status_code == 403
+    expiring = client.api_keys.create({"name": "soon", "expires_at": datetime.now(UTC) + timedelta(hours=1)})
+    ApiKey.objects.filter(id=expiring.id).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    with sdk_client(base_url, expiring.key) as expired, pytest.raises(errors.AuthenticationError):
+        expired.jobs.list()
+    assert (
+        httpx.get(f"{base_url}/v1/jobs", headers={"Authorization": f"Bearer {expiring.key}"}).status_code
+        == 401
+    )
+    listed = {k.id: k for k in client.api_keys.list()}
+    assert listed[created.id].queues == ["a"]
+    client.api_keys.update(created.id, {"name": "renamed"})
+    assert client.api_keys.get(created.id).name == "renamed"
+    client.api_keys.delete(created.id)
+    assert client.api_keys.get(created.id).is_active is False
+
+
+def test_email_login_sends_a_code_through_django_mail(client, settings, workspace_key) -> None:
+    # The live server's mail goes to its console backend; the flow is checked in-process with locmem.
+    from spooled import auth
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    workspace = workspace_key[0]
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username="u1", email="u1@example.com", password="x" * 12)
+    workspace.owner = user
+    workspace.save()
+    auth.email_login_start("U1@example.com")
+    assert len(mail.outbox) == 1
+    code = next(word.rstrip(".") for word in mail.outbox[0].body.split() if word.rstrip(".").isdigit())
+    with pytest.raises(auth.Unauthorized):
+        auth.email_login_verify("u1@example.com", "000000" if code != "000000" else "111111")
+    assert auth.email_login_verify("u1@example.com", code).access
+    with pytest.raises(auth.Unauthorized):
+        auth.email_login_verify("u1@example.com", code)  # used once
+    started = client.auth.start_email_login("nobody@example.com")
+    assert started.message
+
+
+def test_queues_workers_billing_health(client) -> None:
+    config = client.queues.update_config("fresh", {"max_retries": 2, "default_timeout": 60, "rate_limit": 5})
+    assert (config.queue_name, config.max_retries, config.default_timeout, config.rate_limit) == (
+        "fresh",
+        2,
+        60,
+        5,
+    )
+    assert [q.queue_name for q in client.queues.list()] == ["fresh"]
+    assert client.queues.get("fresh").enabled is True
+    paused = client.queues.pause("fresh", reason="maintenance")
+    assert paused.paused is True and client.queues.get("fresh").enabled is False
+    assert client.queues.resume("fresh").resumed is True
+    stats = client.queues.get_stats("fresh")
+    assert (stats.pending_jobs, stats.active_workers) == (0, 0)
+    worker = client.workers.register({"queue_name": "fresh", "hostname": "h", "worker_id": "stable-1"})
+    again = client.workers.register({"queue_name": "fresh", "hostname": "h", "worker_id": "stable-1"})
+    assert again.id == worker.id  # upsert by the worker's own id
+    client.workers.heartbeat(worker.id, {"current_jobs": 0, "status": "draining"})
+    assert [w.status for w in client.workers.list()] == ["draining"]
+    assert client.queues.get_stats("fresh").active_workers == 1
+    client.queues.delete("fresh")
+    with pytest.raises(errors.NotFoundError):
+        client.queues.get("fresh")
+    status = client.billing.get_status()
+    assert (status.plan_tier, status.has_stripe_customer) == ("pro", False)
+    assert client.health.get().status == "healthy"
+    assert client.health.liveness() is True
+
+
+def test_bad_inputs_get_documented_errors(client, base_url: str, api_key: str) -> None:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with pytest.raises(errors.NotFoundError) as missing:
+        client.jobs.get("job_nope")
+    assert missing.value.code == "NOT_FOUND" and missing.value.request_id
+    with pytest.raises(errors.ValidationError) as invalid:
+        client.jobs.create({"queue_name": "bad name!", "payload": {}})
+    assert invalid.value.status_code == 422 and invalid.value.code == "VALIDATION_ERROR"
+    # What the SDK refuses on the client is refused here too (raw HTTP).
+    cases = [
+        ("POST", "/api/v1/jobs", {"queue_name": "q"}),  # no payload
+        ("POST", "/api/v1/jobs", {"queue_name": "q", "payload": {}, "priority": 101}),
+        ("POST", "/api/v1/jobs", {"queue_name": "q", "payload": {}, "expires_at": "2030-01-01T00:00:00Z"}),
+        ("POST", "/api/v1/jobs", {"queue_name": "q", "payload": {}, "surprise": 1}),
+        ("POST", "/api/v1/jobs/claim", {"queue_name": "q", "worker_id": "w", "limit": 0}),
+        ("POST", "/api/v1/jobs/job_x/complete", {"worker_id": "w"}),  # no lease_id
+        ("GET", "/api/v1/jobs?limit=101", None),
+        ("GET", "/api/v1/jobs?status=bogus", None),
+        ("POST", "/api/v1/jobs/dlq/purge", {}),
+    ]
+    for method, path, body in cases:
+        response = httpx.request(method, base_url + path, json=body, headers=headers)
+        assert response.status_code == 422, (path, body, response.text)
+        assert set(response.json()) == {"code", "message", "details"}
+    unknown = httpx.get(base_url + "/api/v1/no-such-route", headers=headers)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "NOT_FOUND")
+    assert httpx.get(base_url + "/api/v1/jobs").status_code == 401
+    # /v1 keeps its own envelope.
+    assert "error" in httpx.get(base_url + "/v1/jobs/job_nope", headers=headers).json()

@@ -45,6 +45,12 @@ class SpooledView(APIView):
         if key is not None and not key.allows_queue(queue_name):
             raise Forbidden(f"This API key may not act on queue '{queue_name}'.")
 
+    def require_unscoped(self) -> None:
+        """403 for a queue-scoped key: workspace-wide settings need an unrestricted one."""
+        key = self.scope_key()
+        if key is not None and key.queues:
+            raise Forbidden("This needs an API key that is not limited to queues.")
+
     def body(self, request: Request) -> Body:
         data = request.data
         if data is None or (data == {} and not request.body):
@@ -142,3 +148,11 @@ class Body:
     def done(self) -> None:
         if self.errors:
             raise ValidationFailed(details=self.errors)
+
+
+def query_when(raw: str, name: str) -> datetime | None:
+    """A date-time query parameter (naive means UTC); anything else is 422 naming it."""
+    body = Body({name: raw})
+    value = body.when(name)
+    body.done()
+    return value

@@ -13,7 +13,7 @@ from jobs.services.enqueue import job_enqueue, job_enqueue_batch
 from jobs.services.job_controls import job_update
 from queues.events import iso
 from spooled import services
-from spooled.rest.base import Body, SpooledView
+from spooled.rest.base import Body, SpooledView, query_when
 from spooled.rest.job_inputs import CREATE_FIELDS, spec_of
 from spooled.rest.paging import int_param, paged
 from spooled.rest.shapes import job_full, job_summary
@@ -81,7 +81,7 @@ def job_query(view: SpooledView, request: Request, *, dead_letter: bool = False)
         jobs = jobs.filter(tags__contains=[params["tag"]])
     for name, lookup in (("created_after", "created_at__gt"), ("created_before", "created_at__lt")):
         if params.get(name):
-            jobs = jobs.filter(**{lookup: _when(params[name], name)})
+            jobs = jobs.filter(**{lookup: query_when(params[name], name)})
     order = _ORDER.get(params.get("order_by") or "created_at")
     if order is None or params.get("order_dir", "desc") not in ("asc", "desc"):
         raise ValidationFailed(
@@ -89,13 +89,6 @@ def job_query(view: SpooledView, request: Request, *, dead_letter: bool = False)
         )
     sign = "" if params.get("order_dir") == "asc" else "-"
     return jobs.order_by(f"{sign}{order}", f"{sign}id")
-
-
-def _when(raw: str, name: str) -> object:
-    body = Body({name: raw})
-    value = body.when(name)
-    body.done()
-    return value
 
 
 class JobView(SpooledView):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from spooled.rest import account, auth, dlq, jobs, leases, queues, workers
+from spooled.rest import account, auth, dlq, jobs, leases, queues, webhooks_in, workers
 from spooled.rest.errors import not_found
 
 urlpatterns = [
@@ -51,6 +51,14 @@ urlpatterns = [
     path("api-keys/<str:key_id>", account.ApiKeyView.as_view()),
     path("billing/status", account.BillingStatusView.as_view()),
     path("billing/portal", account.BillingPortalView.as_view()),
+    # inbound webhooks: static paths first
+    path("webhooks/deliveries", webhooks_in.InboundDeliveriesView.as_view()),
+    path("webhooks/settings", webhooks_in.IngestSettingsView.as_view()),
+    path("webhooks/<str:org_id>/github", webhooks_in.GithubIngestView.as_view()),
+    path("webhooks/<str:org_id>/stripe", webhooks_in.StripeIngestView.as_view()),
+    path("webhooks/<str:org_id>/custom", webhooks_in.CustomIngestView.as_view()),
+    path("organizations/webhook-token", webhooks_in.WebhookTokenView.as_view()),
+    path("organizations/webhook-token/regenerate", webhooks_in.WebhookTokenRegenerateView.as_view()),
 ]
 
 # Last: any other path under /api/v1 is a 404 in Spooled's shape, not Spindle's envelope.

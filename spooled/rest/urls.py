@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from spooled.rest import account, auth, dlq, jobs, leases, queues, webhooks_in, workers
+from spooled.rest import (
+    account,
+    auth,
+    dlq,
+    jobs,
+    leases,
+    queues,
+    schedules,
+    webhooks_in,
+    webhooks_out,
+    workers,
+)
 from spooled.rest.errors import not_found
 
 urlpatterns = [
@@ -38,6 +49,21 @@ urlpatterns = [
     path("workers/<str:worker_id>", workers.WorkerView.as_view()),
     path("workers/<str:worker_id>/heartbeat", workers.WorkerHeartbeatView.as_view()),
     path("workers/<str:worker_id>/deregister", workers.WorkerDeregisterView.as_view()),
+    # schedules
+    path("schedules", schedules.SchedulesView.as_view()),
+    path("schedules/<str:schedule_id>", schedules.ScheduleView.as_view()),
+    path("schedules/<str:schedule_id>/pause", schedules.SchedulePauseView.as_view()),
+    path("schedules/<str:schedule_id>/resume", schedules.ScheduleResumeView.as_view()),
+    path("schedules/<str:schedule_id>/trigger", schedules.ScheduleTriggerView.as_view()),
+    path("schedules/<str:schedule_id>/history", schedules.ScheduleHistoryView.as_view()),
+    # outgoing webhooks
+    path("outgoing-webhooks", webhooks_out.WebhooksView.as_view()),
+    path("outgoing-webhooks/<str:webhook_id>", webhooks_out.WebhookView.as_view()),
+    path("outgoing-webhooks/<str:webhook_id>/test", webhooks_out.WebhookTestView.as_view()),
+    path("outgoing-webhooks/<str:webhook_id>/deliveries", webhooks_out.WebhookDeliveriesView.as_view()),
+    path(
+        "outgoing-webhooks/<str:webhook_id>/retry/<str:delivery_id>", webhooks_out.WebhookRetryView.as_view()
+    ),
     # auth
     path("auth/login", auth.LoginView.as_view()),
     path("auth/refresh", auth.RefreshView.as_view()),

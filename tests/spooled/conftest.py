@@ -20,7 +20,7 @@ from tests.spooled.sdk_alias import sdk
 @pytest.fixture(scope="module")
 def base_url(django_db_setup: None) -> Iterator[str]:
     """One server per module (the test database exists once django_db_setup ran; each test makes a workspace)."""
-    with servers.front_server(threads=8) as port:
+    with servers.front_server(threads=8, SPINDLE_ALLOW_PRIVATE_TARGETS="1") as port:
         yield f"http://127.0.0.1:{port}"
 
 

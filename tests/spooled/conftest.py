@@ -32,7 +32,7 @@ def workspace_key(plans: Any) -> tuple[Any, str]:
 
 
 @pytest.fixture
-def api_key(workspace_key: tuple[Any, str]) -> str:
+def live_key(workspace_key: tuple[Any, str]) -> str:
     return workspace_key[1]
 
 
@@ -46,6 +46,6 @@ def sdk_client(base_url: str, api_key: str, **options: Any) -> SpooledClient:
 
 
 @pytest.fixture
-def client(base_url: str, api_key: str) -> Iterator[SpooledClient]:
-    with sdk_client(base_url, api_key) as sdk:
-        yield sdk
+def spooled_client(base_url: str, live_key: str) -> Iterator[SpooledClient]:
+    with sdk_client(base_url, live_key) as client:
+        yield client

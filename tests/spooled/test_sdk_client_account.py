@@ -17,24 +17,24 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 errors = sdk.errors
 
 
-def test_login_refresh_me_and_token_use(client, base_url: str, api_key: str) -> None:
-    tokens = client.auth.login({"api_key": api_key})
+def test_login_refresh_me_and_token_use(spooled_client, base_url: str, live_key: str) -> None:
+    tokens = spooled_client.auth.login({"api_key": live_key})
     assert tokens.token_type == "Bearer" and tokens.expires_in > 0
     with sdk_client(base_url, None, access_token=tokens.access_token) as by_token:
         me = by_token.auth.me()
-        assert me.organization_id == client.auth.me().organization_id
+        assert me.organization_id == spooled_client.auth.me().organization_id
         assert by_token.jobs.create({"queue_name": "t", "payload": {}}).created
-    refreshed = client.auth.refresh({"refresh_token": tokens.refresh_token})
-    again = client.auth.refresh({"refresh_token": tokens.refresh_token})  # not rotated: usable again
+    refreshed = spooled_client.auth.refresh({"refresh_token": tokens.refresh_token})
+    again = spooled_client.auth.refresh({"refresh_token": tokens.refresh_token})  # not rotated: usable again
     assert refreshed.access_token and again.access_token
-    assert client.auth.validate({"token": refreshed.access_token}).valid is True
-    assert client.auth.validate({"token": "nope"}).valid is False
+    assert spooled_client.auth.validate({"token": refreshed.access_token}).valid is True
+    assert spooled_client.auth.validate({"token": "nope"}).valid is False
     with pytest.raises(errors.AuthenticationError):
-        client.auth.login({"api_key": "rt_ws_not-a-real-key"})
+        spooled_client.auth.login({"api_key": "rt_ws_not-a-real-key"})
 
 
-def test_scoped_keys_are_enforced_here_and_on_v1(client, base_url: str) -> None:
-    created = client.api_keys.create({"name": "only-a", "queues": ["a"]})
+def test_scoped_keys_are_enforced_here_and_on_v1(spooled_client, base_url: str) -> None:
+    created = spooled_client.api_keys.create({"name": "only-a", "queues": ["a"]})
     assert created.key and created.name == "only-a"
     with sdk_client(base_url, created.key) as scoped:
         assert scoped.jobs.create({"queue_name": "a", "payload": {}}).created
@@ -47,7 +47,9 @@ def test_scoped_keys_are_enforced_here_and_on_v1(client, base_url: str) -> None:
     assert httpx.get(f"{base_url}/v1/queues/a", headers=headers).status_code == 200
     assert httpx.get(f"{base_url}/v1/queues/b", headers=headers).status_code == 403
     assert httpx.get(f"{base_url}/v1/jobs", headers=headers).status_code == 403
-    expiring = client.api_keys.create({"name": "soon", "expires_at": datetime.now(UTC) + timedelta(hours=1)})
+    expiring = spooled_client.api_keys.create(
+        {"name": "soon", "expires_at": datetime.now(UTC) + timedelta(hours=1)}
+    )
     ApiKey.objects.filter(id=expiring.id).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     with sdk_client(base_url, expiring.key) as expired, pytest.raises(errors.AuthenticationError):
         expired.jobs.list()
@@ -55,15 +57,15 @@ def test_scoped_keys_are_enforced_here_and_on_v1(client, base_url: str) -> None:
         httpx.get(f"{base_url}/v1/jobs", headers={"Authorization": f"Bearer {expiring.key}"}).status_code
         == 401
     )
-    listed = {k.id: k for k in client.api_keys.list()}
+    listed = {k.id: k for k in spooled_client.api_keys.list()}
     assert listed[created.id].queues == ["a"]
-    client.api_keys.update(created.id, {"name": "renamed"})
-    assert client.api_keys.get(created.id).name == "renamed"
-    client.api_keys.delete(created.id)
-    assert client.api_keys.get(created.id).is_active is False
+    spooled_client.api_keys.update(created.id, {"name": "renamed"})
+    assert spooled_client.api_keys.get(created.id).name == "renamed"
+    spooled_client.api_keys.delete(created.id)
+    assert spooled_client.api_keys.get(created.id).is_active is False
 
 
-def test_email_login_sends_a_code_through_django_mail(client, settings, workspace_key) -> None:
+def test_email_login_sends_a_code_through_django_mail(spooled_client, settings, workspace_key) -> None:
     # The live server's mail goes to its console backend; the flow is checked in-process with locmem.
     from spooled import auth
 
@@ -82,49 +84,53 @@ def test_email_login_sends_a_code_through_django_mail(client, settings, workspac
     assert auth.email_login_verify("u1@example.com", code).access
     with pytest.raises(auth.Unauthorized):
         auth.email_login_verify("u1@example.com", code)  # used once
-    started = client.auth.start_email_login("nobody@example.com")
+    started = spooled_client.auth.start_email_login("nobody@example.com")
     assert started.message
 
 
-def test_queues_workers_billing_health(client) -> None:
-    config = client.queues.update_config("fresh", {"max_retries": 2, "default_timeout": 60, "rate_limit": 5})
+def test_queues_workers_billing_health(spooled_client) -> None:
+    config = spooled_client.queues.update_config(
+        "fresh", {"max_retries": 2, "default_timeout": 60, "rate_limit": 5}
+    )
     assert (config.queue_name, config.max_retries, config.default_timeout, config.rate_limit) == (
         "fresh",
         2,
         60,
         5,
     )
-    assert [q.queue_name for q in client.queues.list()] == ["fresh"]
-    assert client.queues.get("fresh").enabled is True
-    paused = client.queues.pause("fresh", reason="maintenance")
-    assert paused.paused is True and client.queues.get("fresh").enabled is False
-    assert client.queues.resume("fresh").resumed is True
-    stats = client.queues.get_stats("fresh")
+    assert [q.queue_name for q in spooled_client.queues.list()] == ["fresh"]
+    assert spooled_client.queues.get("fresh").enabled is True
+    paused = spooled_client.queues.pause("fresh", reason="maintenance")
+    assert paused.paused is True and spooled_client.queues.get("fresh").enabled is False
+    assert spooled_client.queues.resume("fresh").resumed is True
+    stats = spooled_client.queues.get_stats("fresh")
     assert (stats.pending_jobs, stats.active_workers) == (0, 0)
-    worker = client.workers.register({"queue_name": "fresh", "hostname": "h", "worker_id": "stable-1"})
-    again = client.workers.register({"queue_name": "fresh", "hostname": "h", "worker_id": "stable-1"})
+    worker = spooled_client.workers.register(
+        {"queue_name": "fresh", "hostname": "h", "worker_id": "stable-1"}
+    )
+    again = spooled_client.workers.register({"queue_name": "fresh", "hostname": "h", "worker_id": "stable-1"})
     assert again.id == worker.id  # upsert by the worker's own id
-    client.workers.heartbeat(worker.id, {"current_jobs": 0, "status": "draining"})
-    assert [w.status for w in client.workers.list()] == ["draining"]
-    assert client.queues.get_stats("fresh").active_workers == 1
-    client.queues.delete("fresh")
+    spooled_client.workers.heartbeat(worker.id, {"current_jobs": 0, "status": "draining"})
+    assert [w.status for w in spooled_client.workers.list()] == ["draining"]
+    assert spooled_client.queues.get_stats("fresh").active_workers == 1
+    spooled_client.queues.delete("fresh")
     with pytest.raises(errors.NotFoundError):
-        client.queues.get("fresh")
-    status = client.billing.get_status()
+        spooled_client.queues.get("fresh")
+    status = spooled_client.billing.get_status()
     assert (status.plan_tier, status.has_stripe_customer) == ("pro", False)
-    assert client.health.get().status == "healthy"
-    assert client.health.liveness() is True
+    assert spooled_client.health.get().status == "healthy"
+    assert spooled_client.health.liveness() is True
 
 
-def test_bad_inputs_get_documented_errors(client, base_url: str, api_key: str) -> None:
-    headers = {"Authorization": f"Bearer {api_key}"}
+def test_bad_inputs_get_documented_errors(spooled_client, base_url: str, live_key: str) -> None:
+    headers = {"Authorization": f"Bearer {live_key}"}
     with pytest.raises(errors.NotFoundError) as missing:
-        client.jobs.get("job_nope")
+        spooled_client.jobs.get("job_nope")
     assert missing.value.code == "NOT_FOUND" and missing.value.request_id
     with pytest.raises(errors.ValidationError) as invalid:
-        client.jobs.create({"queue_name": "bad name!", "payload": {}})
+        spooled_client.jobs.create({"queue_name": "bad name!", "payload": {}})
     assert invalid.value.status_code == 422 and invalid.value.code == "VALIDATION_ERROR"
-    # What the SDK refuses on the client is refused here too (raw HTTP).
+    # What the SDK refuses on the spooled_client is refused here too (raw HTTP).
     cases = [
         ("POST", "/api/v1/jobs", {"queue_name": "q"}),  # no payload
         ("POST", "/api/v1/jobs", {"queue_name": "q", "payload": {}, "priority": 101}),

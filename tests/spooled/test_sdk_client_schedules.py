@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 errors = sdk.errors
 
 
-def test_schedule_crud_trigger_history(client) -> None:
-    created = client.schedules.create(
+def test_schedule_crud_trigger_history(spooled_client) -> None:
+    created = spooled_client.schedules.create(
         {
             "name": "nightly",
             "cron_expression": "0 3 * * *",
@@ -26,7 +26,7 @@ def test_schedule_crud_trigger_history(client) -> None:
         }
     )
     assert created.next_run_at is not None
-    schedule = client.schedules.get(created.id)
+    schedule = spooled_client.schedules.get(created.id)
     assert (
         schedule.cron_expression,
         schedule.queue_name,
@@ -38,49 +38,51 @@ def test_schedule_crud_trigger_history(client) -> None:
         2,
         120,
     )
-    assert [s.id for s in client.schedules.list()] == [created.id]
-    triggered = client.schedules.trigger(created.id)
+    assert [s.id for s in spooled_client.schedules.list()] == [created.id]
+    triggered = spooled_client.schedules.trigger(created.id)
     job = Job.objects.get(id=triggered.job_id)
     assert (job.payload, job.schedule_id, job.queue.delivery) == ({"kind": "nightly"}, created.id, "pull")
-    assert [run.job_id for run in client.schedules.get_history(created.id)] == [triggered.job_id]
-    assert client.schedules.get(created.id).run_count == 1
-    updated = client.schedules.update(created.id, {"cron_expression": "*/5 * * * *", "priority": 9})
+    assert [run.job_id for run in spooled_client.schedules.get_history(created.id)] == [triggered.job_id]
+    assert spooled_client.schedules.get(created.id).run_count == 1
+    updated = spooled_client.schedules.update(created.id, {"cron_expression": "*/5 * * * *", "priority": 9})
     assert (updated.cron_expression, updated.priority) == ("*/5 * * * *", 9)
-    assert client.schedules.pause(created.id).is_active is False
-    assert client.schedules.resume(created.id).is_active is True
+    assert spooled_client.schedules.pause(created.id).is_active is False
+    assert spooled_client.schedules.resume(created.id).is_active is True
     with pytest.raises(errors.ValidationError):
-        client.schedules.create(
+        spooled_client.schedules.create(
             {"name": "bad", "cron_expression": "not cron", "queue_name": "reports", "payload_template": {}}
         )
-    client.schedules.delete(created.id)
+    spooled_client.schedules.delete(created.id)
     with pytest.raises(errors.NotFoundError):
-        client.schedules.get(created.id)
+        spooled_client.schedules.get(created.id)
 
 
-def test_outgoing_webhook_test_deliveries_retry(client) -> None:
+def test_outgoing_webhook_test_deliveries_retry(spooled_client) -> None:
     with recording_endpoint() as endpoint:
-        hook = client.webhooks.create(
+        hook = spooled_client.webhooks.create(
             {"name": "ops", "url": endpoint.url, "events": ["job.completed", "job.deadlettered"]}
         )
         assert (hook.name, sorted(hook.events)) == ("ops", ["job.completed", "job.deadlettered"])
-        ping = client.webhooks.test(hook.id)
+        ping = spooled_client.webhooks.test(hook.id)
         assert ping.success and ping.status_code == 200
         assert len(endpoint.requests) == 1
         with pytest.raises(errors.ValidationError):
-            client.webhooks.create({"name": "w", "url": endpoint.url, "events": ["worker.registered"]})
-        job_id = client.jobs.create({"queue_name": "hooked", "payload": {}}).id
-        worker = client.workers.register({"queue_name": "hooked", "hostname": "h"})
-        lease = client.jobs.claim({"queue_name": "hooked", "worker_id": worker.id}).jobs[0].lease_id
-        client.jobs.complete(job_id, {"worker_id": worker.id, "lease_id": lease})
+            spooled_client.webhooks.create(
+                {"name": "w", "url": endpoint.url, "events": ["worker.registered"]}
+            )
+        job_id = spooled_client.jobs.create({"queue_name": "hooked", "payload": {}}).id
+        worker = spooled_client.workers.register({"queue_name": "hooked", "hostname": "h"})
+        lease = spooled_client.jobs.claim({"queue_name": "hooked", "worker_id": worker.id}).jobs[0].lease_id
+        spooled_client.jobs.complete(job_id, {"worker_id": worker.id, "lease_id": lease})
         events_fanout(lag_s=0)  # the Celery beat's job, run here: events -> deliveries
         delivery = WebhookDelivery.objects.get(subscription_id=hook.id)
-        listed = client.webhooks.get_deliveries(hook.id)
+        listed = spooled_client.webhooks.get_deliveries(hook.id)
         assert [(d.id, d.event, d.status) for d in listed] == [(delivery.id, "job.completed", "pending")]
-        retried = client.webhooks.retry_delivery(hook.id, delivery.id)
+        retried = spooled_client.webhooks.retry_delivery(hook.id, delivery.id)
         assert retried.success is True
-        assert client.webhooks.get_deliveries(hook.id)[0].status == "success"
+        assert spooled_client.webhooks.get_deliveries(hook.id)[0].status == "success"
         assert len(endpoint.requests) == 2
-        client.webhooks.update(hook.id, {"enabled": False})
-        assert client.webhooks.get(hook.id).enabled is False
-        client.webhooks.delete(hook.id)
-        assert list(client.webhooks.list()) == []
+        spooled_client.webhooks.update(hook.id, {"enabled": False})
+        assert spooled_client.webhooks.get(hook.id).enabled is False
+        spooled_client.webhooks.delete(hook.id)
+        assert list(spooled_client.webhooks.list()) == []

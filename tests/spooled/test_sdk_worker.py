@@ -39,14 +39,16 @@ def running(worker: Any) -> Iterator[Any]:
         assert not thread.is_alive(), "the worker did not stop"
 
 
-def test_worker_processes_200_jobs_and_dead_letters_the_failing_ones(base_url: str, api_key: str) -> None:
-    client = sdk_client(base_url, api_key)
+def test_worker_processes_200_jobs_and_dead_letters_the_failing_ones(base_url: str, live_key: str) -> None:
+    spooled_client = sdk_client(base_url, live_key)
     for start in (0, 100):
         items = [{"payload": {"i": i, "fail": i % 10 == 0}} for i in range(start, start + 100)]
-        bulk = client.jobs.bulk_enqueue({"queue_name": "bulk", "jobs": items, "default_max_retries": 0})
+        bulk = spooled_client.jobs.bulk_enqueue(
+            {"queue_name": "bulk", "jobs": items, "default_max_retries": 0}
+        )
         assert bulk.success_count == 100
     seen: list[int] = []
-    worker = sdk.SpooledWorker(client, queue_name="bulk", concurrency=8, poll_interval=0.05)
+    worker = sdk.SpooledWorker(spooled_client, queue_name="bulk", concurrency=8, poll_interval=0.05)
 
     @worker.process
     def handle(ctx: Any) -> dict[str, Any]:
@@ -62,21 +64,26 @@ def test_worker_processes_200_jobs_and_dead_letters_the_failing_ones(base_url: s
         )
     assert sorted(seen) == list(range(200))  # each exactly once
     assert Job.objects.filter(state=JobState.COMPLETED).count() == 180
-    dead = list(client.jobs.dlq.list({"queue_name": "bulk", "limit": 100}))
+    dead = list(spooled_client.jobs.dlq.list({"queue_name": "bulk", "limit": 100}))
     assert len(dead) == 20 and all(j.last_error.startswith("job ") for j in dead)
     one = Job.objects.get(state=JobState.COMPLETED, payload__i=7)
     assert one.result == {"double": 14}
-    assert client.queues.get_stats("bulk").completed_jobs_24h == 180
+    assert spooled_client.queues.get_stats("bulk").completed_jobs_24h == 180
     # The worker deregistered on stop.
-    assert list(client.workers.list()) == []
+    assert list(spooled_client.workers.list()) == []
 
 
-def test_a_lost_lease_is_dropped_and_the_job_completes_once(base_url: str, api_key: str) -> None:
-    client = sdk_client(base_url, api_key)
-    job_id = client.jobs.create({"queue_name": "slow", "payload": {"n": 1}, "max_retries": 3}).id
+def test_a_lost_lease_is_dropped_and_the_job_completes_once(base_url: str, live_key: str) -> None:
+    spooled_client = sdk_client(base_url, live_key)
+    job_id = spooled_client.jobs.create({"queue_name": "slow", "payload": {"n": 1}, "max_retries": 3}).id
     release, lost = threading.Event(), []
     worker = sdk.SpooledWorker(
-        client, queue_name="slow", concurrency=1, poll_interval=0.05, lease_duration=5, heartbeat_fraction=0.2
+        spooled_client,
+        queue_name="slow",
+        concurrency=1,
+        poll_interval=0.05,
+        lease_duration=5,
+        heartbeat_fraction=0.2,
     )
 
     @worker.process
@@ -93,9 +100,9 @@ def test_a_lost_lease_is_dropped_and_the_job_completes_once(base_url: str, api_k
         assert Job.objects.get(id=job_id).state == JobState.WAITING
         wait_for(lambda: bool(lost), "the worker to see its lease lost (409 LEASE_EXPIRED on heartbeat)")
         # Another worker takes the job and completes it.
-        other = client.workers.register({"queue_name": "slow", "hostname": "other"})
-        claimed = client.jobs.claim({"queue_name": "slow", "worker_id": other.id}).jobs[0]
-        client.jobs.complete(
+        other = spooled_client.workers.register({"queue_name": "slow", "hostname": "other"})
+        claimed = spooled_client.jobs.claim({"queue_name": "slow", "worker_id": other.id}).jobs[0]
+        spooled_client.jobs.complete(
             job_id, {"worker_id": other.id, "lease_id": claimed.lease_id, "result": {"by": "second"}}
         )
         release.set()  # the first handler returns now: its result must be dropped

@@ -19,8 +19,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 @pytest.fixture
-def org(client, base_url: str, api_key: str, workspace_key) -> str:
-    headers = {"Authorization": f"Bearer {api_key}"}
+def org(spooled_client, base_url: str, live_key: str, workspace_key) -> str:
+    headers = {"Authorization": f"Bearer {live_key}"}
     body = {"queue_name": "hooks", "github_secret": "gh-secret", "stripe_secret": "whsec_test"}
     answer = httpx.put(f"{base_url}/api/v1/webhooks/settings", json=body, headers=headers)
     assert answer.status_code == 200, answer.text
@@ -79,22 +79,22 @@ def test_stripe_delivery_is_checked_with_the_workspace_secret(base_url: str, org
     assert Job.objects.get().payload["event"] == "invoice.paid"
 
 
-def test_custom_delivery_with_the_webhook_token(client, org: str) -> None:
-    token = client.organizations.get_webhook_token().webhook_token
+def test_custom_delivery_with_the_webhook_token(spooled_client, org: str) -> None:
+    token = spooled_client.organizations.get_webhook_token().webhook_token
     with pytest.raises(sdk.errors.AuthenticationError):
-        client.ingest.custom(org, {"queue_name": "inbox", "payload": {"a": 1}}, webhook_token="wrong")
+        spooled_client.ingest.custom(org, {"queue_name": "inbox", "payload": {"a": 1}}, webhook_token="wrong")
     assert not Job.objects.exists()
-    made = client.ingest.custom(
+    made = spooled_client.ingest.custom(
         org,
         {"queue_name": "inbox", "payload": {"a": 1}, "event_type": "signup", "priority": 3},
         webhook_token=token,
     )
-    assert made.status == "created" and client.jobs.get(made.job_id).payload == {"a": 1}
-    rotated = client.organizations.regenerate_webhook_token().webhook_token
+    assert made.status == "created" and spooled_client.jobs.get(made.job_id).payload == {"a": 1}
+    rotated = spooled_client.organizations.regenerate_webhook_token().webhook_token
     assert rotated != token
     with pytest.raises(sdk.errors.AuthenticationError):
-        client.ingest.custom(org, {"queue_name": "inbox", "payload": {}}, webhook_token=token)
-    log = client.webhooks.list_inbound_deliveries()
+        spooled_client.ingest.custom(org, {"queue_name": "inbox", "payload": {}}, webhook_token=token)
+    log = spooled_client.webhooks.list_inbound_deliveries()
     assert [(d.provider, d.event_type, d.job_id, d.status) for d in log] == [
         ("custom", "signup", made.job_id, "created")
     ]

@@ -1,0 +1,89 @@
+"""The /api/v1 surface in-process: Spooled's error body, paging headers, the quota mapping, route order, the
+root health aliases, and its absence from the OpenAPI document (which describes /v1 only)."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+from accounts.models import Plan
+from jobs.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+def test_errors_have_spooled_shape_and_request_id(api_client) -> None:
+    response = api_client.get("/api/v1/jobs/job_missing")
+    assert response.status_code == 404
+    assert response.json() == {"code": "NOT_FOUND", "message": "Job 'job_missing' not found.", "details": {}}
+    assert response["X-Request-Id"]
+    invalid = api_client.post(
+        "/api/v1/jobs", {"queue_name": "q", "payload": 1, "priority": "high"}, format="json"
+    )
+    assert (invalid.status_code, invalid.json()["code"]) == (422, "VALIDATION_ERROR")
+    assert invalid.json()["details"] == {"priority": ["Expected an integer from -100 to 100."]}
+    assert api_client.post("/api/v1/jobs", "[1]", content_type="application/json").status_code == 422
+
+
+def test_lists_are_bare_arrays_with_x_has_more(api_client) -> None:
+    for n in range(3):
+        assert (
+            api_client.post("/api/v1/jobs", {"queue_name": "q", "payload": n}, format="json").status_code
+            == 201
+        )
+    first = api_client.get("/api/v1/jobs?limit=2")
+    assert isinstance(first.json(), list) and len(first.json()) == 2 and first["X-Has-More"] == "true"
+    rest = api_client.get("/api/v1/jobs?limit=2&offset=2")
+    assert len(rest.json()) == 1 and rest["X-Has-More"] == "false"
+    assert api_client.get("/api/v1/jobs?offset=-1").status_code == 422
+
+
+def test_quota_is_429_quota_exceeded_without_retry_after(api_client, workspace) -> None:
+    Plan.objects.filter(code=workspace.plan_id).update(jobs_per_month=1)
+    assert (
+        api_client.post("/api/v1/jobs", {"queue_name": "q", "payload": 1}, format="json").status_code == 201
+    )
+    refused = api_client.post("/api/v1/jobs", {"queue_name": "q", "payload": 2}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (429, "QUOTA_EXCEEDED")
+    assert "Retry-After" not in refused
+    assert Job.objects.count() == 1
+
+
+def test_a_queue_first_named_here_is_a_pull_queue_and_push_queues_stay_push(api_client) -> None:
+    api_client.post("/api/v1/jobs", {"queue_name": "fresh", "payload": {}}, format="json")
+    assert Job.objects.get().queue.delivery == "pull"
+    push = api_client.post("/v1/queues", {"name": "pushy"}, format="json")
+    assert push.status_code == 201
+    claim = api_client.post("/api/v1/jobs/claim", {"queue_name": "pushy", "worker_id": "w"}, format="json")
+    assert claim.status_code in (409, 422)  # a push queue's jobs belong to the delivery engine
+
+
+def test_static_routes_win_over_id_routes(api_client) -> None:
+    assert api_client.get("/api/v1/jobs/stats").status_code == 200
+    assert api_client.get("/api/v1/jobs/dlq").json() == []
+    assert api_client.get("/api/v1/webhooks/deliveries").json() == []
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/live", "/health/ready"])
+def test_root_health_aliases_answer_get_and_head(client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code in (200, 503)
+    body = response.json()
+    assert body["status"] == ("healthy" if response.status_code == 200 else "unhealthy")
+    assert "uptime_seconds" in body
+    assert client.head(path).status_code == response.status_code
+
+
+def test_health_reports_database_and_cache(client) -> None:
+    body = client.get("/health").json()
+    assert (body["status"], body["database"], body["cache"]) == ("healthy", True, True)
+
+
+def test_api_v1_is_not_in_the_openapi_document() -> None:
+    out = StringIO()
+    call_command("spectacular", stdout=out)
+    paths = yaml.safe_load(out.getvalue())["paths"]
+    assert paths and not [p for p in paths if p.startswith("/api/v1") or p.startswith("/health")]

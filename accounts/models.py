@@ -6,7 +6,6 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import models
-from rest_framework import exceptions
 
 from config.ids import new_id
 
@@ -121,10 +120,3 @@ class ApiKey(models.Model):
         if len(parts) > 3 and parts[1:3] == ["v1", "queues"] and parts[3] in self.queues:
             return None
         return 403, "This API key is limited to queues " + ", ".join(self.queues) + "."
-
-    def check_usable(self, *, now: datetime, path: str) -> None:
-        """Raise DRF's 401/403 when `refusal` refuses the request (the authentication classes call this)."""
-        refusal = self.refusal(now=now, path=path)
-        if refusal is not None:
-            status, message = refusal
-            raise (exceptions.AuthenticationFailed if status == 401 else exceptions.PermissionDenied)(message)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.services import api_key_login
+from accounts.services import api_key_check, api_key_login
 from config.ratelimit import login_rate_check
 from queues.events import iso
 from spooled import auth
@@ -43,7 +43,7 @@ class LoginView(PublicView):
         raw = body.text("api_key", required=True, max_length=200)
         body.done()
         key, pair = api_key_login(raw_key=raw)
-        key.check_usable(now=timezone.now(), path=request.path_info)
+        api_key_check(key, request=request, now=timezone.now())
         return Response(_tokens(pair))
 
 

@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from accounts.models import Plan
 from jobs.models import Job
+from tests.conftest import make_client
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +88,25 @@ def test_api_v1_is_not_in_the_openapi_document() -> None:
     call_command("spectacular", stdout=out)
     paths = yaml.safe_load(out.getvalue())["paths"]
     assert paths and not [p for p in paths if p.startswith("/api/v1") or p.startswith("/health")]
+
+
+def test_a_key_with_its_own_rate_limit_is_held_to_it_on_both_surfaces(api_client) -> None:
+    created = api_client.post("/api/v1/api-keys", {"name": "slow", "rate_limit": 2}, format="json")
+    assert created.status_code == 201 and created.json()["rate_limit"] == 2
+    limited = make_client(created.json()["key"])
+    assert limited.get("/api/v1/jobs").status_code == 200
+    assert limited.get("/v1/jobs").status_code == 200
+    refused = limited.get("/api/v1/jobs")
+    assert (refused.status_code, refused.json()["code"]) == (429, "RATE_LIMITED")
+    assert limited.get("/v1/jobs").status_code == 429
+    assert api_client.get("/api/v1/jobs").status_code == 200  # the workspace's other keys are not held
+
+
+def test_bad_api_key_inputs(api_client) -> None:
+    past = api_client.post(
+        "/api/v1/api-keys", {"name": "old", "expires_at": "2020-01-01T00:00:00Z"}, format="json"
+    )
+    assert past.status_code == 422 and "expires_at" in past.json()["details"]
+    bad_queue = api_client.post("/api/v1/api-keys", {"name": "q", "queues": ["no spaces"]}, format="json")
+    assert bad_queue.status_code == 422
+    assert api_client.put("/api/v1/api-keys/key_nope", {"name": "x"}, format="json").status_code == 404

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_plan'),
+        ("accounts", "0004_plan"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apikey',
-            name='expires_at',
+            model_name="apikey",
+            name="expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='queues',
+            model_name="apikey",
+            name="queues",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='rate_limit',
+            model_name="apikey",
+            name="rate_limit",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
     ]

@@ -6,43 +6,68 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0005_api_key_scopes'),
+        ("accounts", "0005_api_key_scopes"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IngestSettings',
+            name="IngestSettings",
             fields=[
-                ('workspace', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='accounts.workspace')),
-                ('queue_name', models.CharField(default='webhooks', max_length=64)),
-                ('custom_token', models.CharField(blank=True, default='', max_length=100)),
-                ('github_secret', models.CharField(blank=True, default='', max_length=200)),
-                ('stripe_secret', models.CharField(blank=True, default='', max_length=200)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="+",
+                        serialize=False,
+                        to="accounts.workspace",
+                    ),
+                ),
+                ("queue_name", models.CharField(default="webhooks", max_length=64)),
+                ("custom_token", models.CharField(blank=True, default="", max_length=100)),
+                ("github_secret", models.CharField(blank=True, default="", max_length=200)),
+                ("stripe_secret", models.CharField(blank=True, default="", max_length=200)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'ingest settings',
+                "verbose_name_plural": "ingest settings",
             },
         ),
         migrations.CreateModel(
-            name='InboundDelivery',
+            name="InboundDelivery",
             fields=[
-                ('id', models.CharField(default=spooled.models._delivery_id, editable=False, max_length=40, primary_key=True, serialize=False)),
-                ('provider', models.CharField(max_length=16)),
-                ('event_type', models.CharField(max_length=128)),
-                ('matched_queue', models.CharField(max_length=64)),
-                ('job_id', models.CharField(max_length=40)),
-                ('status', models.CharField(max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.CharField(
+                        default=spooled.models._delivery_id,
+                        editable=False,
+                        max_length=40,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("provider", models.CharField(max_length=16)),
+                ("event_type", models.CharField(max_length=128)),
+                ("matched_queue", models.CharField(max_length=64)),
+                ("job_id", models.CharField(max_length=40)),
+                ("status", models.CharField(max_length=16)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'inbound deliveries',
-                'indexes': [models.Index(fields=['workspace', '-id'], name='spooled_inbound_ws')],
+                "verbose_name_plural": "inbound deliveries",
+                "indexes": [models.Index(fields=["workspace", "-id"], name="spooled_inbound_ws")],
             },
         ),
     ]

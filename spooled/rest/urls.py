@@ -11,6 +11,7 @@ from spooled.rest import (
     dlq,
     jobs,
     leases,
+    organizations,
     queues,
     schedules,
     webhooks_in,
@@ -85,6 +86,9 @@ urlpatterns = [
     path("webhooks/<str:org_id>/custom", webhooks_in.CustomIngestView.as_view()),
     path("organizations/webhook-token", webhooks_in.WebhookTokenView.as_view()),
     path("organizations/webhook-token/regenerate", webhooks_in.WebhookTokenRegenerateView.as_view()),
+    path("organizations", organizations.OrganizationsView.as_view()),
+    path("organizations/<str:org_id>", organizations.OrganizationView.as_view()),
+    path("organizations/<str:org_id>/members", organizations.OrganizationMembersView.as_view()),
 ]
 
 # Last: any other path under /api/v1 is a 404 in Spooled's shape, not Spindle's envelope.

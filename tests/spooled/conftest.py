@@ -16,11 +16,16 @@ from accounts.services import workspace_create
 from tests.events import servers
 from tests.spooled.sdk_alias import sdk
 
+# The live server's /metrics token (the SDK's metrics.get(token=...)).
+METRICS_TOKEN = "metrics-token-for-tests"
+
 
 @pytest.fixture(scope="module")
 def base_url(django_db_setup: None) -> Iterator[str]:
     """One server per module (the test database exists once django_db_setup ran; each test makes a workspace)."""
-    with servers.front_server(threads=8, SPINDLE_ALLOW_PRIVATE_TARGETS="1") as port:
+    with servers.front_server(
+        threads=8, SPINDLE_ALLOW_PRIVATE_TARGETS="1", METRICS_TOKEN=METRICS_TOKEN
+    ) as port:
         yield f"http://127.0.0.1:{port}"
 
 

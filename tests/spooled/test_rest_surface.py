@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from accounts.models import Plan
 from jobs.models import Job
+from tests.billing.test_stripe import fake_stripe, stripe_on  # noqa: F401  (fixtures)
 from tests.conftest import make_client
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +111,23 @@ def test_bad_api_key_inputs(api_client) -> None:
     bad_queue = api_client.post("/api/v1/api-keys", {"name": "q", "queues": ["no spaces"]}, format="json")
     assert bad_queue.status_code == 422
     assert api_client.put("/api/v1/api-keys/key_nope", {"name": "x"}, format="json").status_code == 404
+
+
+def test_billing_portal_through_stripe_faked_at_its_http_boundary(api_client, stripe_on) -> None:
+    portal = api_client.post(
+        "/api/v1/billing/portal", {"return_url": "https://example.com/back"}, format="json"
+    )
+    assert portal.status_code == 200 and portal.json()["url"].startswith("https://")
+    assert stripe_on.paths() == ["/v1/customers", "/v1/billing_portal/sessions"]
+    status = api_client.get("/api/v1/billing/status").json()
+    assert status["has_stripe_customer"] is True
+    assert api_client.post("/api/v1/billing/portal", {}, format="json").status_code == 422
+
+
+def test_organizations_are_the_workspace(api_client, workspace) -> None:
+    listed = api_client.get("/api/v1/organizations").json()
+    assert [o["id"] for o in listed] == [workspace.id]
+    assert api_client.get(f"/api/v1/organizations/{workspace.id}").json()["plan_tier"] == workspace.plan_id
+    assert api_client.get("/api/v1/organizations/wsp_other").status_code == 404
+    members = api_client.get(f"/api/v1/organizations/{workspace.id}/members").json()
+    assert [m["role"] for m in members] == (["owner"] if workspace.owner_id else [])

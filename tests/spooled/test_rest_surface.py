@@ -113,7 +113,7 @@ def test_bad_api_key_inputs(api_client) -> None:
     assert api_client.put("/api/v1/api-keys/key_nope", {"name": "x"}, format="json").status_code == 404
 
 
-def test_billing_portal_through_stripe_faked_at_its_http_boundary(api_client, stripe_on) -> None:
+def test_billing_portal_through_stripe_faked_at_its_http_boundary(api_client, stripe_on) -> None:  # noqa: F811
     portal = api_client.post(
         "/api/v1/billing/portal", {"return_url": "https://example.com/back"}, format="json"
     )

@@ -12,7 +12,7 @@ from accounts.services import IssuedKey, api_key_create_named, api_key_revoke
 from config.exceptions import Conflict, Forbidden, NotFound, ValidationFailed
 from jobs.models import Job, Worker
 from jobs.services.enqueue import queue_by_name
-from jobs.services.pull import worker_register
+from jobs.services.pull import pull_queue_get, worker_register
 from queues.models import Queue
 from queues.serializers import NAME_RE
 from queues.services import queue_create
@@ -70,6 +70,7 @@ def worker_upsert(
     """Register a pull worker for one queue. A worker that names itself (Spooled's `worker_id`) and was seen
     before gets its row back (a restart does not leave a stale one); otherwise a new worker is registered."""
     queue_get_or_create_pull(workspace=workspace, name=queue_name)
+    pull_queue_get(workspace=workspace, queue_name=queue_name)  # workers of a push queue: 409 INVALID_STATE
     if name:
         existing = Worker.objects.filter(workspace=workspace, name=name).order_by("created_at").first()
         if existing is not None:

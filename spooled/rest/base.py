@@ -36,8 +36,10 @@ class SpooledView(APIView):
         principal = self.request.user
         if principal.api_key is not None:
             return principal.api_key
-        key_id = getattr(self.request.auth, "payload", {}).get(KEY_ID_CLAIM)
-        return ApiKey.objects.filter(pk=key_id).first() if key_id else None
+        if not hasattr(self, "_token_key"):
+            key_id = getattr(self.request.auth, "payload", {}).get(KEY_ID_CLAIM)
+            self._token_key = ApiKey.objects.filter(pk=key_id).first() if key_id else None
+        return self._token_key
 
     def require_queue(self, queue_name: str) -> None:
         """403 when a queue-scoped key names a queue outside its scope."""

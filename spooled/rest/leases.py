@@ -33,7 +33,8 @@ class ClaimView(SpooledView):
         lease_s = body.integer("lease_duration_secs", 5, 3600, default=30)
         body.done()
         self.require_queue(name)
-        queue = services.queue_get_or_create_pull(workspace=self.workspace, name=name)
+        services.queue_get_or_create_pull(workspace=self.workspace, name=name)
+        queue = pull.pull_queue_get(workspace=self.workspace, queue_name=name)  # a push queue is 409
         result = pull.jobs_claim_pull(
             workspace=self.workspace,
             queues=[queue],

@@ -59,8 +59,20 @@ def test_a_queue_first_named_here_is_a_pull_queue_and_push_queues_stay_push(api_
     assert Job.objects.get().queue.delivery == "pull"
     push = api_client.post("/v1/queues", {"name": "pushy"}, format="json")
     assert push.status_code == 201
-    claim = api_client.post("/api/v1/jobs/claim", {"queue_name": "pushy", "worker_id": "w"}, format="json")
-    assert claim.status_code in (409, 422)  # a push queue's jobs belong to the delivery engine
+    api_client.post("/api/v1/jobs", {"queue_name": "pushy", "payload": {}}, format="json")
+    worker = api_client.post(
+        "/api/v1/workers/register", {"queue_name": "fresh", "hostname": "h"}, format="json"
+    )
+    claim = api_client.post(
+        "/api/v1/jobs/claim", {"queue_name": "pushy", "worker_id": worker.json()["id"]}, format="json"
+    )
+    # A push queue's jobs belong to the delivery engine: no worker claims them, none registers for it.
+    assert (claim.status_code, claim.json()["code"]) == (409, "INVALID_STATE")
+    assert Job.objects.filter(queue__name="pushy", state="waiting").count() == 1
+    refused = api_client.post(
+        "/api/v1/workers/register", {"queue_name": "pushy", "hostname": "h"}, format="json"
+    )
+    assert refused.status_code == 409
 
 
 def test_static_routes_win_over_id_routes(api_client) -> None:

@@ -21,6 +21,7 @@ from .services import (
     PASSWORD_CLAIM,
     WORKSPACE_ID_CLAIM,
     api_key_active,
+    api_key_check,
     hash_api_key,
     password_stamp_matches,
 )
@@ -119,6 +120,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key is None or key.revoked_at is not None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         now = timezone.now()
+        api_key_check(key, request=request, now=now)  # scoped keys: expiry, queues, own rate limit
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             # At most one write a minute per key, and never blocking on a concurrent one.
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
@@ -149,6 +151,7 @@ class JwtAuthentication(authentication.BaseAuthentication):
             key = api_key_active(key_id=key_id, workspace_id=access.payload.get(WORKSPACE_ID_CLAIM))
             if key is None:
                 raise exceptions.AuthenticationFailed("The API key of this token was revoked.")
+            api_key_check(key, request=request, now=timezone.now())
             return WorkspacePrincipal(workspace=key.workspace), access
         user_id = access.payload.get(jwt_settings.USER_ID_CLAIM)
         workspace = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 
@@ -86,6 +88,11 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Scoped keys (Spooled's api-keys): the queues it may act on (empty: all), its own requests/minute (null: the
+    # plan's), and when it stops working (null: never). Enforced on /v1 and /api/v1 alike (`refusal`).
+    queues = models.JSONField(default=list, blank=True)
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "created_at"], name="accounts_key_ws_created")]
@@ -96,3 +103,21 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def allows_queue(self, queue_name: str) -> bool:
+        return not self.queues or queue_name in self.queues
+
+    def refusal(self, *, now: datetime, path: str) -> tuple[int, str] | None:
+        """Why this key may not make a request to `path` now, as (HTTP status, message), or None.
+
+        An expired key is refused everywhere (401). A queue-scoped key acts on /v1 only under
+        /v1/queues/{one of its queues}/ (403 elsewhere); under /api/v1 each route checks the queue it names.
+        """
+        if self.expires_at is not None and self.expires_at <= now:
+            return 401, "This API key has expired."
+        if not self.queues or path.startswith("/api/v1/"):
+            return None
+        parts = path.split("/")
+        if len(parts) > 3 and parts[1:3] == ["v1", "queues"] and parts[3] in self.queues:
+            return None
+        return 403, "This API key is limited to queues " + ", ".join(self.queues) + "."

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import authenticate, get_user_model
@@ -12,6 +14,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
+from django_ratelimit.core import get_usage
+from rest_framework import exceptions
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -22,6 +26,8 @@ from config.exceptions import Conflict, NotFound, ValidationFailed
 
 from .exceptions import Unauthorized
 from .models import ApiKey, Plan, Workspace
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "rt_ws_"
 VISIBLE_PREFIX_LEN = 12
@@ -150,6 +156,11 @@ def _tokens_for(user: AbstractBaseUser) -> TokenPair:
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
 
 
+def user_tokens(user: AbstractBaseUser) -> TokenPair:
+    """A fresh pair for a user another check already proved (Spooled's passwordless e-mail login)."""
+    return _tokens_for(user)
+
+
 @dataclass(frozen=True)
 class Registration:
     user: Any
@@ -211,6 +222,36 @@ def _tokens_for_key(key: ApiKey) -> TokenPair:
         expires_at=datetime_from_epoch(refresh["exp"]),
     )
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
+
+
+KEY_RATE_GROUP = "spindle:api-key"
+
+
+def api_key_check(key: ApiKey, *, request: Any, now: datetime) -> None:
+    """Scoped keys, checked on every authenticated request (/v1 and /api/v1): an expired key is 401, a
+    queue-scoped key outside its queues 403 (`ApiKey.refusal`), and a key with its own `rate_limit` is held
+    to that many requests a minute (429; counted in the shared cache, failing open when it is down)."""
+    refusal = key.refusal(now=now, path=request.path_info)
+    if refusal is not None:
+        status, message = refusal
+        raise (exceptions.AuthenticationFailed if status == 401 else exceptions.PermissionDenied)(message)
+    if key.rate_limit is None:
+        return
+    try:
+        usage = get_usage(
+            request,
+            group=KEY_RATE_GROUP,
+            key=lambda group, req: key.id,
+            rate=(key.rate_limit, 60),
+            increment=True,
+        )
+    except Exception:
+        logger.exception("rate-limit cache unavailable; letting the request through")
+        return
+    if usage is not None and usage["should_limit"]:
+        raise exceptions.Throttled(
+            wait=max(1, usage["time_left"]), detail="This API key's rate limit is reached."
+        )
 
 
 def api_key_active(*, key_id: str, workspace_id: str | None = None) -> ApiKey | None:

@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiJsonRenderer2
@@ -21,6 +24,27 @@ schema_view = SpectacularAPIView.as_view(
     content_negotiation_class=LenientContentNegotiation,
 )
 
+
+def _spooled_health(check: Callable[..., Any]) -> Callable[..., Any]:
+    """Spooled's /health, /health/live and /health/ready: aliases of the native checks (ROADMAP "Health"), in
+    Spooled's shape `{status: healthy|unhealthy, version, database, cache, uptime_seconds}`, same status codes."""
+
+    def alias(request: Any) -> Any:
+        response = check(request)
+        body, services = response.data, response.data.get("services", {})
+        response.data = {
+            "status": "healthy" if response.status_code < 400 else "unhealthy",
+            "version": body.get("version"),
+            "uptime_seconds": body.get("uptime_s"),
+            **{ours: services[name]["status"] == "ok" for ours, name in _HEALTH_NAMES if name in services},
+        }
+        return response
+
+    return alias
+
+
+_HEALTH_NAMES = (("database", "database"), ("cache", "broker"))
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("doc", schema_view, name="schema"),
@@ -31,6 +55,9 @@ urlpatterns = [
     path("livez", livez, name="livez"),
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
+    path("health", _spooled_health(health)),
+    path("health/live", _spooled_health(livez)),
+    path("health/ready", _spooled_health(readyz)),
     # Job routes first: they carry almost all of the traffic, and Django tries the patterns in order.
     path("v1/", include("jobs.urls")),
     path("v1/", include("schedules.urls_executions")),

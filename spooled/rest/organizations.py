@@ -1,0 +1,63 @@
+"""Organizations: Spindle's workspace is Spooled's organization. A key acts on one workspace, so the list has
+one entry and any other id is a 404; creating, renaming or deleting organizations goes through /v1 accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.exceptions import NotFound
+from queues.events import iso
+from spooled.rest.base import SpooledView
+
+
+def organization_shape(workspace: Any) -> dict[str, Any]:
+    return {
+        "id": workspace.id,
+        "name": workspace.name,
+        "slug": workspace.id,
+        "plan_tier": workspace.plan_id,
+        "billing_email": workspace.owner.email if workspace.owner_id else None,
+        "stripe_customer_id": workspace.stripe_customer_id or None,
+        "stripe_subscription_id": workspace.stripe_subscription_id or None,
+        "stripe_subscription_status": workspace.subscription_status or None,
+        "created_at": iso(workspace.created_at),
+        "updated_at": iso(workspace.updated_at),
+    }
+
+
+class OrganizationsView(SpooledView):
+    def get(self, request: Request) -> Response:
+        shape = organization_shape(self.workspace)
+        return Response([{k: shape[k] for k in ("id", "name", "slug", "plan_tier", "created_at")}])
+
+
+class _OneOrganization(SpooledView):
+    def organization(self, org_id: str) -> Any:
+        if org_id != self.workspace.id:
+            raise NotFound(f"Organization '{org_id}' not found.")
+        return self.workspace
+
+
+class OrganizationView(_OneOrganization):
+    def get(self, request: Request, org_id: str) -> Response:
+        return Response(organization_shape(self.organization(org_id)))
+
+
+class OrganizationMembersView(_OneOrganization):
+    def get(self, request: Request, org_id: str) -> Response:
+        workspace = self.organization(org_id)
+        owner = workspace.owner if workspace.owner_id else None
+        if owner is None:
+            return Response([])
+        member = {
+            "id": f"{workspace.id}:{owner.pk}",
+            "user_id": str(owner.pk),
+            "email": owner.email,
+            "name": owner.get_full_name() or owner.get_username(),
+            "role": "owner",
+            "joined_at": iso(workspace.created_at),
+        }
+        return Response([member])

@@ -61,6 +61,15 @@ def job_get(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
     )
 
 
+def job_in_queue(*, workspace: Workspace, queue_name: str, job_id: str) -> Job | None:
+    """The workspace's job in the queue of that name, its queue joined (one query), or None."""
+    return (
+        Job.objects.filter(workspace=workspace, queue__name=queue_name, id=job_id)
+        .select_related("queue")
+        .first()
+    )
+
+
 def _has_tag(queryset: QuerySet[Job], tag: str) -> QuerySet[Job]:
     # PostgreSQL: served by the GIN index jobs_job_tags_gin (jsonb_path_ops).
     return queryset.filter(db.backend().json_array_contains("tags", '"jobs_job"."tags"', tag))

@@ -18,7 +18,7 @@ from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import decode_cursor, encode_cursor, paginate, parse_limit
 from jobs.models import Job
 from jobs.queue_selectors import queue_counts
-from jobs.selectors import job_get
+from jobs.selectors import job_get, job_in_queue
 from jobs.serializers import JobSchema, job_to_dict
 from jobs.services import operations as ops
 from queues.selectors import queue_get
@@ -242,10 +242,11 @@ class JobOperationsViewSet(WorkspaceViewSet):
         description="One job of the queue.",
     )
     def retrieve(self, request: Request, name: str, job_id: str) -> Response:
-        queue = self._queue(name)
-        return Response(
-            job_to_dict(job_get(workspace=self.workspace, queue=queue, job_id=job_id), queue_name=queue.name)
-        )
+        # One query (the job with its queue, by name); the queue is looked up alone only to tell a 404 apart.
+        job = job_in_queue(workspace=self.workspace, queue_name=name, job_id=job_id)
+        if job is None:
+            job_get(workspace=self.workspace, queue=self._queue(name), job_id=job_id)  # raises NOT_FOUND
+        return Response(job_to_dict(job, queue_name=name))
 
     @extend_schema(
         tags=["Jobs"],

@@ -38,7 +38,6 @@ from jobs.views.pull_inputs import (
     lease_token_of,
     raise_if,
 )
-from queues.models import Queue
 
 
 def _leased(job: Job, queue_name: str) -> dict[str, Any]:
@@ -86,7 +85,7 @@ class PullJobViewSet(WorkspaceViewSet):
 
     def _on_job(
         self,
-        operation: Callable[..., tuple[Queue, Job]],
+        operation: Callable[..., tuple[str, Job]],
         name: str,
         job_id: str,
         token: str,
@@ -96,10 +95,10 @@ class PullJobViewSet(WorkspaceViewSet):
     ) -> Response:
         """Apply a lease-fenced operation. A job still leased (heartbeat, progress) is rendered with its lease
         token; a finished one as it is."""
-        queue, job = operation(
+        queue_name, job = operation(
             workspace=self.workspace, queue_name=name, job_id=job_id, lease_token=token, **change
         )
-        return Response(_leased(job, queue.name) if leased else job_to_dict(job, queue_name=queue.name))
+        return Response(_leased(job, queue_name) if leased else job_to_dict(job, queue_name=queue_name))
 
     @extend_schema(
         tags=["Pull workers"],

@@ -12,7 +12,11 @@ from jobs.services.engine.backoff import compute_backoff_ms
 from jobs.services.engine.claim import job_claim, job_claim_push
 from jobs.services.engine.common import MAX_DEFERRAL_S, RESPONSE_BODY_MAX, Outcome, OutcomeKind, db_now
 from jobs.services.engine.flows import jobs_release_parents
-from jobs.services.engine.outcomes import jobs_deliver_outcomes, jobs_record_outcomes
+from jobs.services.engine.outcomes import (
+    jobs_deliver_outcomes,
+    jobs_record_outcomes,
+    jobs_record_pull_outcomes,
+)
 from jobs.services.engine.quarantine import jobs_quarantine_bad_datetimes
 from jobs.services.engine.rows import job_get_fast
 from jobs.services.engine.sweeper import jobs_sweep
@@ -30,6 +34,7 @@ __all__ = [
     "jobs_deliver_outcomes",
     "jobs_quarantine_bad_datetimes",
     "jobs_record_outcomes",
+    "jobs_record_pull_outcomes",
     "jobs_release_parents",
     "jobs_sweep",
 ]

@@ -43,6 +43,7 @@ class Locked:
         "lease_expires_at",
         "worker_id",
         "updated_at",
+        "started_at",
     )
 
     def __init__(self, row: tuple) -> None:
@@ -61,6 +62,7 @@ class Locked:
             self.queue_name,
             self.execution_id,
             self.run_at,
+            self.started_at,
         ) = row
         policy = json.loads(retry_policy) if retry_policy is not None else None
         self.policy = policy or (json.loads(queue_policy) if queue_policy is not None else None)

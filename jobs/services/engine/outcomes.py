@@ -4,12 +4,13 @@ fenced by the lease token and written as one batch in one transaction."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 
-from jobs.models import ExecutionStatus, JobState
+from jobs.models import ExecutionStatus, Job, JobState
 from jobs.services.dispatch import kick_on_commit
 from jobs.services.engine.backoff import compute_backoff_ms
 from jobs.services.engine.common import MAX_DEFERRAL_S, MAX_FREE_DEFERRALS, Outcome, atomic, later
@@ -30,9 +31,32 @@ def jobs_record_outcomes(
     return _record_outcomes(outcomes=outcomes, workspace_id=workspace_id, queue_id=queue_id)[0]
 
 
+def jobs_record_pull_outcomes(
+    *, outcomes: list[Outcome], workspace_id: str, queue_name: str, reread: bool = False
+) -> tuple[list[str], Job | None]:
+    """A pull worker's outcomes for the workspace's pull queue `queue_name`: (lost ids, the single job as
+    written when `reread`). Two statements: the lock (scoped by queue name, no lookup first; it also reads each
+    attempt's start, for `duration_ms`) and the writes, the job read back in the same round trip. Jobs of other
+    queues or workspaces, or of a push queue, are lost (nothing is written for them)."""
+    batch = _record_outcomes(
+        outcomes=outcomes,
+        workspace_id=workspace_id,
+        pull_queue=queue_name,
+        reread_id=outcomes[0].job_id if reread and len(outcomes) == 1 else None,
+    )
+    return batch[0], batch[2]
+
+
 def jobs_deliver_outcomes(*, outcomes: list[Outcome], queue_id: str) -> tuple[list[str], bool]:
     """The push task's outcome write: (lost ids, whether the queue still has ready jobs), one transaction."""
-    return _record_outcomes(outcomes=outcomes, ready_queue_id=queue_id)
+    return _record_outcomes(outcomes=outcomes, ready_queue_id=queue_id)[:2]
+
+
+def _elapsed_ms(started_at: datetime | None, now: datetime) -> int | None:
+    """An attempt's duration (finished - started, API.md Executions `duration_ms`); never negative on clock skew."""
+    if started_at is None:
+        return None
+    return max(0, int((now - started_at).total_seconds() * 1000))
 
 
 def _record_outcomes(
@@ -41,25 +65,35 @@ def _record_outcomes(
     workspace_id: str | None = None,
     ready_queue_id: str | None = None,
     queue_id: str | None = None,
-) -> tuple[list[str], bool]:
-    """(lost ids, whether `ready_queue_id` still has ready jobs: asked in the same round trip as the writes)."""
+    pull_queue: str | None = None,
+    reread_id: str | None = None,
+) -> tuple[list[str], bool, Job | None]:
+    """(lost ids, whether `ready_queue_id` still has ready jobs, the `reread_id` job as written): the ready
+    question and the reread are asked in the same round trip as the writes. With `pull_queue`, an outcome
+    without a duration gets the attempt's (from its start to the database clock)."""
     if not outcomes:
-        return [], False
+        return [], False, None
     by_id: dict[str, Outcome] = {}
     for o in outcomes:
         by_id[o.job_id] = o
     with atomic():
-        locked, now = lock_active(list(by_id), workspace_id=workspace_id, queue_id=queue_id)
+        locked, now = lock_active(
+            list(by_id), workspace_id=workspace_id, queue_id=queue_id, pull_queue=pull_queue
+        )
         # Fencing: only the current lease token may finish the attempt.
-        finishes = [
-            decide(job, by_id[job.id], now, policy)
-            for job, policy in locked
-            if job.lease_token == by_id[job.id].lease_token
-        ]
-        ready = apply(now=now, finishes=finishes, ready_queue_id=ready_queue_id)
+        finishes = []
+        for job, policy in locked:
+            o = by_id[job.id]
+            if job.lease_token != o.lease_token:
+                continue
+            if pull_queue is not None and o.duration_ms is None:
+                o = replace(o, duration_ms=_elapsed_ms(job.started_at, now))
+            finishes.append(decide(job, o, now, policy))
+        batch = Batch(now, finishes, [], [], ready_queue_id, reread_id if finishes else None)
+        ready = apply(now=now, finishes=finishes, batch=batch)
     valid_ids = {f.job.id for f in finishes}
     lost = [o.job_id for o in outcomes if o.job_id not in valid_ids]
-    return lost, ready
+    return lost, ready, batch.reread
 
 
 def decide(job: Any, o: Outcome, now: datetime, policy: dict | None) -> Finish:
@@ -121,10 +155,10 @@ def _fail_or_retry(
     return Finish(job, status, o, o.duration_ms)
 
 
-def apply(*, now: datetime, finishes: list[Finish], ready_queue_id: str | None = None) -> bool:
+def apply(*, now: datetime, finishes: list[Finish], batch: Batch | None = None) -> bool:
     """Write a batch of decided finishes: jobs, executions, events, rollups, flows, hints.
 
-    Returns whether `ready_queue_id` has ready jobs (False if None).
+    Returns whether the batch's `ready_queue_id` has ready jobs (False if None).
     """
     events: list[PendingEvent] = []
     stats: dict[tuple[str, str], StatDelta] = {}
@@ -137,7 +171,9 @@ def apply(*, now: datetime, finishes: list[Finish], ready_queue_id: str | None =
         _count(delta, f)
     jobs = [f.job for f in finishes]
     retry_queues = {j.queue_id for j in jobs if j.state == JobState.WAITING}
-    ready = write_batch(Batch(now, finishes, events, list(stats.values()), ready_queue_id))
+    batch = batch or Batch(now, finishes, [], [], None)
+    batch.events, batch.deltas = events, list(stats.values())
+    ready = write_batch(batch)
     jobs_release_parents(now=now, children=[j for j in jobs if j.is_terminal and j.parent_id])
     if retry_queues:
         kick_on_commit(retry_queues)

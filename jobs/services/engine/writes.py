@@ -14,6 +14,7 @@ from django.db import connection
 from config import db
 from jobs.models import Execution, Job, JobState
 from jobs.services.engine.finish import Finish, Locked
+from jobs.services.engine.rows import job_cols_safe, load_job
 from jobs.services.stats import StatDelta, stats_record, stats_upsert_sql
 from queues.events import PendingEvent, events_emit, events_insert_sql, json_param
 
@@ -36,7 +37,7 @@ _EXECUTION_FIELDS = ["status", "completed_at", "duration_ms", "http_status", "re
 _LOCK_SQL = """
 SELECT j.id, j.lease_token, j.attempts, j.max_attempts, j.deferrals, j.retry_policy, q.retry_policy,
        j.cancel_requested, j.parent_id, j.queue_id, j.workspace_id, q.name, j.execution_id,
-       {run_at}
+       {run_at}, j.started_at
 FROM jobs_job j JOIN queues_queue q ON q.id = j.queue_id
 WHERE j.id = ANY(string_to_array(%s, ',')) AND j.state = 'active' {scope}
 ORDER BY j.id
@@ -64,6 +65,8 @@ FROM jsonb_array_elements(%s::jsonb) AS r
 WHERE e.id = r->>0 AND e.id = ANY(string_to_array(%s, ','))
 """
 _READY_SQL = "SELECT EXISTS (SELECT 1 FROM jobs_job WHERE queue_id = %s AND state = 'waiting')"
+# A pull worker's outcome names its queue, not the queue's id: scoped by name in the lock itself (no lookup first).
+_PULL_SCOPE = " AND q.name = %s AND q.delivery = 'pull'"
 
 
 @cache
@@ -72,13 +75,13 @@ def _lock_sql(scope: str) -> str:
 
 
 def lock_active(
-    ids: list[str], *, workspace_id: str | None, queue_id: str | None
+    ids: list[str], *, workspace_id: str | None, queue_id: str | None, pull_queue: str | None = None
 ) -> tuple[list[tuple[Any, dict | None]], datetime]:
     """Lock the active jobs among `ids` in pk order (deadlock-free against other batches), each with its retry
     policy, and the database clock. The caller checks lease tokens under this lock, so a job re-leased a moment
-    ago by the sweeper and a claimer is fenced off."""
+    ago by the sweeper and a claimer is fenced off. `pull_queue`: only jobs of the pull queue of that name."""
     if not db.backend().SET_BASED:
-        return _lock_active_orm(ids, workspace_id=workspace_id, queue_id=queue_id)
+        return _lock_active_orm(ids, workspace_id=workspace_id, queue_id=queue_id, pull_queue=pull_queue)
     params: list[Any] = [",".join(ids)]
     scope = ""
     if workspace_id is not None:
@@ -87,6 +90,9 @@ def lock_active(
     if queue_id is not None:
         scope += " AND j.queue_id = %s"
         params.append(queue_id)
+    if pull_queue is not None:
+        scope += _PULL_SCOPE
+        params.append(pull_queue)
     with connection.cursor() as cursor:
         cursor.execute(_lock_sql(scope), params)
         rows = [Locked(r) for r in cursor.fetchall()]
@@ -96,7 +102,7 @@ def lock_active(
 
 
 def _lock_active_orm(
-    ids: list[str], *, workspace_id: str | None, queue_id: str | None
+    ids: list[str], *, workspace_id: str | None, queue_id: str | None, pull_queue: str | None
 ) -> tuple[list[tuple[Any, dict | None]], datetime]:
     now = db.backend().now()
     qs = Job.objects.filter(id__in=ids, state=JobState.ACTIVE).select_related("queue")
@@ -104,6 +110,8 @@ def _lock_active_orm(
         qs = qs.filter(workspace_id=workspace_id)
     if queue_id is not None:
         qs = qs.filter(queue_id=queue_id)
+    if pull_queue is not None:
+        qs = qs.filter(queue__name=pull_queue, queue__delivery="pull")
     jobs = list(qs.order_by("id").select_for_update(of=("self",)))
     return [(j, j.retry_policy or j.queue.retry_policy) for j in jobs], now
 
@@ -117,6 +125,8 @@ class Batch:
     events: list[PendingEvent]
     deltas: list[StatDelta]
     ready_queue_id: str | None  # the write also answers whether this queue has ready jobs
+    reread_id: str | None = None  # the write also reads this job back (the pull routes answer with it)
+    reread: Job | None = None  # ... read here
 
 
 def write_batch(batch: Batch) -> bool:
@@ -145,6 +155,8 @@ def _write_orm(batch: Batch) -> bool:
     db.backend().bulk_set(Execution, executions, _EXECUTION_FIELDS)
     events_emit(batch.events, now=now)
     stats_record(deltas=batch.deltas, now=now)
+    if batch.reread_id is not None:
+        batch.reread = Job.objects.filter(pk=batch.reread_id).first()
     if batch.ready_queue_id is None:
         return False
     return Job.objects.filter(queue_id=batch.ready_queue_id, state=JobState.WAITING).exists()
@@ -202,14 +214,24 @@ def _write_set_based(batch: Batch) -> bool:
         parts.append(stat)
     if ready is not None:
         parts.append((_READY_SQL, [ready]))
+    elif batch.reread_id is not None:
+        parts.append((_reread_sql(), [batch.reread_id]))
     if not parts:
         return False
     with connection.cursor() as cursor:
         cursor.execute(";\n".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
-        if ready is None:
+        if ready is None and batch.reread_id is None:
             return False
         while cursor.nextset():
             pass
         # The last statement's rows: psycopg leaves the cursor on the final result after nextset() runs out.
         row = cursor.fetchone()
+        if ready is None:
+            batch.reread = load_job(row) if row is not None else None
+            return False
         return bool(row and row[0])
+
+
+@cache
+def _reread_sql() -> str:
+    return f"SELECT {job_cols_safe()} FROM jobs_job WHERE id = %s"

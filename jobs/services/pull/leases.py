@@ -6,18 +6,21 @@ holder gets LEASE_LOST. Outcomes go through the engine's fenced batch path (`job
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Workspace
+from config import db
 from config.exceptions import LeaseLost, NotFound
 from jobs.models import Job, JobState, Worker
-from jobs.services.engine import Outcome, job_get_fast, jobs_record_outcomes
+from jobs.services.engine import Outcome, jobs_record_pull_outcomes
+from jobs.services.engine.rows import job_cols_safe, load_job
 from jobs.services.pull.claims import pull_queue_get
 from queues.events import PendingEvent, events_emit
 from queues.models import Queue
@@ -64,10 +67,42 @@ def _lost_or_missing(*, workspace: Workspace, queue: Queue, job_id: str) -> None
     raise LeaseLost(details={"job_id": job_id, "state": state})
 
 
+# One statement: the fenced lease extension (scoped to the workspace's pull queue by name, the lease measured on
+# the database clock), the holding worker's sign of life, and the job read back.
+_EXTEND_SQL = """
+WITH j AS (
+    UPDATE jobs_job AS j
+    SET lease_expires_at = now() + make_interval(secs => coalesce(%s, q.lease_ms) / 1000.0), updated_at = now()
+    FROM queues_queue AS q
+    WHERE j.id = %s AND j.workspace_id = %s AND j.state = 'active' AND j.lease_token = %s
+      AND q.id = j.queue_id AND q.name = %s AND q.delivery = 'pull'
+    RETURNING j.*
+), w AS (
+    UPDATE jobs_worker SET last_seen_at = now()
+    WHERE workspace_id = %s AND id = (SELECT worker_id FROM j)
+)
+SELECT {columns} FROM j
+"""
+
+
+@functools.cache
+def _extend_sql() -> str:
+    return _EXTEND_SQL.format(columns=job_cols_safe())
+
+
 def job_lease_extend(
     *, workspace: Workspace, queue_name: str, job_id: str, lease_token: str, lease_ms: int | None = None
-) -> tuple[Queue, Job]:
-    """Extend the lease of a job the caller holds (fenced by `lease_token`)."""
+) -> tuple[str, Job]:
+    """Extend the lease of a job the caller holds (fenced by `lease_token`); returns (queue name, job)."""
+    if db.backend().SET_BASED:
+        params = [lease_ms, job_id, workspace.id, lease_token, queue_name, workspace.id]
+        with connection.cursor() as cursor:
+            cursor.execute(_extend_sql(), params)
+            row = cursor.fetchone()
+        if row is not None:
+            return queue_name, load_job(row)
+        queue = pull_queue_get(workspace=workspace, queue_name=queue_name)  # 404 or 409 before lost/missing
+        _lost_or_missing(workspace=workspace, queue=queue, job_id=job_id)
     queue = pull_queue_get(workspace=workspace, queue_name=queue_name)
     now = timezone.now()
     expires = now + timedelta(milliseconds=lease_ms or queue.lease_ms)
@@ -78,13 +113,13 @@ def job_lease_extend(
     job = Job.objects.get(pk=job_id)
     if job.worker_id:
         Worker.objects.filter(workspace=workspace, id=job.worker_id).update(last_seen_at=now)
-    return queue, job
+    return queue.name, job
 
 
 def job_progress_set(
     *, workspace: Workspace, queue_name: str, job_id: str, lease_token: str, progress: Any
-) -> tuple[Queue, Job]:
-    """Record a held job's progress and emit `job:progress` in the same transaction."""
+) -> tuple[str, Job]:
+    """Record a held job's progress and emit `job:progress` in the same transaction; (queue name, job)."""
     queue = pull_queue_get(workspace=workspace, queue_name=queue_name)
     now = timezone.now()
     with transaction.atomic(durable=True):
@@ -102,14 +137,7 @@ def job_progress_set(
             events_emit([event], now=now)
     if not updated:
         _lost_or_missing(workspace=workspace, queue=queue, job_id=job_id)
-    return queue, Job.objects.get(pk=job_id)
-
-
-def _elapsed_ms(started_at: datetime | None, now: datetime) -> int | None:
-    """An attempt's duration (finished - started, API.md Executions `duration_ms`); never negative on clock skew."""
-    if started_at is None:
-        return None
-    return max(0, int((now - started_at).total_seconds() * 1000))
+    return queue.name, Job.objects.get(pk=job_id)
 
 
 def job_finish_pull(
@@ -122,45 +150,39 @@ def job_finish_pull(
     result: Any = None,
     error: dict[str, Any] | None = None,
     retry: bool = True,
-) -> tuple[Queue, Job]:
-    """Complete or fail one held job through the engine's fenced outcome path; stale token -> LEASE_LOST."""
-    queue = pull_queue_get(workspace=workspace, queue_name=queue_name)
-    # No existence check up front: the outcome path is scoped to this queue, and a job it does not find
-    # (another queue's or workspace's, or unknown) is told apart from a lost lease afterwards.
-    # The claim stamped the attempt's start on the job; the engine writes this duration to the execution
-    # and to the queue's minute rollup (metrics avg/p95). Primary-key lookup; a stale token finds nothing.
-    started_at = (
-        Job.objects.filter(pk=job_id, workspace=workspace, queue=queue, lease_token=lease_token)
-        .values_list("started_at", flat=True)
-        .first()
-    )
+) -> tuple[str, Job]:
+    """Complete or fail one held job through the engine's fenced outcome path; (queue name, job as written).
+
+    Two statements on the way that succeeds: the engine's lock (scoped to the pull queue by name, so there is no
+    queue lookup first) and its writes, which read the job back. Only when nothing was written are the queue
+    (404, or 409 for a push queue) and the job (404, or LEASE_LOST) looked at, to say why."""
     item = AckItem(
         id=job_id, lease_token=lease_token, success=success, result=result, error=error, retry=retry
     )
-    outcome = item.outcome(duration_ms=_elapsed_ms(started_at, timezone.now()))
-    if jobs_record_outcomes(outcomes=[outcome], workspace_id=workspace.id, queue_id=queue.id):
+    lost, job = jobs_record_pull_outcomes(
+        outcomes=[item.outcome(duration_ms=None)],
+        workspace_id=workspace.id,
+        queue_name=queue_name,
+        reread=True,
+    )
+    if job is not None:
+        return queue_name, job
+    queue = pull_queue_get(workspace=workspace, queue_name=queue_name)
+    if lost:
         _lost_or_missing(workspace=workspace, queue=queue, job_id=job_id)
-    job = job_get_fast(job_id)
-    if job is None:
-        raise NotFound("No such job.")  # deleted by a cascade right after the outcome was written
-    return queue, job
+    raise NotFound("No such job.")  # deleted by a cascade right after the outcome was written
 
 
 def jobs_ack(*, workspace: Workspace, queue_name: str, items: list[AckItem]) -> tuple[int, list[str]]:
     """Record a batch of outcomes in one engine transaction. Returns (acked, lease-lost ids in input order);
     ids that are not jobs of this queue are listed as lease-lost too, and nothing is written for them."""
-    queue = pull_queue_get(workspace=workspace, queue_name=queue_name)
+    pull_queue_get(workspace=workspace, queue_name=queue_name)
     if not items:
         return 0, []
-    ids = [item.id for item in items]
-    # The same read gives each attempt's start, for its `duration_ms` (see job_finish_pull).
-    started = dict(
-        Job.objects.filter(workspace=workspace, queue=queue, id__in=ids).values_list("id", "started_at")
+    # Each attempt's `duration_ms` comes from its start, read by the engine's lock (no read of our own first).
+    outcomes = [item.outcome(duration_ms=None) for item in items]
+    lost = set(
+        jobs_record_pull_outcomes(outcomes=outcomes, workspace_id=workspace.id, queue_name=queue_name)[0]
     )
-    now = timezone.now()
-    outcomes = [
-        item.outcome(duration_ms=_elapsed_ms(started[item.id], now)) for item in items if item.id in started
-    ]
-    lost = set(jobs_record_outcomes(outcomes=outcomes, workspace_id=workspace.id)) if outcomes else set()
-    lease_lost = [job_id for job_id in ids if job_id not in started or job_id in lost]
-    return len(ids) - len(lease_lost), lease_lost
+    lease_lost = [item.id for item in items if item.id in lost]
+    return len(items) - len(lease_lost), lease_lost

@@ -1,0 +1,264 @@
+"""Per-request budgets of the hot single-job routes (PERF.md): counts, not times.
+
+SQL round trips per request, authentication included and BEGIN/COMMIT (and savepoints) not counted: enqueue
+<= 3, claim <= 3, complete <= 3, get <= 2; heartbeat and fail as complete. A health check of the persistent
+connection (Django's CONN_HEALTH_CHECKS `SELECT 1`, sent outside the query log) counts as a round trip too.
+Redis round trips <= 2 per request, counted at the redis client (every command or pipeline sent), the broker's
+on-commit hints left out (ROADMAP "Redis round trips per request").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import pytest
+import redis.connection
+from django.conf import settings
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.test.utils import CaptureQueriesContext
+
+from jobs.models import Execution, Job
+from tests.factories import make_queue
+from tests.pull.conftest import claim_one, enqueue
+
+pytestmark = pytest.mark.django_db
+
+ON_POSTGRES = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the set-based paths are PostgreSQL's"
+)
+_BOOKKEEPING = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
+
+
+@dataclass
+class Trips:
+    sql: list[str] = field(default_factory=list)
+    health_checks: int = 0
+    redis: int = 0
+
+    @property
+    def sql_round_trips(self) -> int:
+        return len(self.sql) + self.health_checks
+
+
+def _broker_db() -> tuple[str | None, int | None, int]:
+    url = urlsplit(settings.CELERY_BROKER_URL)
+    return url.hostname, url.port, int(url.path.strip("/") or 0)
+
+
+@contextmanager
+def counted() -> Iterator[Trips]:
+    trips = Trips()
+    send = redis.connection.AbstractConnection.send_packed_command
+    usable = BaseDatabaseWrapper.close_if_health_check_failed
+    broker = _broker_db()
+
+    def send_counting(self, command, check_health=True):  # noqa: ANN001 - redis-py's signature
+        if (getattr(self, "host", None), getattr(self, "port", None), self.db) != broker:
+            trips.redis += 1
+        return send(self, command, check_health)
+
+    def health_counting(self) -> None:  # noqa: ANN001
+        if self.connection is not None and self.health_check_enabled and not self.health_check_done:
+            trips.health_checks += 1
+        usable(self)
+
+    redis.connection.AbstractConnection.send_packed_command = send_counting
+    BaseDatabaseWrapper.close_if_health_check_failed = health_counting
+    try:
+        with CaptureQueriesContext(connection) as ctx:
+            yield trips
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = send
+        BaseDatabaseWrapper.close_if_health_check_failed = usable
+    trips.sql = [q["sql"] for q in ctx.captured_queries if not q["sql"].lstrip().startswith(_BOOKKEEPING)]
+
+
+def _within(trips: Trips, sql: int, redis_trips: int = 2) -> None:
+    assert trips.sql_round_trips <= sql, trips.sql
+    assert trips.redis <= redis_trips, trips.redis
+
+
+@pytest.fixture
+def warm_client(api_client, pull_queue):
+    # The first request of a key records its last_used_at (once a minute at most): out of the measurement.
+    assert api_client.get("/v1/jobs").status_code == 200
+    return api_client
+
+
+def test_counter_sees_sql_and_redis(warm_client):
+    # A budget test must be able to fail: the counter sees the authenticated request's key lookup and throttle.
+    with counted() as trips:
+        warm_client.get("/v1/jobs")
+    assert trips.sql_round_trips >= 1
+    assert trips.redis >= 1
+
+
+def test_enqueue_budget(warm_client):
+    with counted() as trips:
+        response = warm_client.post("/v1/queues/work/jobs", {"payload": {"a": 1}}, format="json")
+    assert response.status_code == 201
+    _within(trips, 3)
+    with counted() as trips:
+        response = warm_client.post("/v1/jobs", {"queue": "work", "payload": {}}, format="json")
+    assert response.status_code == 201
+    _within(trips, 3)
+
+
+def test_get_budget(warm_client, workspace, pull_queue):
+    [job] = enqueue(workspace, pull_queue)
+    with counted() as trips:
+        response = warm_client.get(f"/v1/queues/work/jobs/{job.id}")
+    assert response.status_code == 200 and response.json()["queue"] == "work"
+    _within(trips, 2)
+    with counted() as trips:
+        assert warm_client.get(f"/v1/jobs/{job.id}").status_code == 200
+    _within(trips, 2)
+
+
+def test_get_of_another_queue_is_still_404(warm_client, workspace, pull_queue):
+    other = make_queue(workspace, "other")
+    [job] = enqueue(workspace, other)
+    response = warm_client.get(f"/v1/queues/work/jobs/{job.id}")
+    assert response.status_code == 404
+    assert (
+        warm_client.get(f"/v1/queues/nope/jobs/{job.id}").json()["error"]["message"]
+        == "Queue 'nope' not found."
+    )
+
+
+@ON_POSTGRES
+def test_claim_budget_two_statements_besides_auth(warm_client, workspace, pull_queue):
+    enqueue(workspace, pull_queue, 3)
+    with counted() as trips:
+        response = warm_client.post("/v1/queues/work/jobs/claim", {"limit": 1}, format="json")
+    assert len(response.json()["data"]) == 1
+    _within(trips, 3)
+    assert trips.health_checks + len(trips.sql) - 1 <= 2  # the key lookup aside
+
+
+@ON_POSTGRES
+def test_claim_with_wait_returns_at_once_when_jobs_are_ready(warm_client, workspace, pull_queue):
+    enqueue(workspace, pull_queue, 1)
+    with counted() as trips:
+        response = warm_client.post(
+            "/v1/queues/work/jobs/claim", {"limit": 5, "wait_ms": 20000}, format="json"
+        )
+    assert len(response.json()["data"]) == 1
+    assert "Spindle-Long-Poll" not in response
+    # No long-poll slot was taken (it costs Redis round trips of its own): the throttle is the only one.
+    assert trips.redis == 1
+    _within(trips, 3)
+
+
+@ON_POSTGRES
+@pytest.mark.parametrize(
+    ("action", "body"),
+    [
+        ("complete", {"result": {"ok": True}}),
+        ("fail", {"error": {"message": "boom"}, "retry": False}),
+        ("fail", {"error": {"message": "again later"}}),
+        ("heartbeat", {"lease_ms": 60000}),
+    ],
+)
+def test_job_operation_budget(warm_client, workspace, pull_queue, action, body):
+    enqueue(workspace, pull_queue, 1)
+    job = claim_one(warm_client)
+    path = f"/v1/queues/work/jobs/{job['id']}/{action}"
+    with counted() as trips:
+        response = warm_client.post(path, {"lease_token": job["lease_token"], **body}, format="json")
+    assert response.status_code == 200, response.content
+    # Auth + two statements (the engine's lock, then its writes reading the job back); heartbeat is one.
+    _within(trips, 2 if action == "heartbeat" else 3)
+    stored = Job.objects.get(pk=job["id"])
+    assert response.json()["state"] == stored.state
+    assert response.json()["attempts"] == stored.attempts
+    if action == "complete":
+        assert stored.state == "completed" and stored.result == {"ok": True}
+        execution = Execution.objects.get(job_id=job["id"])
+        assert execution.status == "success" and execution.duration_ms is not None
+    if action == "heartbeat":
+        assert response.json()["lease_token"] == job["lease_token"]
+
+
+@ON_POSTGRES
+def test_stale_token_is_still_lease_lost_and_push_queue_409(warm_client, workspace, pull_queue, push_queue):
+    enqueue(workspace, pull_queue, 1)
+    job = claim_one(warm_client)
+    for action in ("complete", "heartbeat", "fail"):
+        body = (
+            {"lease_token": "0" * 32, "error": {"message": "x"}}
+            if action == "fail"
+            else {"lease_token": "0" * 32}
+        )
+        response = warm_client.post(f"/v1/queues/work/jobs/{job['id']}/{action}", body, format="json")
+        assert response.status_code == 409 and response.json()["error"]["code"] == "LEASE_LOST", action
+        response = warm_client.post(f"/v1/queues/hooks/jobs/{job['id']}/{action}", body, format="json")
+        assert response.status_code == 409 and response.json()["error"]["details"] == {"delivery": "push"}
+        response = warm_client.post(f"/v1/queues/nope/jobs/{job['id']}/{action}", body, format="json")
+        assert response.status_code == 404
+    assert Job.objects.get(pk=job["id"]).state == "active"
+
+
+@ON_POSTGRES
+def test_batch_ack_writes_set_based(warm_client, workspace, pull_queue):
+    """The statements of an ack do not grow with its size: 2 and 10 outcomes cost the same."""
+    enqueue(workspace, pull_queue, 12)
+    counts = []
+    for size in (2, 10):
+        jobs = warm_client.post("/v1/queues/work/jobs/claim", {"limit": size}, format="json").json()["data"]
+        items = [{"id": j["id"], "lease_token": j["lease_token"]} for j in jobs]
+        with counted() as trips:
+            response = warm_client.post("/v1/queues/work/jobs/ack", {"completed": items}, format="json")
+        assert response.json() == {"acked": size, "lease_lost": []}
+        counts.append(trips.sql_round_trips)
+    assert counts[0] == counts[1] <= 4  # auth, queue, the engine's lock and its writes
+    assert Job.objects.filter(state="completed").count() == 12
+    assert Execution.objects.filter(status="success", duration_ms__isnull=False).count() == 12
+
+
+@ON_POSTGRES
+def test_batch_enqueue_one_notify_per_batch(warm_client):
+    jobs = [{"payload": {"n": i}} for i in range(500)]
+    with counted() as trips:
+        response = warm_client.post("/v1/queues/work/jobs/batch", {"jobs": jobs}, format="json")
+    assert response.status_code == 201
+    assert len([s for s in trips.sql if "pg_notify" in s]) == 1
+    # The rows go in by COPY (outside the query log): no INSERT of job rows is logged.
+    assert not [s for s in trips.sql if s.replace('"', "").startswith("INSERT INTO jobs_job")]
+    _within(trips, 4)
+
+
+@ON_POSTGRES
+def test_health_check_of_a_kept_connection_costs_no_round_trip(monkeypatch):
+    """Django checks a kept connection once per request (CONN_HEALTH_CHECKS); config.db.pgengine checks the socket
+    instead of sending `SELECT 1` (a round trip on every request otherwise)."""
+    connection.ensure_connection()
+    sent = []
+    raw_type = type(connection.connection)
+    original = raw_type.cursor
+    monkeypatch.setattr(raw_type, "cursor", lambda self, *a, **k: sent.append(1) or original(self, *a, **k))
+    assert connection.is_usable()
+    assert sent == []
+
+
+@ON_POSTGRES
+@pytest.mark.django_db(transaction=True)
+def test_health_check_sees_a_session_the_server_ended():
+    import psycopg
+
+    from tests.processes import database_url
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    with psycopg.connect(database_url(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    try:
+        assert not connection.is_usable()
+    finally:
+        connection.close()
+    with connection.cursor() as cursor:  # the next request simply connects again
+        cursor.execute("SELECT 1")

@@ -20,9 +20,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 TABS = 8
 
 
-def test_many_tabs_share_one_feed_and_one_stream_slot(page, account):
+@pytest.mark.parametrize("sharing", ["shared-worker", "leader-tab"])
+def test_many_tabs_share_one_feed_and_one_stream_slot(page, account, sharing):
     """Chromium allows 6 HTTP/1.1 connections per host: with a stream per tab, 6 tabs froze every tab and a 7th
-    never loaded. One SharedWorker's EventSource serves them all, and takes one workspace stream slot."""
+    never loaded. One SharedWorker's EventSource serves them all, and takes one workspace stream slot; without
+    SharedWorker (Chrome on Android) one leader tab holds it and relays over a BroadcastChannel."""
+    if sharing == "leader-tab":
+        page.context.add_init_script("delete window.SharedWorker")
     workspace = account.workspace
     queue = make_queue(workspace, "emails")
     login_with_password(page)
@@ -34,6 +38,8 @@ def test_many_tabs_share_one_feed_and_one_stream_slot(page, account):
         tabs.append(tab)
     for tab in tabs:
         wait_live(tab)
+    if sharing == "leader-tab":
+        assert page.evaluate("() => typeof SharedWorker") == "undefined"
     assert stream_slots_taken(workspace.id) == 1
 
     # Navigation still works in every tab (no connection is left for it if each tab streams).

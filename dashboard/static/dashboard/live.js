@@ -91,13 +91,22 @@
   }
 
   // No SharedWorker (e.g. Chrome on Android): the tab holding a Web Lock leads, owns the one EventSource and
-  // relays over a BroadcastChannel; when it closes, the lock passes to another tab.
+  // relays over a BroadcastChannel; when it closes, the lock passes to another tab. A tab that joins asks the
+  // leader for the feed's status.
   const channel = window.BroadcastChannel ? new BroadcastChannel("spindle-live") : null;
-  channel && (channel.onmessage = (event) => onMessage(event.data));
+  let leading = null; // the leader's last status message
+  if (channel) {
+    channel.onmessage = (event) => {
+      if (event.data.type === "hello") leading && channel.postMessage(leading);
+      else onMessage(event.data);
+    };
+    channel.postMessage({ type: "hello" });
+  }
   function lead() {
     return new Promise(() => {
       const source = new EventSource(url);
       const send = (message) => {
+        if (message.type === "status") leading = message;
         onMessage(message);
         channel && channel.postMessage(message);
       };

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import subprocess
 import sys
 import time
@@ -36,62 +35,56 @@ DEFAULT_SIZE = 20_000
 
 
 def _worker(address: str, key: str, seconds: float) -> None:
-    """(Subprocess) ProcessJobs until the queue is empty or `seconds` passed; prints counts and times."""
+    """(Subprocess) ProcessJobs until the queue is empty or `seconds` passed; prints counts and times. An asyncio
+    client (grpc.aio): one thread reads and writes the stream, as a production worker's event loop would."""
+    import asyncio
+
+    print(json.dumps(asyncio.run(_work(address, key, seconds))))
+
+
+async def _work(address: str, key: str, seconds: float) -> dict:
     import grpc as grpc_lib
 
     from spooled.grpc import spooled_pb2 as pb
     from spooled.grpc import spooled_pb2_grpc as pb_grpc
 
-    outbox: queue.Queue = queue.Queue()
-
-    def requests():
-        while (item := outbox.get()) is not None:
-            yield item
-
-    def dequeue() -> None:
-        outbox.put(
-            pb.ProcessRequest(
-                dequeue=pb.DequeueRequest(queue_name=QUEUE, worker_id="bench", batch_size=BATCH)
-            )
-        )
-
-    channel = grpc_lib.insecure_channel(address)
-    stub = pb_grpc.QueueServiceStub(channel)
-    # Jobs each in-flight dequeue still owes (the server answers a short one with NO_JOBS after its jobs).
-    owed: list[int] = [BATCH, BATCH]
-    dequeue()
-    dequeue()
-    done = pending = 0
-    draining = False
-    started = time.time()
-    for response in stub.ProcessJobs(requests(), metadata=[("x-api-key", key)]):
-        kind = response.WhichOneof("response")
-        served = False
-        if kind == "job":
-            pending += 1
-            complete = pb.CompleteRequest(
-                job_id=response.job.id, worker_id="bench", lease_id=response.job.lease_id
-            )
-            outbox.put(pb.ProcessRequest(complete=complete))
-            owed[0] -= 1
-            served = owed[0] == 0
-        elif kind == "complete":
-            pending -= 1
-            done += 1
-        elif kind == "error" and response.error.code == "NO_JOBS":
-            served, draining = True, True
-        else:
-            raise RuntimeError(f"unexpected response: {response}")
-        if served:
-            owed.pop(0)
-            if not draining and time.time() - started < seconds:
-                owed.append(BATCH)
-                dequeue()
-        if not owed and pending == 0:
-            break
-    outbox.put(None)
-    channel.close()
-    print(json.dumps({"done": done, "start": started, "end": time.time()}))
+    ask = pb.ProcessRequest(dequeue=pb.DequeueRequest(queue_name=QUEUE, worker_id="bench", batch_size=BATCH))
+    async with grpc_lib.aio.insecure_channel(address) as channel:
+        call = pb_grpc.QueueServiceStub(channel).ProcessJobs(metadata=[("x-api-key", key)])
+        # Jobs each in-flight dequeue still owes (the server answers a short one with NO_JOBS after its jobs).
+        owed: list[int] = [BATCH, BATCH]
+        await call.write(ask)
+        await call.write(ask)
+        done = pending = 0
+        draining = False
+        started = time.time()
+        while owed or pending:
+            response = await call.read()
+            if response is grpc_lib.aio.EOF:
+                raise RuntimeError("the server ended the stream")
+            kind = response.WhichOneof("response")
+            served = False
+            if kind == "job":
+                pending += 1
+                job = response.job
+                complete = pb.CompleteRequest(job_id=job.id, worker_id="bench", lease_id=job.lease_id)
+                await call.write(pb.ProcessRequest(complete=complete))
+                owed[0] -= 1
+                served = owed[0] == 0
+            elif kind == "complete":
+                pending -= 1
+                done += 1
+            elif kind == "error" and response.error.code == "NO_JOBS":
+                served, draining = True, True
+            else:
+                raise RuntimeError(f"unexpected response: {response}")
+            if served:
+                owed.pop(0)
+                if not draining and time.time() - started < seconds:
+                    owed.append(BATCH)
+                    await call.write(ask)
+        await call.done_writing()
+        return {"done": done, "start": started, "end": time.time()}
 
 
 def _run_grpc_workers(address: str, key: str, env: dict[str, str], seconds: float) -> tuple[int, float]:

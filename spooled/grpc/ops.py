@@ -79,10 +79,9 @@ def pull_queue_ensured(workspace: Workspace, name: str) -> Queue:
 
 
 def enqueue(workspace: Workspace, request: pb.EnqueueRequest) -> pb.EnqueueResponse:
-    queue = pull_queue_ensured(workspace, request.queue_name)
-    body: dict[str, Any] = {"payload": dict_of(request.payload), "priority": request.priority}
     if not -100 <= request.priority <= 100:
         raise GrpcError(INVALID, "priority must be -100..100")
+    body: dict[str, Any] = {"payload": dict_of(request.payload), "priority": request.priority}
     if request.max_retries:
         if not 0 <= request.max_retries <= 100:
             raise GrpcError(INVALID, "max_retries must be 0..100")
@@ -97,6 +96,7 @@ def enqueue(workspace: Workspace, request: pb.EnqueueRequest) -> pb.EnqueueRespo
         body["tags"] = [f"{key}:{value}" for key, value in sorted(request.tags.items())]
     if request.HasField("scheduled_at"):
         body["run_at"] = request.scheduled_at.ToDatetime(tzinfo=UTC).isoformat()
+    queue = pull_queue_ensured(workspace, request.queue_name)  # once the request itself is valid
     spec = JobValidator(workspace=workspace, queue=queue).validate_one(body)
     job, created = job_enqueue(workspace=workspace, queue=queue, spec=spec)
     return pb.EnqueueResponse(job_id=job.id, created=created)

@@ -55,31 +55,26 @@ class JobsView(SpooledView):
 
 
 def job_query(view: SpooledView, request: Request, *, dead_letter: bool = False) -> object:
-    """The jobs list's filters (`queue_name, status` csv, `job_type, tag, created_after/before, order_by,
-    order_dir`); the DLQ is the same list restricted to dead-lettered jobs."""
+    """The jobs list's filters (`queue_name`, `status` csv, `q`, `job_type`, `tag`, `created_after/before`,
+    `order_by`, `order_dir`); the DLQ is the same list restricted to dead-lettered jobs."""
     params = request.query_params
     jobs = Job.objects.filter(workspace=view.workspace).select_related("queue")
     if params.get("queue_name"):
         jobs = jobs.filter(queue__name=params["queue_name"])
     statuses = ["deadletter"] if dead_letter else [s for s in params.get("status", "").split(",") if s]
-    unknown = [s for s in statuses if s not in TO_SPINDLE]
-    if unknown:
-        raise ValidationFailed(details={"status": [f"Unknown status: {', '.join(unknown)}."]})
     if statuses:
-        wanted = Q()
-        for status in statuses:
-            if status == "failed":
-                wanted |= Q(state="delayed", attempts__gt=0)
-            elif status == "scheduled":
-                wanted |= Q(state="delayed", attempts=0)
-            else:
-                wanted |= Q(state=TO_SPINDLE[status])
-        jobs = jobs.filter(wanted)
+        jobs = jobs.filter(_status_filter(statuses))
+    if params.get("q"):
+        text = params["q"]
+        jobs = jobs.filter(
+            Q(id__startswith=text) | Q(queue__name__icontains=text) | Q(payload__job_type__icontains=text)
+        )
     if params.get("job_type"):
-        jobs = jobs.filter(name=params["job_type"])
+        # Spooled's job type is `payload.job_type`; a job enqueued on /v1 with a `name` matches by it too.
+        jobs = jobs.filter(Q(payload__job_type=params["job_type"]) | Q(name=params["job_type"]))
     if params.get("tag"):
         jobs = jobs.filter(tags__contains=[params["tag"]])
-    for name, lookup in (("created_after", "created_at__gt"), ("created_before", "created_at__lt")):
+    for name, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
         if params.get(name):
             jobs = jobs.filter(**{lookup: query_when(params[name], name)})
     order = _ORDER.get(params.get("order_by") or "created_at")
@@ -89,6 +84,21 @@ def job_query(view: SpooledView, request: Request, *, dead_letter: bool = False)
         )
     sign = "" if params.get("order_dir") == "asc" else "-"
     return jobs.order_by(f"{sign}{order}", f"{sign}id")
+
+
+def _status_filter(statuses: list[str]) -> Q:
+    unknown = [s for s in statuses if s not in TO_SPINDLE]
+    if unknown:
+        raise ValidationFailed(details={"status": [f"Unknown status: {', '.join(unknown)}."]})
+    wanted = Q()
+    for status in statuses:
+        if status == "failed":
+            wanted |= Q(state="delayed", attempts__gt=0)
+        elif status == "scheduled":
+            wanted |= Q(state="delayed", attempts=0)
+        else:
+            wanted |= Q(state=TO_SPINDLE[status])
+    return wanted
 
 
 class JobView(SpooledView):

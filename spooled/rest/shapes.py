@@ -25,6 +25,13 @@ def timeout_seconds(job: Job) -> int:
     return max(1, job.timeout_ms // 1000) if job.timeout_ms else DEFAULT_TIMEOUT_S
 
 
+def job_type(job: Job) -> str:
+    """Spooled's job type is the payload's `job_type`; a job without one shows its Spindle `name`."""
+    if isinstance(job.payload, dict) and isinstance(job.payload.get("job_type"), str):
+        return job.payload["job_type"]
+    return job.name or ""
+
+
 def job_summary(job: Job, queue_name: str | None = None) -> dict[str, Any]:
     return {
         "id": job.id,
@@ -33,7 +40,7 @@ def job_summary(job: Job, queue_name: str | None = None) -> dict[str, Any]:
         "priority": job.priority,
         "retry_count": retry_count(job.attempts),
         "max_retries": max_retries(job.max_attempts),
-        "job_type": job.name or "",
+        "job_type": job_type(job),
         "last_error": error_text(job.last_error),
         "created_at": iso(job.created_at),
         "scheduled_at": iso(job.run_at) if job.state == "delayed" else None,

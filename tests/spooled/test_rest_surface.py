@@ -143,3 +143,15 @@ def test_organizations_are_the_workspace(api_client, workspace) -> None:
     assert api_client.get("/api/v1/organizations/wsp_other").status_code == 404
     members = api_client.get(f"/api/v1/organizations/{workspace.id}/members").json()
     assert [m["role"] for m in members] == (["owner"] if workspace.owner_id else [])
+
+
+def test_list_filters_in_spooled_words(api_client) -> None:
+    for body in ({"payload": {"job_type": "email.send"}}, {"payload": {"job_type": "sms"}}, {"payload": 3}):
+        api_client.post("/api/v1/jobs", {"queue_name": "mixed", **body}, format="json")
+    assert [j["job_type"] for j in api_client.get("/api/v1/jobs?job_type=sms").json()] == ["sms"]
+    assert [j["job_type"] for j in api_client.get("/api/v1/jobs?q=EMAIL").json()] == ["email.send"]
+    assert len(api_client.get("/api/v1/jobs?q=mix").json()) == 3
+    oldest_first = api_client.get("/api/v1/jobs?order_by=created_at&order_dir=asc").json()
+    assert [j["job_type"] for j in oldest_first] == ["email.send", "sms", ""]
+    assert api_client.get("/api/v1/jobs?order_by=payload").status_code == 422
+    assert api_client.get("/api/v1/jobs?created_after=yesterday").status_code == 422

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=14, help="profile lines kept per route")
     args = parser.parse_args()
     setup_django(bench_database_url())
+    logging.getLogger("jobs").setLevel(logging.ERROR)  # the fail route dead-letters every job it profiles
     from django.test import Client
     from django.test.utils import setup_test_environment
     from pyinstrument import Profiler

@@ -304,11 +304,11 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
             server = _start_server(kind, env)
             try:
                 port = server.port  # type: ignore[attr-defined]
-                batch = _run_workers(port, setup["key"], f"bench-batch{suffix}", BATCH, env)
-                single = _run_workers(port, setup["key"], f"bench-single{suffix}", 1, env, SINGLE_SECONDS)
+                batch_run = _run_workers(port, setup["key"], f"bench-batch{suffix}", BATCH, env)
+                single_run = _run_workers(port, setup["key"], f"bench-single{suffix}", 1, env, SINGLE_SECONDS)
             finally:
                 _stop(server)
-            measured[kind] = (batch, single)
+            measured[kind] = (batch_run, single_run)
     finally:
         _drop_db(base)
     for kind, ((batch_done, batch_s), (single_done, single_s)) in measured.items():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, QuerySet
 
 from accounts.models import Workspace
@@ -12,6 +14,7 @@ from config import db
 from config.exceptions import BadRequest, first_or_404
 from jobs.models import Job, JobState
 from jobs.queue_selectors import state_counts_into
+from jobs.services.engine.rows import job_cols_safe, load_job
 from queues.models import Queue
 
 _STATES = frozenset(JobState.values)
@@ -61,13 +64,23 @@ def job_get(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
     )
 
 
-def job_in_queue(*, workspace: Workspace, queue_name: str, job_id: str) -> Job | None:
-    """The workspace's job in the queue of that name, its queue joined (one query), or None."""
+@functools.cache
+def _job_in_queue_sql() -> str:
     return (
-        Job.objects.filter(workspace=workspace, queue__name=queue_name, id=job_id)
-        .select_related("queue")
-        .first()
+        f"SELECT {job_cols_safe()} FROM jobs_job WHERE id = %s AND workspace_id = %s"
+        " AND queue_id = (SELECT id FROM queues_queue WHERE workspace_id = %s AND name = %s)"
     )
+
+
+def job_in_queue(*, workspace: Workspace, queue_name: str, job_id: str) -> Job | None:
+    """The workspace's job in the queue of that name (one query, its SQL built once per process), or None."""
+    if not db.backend().SET_BASED:
+        # SQLite hands datetimes back as text, which only the ORM converts.
+        return Job.objects.filter(workspace=workspace, queue__name=queue_name, id=job_id).first()
+    with connection.cursor() as cursor:
+        cursor.execute(_job_in_queue_sql(), [job_id, workspace.id, workspace.id, queue_name])
+        row = cursor.fetchone()
+    return load_job(row) if row is not None else None
 
 
 def _has_tag(queryset: QuerySet[Job], tag: str) -> QuerySet[Job]:

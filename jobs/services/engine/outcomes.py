@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from jobs.models import ExecutionStatus, Job, JobState
 from jobs.services.dispatch import kick_on_commit
@@ -70,12 +71,13 @@ def _record_outcomes(
 ) -> tuple[list[str], bool, Job | None]:
     """(lost ids, whether `ready_queue_id` still has ready jobs, the `reread_id` job as written): the ready
     question and the reread are asked in the same round trip as the writes. With `pull_queue`, an outcome
-    without a duration gets the attempt's (from its start to the database clock)."""
+    without a duration gets the attempt's (from its start to the report)."""
     if not outcomes:
         return [], False, None
     by_id: dict[str, Outcome] = {}
     for o in outcomes:
         by_id[o.job_id] = o
+    reported = timezone.now()
     with atomic():
         locked, now = lock_active(
             list(by_id), workspace_id=workspace_id, queue_id=queue_id, pull_queue=pull_queue
@@ -87,7 +89,9 @@ def _record_outcomes(
             if job.lease_token != o.lease_token:
                 continue
             if pull_queue is not None and o.duration_ms is None:
-                o = replace(o, duration_ms=_elapsed_ms(job.started_at, now))
+                # Measured when the worker's report arrives (this process's clock, as before this path read
+                # `started_at` in the lock): the transaction's now() is its start, not the report's time.
+                o = replace(o, duration_ms=_elapsed_ms(job.started_at, reported))
             finishes.append(decide(job, o, now, policy))
         batch = Batch(now, finishes, [], [], ready_queue_id, reread_id if finishes else None)
         ready = apply(now=now, finishes=finishes, batch=batch)

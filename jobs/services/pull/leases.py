@@ -176,13 +176,17 @@ def job_finish_pull(
 def jobs_ack(*, workspace: Workspace, queue_name: str, items: list[AckItem]) -> tuple[int, list[str]]:
     """Record a batch of outcomes in one engine transaction. Returns (acked, lease-lost ids in input order);
     ids that are not jobs of this queue are listed as lease-lost too, and nothing is written for them."""
-    pull_queue_get(workspace=workspace, queue_name=queue_name)
     if not items:
+        pull_queue_get(workspace=workspace, queue_name=queue_name)  # 404, or 409 for a push queue
         return 0, []
     # Each attempt's `duration_ms` comes from its start, read by the engine's lock (no read of our own first).
     outcomes = [item.outcome(duration_ms=None) for item in items]
     lost = set(
         jobs_record_pull_outcomes(outcomes=outcomes, workspace_id=workspace.id, queue_name=queue_name)[0]
     )
+    if len(lost) == len(items):
+        # Nothing was written, which an unknown or push queue explains too (the lock is scoped to the pull queue
+        # of that name): looked up only now, so an ack that wrote something needs no queue lookup.
+        pull_queue_get(workspace=workspace, queue_name=queue_name)
     lease_lost = [item.id for item in items if item.id in lost]
     return len(items) - len(lease_lost), lease_lost

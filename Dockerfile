@@ -35,7 +35,7 @@ ENV HOST=0.0.0.0 \
     SPINDLE_VAR_DIR=/var/lib/spindle
 RUN mkdir -p /var/lib/spindle && chown spindle:spindle /var/lib/spindle
 USER spindle
-EXPOSE 8000
+EXPOSE 8000 50051
 
 # The Procfile's web line (the worker: see compose.yaml). `exec` replaces the shell, so uvicorn is PID 1 and gets
 # the SIGTERM of `docker stop` itself.

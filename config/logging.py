@@ -182,6 +182,8 @@ def _unbind_task_context(task_id: str | None = None, **kwargs: Any) -> None:
 
 def logging_config(log_format: str, *, level: str) -> dict[str, Any]:
     """settings.LOGGING: one console handler in `log_format` (plain or json), every line with its context."""
+    if log_format not in ("plain", "json"):
+        raise RuntimeError("SPINDLE_LOG_FORMAT must be plain or json")
     return {
         "version": 1,
         "disable_existing_loggers": False,

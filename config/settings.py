@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -110,9 +111,8 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"]["ENGINE"] = "config.db.pgengine"
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-        DATABASES["default"].setdefault("OPTIONS", {})
         # Short transactions keep SKIP LOCKED claimers flowing (DESIGN.md, lessons).
-        DATABASES["default"]["OPTIONS"]["options"] = (
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
             f"-c statement_timeout={env.int('DB_STATEMENT_TIMEOUT_MS', default=30000)}"
             f" -c idle_in_transaction_session_timeout={env.int('DB_IDLE_TX_TIMEOUT_MS', default=60000)}"
         )
@@ -272,8 +272,6 @@ REST_FRAMEWORK = {
 }
 
 # JWTs for users (API.md, Accounts): refresh tokens rotate and the used one is blacklisted.
-from datetime import timedelta  # noqa: E402
-
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=30),
@@ -382,8 +380,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("SPINDLE_STATIC_ROOT", default=str(VAR_DIR / "static")))
 # WhiteNoise serves STATIC_ROOT as collectstatic left it (make run, the image build): hashed names cached for a
-# year (immutable), gzip precompressed.
-# With DEBUG or SPINDLE_TESTING it serves the apps' static folders as they are (no collectstatic, no hashing).
+# year, gzip precompressed. With DEBUG or SPINDLE_TESTING: the apps' static folders as they are.
 _STATIC_FROM_APPS = DEBUG or SPINDLE_TESTING
 _APPS_STORAGE = "django.contrib.staticfiles.storage.StaticFilesStorage"
 _COLLECTED_STORAGE = "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -398,8 +395,6 @@ WHITENOISE_AUTOREFRESH = _STATIC_FROM_APPS
 # message, request_id and the job/queue ids when present). Every line carries the request id of its HTTP request,
 # or of the request whose hint started the Celery task (config/logging.py); workers get the same format.
 SPINDLE_LOG_FORMAT = env.str("SPINDLE_LOG_FORMAT", default="plain")
-if SPINDLE_LOG_FORMAT not in ("plain", "json"):
-    raise RuntimeError("SPINDLE_LOG_FORMAT must be plain or json")
 LOGGING = logging_config(SPINDLE_LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
 # /readyz: the sweeper's and the ticker's last runs (config/liveness.py) must be younger than this, in seconds.
 SPINDLE_READY_MAX_AGE_S = env.float("SPINDLE_READY_MAX_AGE_S", default=30.0)

@@ -375,7 +375,8 @@ class ReplayViewSet(WorkspaceViewSet):
         },
         description="Enqueue a new job with the original's queue, payload, name, tags and target; the new job's "
         "executions carry `replay_of`. A `quota_exceeded` execution (a schedule tick the quota refused) never made "
-        "a job: 409 INVALID_STATE (trigger the schedule instead).",
+        "a job: 409 INVALID_STATE (trigger the schedule instead). So is an execution still running: replaying it "
+        "would run the job twice at once; replay it once it has finished.",
     )
     @idempotent
     def replay(self, request: Request, execution_id: str) -> Response:

@@ -145,17 +145,31 @@ def _create(workspace, queue, size: int, warmup_s: float) -> tuple:
     return start, timezone.now(), anchors
 
 
-def _measure(workspace, anchors: dict, window: tuple) -> dict:
-    """Lags, missed, doubled and firings/s of the ticks planned inside `window` (start, end)."""
+def _read_snapshot(workspace) -> tuple[list, int]:
+    """The tick rows and the count of scheduled jobs, from one snapshot: a killed ticker's COMMIT can still land
+    after the tickers exit (deferred foreign-key checks take a while), and two separate reads would then count
+    its jobs without their tick rows as doubled."""
+    from django.db import connection, transaction
+
     from jobs.models import Job
     from schedules.models import ScheduleTick
 
-    begin, window_end = window
-    ticks = list(
-        ScheduleTick.objects.filter(schedule__workspace=workspace).values_list(
-            "schedule_id", "tick_at", "created_at", "job_id"
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        ticks = list(
+            ScheduleTick.objects.filter(schedule__workspace=workspace).values_list(
+                "schedule_id", "tick_at", "created_at", "job_id"
+            )
         )
-    )
+        jobs = Job.objects.filter(workspace=workspace, schedule_id__isnull=False).count()
+    return ticks, jobs
+
+
+def _measure(workspace, anchors: dict, window: tuple) -> dict:
+    """Lags, missed, doubled and firings/s of the ticks planned inside `window` (start, end)."""
+    begin, window_end = window
+    ticks, jobs = _read_snapshot(workspace)
     inside = [(sid, t, c, j) for sid, t, c, j in ticks if begin <= t <= window_end]
     lags = [(created - tick_at).total_seconds() * 1000 for _sid, tick_at, created, _j in inside]
     if os.environ.get("BENCH_SCHEDULES_DEBUG"):
@@ -175,7 +189,6 @@ def _measure(workspace, anchors: dict, window: tuple) -> dict:
             if (sid, at) not in fired:
                 missed += 1
             at += step
-    jobs = Job.objects.filter(workspace=workspace, schedule_id__isnull=False).count()
     span = max((window_end - begin).total_seconds(), 1e-3)
     return {
         "lags": lags,

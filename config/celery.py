@@ -11,6 +11,10 @@ from kombu.transport import TRANSPORT_ALIASES
 from config.routing import route_task, system_queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Celery's Django fixup runs Django's system checks when a worker starts, and the URL checks import every view,
+# the schema generator and the metrics collector into a process that serves none of them (~12 MB, 240 modules of
+# make run's worker). `manage.py migrate` and the web process's own start have checked the same code already.
+os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 # The embedded broker (see config/broker.py), before any broker URL is parsed.
 TRANSPORT_ALIASES.setdefault("spindlefs", "config.broker:Transport")
 

@@ -18,7 +18,6 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest, HttpResponse
 from django_ratelimit.core import EXPIRATION_FUDGE, _get_window, _make_cache_key, get_usage
-from redis.exceptions import NoScriptError
 from rest_framework.throttling import BaseThrottle
 
 from .exceptions import RateLimited
@@ -76,6 +75,10 @@ _count_sha: str | None = None
 def _eval_count(client: Any, key: str, ttl_s: int) -> int:
     """Run the script by SHA, loading it once per process (and again if Redis restarted and forgot it)."""
     global _count_sha
+    # Imported here, like Django's own Redis backend does: processes on the database cache (make run's embedded
+    # mode) never load the redis package (~5 MB per process).
+    from redis.exceptions import NoScriptError
+
     if _count_sha is not None:
         try:
             return int(client.evalsha(_count_sha, 1, key, ttl_s))

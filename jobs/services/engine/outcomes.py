@@ -183,7 +183,7 @@ def apply(*, now: datetime, finishes: list[Finish], batch: Batch | None = None) 
         kick_on_commit(retry_queues)
     dead = [_dead_letter_line(f) for f in finishes if f.execution_status == ExecutionStatus.DEAD_LETTER]
     if dead:
-        transaction.on_commit(lambda: _log_dead_letters(dead))
+        transaction.on_commit(lambda: log_dead_letters(dead))
     return ready
 
 
@@ -201,7 +201,7 @@ def _dead_letter_line(f: Finish) -> dict[str, Any]:
     }
 
 
-def _log_dead_letters(lines: list[dict[str, Any]]) -> None:
+def log_dead_letters(lines: list[dict[str, Any]]) -> None:
     """One WARNING per job moved to the DLQ, after commit (nothing is logged for a rolled-back batch)."""
     for line in lines:
         logger.warning(

@@ -15,7 +15,7 @@ from accounts.models import Workspace
 from config.exceptions import NotFound
 from jobs.models import Execution, ExecutionStatus, Job, JobState, Worker
 from jobs.services.dispatch import kick_on_commit
-from jobs.services.engine.outcomes import _log_dead_letters as log_dead_letters  # the one dead-letter line
+from jobs.services.engine.outcomes import log_dead_letters  # the one dead-letter line
 from queues.events import PendingEvent, events_emit
 
 # Stale workers reaped per sweep; the rest wait for the next sweep (a second later).

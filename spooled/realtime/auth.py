@@ -15,7 +15,12 @@ from accounts.authentication import ApiKeyAuthentication, JwtAuthentication, Wor
 
 
 class _Credential:
-    """The one thing the authenticators read of a request: its Authorization header."""
+    """What the authenticators read of a request: its Authorization header, and the path a key's scope is
+    checked against (accounts.models.ApiKey.refusal). A stream or a gRPC channel is not bound to one queue, so
+    its path is one that no queue scope covers: a queue-scoped key is refused here, an expired one too."""
+
+    path_info = ""
+    method = "GET"
 
     def __init__(self, token: str) -> None:
         self.headers = {"authorization": f"Bearer {token}"}

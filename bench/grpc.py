@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import pull  # noqa: E402
+from bench import servers as bench_servers  # noqa: E402
 
 WORKERS = 4
 BATCH = int(os.environ.get("BENCH_GRPC_BATCH", "50"))
@@ -156,11 +157,12 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
             text=True,
         ).stdout
         key = json.loads(out.strip().splitlines()[-1])["key"]
-        port = pull._free_port()
-        servers.append(pull._start_gunicorn(port, env))
+        # REST pull single through the one port make run serves (the pull group's headline row).
+        servers.append(pull._start_server("one_port", env))
+        port = servers[-1].port  # type: ignore[attr-defined]
         single_done, single_s = pull._run_workers(port, key, "bench-single", 1, env, pull.SINGLE_SECONDS)
-        servers.pop().terminate()
-        grpc_port = pull._free_port()
+        pull._stop(servers.pop())
+        grpc_port = bench_servers.free_port()
         servers.append(_start_grpc(grpc_port, env))
         server_cpu = _cpu_s(servers[-1].pid)
         workers_cpu = os.times().children_user + os.times().children_system

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import models
+from django.db.models import Value
 
 from config.columns import owning_workspace, prefixed_id
 from config.ids import new_id
@@ -122,6 +123,14 @@ class QueueMinuteStat(models.Model):
     duration_count = models.PositiveIntegerField(default=0)
     # Log-scale histogram of durations ({"bucket_upper_ms": count}) for p95 without scanning executions.
     duration_hist = models.JSONField(default=dict, blank=True)
+    # Enqueue-to-start of the first attempts that finished this minute: a histogram like duration_hist
+    # ({"bucket_upper_ms": count}, bounds jobs.services.stats.START_BOUNDS_MS), its sum and its count.
+    # Database defaults too: the raw enqueue and schedule upserts name only the columns they add to.
+    start_hist = models.JSONField(default=dict, blank=True, db_default=Value({}, models.JSONField()))
+    start_sum_ms = models.PositiveBigIntegerField(default=0, db_default=0)
+    start_count = models.PositiveIntegerField(default=0, db_default=0)
+    # Attempts that ended with an error, by "<error type>|<HTTP status>" (either part may be empty).
+    errors = models.JSONField(default=dict, blank=True, db_default=Value({}, models.JSONField()))
 
     class Meta:
         # Created by the jobs app (migration jobs 0001); moved here by state only, so table and index names stay.

@@ -27,7 +27,7 @@ from config import liveness
 from ..fanout import fanout_lag_seconds
 from ..models import AlertNotification, WebhookDelivery
 from . import reads
-from .reads import DURATION_KEYS, START_BOUNDS_S, QueueRef
+from .reads import DURATION_KEYS, START_KEYS, QueueRef
 
 SINCE = "since 00:00 UTC (resets daily; use rate/increase)"
 QUEUE_LABELS = ("workspace", "queue")
@@ -109,7 +109,8 @@ def _job_families(queues: dict[str, QueueRef]) -> Iterator[Metric]:
 
 
 def _rollup_families(queues: dict[str, QueueRef], today: datetime) -> Iterator[Metric]:
-    """Today's per-minute rollup: enqueues, outcomes and the attempt-duration histogram."""
+    """Today's per-minute rollup: enqueues, outcomes, the attempt-duration and enqueue-to-start histograms,
+    and errors by type."""
     stats = [s for s in reads.minute_totals(list(queues), today) if s["queue_id"] in queues]
     enqueued = CounterMetricFamily("spindle_jobs_enqueued", f"Jobs enqueued {SINCE}.", labels=QUEUE_LABELS)
     outcomes = CounterMetricFamily(
@@ -120,45 +121,40 @@ def _rollup_families(queues: dict[str, QueueRef], today: datetime) -> Iterator[M
         f"Attempt (delivery) durations in seconds {SINCE}.",
         labels=QUEUE_LABELS,
     )
+    start = HistogramMetricFamily(
+        "spindle_enqueue_to_start_seconds",
+        f"From enqueue to the first attempt's start, in seconds (includes any requested delay), of first "
+        f"attempts finished {SINCE}.",
+        labels=QUEUE_LABELS,
+    )
     for s in stats:
         ref = queues[s["queue_id"]]
         labels = [ref.workspace_id, ref.name]
         enqueued.add_metric(labels, int(s["enq"] or 0))
         for outcome, key in (("completed", "ok"), ("failed", "failed"), ("timeout", "timeout")):
             outcomes.add_metric([*labels, outcome], int(s[key] or 0))
-        duration.add_metric(labels, _duration_buckets(s), sum_value=int(s["dsum"] or 0) / 1000)
-    yield from (enqueued, outcomes, duration)
+        duration.add_metric(
+            labels, _buckets(s, "h", DURATION_KEYS, "dcount"), sum_value=int(s["dsum"] or 0) / 1000
+        )
+        if s["scount"]:
+            start.add_metric(labels, _buckets(s, "s", START_KEYS, "scount"), sum_value=int(s["ssum"]) / 1000)
+    yield from (enqueued, outcomes, duration, start, _error_family(queues, today))
 
 
-def _duration_buckets(stat: dict) -> list[tuple[str, float]]:
-    """Cumulative buckets (le in seconds) from one queue's summed rollup histogram. +Inf is at least the
-    rollup's duration_count, so _count stays the attempts with a duration even where a row lacks the histogram."""
+def _buckets(stat: dict, prefix: str, keys: tuple[str, ...], count: str) -> list[tuple[str, float]]:
+    """Cumulative buckets (le in seconds) from one queue's summed rollup histogram (`<prefix>_<key>` sums of
+    ms keys). +Inf is at least the rollup's count, so _count stays the samples even where a row lacks the
+    histogram."""
     buckets, running = [], 0
-    for key in DURATION_KEYS[:-1]:
-        running += int(stat[f"h_{key}"] or 0)
+    for key in keys[:-1]:
+        running += int(stat[f"{prefix}_{key}"] or 0)
         buckets.append((repr(int(key) / 1000), running))
-    running += int(stat[f"h_{DURATION_KEYS[-1]}"] or 0)
-    buckets.append(("+Inf", max(running, int(stat["dcount"] or 0))))
+    running += int(stat[f"{prefix}_{keys[-1]}"] or 0)
+    buckets.append(("+Inf", max(running, int(stat[count] or 0))))
     return buckets
 
 
-def _execution_families(queues: dict[str, QueueRef], today: datetime) -> Iterator[Metric]:
-    """What only today's executions hold: enqueue-to-start latency and errors by type."""
-    start = HistogramMetricFamily(
-        "spindle_enqueue_to_start_seconds",
-        f"From enqueue to the first attempt's start, in seconds (includes any requested delay) {SINCE}.",
-        labels=QUEUE_LABELS,
-    )
-    for row in reads.start_latency(list(queues), today):
-        if row["queue_id"] not in queues:
-            continue
-        ref = queues[row["queue_id"]]
-        buckets = [(repr(float(b)), row[f"le_{i}"]) for i, b in enumerate(START_BOUNDS_S)]
-        wait = row["total_wait"]
-        total_s = max(0.0, wait.total_seconds()) if wait is not None else 0.0
-        start.add_metric([ref.workspace_id, ref.name], [*buckets, ("+Inf", row["total"])], sum_value=total_s)
-    yield start
-
+def _error_family(queues: dict[str, QueueRef], today: datetime) -> Metric:
     errors: Counter[tuple[str, str, str]] = Counter()
     for queue_id, error_type, http_status, n in reads.error_counts(list(queues), today):
         if queue_id in queues:
@@ -166,12 +162,12 @@ def _execution_families(queues: dict[str, QueueRef], today: datetime) -> Iterato
             errors[key] += n
     family = CounterMetricFamily(
         "spindle_delivery_errors",
-        f"Attempts that ended in an error, by type (http_4xx, http_5xx, timeout, connection_error…), started {SINCE}.",
+        f"Attempts that ended in an error, by type (http_4xx, http_5xx, timeout, connection_error…), {SINCE}.",
         labels=[*QUEUE_LABELS, "type"],
     )
     for labels, n in sorted(errors.items()):
         family.add_metric(list(labels), n)
-    yield family
+    return family
 
 
 def _outbound_families(today: datetime) -> Iterator[Metric]:
@@ -211,7 +207,6 @@ class SpindleCollector(Collector):
         yield from _process_families()
         yield from _job_families(queues)
         yield from _rollup_families(queues, today)
-        yield from _execution_families(queues, today)
         workers = GaugeMetricFamily("spindle_workers", "Registered pull workers.", labels=["workspace"])
         for ws, n in reads.workers():
             workers.add_metric([ws], n)

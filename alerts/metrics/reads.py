@@ -1,10 +1,11 @@
 """The database reads behind `/metrics`: plain rows for the collector, one aggregate query each.
 
-Every query reads live rows or today's rows through an index, never the history retention keeps:
+Every query reads live rows or today's rows through an index, never the history retention keeps, and none
+reads executions (their count grows with traffic; DESIGN.md: metrics come from the rollup):
 - jobs: the live states by their partial indexes (jobs_job_ready, jobs_job_delayed_due, jobs_job_active_lease),
   and the dead-letter queue (state `failed`) by jobs_job_ws_state;
-- attempts: today's per-minute rollup (jobs_stat_queue_minute_uniq), and today's executions by
-  jobs_exec_queue_started (queue, started_at) for what the rollup does not hold (start latency, error types);
+- attempts: today's per-minute rollup (jobs_stat_queue_minute_uniq): outcome counters, the duration and
+  enqueue-to-start histograms in one query, the error counts (a JSON object per minute) in another;
 - outbound rows: the pending backlog (*_due) and today's rows (*_created).
 """
 
@@ -12,22 +13,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.db.models import BigIntegerField, Count, DurationField, F, Min, Q, Sum
+from django.db import connection
+from django.db.models import BigIntegerField, Count, Min, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
-from jobs.models import Execution, Job, JobState, Worker
-from jobs.services.stats import HIST_BOUNDS_MS
+from config import db
+from jobs.models import Job, JobState, Worker
+from jobs.services.stats import HIST_BOUNDS_MS, START_BOUNDS_MS, error_key_split
 from queues.models import Queue, QueueMinuteStat
 
 from ..models import AlertNotification, WebhookDelivery
 
 # Rollup histogram keys (jobs.services.stats.hist_bucket), in ascending order, the open bucket last.
 DURATION_KEYS = (*(str(b) for b in HIST_BOUNDS_MS), "inf")
-# Enqueue-to-start bucket bounds (seconds): sub-second dispatch up to an hour of backlog or requested delay.
-START_BOUNDS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+START_KEYS = (*(str(b) for b in START_BOUNDS_MS), "inf")
 
 
 class ObjectKeyText(KeyTextTransform):
@@ -90,10 +92,10 @@ def dead_letter_counts(workspace_ids: set[str]) -> dict[str, int]:
 
 
 def minute_totals(queue_ids: list[str], since: datetime) -> list[dict]:
-    """Today's rollup per queue: counters, duration sum and count, and one sum per histogram bucket."""
-    buckets = {
-        f"h_{key}": Sum(Cast(ObjectKeyText(key, "duration_hist"), BigIntegerField())) for key in DURATION_KEYS
-    }
+    """Today's rollup per queue: counters, duration sum and count, one sum per duration histogram bucket
+    (`h_<key>`), and the same for the first attempts' enqueue-to-start (`ssum`, `scount`, `s_<key>`)."""
+    buckets = {f"h_{key}": _bucket_sum("duration_hist", key) for key in DURATION_KEYS}
+    buckets.update({f"s_{key}": _bucket_sum("start_hist", key) for key in START_KEYS})
     return list(
         QueueMinuteStat.objects.filter(queue_id__in=queue_ids, minute__gte=since)
         .values("queue_id")
@@ -104,38 +106,39 @@ def minute_totals(queue_ids: list[str], since: datetime) -> list[dict]:
             timeout=Sum("timeout"),
             dsum=Sum("duration_sum_ms"),
             dcount=Sum("duration_count"),
+            ssum=Sum("start_sum_ms"),
+            scount=Sum("start_count"),
             **buckets,
         )
         .order_by()
     )
 
 
-def start_latency(queue_ids: list[str], since: datetime) -> list[dict]:
-    """Enqueue-to-start of the first attempts started today, per queue: a cumulative count per bucket bound
-    (`le_<i>` for START_BOUNDS_S[i]), the total and the sum. The rollup has no such column, so this reads
-    today's executions (first attempts only) and their jobs by primary key."""
-    latency = F("started_at") - F("job__created_at")
-    buckets = {
-        f"le_{i}": Count("id", filter=Q(started_at__lte=F("job__created_at") + timedelta(seconds=bound)))
-        for i, bound in enumerate(START_BOUNDS_S)
-    }
-    return list(
-        Execution.objects.filter(queue_id__in=queue_ids, started_at__gte=since, attempt=1, job__isnull=False)
-        .values("queue_id")
-        .annotate(total=Count("id"), total_wait=Sum(latency, output_field=DurationField()), **buckets)
-        .order_by()
-    )
+def _bucket_sum(column: str, key: str) -> Sum:
+    return Sum(Cast(ObjectKeyText(key, column), BigIntegerField()))
+
+
+# Today's error counts per queue and key, summed over the minutes in SQL: {each} expands a JSON object into
+# (key, value) rows (jsonb_each_text / json_each). Index jobs_stat_queue_minute_uniq (queue, minute).
+_ERRORS_SQL = """
+SELECT s.queue_id, e.key, SUM(CAST(e.value AS BIGINT))
+FROM jobs_queueminutestat s, {each} e
+WHERE s.queue_id IN ({queues}) AND s.minute >= %s
+GROUP BY s.queue_id, e.key
+"""
 
 
 def error_counts(queue_ids: list[str], since: datetime) -> list[tuple[str, str | None, int | None, int]]:
-    """(queue id, error type, HTTP status, attempts) of today's attempts that recorded an error."""
-    return list(
-        Execution.objects.filter(queue_id__in=queue_ids, started_at__gte=since, error__isnull=False)
-        .annotate(error_type=KeyTextTransform("type", "error"))
-        .values_list("queue_id", "error_type", "http_status")
-        .annotate(n=Count("id"))
-        .order_by()
+    """(queue id, error type, HTTP status, attempts) of today's attempts that ended with an error."""
+    if not queue_ids:
+        return []
+    sql = _ERRORS_SQL.format(
+        each=db.backend().json_object_each_sql("s.errors"), queues=", ".join(["%s"] * len(queue_ids))
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*queue_ids, connection.ops.adapt_datetimefield_value(since)])
+        rows = cursor.fetchall()
+    return [(queue_id, *error_key_split(key), int(n)) for queue_id, key, n in rows]
 
 
 def workers() -> list[tuple[str, int]]:

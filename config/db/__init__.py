@@ -24,6 +24,8 @@ Primitives (the `Backend` protocol below; both modules provide all of them):
   them (tests call it so the test database can be dropped).
 - `json_array_contains(lookup, column_sql, value)`: a filter for "the JSON array column contains `value`"
   (PostgreSQL: `@>`, served by a GIN index; SQLite: `json_each`).
+- `json_object_each_sql(column_sql)`: a FROM item that expands the JSON object column into rows of `key` and
+  `value` (text on PostgreSQL, the JSON scalar on SQLite), one per key (`jsonb_each_text` / `json_each`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Backend(Protocol):
     def listeners_stop(self) -> None: ...
 
     def json_array_contains(self, lookup: str, column_sql: str, value: Any) -> Q: ...
+
+    def json_object_each_sql(self, column_sql: str) -> str: ...
 
 
 @cache

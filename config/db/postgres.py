@@ -84,6 +84,10 @@ def notify_sql(channel: str, payloads: Iterable[str]) -> tuple[str, list[Any]] |
     return "SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q", [channel, values]
 
 
+def json_object_each_sql(column_sql: str) -> str:
+    return f"jsonb_each_text({column_sql})"
+
+
 def json_array_contains(lookup: str, column_sql: str, value: Any) -> Q:
     """`column @> '["value"]'`: served by a GIN index (jsonb_path_ops) on the column."""
     return Q(**{f"{lookup}__contains": [value]})

@@ -47,6 +47,10 @@ def listeners_stop() -> None:
     return None
 
 
+def json_object_each_sql(column_sql: str) -> str:
+    return f"json_each({column_sql})"
+
+
 def json_array_contains(lookup: str, column_sql: str, value: Any) -> Q:
     """No JSON containment operator: json_each scans the (short) array of each row."""
     return Q(

@@ -21,6 +21,7 @@ from config.exceptions import InvalidState, NotFound, PayloadTooLarge, Validatio
 from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
 from jobs.models import Execution, ExecutionStatus, Job, JobState
 from jobs.services.dispatch import kick_on_commit
+from jobs.services.stats import StatDelta, start_ms, stats_record
 from jobs.specs import EDIT_FIELDS, EDIT_READ_ONLY_FIELDS, JobSpec
 from queues.events import PendingEvent, events_emit
 from queues.models import Queue
@@ -167,6 +168,10 @@ def _close_running_execution(job: Job, *, now: datetime) -> None:
     execution.duration_ms = max(0, int((now - execution.started_at).total_seconds() * 1000))
     execution.error = {"message": "Cancelled by the operator.", "type": "cancelled", "http_status": None}
     execution.save(update_fields=["status", "completed_at", "duration_ms", "error"])
+    delta = StatDelta(queue_id=job.queue_id, workspace_id=job.workspace_id)
+    first = start_ms(job.attempts, job.deferrals, execution.started_at, job.created_at)
+    delta.add_ended(error=execution.error, http_status=None, first_start_ms=first)
+    stats_record(deltas=[delta], now=now)
 
 
 def _cancel_locked(job: Job, *, workspace: Workspace, queue: Queue, now: datetime) -> None:

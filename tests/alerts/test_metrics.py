@@ -158,9 +158,10 @@ def _attempt(job, n, started_at, error_type=None, http_status=None) -> Execution
 
 
 def _known_dataset(workspace) -> None:
-    """emails: 2 waiting jobs (oldest due 30 s ago), 1 delayed, 2 dead-lettered; first attempts started 0.2 s
-    and 50 s after enqueue; five failed attempts of five error types today, one older one; a rollup minute with
-    its duration histogram. `empty`: a queue with nothing."""
+    """emails: 2 waiting jobs (oldest due 30 s ago), 1 delayed, 2 dead-lettered; in the rollup, first attempts
+    started 0.2 s and 50 s after enqueue and five attempts of five error types this minute, one older minute;
+    and its duration histogram. `empty`: a queue with nothing. Execution rows are no source: one with an error
+    today counts nowhere."""
     queue = make_queue(workspace, "emails")
     make_queue(workspace, "empty")
     now = timezone.now()
@@ -168,17 +169,30 @@ def _known_dataset(workspace) -> None:
     JobFactory(queue=queue, state="waiting", now=now - timedelta(seconds=5))
     JobFactory(queue=queue, state="delayed", now=now, run_at=now + timedelta(hours=1))
     JobFactory.create_batch(2, queue=queue, state="failed", now=now)
-    fast = JobFactory(queue=queue, state="completed", now=now - timedelta(seconds=10))
     slow = JobFactory(queue=queue, state="completed", now=now - timedelta(seconds=100))
-    _attempt(fast, 1, fast.created_at + timedelta(milliseconds=200))
-    _attempt(slow, 1, slow.created_at + timedelta(seconds=50))
-    errors = [("http_error", 503), ("http_error", 404), ("connection_error", None), ("timeout", None)]
-    errors.append(("mine", None))  # a type a pull worker made up
-    for n, (error_type, status) in enumerate(errors, start=2):
-        _attempt(slow, n, now - timedelta(seconds=20), error_type, status)
-    _attempt(slow, 9, now - timedelta(days=3), "timeout")
+    _attempt(slow, 1, now - timedelta(seconds=20), "connection_error")
+    errors = {"http_error|503": 1, "http_error|404": 1, "connection_error|": 1, "timeout|": 1}
+    errors["mine|"] = 1  # a type a pull worker made up
     hist = {"5": 2, "100": 3, "inf": 1}
-    _this_minute(workspace, queue, completed=5, duration_sum_ms=1500, duration_count=6, duration_hist=hist)
+    starts = {"start_hist": {"250": 1, "60000": 1}, "start_sum_ms": 50200, "start_count": 2}
+    _this_minute(
+        workspace,
+        queue,
+        completed=5,
+        duration_sum_ms=1500,
+        duration_count=6,
+        duration_hist=hist,
+        errors=errors,
+        **starts,
+    )
+    QueueMinuteStat.objects.create(
+        workspace=workspace,
+        queue=queue,
+        minute=now.replace(second=0, microsecond=0) - timedelta(days=3),
+        errors={"timeout|": 4},
+        start_hist={"50": 3},
+        start_count=3,
+    )
     Worker.objects.create(workspace=workspace, name="w1")
     _delivery(workspace, status="pending")
 

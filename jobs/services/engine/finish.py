@@ -8,6 +8,7 @@ from typing import Any
 
 from jobs.models import TERMINAL_STATES, ExecutionStatus, JobState
 from jobs.services.engine.common import RESPONSE_BODY_MAX, Outcome
+from jobs.services.stats import start_ms
 
 
 def truncate(text: str | None) -> str | None:
@@ -44,6 +45,7 @@ class Locked:
         "worker_id",
         "updated_at",
         "started_at",
+        "created_at",
     )
 
     def __init__(self, row: tuple) -> None:
@@ -63,6 +65,7 @@ class Locked:
             self.execution_id,
             self.run_at,
             self.started_at,
+            self.created_at,
         ) = row
         policy = json.loads(retry_policy) if retry_policy is not None else None
         self.policy = policy or (json.loads(queue_policy) if queue_policy is not None else None)
@@ -72,6 +75,12 @@ class Locked:
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+def first_start_ms(job: Any) -> float | None:
+    """Enqueue-to-start (ms) of the attempt a job (Job or Locked) is in, if it is its first (stats.start_ms).
+    Read it before the outcome is decided: a deferral gives the attempt back."""
+    return start_ms(job.attempts, job.deferrals, job.started_at, job.created_at)
 
 
 @dataclass
@@ -84,6 +93,7 @@ class Finish:
     duration_ms: int | None
     timed_out: bool = False
     set_result: bool = False  # only a success writes `result`; other outcomes keep the stored value
+    start_ms: float | None = None  # enqueue-to-start when this was the job's first attempt (first_start_ms)
 
     @property
     def queue_name(self) -> str:

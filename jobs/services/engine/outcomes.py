@@ -15,7 +15,7 @@ from jobs.models import ExecutionStatus, Job, JobState
 from jobs.services.dispatch import kick_on_commit
 from jobs.services.engine.backoff import compute_backoff_ms
 from jobs.services.engine.common import MAX_DEFERRAL_S, MAX_FREE_DEFERRALS, Outcome, atomic, later
-from jobs.services.engine.finish import Finish
+from jobs.services.engine.finish import Finish, first_start_ms
 from jobs.services.engine.flows import jobs_release_parents
 from jobs.services.engine.writes import Batch, lock_active, write_batch
 from jobs.services.stats import StatDelta
@@ -102,6 +102,13 @@ def _record_outcomes(
 
 def decide(job: Any, o: Outcome, now: datetime, policy: dict | None) -> Finish:
     """Set the job's new state in memory (a Job, or a Locked row); the caller writes all of them at once."""
+    start_ms = first_start_ms(job)  # before a deferral gives the attempt back
+    finish = _decide(job, o, now, policy)
+    finish.start_ms = start_ms
+    return finish
+
+
+def _decide(job: Any, o: Outcome, now: datetime, policy: dict | None) -> Finish:
     job.updated_at = now
     job.lease_token = None
     job.lease_expires_at = None
@@ -239,7 +246,8 @@ def _events_of(f: Finish) -> list[PendingEvent]:
 
 
 def _count(delta: StatDelta, f: Finish) -> None:
-    """The rollup counts attempts: success -> completed; failed, timeout, dead-letter -> failed."""
+    """The rollup counts attempts: success -> completed; failed, timeout, dead-letter -> failed. Also every
+    attempt's error (deferrals and cancellations too), and the start latency of first attempts."""
     if f.execution_status == ExecutionStatus.SUCCESS:
         delta.completed += 1
     elif f.execution_status != ExecutionStatus.DEFERRED:
@@ -248,3 +256,4 @@ def _count(delta: StatDelta, f: Finish) -> None:
         delta.timeout += 1
     if f.duration_ms is not None and f.execution_status != ExecutionStatus.DEFERRED:
         delta.add_duration(f.duration_ms)
+    delta.add_ended(error=f.execution_error, http_status=f.http_status, first_start_ms=f.start_ms)

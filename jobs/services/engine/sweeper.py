@@ -13,7 +13,7 @@ from django.db.models import Exists, OuterRef, Q
 from jobs.models import ExecutionStatus, Job, JobState
 from jobs.services.dispatch import kick_on_commit
 from jobs.services.engine.common import SWEEP_BATCH, TERMINAL, atomic, db_now
-from jobs.services.engine.finish import Finish
+from jobs.services.engine.finish import Finish, first_start_ms
 from jobs.services.engine.outcomes import apply
 from jobs.services.engine.quarantine import jobs_quarantine_bad_datetimes
 from queues.events import PendingEvent, events_emit
@@ -99,6 +99,7 @@ def _rescue_expired(now: datetime, queue_id: str | None = None) -> tuple[int, se
 
 def _expire(job: Job, now: datetime) -> Finish:
     """A job whose lease ran out: cancelled if asked to, failed if out of attempts, else waiting again."""
+    start_ms = first_start_ms(job)
     job.last_error = dict(_LEASE_EXPIRED)
     job.lease_token = None
     job.lease_expires_at = None
@@ -115,7 +116,7 @@ def _expire(job: Job, now: datetime) -> Finish:
     else:
         # Straight back to waiting: the worker vanished, the target did not refuse, so no backoff.
         job.state = JobState.WAITING
-    return Finish(job, status, None, None, timed_out=True)
+    return Finish(job, status, None, None, timed_out=True, start_ms=start_ms)
 
 
 def _sweep_step(step: Step, pending: Q, due_field: str) -> int:

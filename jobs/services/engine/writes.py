@@ -37,7 +37,7 @@ _EXECUTION_FIELDS = ["status", "completed_at", "duration_ms", "http_status", "re
 _LOCK_SQL = """
 SELECT j.id, j.lease_token, j.attempts, j.max_attempts, j.deferrals, j.retry_policy, q.retry_policy,
        j.cancel_requested, j.parent_id, j.queue_id, j.workspace_id, q.name, j.execution_id,
-       {run_at}, j.started_at
+       {run_at}, j.started_at, j.created_at
 FROM jobs_job j JOIN queues_queue q ON q.id = j.queue_id
 WHERE j.id = ANY(string_to_array(%s, ',')) AND j.state = 'active' {scope}
 ORDER BY j.id

@@ -16,6 +16,7 @@ from config.exceptions import NotFound
 from jobs.models import Execution, ExecutionStatus, Job, JobState, Worker
 from jobs.services.dispatch import kick_on_commit
 from jobs.services.engine.outcomes import log_dead_letters  # the one dead-letter line
+from jobs.services.stats import StatDelta, start_ms, stats_record
 from queues.events import PendingEvent, events_emit
 
 # Stale workers reaped per sweep; the rest wait for the next sweep (a second later).
@@ -128,7 +129,17 @@ def worker_deregister(
             Job.objects.select_for_update(of=("self",))
             .filter(workspace=workspace, worker_id=worker_id, state=JobState.ACTIVE)
             .order_by("id")
-            .values_list("id", "queue_id", "queue__name", "execution_id", "attempts", "max_attempts")
+            .values_list(
+                "id",
+                "queue_id",
+                "queue__name",
+                "execution_id",
+                "attempts",
+                "max_attempts",
+                "deferrals",
+                "started_at",
+                "created_at",
+            )
         )
         if held:
             _release_held(workspace=workspace, worker_id=worker_id, held=held, reason=reason, now=now)
@@ -170,6 +181,7 @@ def _release_held(
         events.append(PendingEvent(workspace.id, "job:failed", row[2], row[0], {**data, "error": error}))
         events.append(PendingEvent(workspace.id, "job:dead", row[2], row[0], {**data, "error": error}))
     events_emit(events, now=now)
+    stats_record(deltas=_release_deltas(workspace.id, held, error), now=now)
     if dead:
         # One WARNING per dead-lettered job after commit, in the engine's form (nothing for a rolled-back reap).
         lines = [
@@ -186,3 +198,15 @@ def _release_held(
         transaction.on_commit(lambda: log_dead_letters(lines))
     # The released jobs are ready again: wake long-polling claimers (one NOTIFY per queue).
     kick_on_commit(sorted({row[1] for row in released}))
+
+
+def _release_deltas(workspace_id: str, held: list[tuple], error: dict) -> list[StatDelta]:
+    """The rollup's share of a release: each attempt's error, and the start latency of first attempts."""
+    deltas: dict[str, StatDelta] = {}
+    for _id, queue_id, _name, execution_id, attempts, _max, deferrals, started_at, created_at in held:
+        if not execution_id:
+            continue  # no attempt row was written for it, so no attempt ended
+        delta = deltas.setdefault(queue_id, StatDelta(queue_id=queue_id, workspace_id=workspace_id))
+        first = start_ms(attempts, deferrals, started_at, created_at)
+        delta.add_ended(error=error, http_status=None, first_start_ms=first)
+    return list(deltas.values())

@@ -21,6 +21,7 @@ from accounts.models import Workspace
 from config.db import backend
 from config.exceptions import ApplicationError, QuotaExceeded
 from jobs.models import TERMINAL_STATES, Execution, ExecutionStatus, Job
+from jobs.services.stats import StatDelta, stats_record
 from jobs.specs import JobSpec
 from queues.events import PendingEvent, events_emit, iso
 from queues.models import DEFAULT_RETRY_POLICY, Queue
@@ -130,6 +131,7 @@ def fire_batch_rows(*, now: datetime, batch_size: int) -> tuple[int, int]:
         events_emit(fired.events)
         if fired.refused:
             Execution.objects.bulk_create(fired.refused)
+            stats_record(deltas=_refusal_deltas(fired.refused), now=now)
         for schedule in schedules:
             schedule.next_run_at = new_next[schedule.id]
         _write_back(schedules, fired.tick_jobs)
@@ -220,6 +222,16 @@ def _fire_workspace(
         schedule.last_run_at = now
         schedule.last_job_id = job.id
     fired.enqueued += len(results)
+
+
+def _refusal_deltas(refused: list[Execution]) -> list[StatDelta]:
+    """The rollup's share of the refused ticks: one `quota_exceeded` error each (/metrics reads it there)."""
+    deltas: dict[str, StatDelta] = {}
+    for execution in refused:
+        queue_id = execution.queue_id
+        delta = deltas.setdefault(queue_id, StatDelta(queue_id=queue_id, workspace_id=execution.workspace_id))
+        delta.add_error(execution.error, None)
+    return list(deltas.values())
 
 
 def _quota_refusal(schedule: Schedule, tick: datetime, now: datetime, exc: QuotaExceeded) -> Execution:

@@ -157,11 +157,19 @@ refusals AS (
     FROM won w JOIN verdict v USING (workspace_id) WHERE w.job_id IS NULL
 ),
 rollup AS (
+    -- Fired ticks count as enqueued, refused ones as errors ("quota_exceeded|", jobs.services.stats.error_key).
     INSERT INTO jobs_queueminutestat (workspace_id, queue_id, minute, enqueued, completed, failed, timeout,
-                                      duration_sum_ms, duration_count, duration_hist)
-    SELECT workspace_id, queue_id, date_trunc('minute', now(), 'UTC'), count(*), 0, 0, 0, 0, 0, '{{}}'
-    FROM fired GROUP BY workspace_id, queue_id ORDER BY queue_id
-    ON CONFLICT (queue_id, minute) DO UPDATE SET enqueued = jobs_queueminutestat.enqueued + excluded.enqueued
+                                      duration_sum_ms, duration_count, duration_hist, errors)
+    SELECT workspace_id, queue_id, date_trunc('minute', now(), 'UTC'), count(job_id), 0, 0, 0, 0, 0, '{{}}',
+           CASE WHEN count(job_id) = count(*) THEN '{{}}'::jsonb
+                ELSE jsonb_build_object('quota_exceeded|', count(*) - count(job_id)) END
+    FROM won GROUP BY workspace_id, queue_id ORDER BY queue_id
+    ON CONFLICT (queue_id, minute) DO UPDATE SET
+        enqueued = jobs_queueminutestat.enqueued + excluded.enqueued,
+        errors = CASE WHEN excluded.errors = '{{}}'::jsonb THEN jobs_queueminutestat.errors
+                      ELSE jobs_queueminutestat.errors || jsonb_build_object('quota_exceeded|',
+                          coalesce((jobs_queueminutestat.errors ->> 'quota_exceeded|')::bigint, 0)
+                          + (excluded.errors ->> 'quota_exceeded|')::bigint) END
 ),
 advanced AS (
     UPDATE schedules_schedule s

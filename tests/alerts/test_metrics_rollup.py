@@ -9,8 +9,6 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,7 +20,7 @@ from jobs.services.engine import Outcome, job_claim, jobs_record_outcomes, jobs_
 from jobs.services.stats import StatDelta, stats_record
 from jobs.tasks import deliver_queue
 from queues.models import Queue, QueueMinuteStat
-from tests.alerts.test_metrics import MAX_METRICS_QUERIES
+from tests.alerts.test_metrics import MAX_METRICS_QUERIES, _render_queries
 from tests.factories import insert_jobs, make_queue
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +63,8 @@ def _from_executions(queue: Queue) -> tuple[Counter, list[float]]:
     for e in rows:
         if e.error is not None:
             errors[error_label(e.error.get("type"), e.http_status)] += 1
-        first.setdefault(e.job_id, (e.started_at - e.job.created_at).total_seconds())
+        if e.job is not None:  # a refused schedule tick has no job and started nothing
+            first.setdefault(e.job_id, (e.started_at - e.job.created_at).total_seconds())
     return errors, sorted(first.values())
 
 
@@ -218,16 +217,9 @@ def test_push_delivery_fills_the_rollup(pro_client, private_targets, receiver):
         assert _series(samples, queue)[1] == dict(_from_executions(queue)[0])
 
 
-def _scrape_sql() -> list[str]:
-    cache.clear()
-    with CaptureQueriesContext(connection) as ctx:
-        render_metrics()
-    return [q["sql"] for q in ctx.captured_queries]
-
-
 def test_scrape_statements_do_not_grow_with_executions_and_skip_them(workspace):
     queues = [make_queue(workspace, f"q{i}", delivery="push", concurrency=100) for i in range(3)]
-    empty = _scrape_sql()
+    empty = _render_queries()
     for queue in queues:
         insert_jobs(queue, 40, now=timezone.now() - timedelta(seconds=1))
         jobs = _claim(queue, 40)
@@ -238,7 +230,7 @@ def test_scrape_statements_do_not_grow_with_executions_and_skip_them(workspace):
         ]
         jobs_record_outcomes(outcomes=outcomes)
     assert Execution.objects.count() == 120
-    busy = _scrape_sql()
+    busy = _render_queries()
 
     assert len(busy) == len(empty) == MAX_METRICS_QUERIES
     assert not [sql for sql in empty + busy if "jobs_execution" in sql]
@@ -272,3 +264,38 @@ def test_row_path_and_upsert_add_the_same(workspace, monkeypatch):
     row.refresh_from_db()
     assert row.start_hist == {"50": 3, "300000": 3}
     assert row.errors == {"http_error|503": 3, "connection_error|": 3}
+
+
+def test_operator_cancel_of_a_running_attempt_counts_it(api_client, workspace):
+    queue = make_queue(workspace, "emails", delivery="push")
+    insert_jobs(queue, 1, now=timezone.now() - timedelta(seconds=2))
+    (job,) = _claim(queue, 1)
+    assert api_client.delete(f"/v1/queues/emails/jobs/{job.id}").status_code == 204
+
+    start, errors, _total = _series(_scrape(), queue)
+    assert errors == {"cancelled": 1}
+    assert start["1.0"] == 0 and start["30.0"] == 1 and start["+Inf"] == 1
+    assert dict(_from_executions(queue)[0]) == errors
+
+
+@pytest.mark.parametrize("set_based", [True, False])
+def test_schedule_ticks_the_quota_refused_count_as_errors(workspace, plans, monkeypatch, set_based):
+    from accounts.models import Plan
+    from schedules import services
+    from schedules.services import ticker
+
+    queue = make_queue(workspace, "sync")
+    Plan.objects.filter(code=workspace.plan_id).update(jobs_per_month=0)
+    now = timezone.now()
+    for name in ("a", "b"):
+        services.schedule_create(
+            workspace=workspace, now=now, data={"name": name, "queue": "sync", "interval_ms": 1000}
+        )
+    monkeypatch.setattr(ticker, "_set_based", lambda: set_based)
+    assert services.schedules_fire_due(now=now + timedelta(seconds=1)) == 0
+    assert Execution.objects.filter(status="quota_exceeded").count() == 2
+
+    start, errors, _total = _series(_scrape(), queue)
+    assert errors == {"quota_exceeded": 2}
+    assert start == {}
+    assert dict(_from_executions(queue)[0]) == errors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.contrib import messages
@@ -66,6 +66,34 @@ def act(request: HttpRequest, back: str, action: Callable[[], str]) -> HttpRespo
     except ApplicationError as exc:
         messages.error(request, error_text(exc))
     return HttpResponseRedirect(safe_next(request, request.POST.get("next"), back))
+
+
+# An action button's handler: (request, workspace, the object) -> the success text.
+Action = Callable[[HttpRequest, Any, Any], str]
+
+
+def dispatch(
+    request: HttpRequest,
+    action: str,
+    actions: Mapping[str, Action],
+    back: str,
+    getter: Callable[..., Any],
+    **lookup: Any,
+) -> HttpResponse:
+    """An action button's POST: an unknown action is a 404; else the selector's object (its absence is a flash
+    error, as a service's) goes to the action's handler, run through `act`."""
+    handler = actions.get(action)
+    if handler is None:
+        raise Http404
+    workspace = request.workspace  # type: ignore[attr-defined]
+    return act(request, back, lambda: handler(request, workspace, getter(workspace=workspace, **lookup)))
+
+
+def page_of(request: HttpRequest, rows: Any) -> dict[str, Any]:
+    """One keyset page of PAGE_SIZE rows at the request's `cursor`: `{"data", "next_cursor"}`."""
+    params = request.GET.copy()
+    params["limit"] = str(PAGE_SIZE)
+    return paginate(rows, params, list)
 
 
 def plural(n: int, word: str) -> str:

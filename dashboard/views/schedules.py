@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config.pagination import paginate
 from dashboard import selectors
 from dashboard.auth import workspace_required
 from dashboard.templatetags.dashboard import as_json
-from dashboard.views.common import PAGE_SIZE, act, found, render_live_page, render_page, workspace_queue_names
+from dashboard.views.common import (
+    Action,
+    dispatch,
+    found,
+    page_of,
+    render_live_page,
+    render_page,
+    workspace_queue_names,
+)
 from dashboard.views.forms import json_field, optional, submit, whole_number
 from schedules import services as schedule_services
 from schedules.selectors import schedule_get, schedule_runs
@@ -109,9 +116,7 @@ def schedule_edit(request: HttpRequest, name: str | None = None) -> HttpResponse
 def schedule_detail(request: HttpRequest, name: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
     schedule = found(schedule_get, workspace=workspace, name=name)
-    params = request.GET.copy()
-    params["limit"] = str(PAGE_SIZE)
-    page = paginate(schedule_runs(workspace=workspace, schedule=schedule), params, list)
+    page = page_of(request, schedule_runs(workspace=workspace, schedule=schedule))
     row = selectors.schedule_preview(schedule)
     context = {
         "schedule": schedule,
@@ -123,26 +128,33 @@ def schedule_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render_page(request, "dashboard/schedule.html", context, fragment="dashboard/_schedule_runs.html")
 
 
-_ACTIONS = ("pause", "resume", "trigger", "delete")
+def _trigger(request: HttpRequest, workspace: Any, schedule: Any) -> str:
+    job = schedule_services.schedule_trigger(workspace=workspace, schedule=schedule)
+    return f"Schedule {schedule.name} triggered: job {job.id}."
+
+
+def _delete(request: HttpRequest, workspace: Any, schedule: Any) -> str:
+    schedule_services.schedule_delete(workspace=workspace, schedule=schedule)
+    return f"Schedule {schedule.name} deleted."
+
+
+def _switch(service: Any, done: str) -> Action:
+    def run(request: HttpRequest, workspace: Any, schedule: Any) -> str:
+        service(workspace=workspace, schedule=schedule)
+        return f"Schedule {schedule.name} {done}."
+
+    return run
+
+
+_ACTIONS: dict[str, Action] = {
+    "pause": _switch(schedule_services.schedule_pause, "paused"),
+    "resume": _switch(schedule_services.schedule_resume, "resumed"),
+    "trigger": _trigger,
+    "delete": _delete,
+}
 
 
 @require_POST
 @workspace_required
 def schedule_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    if action not in _ACTIONS:
-        raise Http404
-
-    def run() -> str:
-        schedule = schedule_get(workspace=workspace, name=name)
-        if action == "trigger":
-            job = schedule_services.schedule_trigger(workspace=workspace, schedule=schedule)
-            return f"Schedule {name} triggered: job {job.id}."
-        if action == "delete":
-            schedule_services.schedule_delete(workspace=workspace, schedule=schedule)
-            return f"Schedule {name} deleted."
-        service = schedule_services.schedule_pause if action == "pause" else schedule_services.schedule_resume
-        service(workspace=workspace, schedule=schedule)
-        return f"Schedule {name} {action}d."
-
-    return act(request, reverse("dashboard:schedules"), run)
+    return dispatch(request, action, _ACTIONS, reverse("dashboard:schedules"), schedule_get, name=name)

@@ -96,10 +96,7 @@ class BillingStatusView(SpooledView):
 
 class BillingPortalView(SpooledView):
     def post(self, request: Request) -> Response:
-        body = self.body(request)
-        body.only("return_url")
-        body.text("return_url", required=True, max_length=2048)
-        body.done()
+        self.one_text(request, "return_url", max_length=2048)
         # The portal returns to the installation's BILLING_PORTAL_RETURN_URL: a caller-chosen return address
         # would make the billing portal an open redirect.
         return Response({"url": billing_portal_create(workspace=self.workspace)})

@@ -6,15 +6,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from config.exceptions import ApplicationError, ValidationFailed
 from dashboard import selectors
 from dashboard.auth import workspace_required
 from dashboard.views.common import (
     Action,
-    dispatch,
+    action_view,
     error_text,
     found,
     jobs_page,
@@ -81,10 +80,7 @@ _QUEUE_ACTIONS: dict[str, Action] = {
 }
 
 
-@require_POST
-@workspace_required
-def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
-    return dispatch(request, action, _QUEUE_ACTIONS, reverse("dashboard:queues"), queue_get, name=name)
+queue_action = action_view(_QUEUE_ACTIONS, queue_get, "dashboard:queues")
 
 
 # --- dead-letter queue ---------------------------------------------------------------------------------------
@@ -124,9 +120,4 @@ def _dlq_retry(request: HttpRequest, workspace: Any, queue: Any) -> str:
 _DLQ_ACTIONS: dict[str, Action] = {"retry": _dlq_retry, "purge": _dlq_purge}
 
 
-@require_POST
-@workspace_required
-def dlq_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
-    return dispatch(
-        request, action, _DLQ_ACTIONS, reverse("dashboard:dlq", args=[name]), queue_get, name=name
-    )
+dlq_action = action_view(_DLQ_ACTIONS, queue_get, "dashboard:dlq", back_with_lookup=True)

@@ -6,17 +6,17 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from dashboard import selectors
 from dashboard.auth import workspace_required
 from dashboard.templatetags.dashboard import as_json
 from dashboard.views.common import (
     Action,
-    dispatch,
+    action_view,
     found,
+    live_page_view,
     page_of,
-    render_live_page,
     render_page,
     workspace_queue_names,
 )
@@ -27,17 +27,7 @@ from schedules.selectors import schedule_get, schedule_runs
 FORM_FIELDS = ("name", "queue", "cron", "timezone", "interval_ms", "description", "overlap", "payload")
 
 
-@require_GET
-@workspace_required
-def schedules(request: HttpRequest) -> HttpResponse:
-    rows = selectors.schedules_preview(workspace=request.workspace)  # type: ignore[attr-defined]
-    return render_live_page(
-        request,
-        "Schedules",
-        "schedules-live",
-        "dashboard/_schedules_table.html",
-        {"rows": rows, "live_scope": "kind:schedule:"},
-    )
+schedules = live_page_view("Schedules", selectors.schedules_preview, live_scope="kind:schedule:")
 
 
 def _schedule_data(request: HttpRequest) -> dict[str, Any]:
@@ -154,7 +144,4 @@ _ACTIONS: dict[str, Action] = {
 }
 
 
-@require_POST
-@workspace_required
-def schedule_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
-    return dispatch(request, action, _ACTIONS, reverse("dashboard:schedules"), schedule_get, name=name)
+schedule_action = action_view(_ACTIONS, schedule_get, "dashboard:schedules")

@@ -20,7 +20,7 @@ from dashboard import selectors
 from dashboard.auth import workspace_required
 from dashboard.views.common import (
     Action,
-    dispatch,
+    action_view,
     error_text,
     found,
     page_of,
@@ -137,12 +137,7 @@ _ALERT_ACTIONS: dict[str, Action] = {
 }
 
 
-@require_POST
-@workspace_required
-def alert_action(request: HttpRequest, alert_id: str, action: str) -> HttpResponse:
-    return dispatch(
-        request, action, _ALERT_ACTIONS, reverse("dashboard:alerts"), alert_get, alert_id=alert_id
-    )
+alert_action = action_view(_ALERT_ACTIONS, alert_get, "dashboard:alerts")
 
 
 # --- webhooks ------------------------------------------------------------------------------------------------
@@ -210,12 +205,7 @@ _WEBHOOK_ACTIONS: dict[str, Action] = {
 }
 
 
-@require_POST
-@workspace_required
-def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpResponse:
-    return dispatch(
-        request, action, _WEBHOOK_ACTIONS, reverse("dashboard:webhooks"), webhook_get, webhook_id=webhook_id
-    )
+webhook_action = action_view(_WEBHOOK_ACTIONS, webhook_get, "dashboard:webhooks")
 
 
 # --- usage and billing ---------------------------------------------------------------------------------------

@@ -115,10 +115,10 @@ def _strip_nul(value: Any) -> Any:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    return shape(event, "id type queue=queue_name job_id data created_at")
+    return shape_of(event, "id type queue=queue_name job_id data created_at")
 
 
-def shape(obj: Any, fields: str, **given: Any) -> dict[str, Any]:
+def shape_of(obj: Any, fields: str, **given: Any) -> dict[str, Any]:
     """A resource's JSON from a one-line field table, in its order: `name` is the attribute of that name,
     `name=attr` another attribute, and a name passed as a keyword takes that value. Datetimes become `iso`."""
     out: dict[str, Any] = {}

@@ -9,13 +9,13 @@ from rest_framework.response import Response
 
 from accounts.models import ApiKey
 from billing.services import billing_portal_create
-from queues.events import shape
+from queues.events import shape_of
 from spooled import services
 from spooled.rest.base import SpooledView
 
 
 def key_shape(key: ApiKey) -> dict[str, Any]:
-    return shape(
+    return shape_of(
         key,
         "id organization_id=workspace_id name key_prefix=prefix queues rate_limit is_active created_at"
         " last_used=last_used_at expires_at",

@@ -9,12 +9,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.exceptions import NotFound
-from queues.events import iso, shape
+from queues.events import iso, shape_of
 from spooled.rest.base import SpooledView
 
 
 def organization_shape(workspace: Any) -> dict[str, Any]:
-    return shape(
+    return shape_of(
         workspace,
         "id name slug=id plan_tier=plan_id billing_email stripe_customer_id stripe_subscription_id"
         " stripe_subscription_status created_at updated_at",

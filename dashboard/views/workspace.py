@@ -50,16 +50,22 @@ def _alert_data(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+def _list_page(request: HttpRequest, title: str, rows: Any, **context: Any) -> HttpResponse:
+    """A list, newest 200 first, and the form that adds to it: dashboard/<title>.html extends _list_page.html
+    and shows its rows with dashboard/_<title>_table.html."""
+    name = title.lower()
+    table = f"dashboard/_{name}_table.html"
+    page = {"title": title, "table": table, "rows": list(rows.order_by("-id")[:200]), **context}
+    return render_page(request, f"dashboard/{name}.html", page)
+
+
 def _alerts_page(request: HttpRequest, form: dict[str, Any], editing: Any = None) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    context = {
-        "alerts": list(alert_list(workspace=workspace).order_by("-id")[:200]),
-        "queue_names": list(workspace_queue_names(workspace)),
-        "channels": CHANNELS,
-        "form": form,
-        "editing": editing,
-    }
-    return render_page(request, "dashboard/alerts.html", context)
+    queue_names = list(workspace_queue_names(workspace))
+    rows = alert_list(workspace=workspace)
+    return _list_page(
+        request, "Alerts", rows, queue_names=queue_names, channels=CHANNELS, form=form, editing=editing
+    )
 
 
 def _alert_form(alert: Any) -> dict[str, Any]:
@@ -144,9 +150,7 @@ alert_action = action_view(_ALERT_ACTIONS, alert_get, "dashboard:alerts")
 
 
 def _webhooks_page(request: HttpRequest, form: dict[str, Any]) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    context = {"webhooks": list(webhook_list(workspace=workspace).order_by("-id")[:200]), "form": form}
-    return render_page(request, "dashboard/webhooks.html", context)
+    return _list_page(request, "Webhooks", webhook_list(workspace=request.workspace), form=form)  # type: ignore[attr-defined]
 
 
 @require_http_methods(["GET", "POST"])

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 
-from config.columns import prefixed_id
+from config.columns import prefixed_id, timestamps
 from config.ids import new_id
 
 
@@ -63,8 +63,7 @@ class Workspace(models.Model):
     subscription_status = models.CharField(max_length=32, blank=True, default="")
     # Stripe's `created` of the last subscription event applied: older events arriving late are ignored.
     billing_synced_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at, updated_at = timestamps()
 
     class Meta:
         indexes = [

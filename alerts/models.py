@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from config.columns import owning_workspace, prefixed_id
+from config.columns import owning_workspace, prefixed_id, timestamps, workspace_list_index
 from config.ids import new_id
 
 
@@ -58,8 +58,7 @@ class Alert(models.Model):
     # Evaluation state: `firing` is set when the alert fired and cleared (with a recovered notice) on a success.
     firing = models.BooleanField(default=False)
     last_fired_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at, updated_at = timestamps()
 
     class Meta:
         constraints = [
@@ -73,7 +72,7 @@ class Alert(models.Model):
         ]
         indexes = [
             # GET /v1/alerts newest first; fan-out: the enabled alerts of the workspaces in a batch.
-            models.Index(fields=["workspace", "-id"], name="alerts_alert_ws"),
+            workspace_list_index("alerts_alert_ws"),
         ]
 
     def __str__(self) -> str:
@@ -92,13 +91,12 @@ class WebhookSubscription(models.Model):
     secret = models.CharField(max_length=100)
     failure_count = models.PositiveIntegerField(default=0)
     last_failure_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at, updated_at = timestamps()
 
     class Meta:
         indexes = [
             # GET /v1/webhooks newest first; fan-out: the enabled subscriptions of a batch's workspaces.
-            models.Index(fields=["workspace", "-id"], name="alerts_webhook_ws"),
+            workspace_list_index("alerts_webhook_ws"),
         ]
 
     def __str__(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
+from django.urls import URLPattern, path
 from drf_spectacular.drainage import set_override
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, negotiation, serializers, viewsets
@@ -42,6 +43,32 @@ def list_envelope(name: str, item: Any) -> Any:
     )
     set_override(envelope, "many", False)
     return envelope
+
+
+DETAIL_ACTIONS = {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+
+
+def resource_routes(
+    viewset: Any,
+    collection: str,
+    lookup: str,
+    name: str,
+    *,
+    detail: Collection[str] = ("get", "put", "patch", "delete"),
+    **actions: Collection[str],
+) -> list[URLPattern]:
+    """A viewset's routes: `collection` (list, create; `<name>-list`), `collection/lookup` with the `detail`
+    HTTP methods (retrieve, update, partial_update, destroy; `<name>-detail`), and each extra action under it
+    with its methods (`…/lookup/test`, named `<name>-test`)."""
+    item = f"{collection}/{lookup}"
+    routes = [
+        path(collection, viewset.as_view({"get": "list", "post": "create"}), name=f"{name}-list"),
+        path(item, viewset.as_view({m: DETAIL_ACTIONS[m] for m in detail}), name=f"{name}-detail"),
+    ]
+    for action, methods in actions.items():
+        view = viewset.as_view(dict.fromkeys(methods, action))
+        routes.append(path(f"{item}/{action}", view, name=f"{name}-{action}"))
+    return routes
 
 
 class LenientContentNegotiation(negotiation.DefaultContentNegotiation):

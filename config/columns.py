@@ -19,3 +19,13 @@ def prefixed_id(default: Callable[[], str]) -> models.CharField:
 def owning_workspace() -> models.ForeignKey:
     """The tenant. Not indexed alone: every table's indexes start with it where its queries need one."""
     return models.ForeignKey("accounts.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False)
+
+
+def timestamps() -> tuple[models.DateTimeField, models.DateTimeField]:
+    """`created_at, updated_at = timestamps()`: set on insert, and on every save."""
+    return models.DateTimeField(auto_now_add=True), models.DateTimeField(auto_now=True)
+
+
+def workspace_list_index(name: str) -> models.Index:
+    """The index of an API list: the workspace's rows newest first (keyset on the time-ordered id)."""
+    return models.Index(fields=["workspace", "-id"], name=name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from config.columns import owning_workspace, prefixed_id
+from config.columns import owning_workspace, prefixed_id, workspace_list_index
 from config.ids import new_id
 
 # `_event_id`: migration 0001 names jobs.models._event_id as Event.id's default.
@@ -37,6 +37,13 @@ class JobState(models.TextChoices):
 
 
 TERMINAL_STATES = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+def _schedule_rows_index(name: str) -> models.Index:
+    """A schedule's rows (its jobs, its executions) newest first; partial: only rows a schedule made."""
+    return models.Index(
+        fields=["workspace", "schedule_id", "-id"], condition=models.Q(schedule_id__isnull=False), name=name
+    )
 
 
 class Job(models.Model):
@@ -134,7 +141,7 @@ class Job(models.Model):
             models.Index(fields=["workspace", "queue", "-id"], name="jobs_job_ws_queue"),
             # GET /v1/jobs across queues (?state=).
             models.Index(fields=["workspace", "state", "-id"], name="jobs_job_ws_state"),
-            models.Index(fields=["workspace", "-id"], name="jobs_job_ws"),
+            workspace_list_index("jobs_job_ws"),
             # Flows: children of a parent.
             models.Index(fields=["parent"], condition=models.Q(parent__isnull=False), name="jobs_job_parent"),
             # GET /v1/flows: parents created with wait_for_children, newest first (flow_parent_list).
@@ -150,11 +157,7 @@ class Job(models.Model):
                 name="jobs_job_finished",
             ),
             # GET /v1/schedules/{name}/runs newest first; overlap=skip looks up a schedule's last job.
-            models.Index(
-                fields=["workspace", "schedule_id", "-id"],
-                condition=models.Q(schedule_id__isnull=False),
-                name="jobs_job_ws_schedule",
-            ),
+            _schedule_rows_index("jobs_job_ws_schedule"),
         ]
         # PostgreSQL only (migration 0002): GIN on tags for ?tag= (`tags @> '["x"]'`).
 
@@ -207,17 +210,13 @@ class Execution(models.Model):
         ]
         indexes = [
             # GET /v1/executions (?status=, ?queue=) newest first.
-            models.Index(fields=["workspace", "-id"], name="jobs_exec_ws"),
+            workspace_list_index("jobs_exec_ws"),
             models.Index(fields=["workspace", "status", "-id"], name="jobs_exec_ws_status"),
             # GET …/jobs/{id}/executions and the running execution of a lease.
             models.Index(fields=["job", "attempt"], name="jobs_exec_job_attempt"),
             # Claim rate limit: attempts a queue started inside the window (`started_at > now() - per_ms`).
             models.Index(fields=["queue", "started_at"], name="jobs_exec_queue_started"),
-            models.Index(
-                fields=["workspace", "schedule_id", "-id"],
-                condition=models.Q(schedule_id__isnull=False),
-                name="jobs_exec_ws_schedule",
-            ),
+            _schedule_rows_index("jobs_exec_ws_schedule"),
         ]
 
     def __str__(self) -> str:
@@ -239,7 +238,7 @@ class Worker(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["workspace", "-id"], name="jobs_worker_ws"),
+            workspace_list_index("jobs_worker_ws"),
             # The sweeper's reaping of silent workers (`last_seen_at < cutoff`, oldest first).
             models.Index(fields=["last_seen_at"], name="jobs_worker_last_seen"),
         ]

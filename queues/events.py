@@ -115,14 +115,18 @@ def _strip_nul(value: Any) -> Any:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "type": event.type,
-        "queue": event.queue_name,
-        "job_id": event.job_id,
-        "data": event.data,
-        "created_at": iso(event.created_at),
-    }
+    return shape_of(event, "id type queue=queue_name job_id data created_at")
+
+
+def shape_of(obj: Any, fields: str, **given: Any) -> dict[str, Any]:
+    """A resource's JSON from a one-line field table, in its order: `name` is the attribute of that name,
+    `name=attr` another attribute, and a name passed as a keyword takes that value. Datetimes become `iso`."""
+    out: dict[str, Any] = {}
+    for field_ in fields.split():
+        name, _, attr = field_.partition("=")
+        value = given[name] if name in given else getattr(obj, attr or name)
+        out[name] = iso(value) if isinstance(value, datetime) else value
+    return out
 
 
 def iso(value: datetime | None) -> str | None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import models
 from django.db.models import Value
 
-from config.columns import owning_workspace, prefixed_id
+from config.columns import owning_workspace, prefixed_id, timestamps
 from config.ids import new_id
 
 DEFAULT_RETRY_POLICY = {
@@ -55,8 +55,7 @@ class Queue(models.Model):
     signing_secret = models.CharField(max_length=100)
     previous_signing_secret = models.CharField(max_length=100, blank=True, default="")
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at, updated_at = timestamps()
 
     class Meta:
         constraints = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from config.columns import owning_workspace, prefixed_id
+from config.columns import owning_workspace, prefixed_id, timestamps
 from config.ids import new_id
 
 
@@ -37,8 +37,7 @@ class Schedule(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_job_id = models.CharField(max_length=40, null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at, updated_at = timestamps()
 
     class Meta:
         constraints = [

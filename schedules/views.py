@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -34,14 +33,20 @@ _LIMIT = OpenApiParameter("limit", int, description="1-1000, default 50")
 _CURSOR = OpenApiParameter("cursor", str)
 
 
-def _switch_schema(description: str) -> Any:
-    # Pause and resume take no body and answer with the schedule; only what they do differs.
-    return extend_schema(
+def _switch(change: Callable[..., Schedule], description: str) -> Callable[..., Response]:
+    """Pause or resume: no body, answered with the schedule; only what they do differs."""
+
+    @extend_schema(
         tags=["Schedules"],
         request=None,
         responses={200: ScheduleSchema, **error_responses(401, 404)},
         description=description,
     )
+    def action(self: ScheduleViewSet, request: Request, name: str) -> Response:
+        self.strict_data(request, set())
+        return Response(schedule_to_dict(change(workspace=self.workspace, schedule=self._get(name))))
+
+    return action
 
 
 class ScheduleViewSet(WorkspaceViewSet):
@@ -160,18 +165,11 @@ class ScheduleViewSet(WorkspaceViewSet):
         services.schedule_delete(workspace=self.workspace, schedule=self._get(name))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _switch(self, request: Request, name: str, change: Callable[..., Schedule]) -> Response:
-        """Pause or resume: no body, answered with the schedule."""
-        self.strict_data(request, set())
-        return Response(schedule_to_dict(change(workspace=self.workspace, schedule=self._get(name))))
-
-    @_switch_schema("Stop firing (PATCH or POST; idempotent).")
-    def pause(self, request: Request, name: str) -> Response:
-        return self._switch(request, name, services.schedule_pause)
-
-    @_switch_schema("Fire again from the next tick after now; ticks missed while paused are not caught up.")
-    def resume(self, request: Request, name: str) -> Response:
-        return self._switch(request, name, services.schedule_resume)
+    pause = _switch(services.schedule_pause, "Stop firing (PATCH or POST; idempotent).")
+    resume = _switch(
+        services.schedule_resume,
+        "Fire again from the next tick after now; ticks missed while paused are not caught up.",
+    )
 
     @extend_schema(
         tags=["Schedules"],

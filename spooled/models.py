@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from config.columns import workspace_list_index
 from config.ids import new_id
 
 
@@ -47,7 +48,7 @@ class InboundDelivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["workspace", "-id"], name="spooled_inbound_ws")]
+        indexes = [workspace_list_index("spooled_inbound_ws")]
         verbose_name_plural = "inbound deliveries"
 
     def __str__(self) -> str:

@@ -5,12 +5,35 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django import template
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
 register = template.Library()
+
+
+@register.inclusion_tag("dashboard/_action_form.html", takes_context=True)
+def action_form(
+    context: template.Context,
+    route: str,
+    *args: Any,
+    label: str,
+    confirm: str = "",
+    danger: bool = False,
+    data_action: str = "",
+) -> dict[str, Any]:
+    """One action button: a POST form (with the CSRF token) to `route`, whose last argument is the action;
+    `confirm` asks first (data-confirm), `danger` styles it red."""
+    return {
+        "url": reverse(route, args=args),
+        "label": label,
+        "confirm": confirm,
+        "danger": danger,
+        "data_action": data_action or args[-1],
+        "csrf_token": context.get("csrf_token"),
+    }
 
 
 @register.filter

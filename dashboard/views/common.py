@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.contrib import messages
@@ -13,7 +13,9 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
 
 from config.exceptions import ApplicationError
 from config.pagination import paginate
@@ -21,6 +23,7 @@ from dashboard import selectors
 from dashboard.auth import (
     safe_next,
     session_label,
+    workspace_required,
 )
 from jobs.selectors import job_filters_from_params, job_list
 from queues.selectors import queue_list
@@ -42,12 +45,20 @@ def render_page(
     return response
 
 
-def render_live_page(
-    request: HttpRequest, title: str, live_id: str, fragment: str, context: dict[str, Any]
-) -> HttpResponse:
-    """A page that is only its title and one live fragment (dashboard/live_page.html)."""
-    page = {"title": title, "live_id": live_id, "fragment": fragment, **context}
-    return render_page(request, "dashboard/live_page.html", page, fragment=fragment)
+def live_page_view(title: str, rows: Callable[..., Any], **context: Any) -> Callable[..., HttpResponse]:
+    """The GET view of a page that is only its title and one live fragment (dashboard/live_page.html), which
+    shows `rows(workspace=…)`: for the title "Queues", dashboard/_queues_table.html in #queues-live."""
+    name = title.lower()
+    live_id, fragment = f"{name}-live", f"dashboard/_{name}_table.html"
+
+    @require_GET
+    @workspace_required
+    def view(request: HttpRequest) -> HttpResponse:
+        workspace = request.workspace  # type: ignore[attr-defined]
+        page = {"title": title, "live_id": live_id, "fragment": fragment, "rows": rows(workspace=workspace)}
+        return render_page(request, "dashboard/live_page.html", {**page, **context}, fragment=fragment)
+
+    return view
 
 
 def error_text(exc: ApplicationError) -> str:
@@ -66,6 +77,37 @@ def act(request: HttpRequest, back: str, action: Callable[[], str]) -> HttpRespo
     except ApplicationError as exc:
         messages.error(request, error_text(exc))
     return HttpResponseRedirect(safe_next(request, request.POST.get("next"), back))
+
+
+# An action button's handler: (request, workspace, the object) -> the success text.
+Action = Callable[[HttpRequest, Any, Any], str]
+
+
+def action_view(
+    actions: Mapping[str, Action], getter: Callable[..., Any], back: str, *, back_with_lookup: bool = False
+) -> Callable[..., HttpResponse]:
+    """The POST view of an object's action buttons (`…/<lookup>/<action>`): an unknown action is a 404; else the
+    selector's object (its absence is a flash error, as a service's) goes to the action's handler through `act`,
+    and the browser goes back to `back` (reversed with the lookup when `back_with_lookup`)."""
+
+    @require_POST
+    @workspace_required
+    def view(request: HttpRequest, action: str, **lookup: Any) -> HttpResponse:
+        handler = actions.get(action)
+        if handler is None:
+            raise Http404
+        workspace = request.workspace  # type: ignore[attr-defined]
+        url = reverse(back, kwargs=lookup if back_with_lookup else None)
+        return act(request, url, lambda: handler(request, workspace, getter(workspace=workspace, **lookup)))
+
+    return view
+
+
+def page_of(request: HttpRequest, rows: Any) -> dict[str, Any]:
+    """One keyset page of PAGE_SIZE rows at the request's `cursor`: `{"data", "next_cursor"}`."""
+    params = request.GET.copy()
+    params["limit"] = str(PAGE_SIZE)
+    return paginate(rows, params, list)
 
 
 def plural(n: int, word: str) -> str:

@@ -22,8 +22,8 @@ from dashboard.views.common import (
     act,
     error_text,
     jobs_page,
+    live_page_view,
     plural,
-    render_live_page,
     render_page,
     workspace_queue_names,
 )
@@ -35,17 +35,9 @@ from queues.selectors import queue_get
 # --- queues --------------------------------------------------------------------------------------------------
 
 
-@require_GET
-@workspace_required
-def queues(request: HttpRequest) -> HttpResponse:
-    rows = selectors.queues_overview(workspace=request.workspace)  # type: ignore[attr-defined]
-    return render_live_page(
-        request,
-        "Queues",
-        "queues-live",
-        "dashboard/_queues_table.html",
-        {"rows": rows, "states": selectors.STATES, "live_scope": "kind:job: kind:queue:"},
-    )
+queues = live_page_view(
+    "Queues", selectors.queues_overview, states=selectors.STATES, live_scope="kind:job: kind:queue:"
+)
 
 
 # --- jobs ----------------------------------------------------------------------------------------------------

@@ -5,15 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
 
 from config.exceptions import ApplicationError, ValidationFailed
-from config.pagination import paginate
 from dashboard import selectors
 from dashboard.auth import workspace_required
-from dashboard.views.common import PAGE_SIZE, act, error_text, found, jobs_page, plural, render_page
+from dashboard.views.common import (
+    Action,
+    action_view,
+    error_text,
+    found,
+    jobs_page,
+    page_of,
+    plural,
+    render_page,
+)
 from jobs.services import operations, queue_ops
 from queues import services as queue_services
 from queues.selectors import queue_get
@@ -49,7 +56,7 @@ def _clean(request: HttpRequest, ws: Any, q: Any) -> str:
     return f"Queue {q.name}: " + plural(removed, f"{state} job") + " removed."
 
 
-_QUEUE_ACTIONS = {
+_QUEUE_ACTIONS: dict[str, Action] = {
     "pause": lambda r, ws, q: (queue_services.queue_pause(workspace=ws, queue=q), f"Queue {q.name} paused.")[
         1
     ],
@@ -73,17 +80,7 @@ _QUEUE_ACTIONS = {
 }
 
 
-@require_POST
-@workspace_required
-def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
-    if action not in _QUEUE_ACTIONS:
-        raise Http404
-    workspace = request.workspace  # type: ignore[attr-defined]
-    return act(
-        request,
-        reverse("dashboard:queues"),
-        lambda: _QUEUE_ACTIONS[action](request, workspace, queue_get(workspace=workspace, name=name)),
-    )
+queue_action = action_view(_QUEUE_ACTIONS, queue_get, "dashboard:queues")
 
 
 # --- dead-letter queue ---------------------------------------------------------------------------------------
@@ -94,10 +91,8 @@ def queue_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
 def dlq(request: HttpRequest, name: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
     queue = found(queue_get, workspace=workspace, name=name)
-    params = request.GET.copy()
-    params["limit"] = str(PAGE_SIZE)
     try:
-        page = paginate(operations.dlq_jobs(workspace=workspace, queue=queue), params, list)
+        page = page_of(request, operations.dlq_jobs(workspace=workspace, queue=queue))
     except ApplicationError as exc:
         messages.error(request, error_text(exc))
         page = {"data": [], "next_cursor": None}
@@ -110,21 +105,19 @@ def dlq(request: HttpRequest, name: str) -> HttpResponse:
     return render_page(request, "dashboard/dlq.html", context, fragment="dashboard/_dlq_table.html")
 
 
-@require_POST
-@workspace_required
-def dlq_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    if action not in ("retry", "purge"):
-        raise Http404
+def _dlq_purge(request: HttpRequest, workspace: Any, queue: Any) -> str:
+    return plural(operations.dlq_purge(workspace=workspace, queue=queue), "failed job") + " deleted."
 
-    def run() -> str:
-        queue = queue_get(workspace=workspace, name=name)
-        if action == "purge":
-            return plural(operations.dlq_purge(workspace=workspace, queue=queue), "failed job") + " deleted."
-        ids = request.POST.getlist("id") or None
-        return (
-            plural(operations.dlq_retry(workspace=workspace, queue=queue, ids=ids), "job")
-            + " sent back to waiting."
-        )
 
-    return act(request, reverse("dashboard:dlq", args=[name]), run)
+def _dlq_retry(request: HttpRequest, workspace: Any, queue: Any) -> str:
+    ids = request.POST.getlist("id") or None
+    return (
+        plural(operations.dlq_retry(workspace=workspace, queue=queue, ids=ids), "job")
+        + " sent back to waiting."
+    )
+
+
+_DLQ_ACTIONS: dict[str, Action] = {"retry": _dlq_retry, "purge": _dlq_purge}
+
+
+dlq_action = action_view(_DLQ_ACTIONS, queue_get, "dashboard:dlq", back_with_lookup=True)

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
-from config.pagination import paginate
 from dashboard import selectors
 from dashboard.auth import workspace_required
 from dashboard.templatetags.dashboard import as_json
-from dashboard.views.common import PAGE_SIZE, act, found, render_live_page, render_page, workspace_queue_names
+from dashboard.views.common import (
+    Action,
+    action_view,
+    found,
+    live_page_view,
+    page_of,
+    render_page,
+    workspace_queue_names,
+)
 from dashboard.views.forms import json_field, optional, submit, whole_number
 from schedules import services as schedule_services
 from schedules.selectors import schedule_get, schedule_runs
@@ -20,17 +27,7 @@ from schedules.selectors import schedule_get, schedule_runs
 FORM_FIELDS = ("name", "queue", "cron", "timezone", "interval_ms", "description", "overlap", "payload")
 
 
-@require_GET
-@workspace_required
-def schedules(request: HttpRequest) -> HttpResponse:
-    rows = selectors.schedules_preview(workspace=request.workspace)  # type: ignore[attr-defined]
-    return render_live_page(
-        request,
-        "Schedules",
-        "schedules-live",
-        "dashboard/_schedules_table.html",
-        {"rows": rows, "live_scope": "kind:schedule:"},
-    )
+schedules = live_page_view("Schedules", selectors.schedules_preview, live_scope="kind:schedule:")
 
 
 def _schedule_data(request: HttpRequest) -> dict[str, Any]:
@@ -109,9 +106,7 @@ def schedule_edit(request: HttpRequest, name: str | None = None) -> HttpResponse
 def schedule_detail(request: HttpRequest, name: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
     schedule = found(schedule_get, workspace=workspace, name=name)
-    params = request.GET.copy()
-    params["limit"] = str(PAGE_SIZE)
-    page = paginate(schedule_runs(workspace=workspace, schedule=schedule), params, list)
+    page = page_of(request, schedule_runs(workspace=workspace, schedule=schedule))
     row = selectors.schedule_preview(schedule)
     context = {
         "schedule": schedule,
@@ -123,26 +118,30 @@ def schedule_detail(request: HttpRequest, name: str) -> HttpResponse:
     return render_page(request, "dashboard/schedule.html", context, fragment="dashboard/_schedule_runs.html")
 
 
-_ACTIONS = ("pause", "resume", "trigger", "delete")
+def _trigger(request: HttpRequest, workspace: Any, schedule: Any) -> str:
+    job = schedule_services.schedule_trigger(workspace=workspace, schedule=schedule)
+    return f"Schedule {schedule.name} triggered: job {job.id}."
 
 
-@require_POST
-@workspace_required
-def schedule_action(request: HttpRequest, name: str, action: str) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    if action not in _ACTIONS:
-        raise Http404
+def _delete(request: HttpRequest, workspace: Any, schedule: Any) -> str:
+    schedule_services.schedule_delete(workspace=workspace, schedule=schedule)
+    return f"Schedule {schedule.name} deleted."
 
-    def run() -> str:
-        schedule = schedule_get(workspace=workspace, name=name)
-        if action == "trigger":
-            job = schedule_services.schedule_trigger(workspace=workspace, schedule=schedule)
-            return f"Schedule {name} triggered: job {job.id}."
-        if action == "delete":
-            schedule_services.schedule_delete(workspace=workspace, schedule=schedule)
-            return f"Schedule {name} deleted."
-        service = schedule_services.schedule_pause if action == "pause" else schedule_services.schedule_resume
+
+def _switch(service: Any, done: str) -> Action:
+    def run(request: HttpRequest, workspace: Any, schedule: Any) -> str:
         service(workspace=workspace, schedule=schedule)
-        return f"Schedule {name} {action}d."
+        return f"Schedule {schedule.name} {done}."
 
-    return act(request, reverse("dashboard:schedules"), run)
+    return run
+
+
+_ACTIONS: dict[str, Action] = {
+    "pause": _switch(schedule_services.schedule_pause, "paused"),
+    "resume": _switch(schedule_services.schedule_resume, "resumed"),
+    "trigger": _trigger,
+    "delete": _delete,
+}
+
+
+schedule_action = action_view(_ACTIONS, schedule_get, "dashboard:schedules")

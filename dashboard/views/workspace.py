@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -16,10 +16,17 @@ from alerts.serializers import AlertIn, WebhookIn
 from billing.services import billing_portal_create
 from config.api import validated
 from config.exceptions import ApplicationError
-from config.pagination import paginate
 from dashboard import selectors
 from dashboard.auth import workspace_required
-from dashboard.views.common import PAGE_SIZE, act, error_text, found, render_page, workspace_queue_names
+from dashboard.views.common import (
+    Action,
+    action_view,
+    error_text,
+    found,
+    page_of,
+    render_page,
+    workspace_queue_names,
+)
 from dashboard.views.forms import optional, submit, whole_number
 
 CHANNELS = ["email", "slack", "webhook"]
@@ -43,16 +50,22 @@ def _alert_data(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+def _list_page(request: HttpRequest, title: str, rows: Any, **context: Any) -> HttpResponse:
+    """A list, newest 200 first, and the form that adds to it: dashboard/<title>.html extends _list_page.html
+    and shows its rows with dashboard/_<title>_table.html."""
+    name = title.lower()
+    table = f"dashboard/_{name}_table.html"
+    page = {"title": title, "table": table, "rows": list(rows.order_by("-id")[:200]), **context}
+    return render_page(request, f"dashboard/{name}.html", page)
+
+
 def _alerts_page(request: HttpRequest, form: dict[str, Any], editing: Any = None) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
-    context = {
-        "alerts": list(alert_list(workspace=workspace).order_by("-id")[:200]),
-        "queue_names": list(workspace_queue_names(workspace)),
-        "channels": CHANNELS,
-        "form": form,
-        "editing": editing,
-    }
-    return render_page(request, "dashboard/alerts.html", context)
+    queue_names = list(workspace_queue_names(workspace))
+    rows = alert_list(workspace=workspace)
+    return _list_page(
+        request, "Alerts", rows, queue_names=queue_names, channels=CHANNELS, form=form, editing=editing
+    )
 
 
 def _alert_form(alert: Any) -> dict[str, Any]:
@@ -102,38 +115,42 @@ def alert_edit(request: HttpRequest, alert_id: str) -> HttpResponse:
     return submit(request, back=back, action=save, again=lambda f: _alerts_page(request, f, editing=alert))
 
 
-_ALERT_ACTIONS = ("delete", "test", "enable", "disable")
+def _alert_delete(request: HttpRequest, workspace: Any, alert: Any) -> str:
+    alert_services.alert_delete(workspace=workspace, alert=alert)
+    return f"Alert {alert.name} deleted."
 
 
-@require_POST
-@workspace_required
-def alert_action(request: HttpRequest, alert_id: str, action: str) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    if action not in _ALERT_ACTIONS:
-        raise Http404
+def _alert_test(request: HttpRequest, workspace: Any, alert: Any) -> str:
+    alert_services.alert_test(workspace=workspace, alert=alert)
+    return f"Test message to alert {alert.name} queued: it is sent within seconds."
 
-    def run() -> str:
-        alert = alert_get(workspace=workspace, alert_id=alert_id)
-        if action == "delete":
-            alert_services.alert_delete(workspace=workspace, alert=alert)
-            return f"Alert {alert.name} deleted."
-        if action == "test":
-            alert_services.alert_test(workspace=workspace, alert=alert)
-            return f"Test message to alert {alert.name} queued: it is sent within seconds."
-        data = {"enabled": action == "enable"}
-        alert_services.alert_update(workspace=workspace, alert=alert, data=data, replace=False)
-        return f"Alert {alert.name} {action}d."
 
-    return act(request, reverse("dashboard:alerts"), run)
+def _alert_enabled(enabled: bool) -> Action:
+    def run(request: HttpRequest, workspace: Any, alert: Any) -> str:
+        alert_services.alert_update(
+            workspace=workspace, alert=alert, data={"enabled": enabled}, replace=False
+        )
+        return f"Alert {alert.name} {'enabled' if enabled else 'disabled'}."
+
+    return run
+
+
+_ALERT_ACTIONS: dict[str, Action] = {
+    "delete": _alert_delete,
+    "test": _alert_test,
+    "enable": _alert_enabled(True),
+    "disable": _alert_enabled(False),
+}
+
+
+alert_action = action_view(_ALERT_ACTIONS, alert_get, "dashboard:alerts")
 
 
 # --- webhooks ------------------------------------------------------------------------------------------------
 
 
 def _webhooks_page(request: HttpRequest, form: dict[str, Any]) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    context = {"webhooks": list(webhook_list(workspace=workspace).order_by("-id")[:200]), "form": form}
-    return render_page(request, "dashboard/webhooks.html", context)
+    return _list_page(request, "Webhooks", webhook_list(workspace=request.workspace), form=form)  # type: ignore[attr-defined]
 
 
 @require_http_methods(["GET", "POST"])
@@ -166,30 +183,33 @@ def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
     """A subscription and its delivery log, newest first: status, attempts, the receiver's answer."""
     workspace = request.workspace  # type: ignore[attr-defined]
     hook = found(webhook_get, workspace=workspace, webhook_id=webhook_id)
-    params = request.GET.copy()
-    params["limit"] = str(PAGE_SIZE)
-    page = paginate(webhook_deliveries(workspace=workspace, subscription=hook), params, list)
+    page = page_of(request, webhook_deliveries(workspace=workspace, subscription=hook))
     context = {"hook": hook, "deliveries": page["data"], "next_cursor": page["next_cursor"]}
     return render_page(request, "dashboard/webhook.html", context)
 
 
-@require_POST
-@workspace_required
-def webhook_action(request: HttpRequest, webhook_id: str, action: str) -> HttpResponse:
-    workspace = request.workspace  # type: ignore[attr-defined]
-    if action not in ("delete", "enable", "disable"):
-        raise Http404
+def _webhook_delete(request: HttpRequest, workspace: Any, subscription: Any) -> str:
+    alert_services.webhook_delete(workspace=workspace, subscription=subscription)
+    return f"Webhook {subscription.id} deleted."
 
-    def run() -> str:
-        subscription = webhook_get(workspace=workspace, webhook_id=webhook_id)
-        if action == "delete":
-            alert_services.webhook_delete(workspace=workspace, subscription=subscription)
-            return f"Webhook {webhook_id} deleted."
-        data = {"enabled": action == "enable"}
+
+def _webhook_enabled(enabled: bool) -> Action:
+    def run(request: HttpRequest, workspace: Any, subscription: Any) -> str:
+        data = {"enabled": enabled}
         alert_services.webhook_update(workspace=workspace, subscription=subscription, data=data)
-        return f"Webhook {webhook_id} {action}d."
+        return f"Webhook {subscription.id} {'enabled' if enabled else 'disabled'}."
 
-    return act(request, reverse("dashboard:webhooks"), run)
+    return run
+
+
+_WEBHOOK_ACTIONS: dict[str, Action] = {
+    "delete": _webhook_delete,
+    "enable": _webhook_enabled(True),
+    "disable": _webhook_enabled(False),
+}
+
+
+webhook_action = action_view(_WEBHOOK_ACTIONS, webhook_get, "dashboard:webhooks")
 
 
 # --- usage and billing ---------------------------------------------------------------------------------------

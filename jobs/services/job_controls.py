@@ -64,6 +64,11 @@ def job_event(job_id: str, *, workspace: Workspace, queue: Queue, type: str, **d
     return PendingEvent(workspace_id=workspace.id, type=type, queue_name=queue.name, job_id=job_id, data=data)
 
 
+def _emit(job: Job, workspace: Workspace, queue: Queue, now: datetime, type: str, /, **data: Any) -> None:
+    """The outbox event of one job's change, in the caller's transaction."""
+    events_emit([job_event(job.id, workspace=workspace, queue=queue, type=type, **data)], now=now)
+
+
 def delete_jobs(ids: list[str]) -> None:
     """Delete the jobs and what hangs on them (their executions; children keep living, unparented)."""
     # Through the ORM collector so every relation to Job (now or added later) is honoured; only the id is loaded.
@@ -143,14 +148,7 @@ def job_update(*, workspace: Workspace, queue: Queue, job_id: str, data: dict[st
         job.updated_at = now
         job.save(update_fields=[*changes, "state", "updated_at"])
         if state_changed:
-            events_emit(
-                [
-                    job_event(
-                        job.id, workspace=workspace, queue=queue, type=f"job:{new_state}", reason="edited"
-                    )
-                ],
-                now=now,
-            )
+            _emit(job, workspace, queue, now, f"job:{new_state}", reason="edited")
         if job.state == JobState.WAITING:
             kick_on_commit([queue.id])
     return job
@@ -200,19 +198,7 @@ def _cancel_locked(job: Job, *, workspace: Workspace, queue: Queue, now: datetim
     if previous == JobState.ACTIVE:
         _close_running_execution(job, now=now)
     # API.md has no `job:cancelled` type; the engine records a cancelled attempt as `job:removed` too.
-    events_emit(
-        [
-            job_event(
-                job.id,
-                workspace=workspace,
-                queue=queue,
-                type="job:removed",
-                cancelled=True,
-                prev_state=previous,
-            )
-        ],
-        now=now,
-    )
+    _emit(job, workspace, queue, now, "job:removed", cancelled=True, prev_state=previous)
     if job.parent_id:
         # A cancelled child is terminal: its parent may now be released like after a completion.
         release_parents_of([job.parent_id], now=now)
@@ -237,19 +223,7 @@ def job_delete(*, workspace: Workspace, queue: Queue, job_id: str) -> bool:
             _cancel_locked(job, workspace=workspace, queue=queue, now=now)
             return False
         delete_jobs([job.id])
-        events_emit(
-            [
-                job_event(
-                    job.id,
-                    workspace=workspace,
-                    queue=queue,
-                    type="job:removed",
-                    reason="deleted",
-                    prev_state=job.state,
-                )
-            ],
-            now=now,
-        )
+        _emit(job, workspace, queue, now, "job:removed", reason="deleted", prev_state=job.state)
     return True
 
 
@@ -265,9 +239,7 @@ def job_retry(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
         for key, value in {**RERUN_FIELDS, "run_at": now, "updated_at": now}.items():
             setattr(job, key, value)
         job.save(update_fields=[*RERUN_FIELDS, "run_at", "updated_at"])
-        events_emit(
-            [job_event(job.id, workspace=workspace, queue=queue, type="job:waiting", reason="retry")], now=now
-        )
+        _emit(job, workspace, queue, now, "job:waiting", reason="retry")
         kick_on_commit([queue.id])
     return job
 
@@ -288,10 +260,7 @@ def job_promote(*, workspace: Workspace, queue: Queue, job_id: str) -> Job:
         job.run_at = now
         job.updated_at = now
         job.save(update_fields=["state", "run_at", "updated_at"])
-        events_emit(
-            [job_event(job.id, workspace=workspace, queue=queue, type="job:waiting", reason="promoted")],
-            now=now,
-        )
+        _emit(job, workspace, queue, now, "job:waiting", reason="promoted")
         kick_on_commit([queue.id])
     return job
 

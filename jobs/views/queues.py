@@ -39,15 +39,25 @@ def _parse_bool(params: Any, key: str) -> bool:
     raise BadRequest(f"`{key}` must be true or false.", details={key: ["Expected true or false."]})
 
 
-def _pause_schema(description: str) -> Callable[[Any], Any]:
-    # Pause and resume take the same body and answer the same way; only what they do differs.
-    return extend_schema(
+def _pause_action(change: Callable[..., Queue], description: str) -> Callable[..., Response]:
+    """Pause or resume the queue, or only its jobs named by the body's `job_name`: the two take the same body
+    and answer the same way; only what they do differs."""
+
+    @extend_schema(
         tags=["Queues"],
         parameters=[NAME_PARAM],
         request=PauseIn,
         responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
         description=description,
     )
+    def action(self: QueueViewSet, request: Request, name: str) -> Response:
+        queue = queue_get(workspace=self.workspace, name=name)
+        serializer = PauseIn(data=self.strict_data(request, {"job_name"}))
+        serializer.is_valid(raise_exception=True)
+        job_name = serializer.validated_data.get("job_name")
+        return Response(self._render(change(workspace=self.workspace, queue=queue, job_name=job_name)))
+
+    return action
 
 
 class QueueViewSet(WorkspaceViewSet):
@@ -127,23 +137,12 @@ class QueueViewSet(WorkspaceViewSet):
         queue_ops.queue_delete(workspace=self.workspace, queue=queue, force=force)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    def _pause_change(self, request: Request, name: str, change: Callable[..., Queue]) -> Response:
-        """Pause or resume the queue, or only its jobs named by the body's `job_name`."""
-        queue = queue_get(workspace=self.workspace, name=name)
-        serializer = PauseIn(data=self.strict_data(request, {"job_name"}))
-        serializer.is_valid(raise_exception=True)
-        queue = change(
-            workspace=self.workspace, queue=queue, job_name=serializer.validated_data.get("job_name")
-        )
-        return Response(self._render(queue))
-
-    @_pause_schema("Pause the queue, or only its jobs with `job_name`. Emits `queue:paused`.")
-    def pause(self, request: Request, name: str) -> Response:
-        return self._pause_change(request, name, services.queue_pause)
-
-    @_pause_schema("Resume the queue, or only its jobs with `job_name`. Emits `queue:resumed`.")
-    def resume(self, request: Request, name: str) -> Response:
-        return self._pause_change(request, name, queue_ops.queue_resume)
+    pause = _pause_action(
+        services.queue_pause, "Pause the queue, or only its jobs with `job_name`. Emits `queue:paused`."
+    )
+    resume = _pause_action(
+        queue_ops.queue_resume, "Resume the queue, or only its jobs with `job_name`. Emits `queue:resumed`."
+    )
 
     @extend_schema(
         tags=["Queues"],

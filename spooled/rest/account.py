@@ -9,24 +9,19 @@ from rest_framework.response import Response
 
 from accounts.models import ApiKey
 from billing.services import billing_portal_create
-from queues.events import iso
+from queues.events import shape_of
 from spooled import services
 from spooled.rest.base import SpooledView
 
 
 def key_shape(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "organization_id": key.workspace_id,
-        "name": key.name,
-        "key_prefix": key.prefix,
-        "queues": list(key.queues or []),
-        "rate_limit": key.rate_limit,
-        "is_active": key.revoked_at is None,
-        "created_at": iso(key.created_at),
-        "last_used": iso(key.last_used_at),
-        "expires_at": iso(key.expires_at),
-    }
+    return shape_of(
+        key,
+        "id organization_id=workspace_id name key_prefix=prefix queues rate_limit is_active created_at"
+        " last_used=last_used_at expires_at",
+        queues=list(key.queues or []),
+        is_active=key.revoked_at is None,
+    )
 
 
 class ApiKeysView(SpooledView):
@@ -101,10 +96,7 @@ class BillingStatusView(SpooledView):
 
 class BillingPortalView(SpooledView):
     def post(self, request: Request) -> Response:
-        body = self.body(request)
-        body.only("return_url")
-        body.text("return_url", required=True, max_length=2048)
-        body.done()
+        self.one_text(request, "return_url", max_length=2048)
         # The portal returns to the installation's BILLING_PORTAL_RETURN_URL: a caller-chosen return address
         # would make the billing portal an open redirect.
         return Response({"url": billing_portal_create(workspace=self.workspace)})

@@ -25,23 +25,23 @@ class PublicView(SpooledView):
     throttle_classes: list = []
 
 
-def _tokens(pair: Any) -> dict[str, Any]:
-    return {
+def _tokens(pair: Any, *, refresh_expiry: bool = True) -> dict[str, Any]:
+    """A login's token pair; a refresh answers without `refresh_expires_in`, as Spooled's does."""
+    tokens = {
         "access_token": pair.access,
         "refresh_token": pair.refresh,
         "token_type": "Bearer",
         "expires_in": auth.access_lifetime_s(),
-        "refresh_expires_in": auth.refresh_lifetime_s(),
     }
+    if refresh_expiry:
+        tokens["refresh_expires_in"] = auth.refresh_lifetime_s()
+    return tokens
 
 
 class LoginView(PublicView):
     def post(self, request: Request) -> Response:
         login_rate_check(request)
-        body = self.body(request)
-        body.only("api_key")
-        raw = body.text("api_key", required=True, max_length=200)
-        body.done()
+        raw = self.one_text(request, "api_key", max_length=200)
         key, pair = api_key_login(raw_key=raw)
         api_key_check(key, request=request, now=timezone.now())
         return Response(_tokens(pair))
@@ -50,27 +50,14 @@ class LoginView(PublicView):
 class RefreshView(PublicView):
     def post(self, request: Request) -> Response:
         login_rate_check(request)
-        body = self.body(request)
-        body.only("refresh_token")
-        raw = body.text("refresh_token", required=True, max_length=2000)
-        body.done()
+        raw = self.one_text(request, "refresh_token", max_length=2000)
         pair = auth.access_from_refresh(raw)
-        return Response(
-            {
-                "access_token": pair.access,
-                "refresh_token": pair.refresh,
-                "token_type": "Bearer",
-                "expires_in": auth.access_lifetime_s(),
-            }
-        )
+        return Response(_tokens(pair, refresh_expiry=False))
 
 
 class LogoutView(SpooledView):
     def post(self, request: Request) -> Response:
-        body = self.body(request)
-        body.only("refresh_token")
-        raw = body.text("refresh_token", max_length=2000)
-        body.done()
+        raw = self.one_text(request, "refresh_token", max_length=2000, required=False)
         auth.logout(raw)
         return Response({"success": True})
 
@@ -107,10 +94,7 @@ class MeView(SpooledView):
 
 class ValidateView(PublicView):
     def post(self, request: Request) -> Response:
-        body = self.body(request)
-        body.only("token")
-        raw = body.text("token", required=True, max_length=2000)
-        body.done()
+        raw = self.one_text(request, "token", max_length=2000)
         try:
             info = auth.token_info(raw)
         except auth.Unauthorized as exc:

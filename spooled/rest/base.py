@@ -63,6 +63,14 @@ class SpooledView(APIView):
             )
         return Body(data)
 
+    def one_text(self, request: Request, name: str, *, max_length: int, required: bool = True) -> Any:
+        """The string of a body whose only field is `name`; anything else in it is a 422."""
+        body = self.body(request)
+        body.only(name)
+        value = body.text(name, required=required, max_length=max_length)
+        body.done()
+        return value
+
 
 _MISSING = object()
 
@@ -82,32 +90,34 @@ class Body:
             return _MISSING
         return value
 
-    def text(self, name: str, *, required: bool = False, max_length: int = 255, default: Any = None) -> Any:
+    def _checked(
+        self, name: str, ok: Callable[[Any], bool], problem: str, required: bool = False, default: Any = None
+    ) -> Any:
+        """The field when `ok` accepts it; absent: `default` (or required); else `problem` noted and `default`."""
         value = self._get(name, required)
         if value is _MISSING:
             return default
-        if not isinstance(value, str) or not 1 <= len(value) <= max_length:
-            self.errors[name] = [f"Expected a string of 1 to {max_length} characters."]
+        if not ok(value):
+            self.errors[name] = [problem]
             return default
         return value
+
+    def text(self, name: str, *, required: bool = False, max_length: int = 255, default: Any = None) -> Any:
+        def ok(v: Any) -> bool:
+            return isinstance(v, str) and 1 <= len(v) <= max_length
+
+        return self._checked(
+            name, ok, f"Expected a string of 1 to {max_length} characters.", required, default
+        )
 
     def integer(self, name: str, low: int, high: int, *, required: bool = False, default: Any = None) -> Any:
-        value = self._get(name, required)
-        if value is _MISSING:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.errors[name] = [f"Expected an integer from {low} to {high}."]
-            return default
-        return value
+        def ok(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+        return self._checked(name, ok, f"Expected an integer from {low} to {high}.", required, default)
 
     def boolean(self, name: str, *, default: Any = None) -> Any:
-        value = self._get(name, False)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, bool):
-            self.errors[name] = ["Expected a boolean."]
-            return default
-        return value
+        return self._checked(name, lambda v: isinstance(v, bool), "Expected a boolean.", default=default)
 
     def when(self, name: str) -> datetime | None:
         value = self._get(name, False)
@@ -119,13 +129,7 @@ class Body:
         return parsed
 
     def obj(self, name: str, *, default: Any = None) -> Any:
-        value = self._get(name, False)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, dict):
-            self.errors[name] = ["Expected an object."]
-            return default
-        return value
+        return self._checked(name, lambda v: isinstance(v, dict), "Expected an object.", default=default)
 
     def text_list(self, name: str, *, max_items: int = 100, max_length: int = 255) -> list[str] | None:
         value = self._get(name, False)

@@ -7,6 +7,7 @@ completed answers success (the SDK retries acks after a network error).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework.request import Request
@@ -55,6 +56,15 @@ class _LeasedJobView(SpooledView):
         lease_id = body.text("lease_id", required=True, max_length=64)
         return body, lease_id
 
+    def on_lease(self, service: Callable[..., Any], job_id: str, lease_id: str, **kwargs: Any) -> Any:
+        """A pull service on the leased job, once the key is known to act on the job's queue."""
+        job = services.job_by_id(workspace=self.workspace, job_id=job_id)
+        self.require_queue(job.queue.name)
+        queue_name = job.queue.name
+        return service(
+            workspace=self.workspace, queue_name=queue_name, job_id=job_id, lease_token=lease_id, **kwargs
+        )
+
 
 class CompleteView(_LeasedJobView):
     fields = ("result",)
@@ -64,17 +74,8 @@ class CompleteView(_LeasedJobView):
         body.done()
         result = body.data.get("result")
         check_size(result, "result")
-        job = services.job_by_id(workspace=self.workspace, job_id=job_id)
-        self.require_queue(job.queue.name)
         try:
-            pull.job_finish_pull(
-                workspace=self.workspace,
-                queue_name=job.queue.name,
-                job_id=job_id,
-                lease_token=lease_id,
-                success=True,
-                result=result,
-            )
+            self.on_lease(pull.job_finish_pull, job_id, lease_id, success=True, result=result)
         except LeaseLost:
             if not _completed_by(job_id, lease_id):
                 raise
@@ -95,15 +96,8 @@ class FailView(_LeasedJobView):
         body, lease_id = self.lease_body(request)
         message = body.text("error", required=True, max_length=FAIL_ERROR_MAX)
         body.done()
-        job = services.job_by_id(workspace=self.workspace, job_id=job_id)
-        self.require_queue(job.queue.name)
-        _, failed = pull.job_finish_pull(
-            workspace=self.workspace,
-            queue_name=job.queue.name,
-            job_id=job_id,
-            lease_token=lease_id,
-            success=False,
-            error={"message": message},
+        _, failed = self.on_lease(
+            pull.job_finish_pull, job_id, lease_id, success=False, error={"message": message}
         )
         return Response({"success": True, "status": "deadletter" if failed.state == "failed" else "failed"})
 
@@ -115,15 +109,7 @@ class HeartbeatView(_LeasedJobView):
         body, lease_id = self.lease_body(request)
         lease_s = body.integer("lease_duration_secs", 5, 3600, default=30)
         body.done()
-        job = services.job_by_id(workspace=self.workspace, job_id=job_id)
-        self.require_queue(job.queue.name)
-        _, held = pull.job_lease_extend(
-            workspace=self.workspace,
-            queue_name=job.queue.name,
-            job_id=job_id,
-            lease_token=lease_id,
-            lease_ms=lease_s * 1000,
-        )
+        _, held = self.on_lease(pull.job_lease_extend, job_id, lease_id, lease_ms=lease_s * 1000)
         return Response(_lease_state(held))
 
 

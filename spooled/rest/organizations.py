@@ -9,23 +9,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.exceptions import NotFound
-from queues.events import iso
+from queues.events import iso, shape_of
 from spooled.rest.base import SpooledView
 
 
 def organization_shape(workspace: Any) -> dict[str, Any]:
-    return {
-        "id": workspace.id,
-        "name": workspace.name,
-        "slug": workspace.id,
-        "plan_tier": workspace.plan_id,
-        "billing_email": workspace.owner.email if workspace.owner_id else None,
-        "stripe_customer_id": workspace.stripe_customer_id or None,
-        "stripe_subscription_id": workspace.stripe_subscription_id or None,
-        "stripe_subscription_status": workspace.subscription_status or None,
-        "created_at": iso(workspace.created_at),
-        "updated_at": iso(workspace.updated_at),
-    }
+    return shape_of(
+        workspace,
+        "id name slug=id plan_tier=plan_id billing_email stripe_customer_id stripe_subscription_id"
+        " stripe_subscription_status created_at updated_at",
+        billing_email=workspace.owner.email if workspace.owner_id else None,
+        stripe_customer_id=workspace.stripe_customer_id or None,
+        stripe_subscription_id=workspace.stripe_subscription_id or None,
+        stripe_subscription_status=workspace.subscription_status or None,
+    )
 
 
 class OrganizationsView(SpooledView):

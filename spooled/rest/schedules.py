@@ -106,6 +106,11 @@ def _schedule(view: SpooledView, schedule_id: str) -> Schedule:
     return found
 
 
+def _one(view: SpooledView, schedule: Schedule) -> Response:
+    """One schedule's shape, with its run count."""
+    return Response(schedule_shape(schedule, _run_counts(view.workspace, [schedule.id]).get(schedule.id, 0)))
+
+
 class SchedulesView(SpooledView):
     def get(self, request: Request) -> Response:
         active = request.query_params.get("is_active")
@@ -135,16 +140,13 @@ class SchedulesView(SpooledView):
 
 class ScheduleView(SpooledView):
     def get(self, request: Request, schedule_id: str) -> Response:
-        schedule = _schedule(self, schedule_id)
-        return Response(
-            schedule_shape(schedule, _run_counts(self.workspace, [schedule.id]).get(schedule.id, 0))
-        )
+        return _one(self, _schedule(self, schedule_id))
 
     def put(self, request: Request, schedule_id: str) -> Response:
         schedule = _schedule(self, schedule_id)
         data = _spindle_data(self, self.body(request))
         updated = schedule_services.schedule_update(workspace=self.workspace, schedule=schedule, data=data)
-        return Response(schedule_shape(updated, _run_counts(self.workspace, [updated.id]).get(updated.id, 0)))
+        return _one(self, updated)
 
     def delete(self, request: Request, schedule_id: str) -> Response:
         schedule_services.schedule_delete(workspace=self.workspace, schedule=_schedule(self, schedule_id))
@@ -152,23 +154,14 @@ class ScheduleView(SpooledView):
 
 
 class SchedulePauseView(SpooledView):
+    change = staticmethod(schedule_services.schedule_pause)
+
     def post(self, request: Request, schedule_id: str) -> Response:
-        schedule = schedule_services.schedule_pause(
-            workspace=self.workspace, schedule=_schedule(self, schedule_id)
-        )
-        return Response(
-            schedule_shape(schedule, _run_counts(self.workspace, [schedule.id]).get(schedule.id, 0))
-        )
+        return _one(self, self.change(workspace=self.workspace, schedule=_schedule(self, schedule_id)))
 
 
-class ScheduleResumeView(SpooledView):
-    def post(self, request: Request, schedule_id: str) -> Response:
-        schedule = schedule_services.schedule_resume(
-            workspace=self.workspace, schedule=_schedule(self, schedule_id)
-        )
-        return Response(
-            schedule_shape(schedule, _run_counts(self.workspace, [schedule.id]).get(schedule.id, 0))
-        )
+class ScheduleResumeView(SchedulePauseView):
+    change = staticmethod(schedule_services.schedule_resume)
 
 
 class ScheduleTriggerView(SpooledView):

@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from queues.events import iso
+from queues.events import iso, shape_of
 from spooled import ingest
 from spooled.models import InboundDelivery, IngestSettings
 from spooled.rest.auth import PublicView
@@ -120,12 +120,4 @@ class InboundDeliveriesView(SpooledView):
 
 
 def _delivery_shape(row: InboundDelivery) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "provider": row.provider,
-        "event_type": row.event_type,
-        "matched_queue": row.matched_queue,
-        "job_id": row.job_id,
-        "status": row.status,
-        "created_at": iso(row.created_at),
-    }
+    return shape_of(row, "id provider event_type matched_queue job_id status created_at")

@@ -364,4 +364,6 @@ def _execute_committing(sql: str, params: list) -> None:
         try:
             cursor.execute(sql, params)
         finally:
-            raw.autocommit = False
+            # A lost connection (status UNKNOWN) refuses the change; Django discards it after the error anyway.
+            if raw.info.transaction_status == TransactionStatus.IDLE:
+                raw.autocommit = False

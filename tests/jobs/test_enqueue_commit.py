@@ -109,3 +109,26 @@ def _period():
     from billing.services import current_period
 
     return current_period()
+
+
+def test_a_session_lost_mid_enqueue_is_503_and_the_next_request_reconnects(tiny, monkeypatch):
+    import psycopg
+
+    from jobs.services import enqueue
+    from tests.processes import database_url
+
+    workspace, client = tiny
+    build = enqueue._build_jobs
+
+    def build_then_lose_the_session(**kwargs):
+        with psycopg.connect(database_url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", [connection.connection.info.backend_pid])
+        return build(**kwargs)
+
+    monkeypatch.setattr(enqueue, "_build_jobs", build_then_lose_the_session)
+    response = _post(client, "/v1/queues/work/jobs", {"payload": {"n": 1}})
+    assert response.status_code == 503, response.content
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+    monkeypatch.setattr(enqueue, "_build_jobs", build)
+    assert _post(client, "/v1/queues/work/jobs", {"payload": {"n": 2}}).status_code == 201
+    assert list(Job.objects.values_list("payload", flat=True)) == [{"n": 2}]

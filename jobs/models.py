@@ -49,7 +49,8 @@ def _schedule_rows_index(name: str) -> models.Index:
 class Job(models.Model):
     id = prefixed_id(_job_id)
     workspace = owning_workspace()
-    queue = models.ForeignKey("queues.Queue", on_delete=models.CASCADE, related_name="jobs")
+    # db_index=False: jobs_job_queue_newest (queue, -id) leads with the column and serves the cascade too.
+    queue = models.ForeignKey("queues.Queue", on_delete=models.CASCADE, related_name="jobs", db_index=False)
     name = models.CharField(max_length=128, null=True, blank=True)
     payload = models.JSONField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
@@ -137,8 +138,10 @@ class Job(models.Model):
             ),
             # GET /v1/queues/{name}/jobs?state= newest first (keyset on id).
             models.Index(fields=["workspace", "queue", "state", "-id"], name="jobs_job_ws_queue_state"),
-            # GET /v1/queues/{name}/jobs newest first.
-            models.Index(fields=["workspace", "queue", "-id"], name="jobs_job_ws_queue"),
+            # GET /v1/queues/{name}/jobs newest first, payload search within a queue, and the FK (queue delete's
+            # cascade). A queue belongs to one workspace, so the queue scopes it as (workspace, queue, -id) did, and
+            # one index does the work of that one and of the plain FK index (one fewer written per enqueue).
+            models.Index(fields=["queue", "-id"], name="jobs_job_queue_newest"),
             # GET /v1/jobs across queues (?state=).
             models.Index(fields=["workspace", "state", "-id"], name="jobs_job_ws_state"),
             workspace_list_index("jobs_job_ws"),

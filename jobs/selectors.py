@@ -91,7 +91,7 @@ def _has_tag(queryset: QuerySet[Job], tag: str) -> QuerySet[Job]:
 def job_list(*, workspace: Workspace, filters: JobFilters, queue: Queue | None = None) -> QuerySet[Job]:
     """Jobs of the workspace (of one queue if given), filtered; the caller orders/paginates by id.
 
-    Indexes: jobs_job_ws_queue(_state) for a queue, jobs_job_ws(_state) across queues, jobs_job_tags_gin for tag.
+    Indexes: jobs_job_queue_newest / jobs_job_ws_queue_state for a queue, jobs_job_ws(_state) across queues, jobs_job_tags_gin for tag.
     """
     queryset = Job.objects.filter(workspace=workspace)
     if queue is not None:

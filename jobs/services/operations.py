@@ -310,7 +310,7 @@ def search_jobs(*, workspace: Workspace, kind: str, q: str, queue_name: str | No
             "`queue` is required for a payload search.", details={"queue": ["Required for type=payload."]}
         )
     queue = queue_get(workspace=workspace, name=queue_name)
-    # Narrowed to one queue by jobs_job_ws_queue (workspace, queue, -id); newest-first with LIMIT walks that
+    # Narrowed to one queue by jobs_job_queue_newest (queue, -id); newest-first with LIMIT walks that
     # index and stops at a page of matches. A pg_trgm GIN index on (payload::text) makes it scale further.
     return (
         Job.objects.filter(workspace=workspace, queue=queue)

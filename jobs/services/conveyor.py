@@ -31,7 +31,7 @@ from django.db import connections
 
 from jobs.models import Job
 from jobs.services import delivery
-from jobs.services.dispatch import send_hints
+from jobs.services.dispatch import send_hints, take_capped
 from jobs.services.engine import Outcome, jobs_deliver_outcomes
 from queues.models import Queue
 
@@ -49,6 +49,8 @@ class Ticket:
     queue_id: str
     workspace_id: str
     size: int
+    # Whether the claim was capped by the queue's limits (or cannot tell): then finishing must kick the queue.
+    capped: bool = True
 
 
 def allowance(
@@ -278,9 +280,14 @@ class Conveyor:
                 send_hints(kicks)
 
     def _finish(self, ticket: Ticket, more: bool) -> list[str]:
-        """Release a delivered batch's capacity; the queues to re-kick (its own if more is ready)."""
+        """Release a delivered batch's capacity; the queues to re-kick: those refused meanwhile, and its own if
+        jobs are ready that a capped claim (this one, or any since: the flag) left behind. Ready jobs no claim
+        was capped on have hints of their own: kicking for them only started tasks that found nothing."""
         kicks = self.release(ticket)
-        return sorted({*kicks, ticket.queue_id} if more else set(kicks))
+        # The flag is taken (cleared) even when this claim was capped itself: one kick serves both.
+        if more and (take_capped(ticket.queue_id) or ticket.capped):
+            return sorted({*kicks, ticket.queue_id})
+        return kicks
 
     def drain(self, timeout_s: float) -> bool:
         """Warm shutdown: wait up to `timeout_s` for the batches in flight, then stop the loop. True if drained."""

@@ -12,6 +12,7 @@ group_concurrency take the ORM path (claim._claim_orm) for their round-robin boo
 from __future__ import annotations
 
 from functools import cache
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -72,15 +73,27 @@ WITH q AS (
     SELECT u.evt_id, u.workspace_id, 'job:active', q.name, u.id,
            jsonb_build_object('attempt', u.attempts, 'worker', u.worker_id), q.now
     FROM upd u, q
+), leased AS (
+    SELECT {job_cols_safe()}, rn FROM upd
 )
-SELECT {job_cols_safe()} FROM upd ORDER BY rn
+SELECT q.available, leased.* FROM q LEFT JOIN leased ON true ORDER BY leased.rn
 """
+
+
+class SetClaim(NamedTuple):
+    """A set-based claim: the queue row as locked, the jobs leased, and whether the queue's own limits
+    (concurrency, rate limit) held the claim below `limit`: then ready jobs may be left that no hint will
+    fetch until capacity frees, so whoever frees it must kick the queue."""
+
+    queue: Queue | None
+    jobs: list[Job]
+    capped: bool
 
 
 def claim_set_based(
     *, queue_id: str, limit: int, lease_ms: int | None, worker_id: str | None, delivery: str | None = None
-) -> tuple[Queue | None, list[Job]]:
-    """(the queue row as locked, the jobs leased); (None, []) if the queue is gone or of another delivery."""
+) -> SetClaim:
+    """The claim in one round trip; (None, [], False) if the queue is gone or of another delivery."""
     # Ids are minted for the whole limit up front (the SQL pairs them with the rows it leases), so bound it.
     limit = min(int(limit), MAX_CLAIM)
     params = {
@@ -99,11 +112,15 @@ def claim_set_based(
         cursor.nextset()
         rows = cursor.fetchall()
     if row is None:
-        return None, []
+        return SetClaim(None, [], False)
     queue = load_queue(row)
     if delivery is not None and queue.delivery != delivery:
-        return None, []
-    jobs = [load_job(r) for r in rows]
+        return SetClaim(None, [], False)
+    # Each row: the claim's `available`, the job's columns, its rank; one row of NULL job columns when the claim
+    # leased nothing, none when the queue is paused or has group caps (no `q` row).
+    jobs = [load_job(r[1:-1]) for r in rows if r[1] is not None]
     for job in jobs:
         job.queue = queue
-    return queue, jobs
+    available = rows[0][0] if rows else None
+    capped = available is not None and available < limit and len(jobs) >= available
+    return SetClaim(queue, jobs, capped)

@@ -14,13 +14,12 @@ from celery.signals import (
     worker_process_shutdown,
     worker_shutdown,
 )
-from django.conf import settings
 
 from config import liveness
 from config import logging as log_context
 from jobs.services import conveyor
-from jobs.services.dispatch import clear_kick, mark_capped, send_hints, workspace_of
-from jobs.services.engine import job_claim_push_batch, jobs_sweep
+from jobs.services.dispatch import clear_kick, send_hints
+from jobs.services.engine import jobs_sweep
 from jobs.services.pull import workers_reap
 
 logger = logging.getLogger(__name__)
@@ -104,41 +103,8 @@ def _gated_claim(queue_id: str) -> int:
 
 
 def _claim_and_hand_over(queue_id: str) -> int:
-    workspace_id = workspace_of(queue_id)
-    if workspace_id is None:
-        return 0
-    carrier = conveyor.conveyor()
-    # In-flight limits (conveyor): none free -> this queue is re-kicked when capacity frees.
-    ticket = carrier.reserve_claim(queue_id, workspace_id, max(1, settings.SPINDLE_DELIVERY_BATCH))
-    if ticket is None:
-        return 0
-    booked = ticket.size
-    try:
-        # One round trip: the queue row (locked, so pause and concurrency are exact) and the leased batch.
-        claim = job_claim_push_batch(queue_id=queue_id, limit=booked)
-    except BaseException:
-        carrier.release(ticket)
-        raise
-    queue, jobs = claim.queue, claim.jobs
-    carrier.shrink(ticket, len(jobs))
-    # Capped by the queue's limits: the first batch of the queue to finish (here or elsewhere) kicks it again.
-    # Not capped: every ready job this claim left has a hint of its own, so finishing needs no kick.
-    ticket.capped = claim.capped is not False
-    if claim.capped:
-        mark_capped(queue_id)
-    if queue is None or not jobs:
-        kicks = carrier.release(ticket)
-        if kicks:
-            send_hints(kicks)
-        return 0
-    if len(jobs) >= booked:
-        # The whole booking was taken, so more may be ready: claim the next batch while this one is in flight.
-        send_hints([queue_id])
-    if _in_worker:
-        carrier.submit(ticket, queue, jobs)
-    else:
-        carrier.deliver_here(ticket, queue, jobs)
-    return len(jobs)
+    # In a worker the conveyor's loop delivers; called in-process the batch is delivered and recorded here.
+    return conveyor.conveyor().claim_and_carry(queue_id, here=not _in_worker)
 
 
 @shared_task(name="jobs.sweep", ignore_result=True)

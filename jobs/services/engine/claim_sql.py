@@ -17,7 +17,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import connection
 
-from config.ids import new_ids
+from config.ids import sql_id_expr, sql_id_head
 from jobs.models import Job
 from jobs.services.engine.common import MAX_CLAIM
 from jobs.services.engine.rows import QUEUE_COLS, job_cols_safe, load_job, load_queue
@@ -28,20 +28,22 @@ from queues.models import Queue
 def _claim_sql() -> str:
     return f"""
 SELECT {QUEUE_COLS} FROM queues_queue WHERE id = %(queue)s::text FOR NO KEY UPDATE;
-WITH q AS (
+WITH r AS (
+    -- room: what the queue's own limits (concurrency, rate limit) allow now; NULL parts are no limit (least()).
     SELECT id, name, paused_job_names, now() AS now,
            make_interval(secs => greatest(coalesce(%(lease_ms)s::bigint, lease_ms), %(min_lease_ms)s::bigint) / 1000.0) AS lease,
            greatest(0, least(
-               %(limit)s::bigint,
                concurrency - (SELECT count(*) FROM jobs_job WHERE queue_id = %(queue)s::text AND state = 'active'),
-               CASE WHEN coalesce(rate_limit, 'null'::jsonb) IN ('null'::jsonb, '{{}}'::jsonb) THEN %(limit)s::bigint ELSE
+               CASE WHEN coalesce(rate_limit, 'null'::jsonb) IN ('null'::jsonb, '{{}}'::jsonb) THEN NULL ELSE
                    coalesce((rate_limit->>'max')::bigint, 0) - (
                        SELECT count(*) FROM jobs_execution WHERE queue_id = %(queue)s::text AND started_at > now()
                            - make_interval(secs => coalesce(nullif((rate_limit->>'per_ms')::float8, 0), 1000) / 1000))
                END
-           )) AS available
+           )) AS room
     FROM queues_queue
     WHERE id = %(queue)s::text AND NOT paused AND group_concurrency IS NULL AND (%(delivery)s::text IS NULL OR delivery = %(delivery)s::text)
+), q AS (
+    SELECT *, least(%(limit)s::bigint, room) AS available FROM r
 ), picked AS (
     SELECT j.id, j.priority, j.run_at FROM jobs_job j
     WHERE j.queue_id = %(queue)s::text AND j.state = 'waiting'
@@ -51,17 +53,14 @@ WITH q AS (
     FOR UPDATE OF j SKIP LOCKED
 ), numbered AS (
     SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn FROM picked
-), ids AS (
-    SELECT * FROM unnest(string_to_array(%(exe_ids)s::text, ','), string_to_array(%(evt_ids)s::text, ','))
-        WITH ORDINALITY AS x(exe_id, evt_id, rn)
 ), upd AS (
     UPDATE jobs_job j SET
         state = 'active', attempts = j.attempts + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
         lease_expires_at = q.now + q.lease, started_at = q.now, worker_id = %(worker)s::text,
-        execution_id = ids.exe_id, updated_at = q.now
-    FROM numbered n JOIN ids ON ids.rn = n.rn, q
+        execution_id = {sql_id_expr("%(exe_head)s::text", "n.rn")}, updated_at = q.now
+    FROM numbered n, q
     WHERE j.id = n.id
-    RETURNING j.*, ids.evt_id AS evt_id, n.rn AS rn
+    RETURNING j.*, {sql_id_expr("%(evt_head)s::text", "n.rn")} AS evt_id, n.rn AS rn
 ), exe AS (
     INSERT INTO jobs_execution (id, workspace_id, job_id, queue_id, schedule_id, attempt, status, lease_token,
                                 started_at, worker_id, replay_of)
@@ -76,14 +75,14 @@ WITH q AS (
 ), leased AS (
     SELECT {job_cols_safe()}, rn FROM upd
 )
-SELECT q.available, leased.* FROM q LEFT JOIN leased ON true ORDER BY leased.rn
+SELECT q.room, leased.* FROM q LEFT JOIN leased ON true ORDER BY leased.rn
 """
 
 
 class SetClaim(NamedTuple):
-    """A set-based claim: the queue row as locked, the jobs leased, and whether the queue's own limits
-    (concurrency, rate limit) held the claim below `limit`: then ready jobs may be left that no hint will
-    fetch until capacity frees, so whoever frees it must kick the queue."""
+    """A set-based claim: the queue row as locked, the jobs leased, and whether the claim used up what the
+    queue's own limits (concurrency, rate limit) allowed: then ready jobs may be left that no hint will fetch
+    until capacity frees, so whoever frees it must kick the queue (and kicking it sooner is useless)."""
 
     queue: Queue | None
     jobs: list[Job]
@@ -94,7 +93,7 @@ def claim_set_based(
     *, queue_id: str, limit: int, lease_ms: int | None, worker_id: str | None, delivery: str | None = None
 ) -> SetClaim:
     """The claim in one round trip; (None, [], False) if the queue is gone or of another delivery."""
-    # Ids are minted for the whole limit up front (the SQL pairs them with the rows it leases), so bound it.
+    # Bounded: a batch this size is plenty, and the ids built from a row's rank need it below 2**30.
     limit = min(int(limit), MAX_CLAIM)
     params = {
         "queue": queue_id,
@@ -103,8 +102,10 @@ def claim_set_based(
         "min_lease_ms": int(settings.SPINDLE_MIN_LEASE_MS),
         "worker": worker_id,
         "delivery": delivery,
-        "exe_ids": ",".join(new_ids("exe", limit)),
-        "evt_ids": ",".join(new_ids("evt", limit)),
+        # Execution and event ids: a head drawn here, the row's rank appended in SQL (config.ids), so a claim
+        # mints no ids in Python for rows it may not lease.
+        "exe_head": sql_id_head("exe"),
+        "evt_head": sql_id_head("evt"),
     }
     with connection.cursor() as cursor:
         cursor.execute(_claim_sql(), params)
@@ -116,11 +117,10 @@ def claim_set_based(
     queue = load_queue(row)
     if delivery is not None and queue.delivery != delivery:
         return SetClaim(None, [], False)
-    # Each row: the claim's `available`, the job's columns, its rank; one row of NULL job columns when the claim
+    # Each row: the queue's room, the job's columns, its rank; one row of NULL job columns when the claim
     # leased nothing, none when the queue is paused or has group caps (no `q` row).
     jobs = [load_job(r[1:-1]) for r in rows if r[1] is not None]
     for job in jobs:
         job.queue = queue
-    available = rows[0][0] if rows else None
-    capped = available is not None and available < limit and len(jobs) >= available
-    return SetClaim(queue, jobs, capped)
+    room = rows[0][0] if rows else None
+    return SetClaim(queue, jobs, room is not None and len(jobs) >= room)

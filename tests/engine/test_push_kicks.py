@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from celery import current_app
 from django.core.cache import cache
+from django.db import connection
 
 from jobs.services.conveyor import Conveyor
 from jobs.services.dispatch import capped_key, mark_capped
@@ -91,3 +92,14 @@ def test_finishing_batch_kicks_for_a_capped_claim_elsewhere_only():
     ticket = c.reserve_claim("q1", "A", 5)
     mark_capped("q1")
     assert c._finish(ticket, False) == []  # nothing ready: no kick, whatever the flag says
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_prepares_its_statement_again_when_the_session_lost_it(make_queue):
+    q = make_queue(concurrency=10)
+    insert_jobs(q, 2)
+    assert len(job_claim_push_batch(queue_id=q.id, limit=1).jobs) == 1  # prepared on this connection
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
+    assert len(job_claim_push_batch(queue_id=q.id, limit=1).jobs) == 1
+    assert len(job_claim_push_batch(queue_id=q.id, limit=1).jobs) == 0

@@ -11,11 +11,12 @@ group_concurrency take the ORM path (claim._claim_orm) for their round-robin boo
 
 from __future__ import annotations
 
+import weakref
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection
+from django.db import ProgrammingError, connection
 
 from config.ids import sql_id_expr, sql_id_head
 from jobs.models import Job
@@ -79,6 +80,61 @@ SELECT q.room, leased.* FROM q LEFT JOIN leased ON true ORDER BY leased.rn
 """
 
 
+# The claim's second statement is a prepared statement of each connection: planning it (a data-modifying CTE over
+# four tables) took longer than running it (1.2 ms vs 0.9 ms warm, PostgreSQL 15 here), on every claim. Statement 1
+# and the EXECUTE still go in one round trip; arguments are bound client-side, in the EXECUTE's parentheses.
+_PREPARED = "spindle_claim_1"
+_NO_SUCH_STATEMENT = "26000"  # invalid_sql_statement_name
+_PARAMS = ("queue", "limit", "lease_ms", "min_lease_ms", "worker", "delivery", "exe_head", "evt_head")
+# Raw connections (psycopg's, so a reconnect starts over) that hold the prepared statement. Per thread, as
+# Django's connections are.
+_prepared_on: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@cache
+def _prepare_parts() -> tuple[str, str]:
+    """(PREPARE of statement 2, statement 1 + its EXECUTE with named placeholders)."""
+    lock, claim = _claim_sql().split(";\n", 1)
+    for i, name in enumerate(_PARAMS, 1):
+        claim = claim.replace(f"%({name})s", f"${i}")
+    execute = f"{lock};\nEXECUTE {_PREPARED}(" + ", ".join(f"%({name})s" for name in _PARAMS) + ")"
+    return f"PREPARE {_PREPARED} AS {claim}", execute
+
+
+def _prepared_claim() -> tuple[str, int]:
+    """(the claim's SQL for this connection, how many leading results it has before statement 1's). On a
+    connection new to it the PREPARE goes first in the same round trip. It is marked prepared before it runs: a
+    PREPARE outlives a rolled-back transaction, and one that did not happen is found by its EXECUTE failing."""
+    raw = connection.connection
+    prepare, execute = _prepare_parts()
+    if raw in _prepared_on:
+        return execute, 0
+    _prepared_on.add(raw)
+    return f"{prepare};\n{execute}", 1
+
+
+def _run_claim(params: dict[str, Any], *, retry: bool = True) -> tuple[tuple | None, list[tuple]]:
+    """Run the claim: (the queue row, the claim's rows)."""
+    connection.ensure_connection()
+    sql, skip = _prepared_claim()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for _ in range(skip):
+                cursor.nextset()
+            row = cursor.fetchone()
+            cursor.nextset()
+            return row, cursor.fetchall()
+    except ProgrammingError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != _NO_SUCH_STATEMENT:
+            raise
+        # The statement is gone (DISCARD ALL by a pooler?): prepare it again, now if no transaction was lost.
+        _prepared_on.discard(connection.connection)
+        if not retry or connection.in_atomic_block:
+            raise
+    return _run_claim(params, retry=False)
+
+
 class SetClaim(NamedTuple):
     """A set-based claim: the queue row as locked, the jobs leased, and whether the claim used up what the
     queue's own limits (concurrency, rate limit) allowed: then ready jobs may be left that no hint will fetch
@@ -107,11 +163,7 @@ def claim_set_based(
         "exe_head": sql_id_head("exe"),
         "evt_head": sql_id_head("evt"),
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), params)
-        row = cursor.fetchone()
-        cursor.nextset()
-        rows = cursor.fetchall()
+    row, rows = _run_claim(params)
     if row is None:
         return SetClaim(None, [], False)
     queue = load_queue(row)

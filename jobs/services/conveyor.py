@@ -203,8 +203,15 @@ class Conveyor:
         return len(claim.jobs)
 
     def _kick_here(self, queue_ids: list[str]) -> None:
-        """On a recorder thread, capacity just freed: claim the kicked queues' next batches in this process
-        directly, with no broker round trip and no Celery task; a queue whose claim fails goes to the broker."""
+        """On a recorder thread, capacity just freed. With no other batch on this loop, claim the kicked queues'
+        next batches here, with no broker round trip and no Celery task (a failed claim goes to the broker).
+        With batches in flight here, hint through the broker instead: it gives the claim to a free process, so
+        the work stays spread over the worker's processes (a chain of direct claims would never move)."""
+        with self._lock:
+            busy = self.batches > 0
+        if busy:
+            send_hints(queue_ids)
+            return
         for queue_id in queue_ids:
             try:
                 recycle_connections()

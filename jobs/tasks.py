@@ -14,13 +14,12 @@ from celery.signals import (
     worker_process_shutdown,
     worker_shutdown,
 )
-from django.conf import settings
 
 from config import liveness
 from config import logging as log_context
 from jobs.services import conveyor
-from jobs.services.dispatch import clear_kick, send_hints, workspace_of
-from jobs.services.engine import job_claim_push, jobs_sweep
+from jobs.services.dispatch import clear_kick, send_hints
+from jobs.services.engine import jobs_sweep
 from jobs.services.pull import workers_reap
 
 logger = logging.getLogger(__name__)
@@ -104,32 +103,8 @@ def _gated_claim(queue_id: str) -> int:
 
 
 def _claim_and_hand_over(queue_id: str) -> int:
-    workspace_id = workspace_of(queue_id)
-    if workspace_id is None:
-        return 0
-    carrier = conveyor.conveyor()
-    # In-flight limits (conveyor): none free -> this queue is re-kicked when capacity frees.
-    ticket = carrier.reserve_claim(queue_id, workspace_id, max(1, settings.SPINDLE_DELIVERY_BATCH))
-    if ticket is None:
-        return 0
-    try:
-        # One round trip: the queue row (locked, so pause and concurrency are exact) and the leased batch.
-        queue, jobs = job_claim_push(queue_id=queue_id, limit=ticket.size)
-    except BaseException:
-        carrier.release(ticket)
-        raise
-    carrier.shrink(ticket, len(jobs))
-    if queue is None or not jobs:
-        carrier.release(ticket)
-        return 0
-    if len(jobs) >= min(ticket.size, queue.concurrency):
-        # More may be ready: claim the next batch while this one is in flight.
-        send_hints([queue_id])
-    if _in_worker:
-        carrier.submit(ticket, queue, jobs)
-    else:
-        carrier.deliver_here(ticket, queue, jobs)
-    return len(jobs)
+    # In a worker the conveyor's loop delivers; called in-process the batch is delivered and recorded here.
+    return conveyor.conveyor().claim_and_carry(queue_id, here=not _in_worker)
 
 
 @shared_task(name="jobs.sweep", ignore_result=True)

@@ -3,7 +3,8 @@
 Waiting costs a socket, not a thread (DESIGN.md). The deliver task claims a batch and hands it here; it returns
 once the loop has sent the batch's requests, so a batch to a slow endpoint holds sockets on this loop, never a
 Celery thread. When a batch's requests end, a small recorder thread (sync ORM, never on the loop) records its
-outcomes, releases its capacity and re-kicks the queue, in one go. Leases stay the truth: a process that dies
+outcomes, releases its capacity and, where ready jobs wait for that capacity, claims their next batch itself
+(no broker round trip), in one go. Leases stay the truth: a process that dies
 with batches in flight loses nothing, the sweeper redelivers their expired leases, and the lease token fences
 any late completion.
 
@@ -31,8 +32,8 @@ from django.db import connections
 
 from jobs.models import Job
 from jobs.services import delivery
-from jobs.services.dispatch import send_hints
-from jobs.services.engine import Outcome, jobs_deliver_outcomes
+from jobs.services.dispatch import mark_capped, send_hints, take_capped, workspace_of
+from jobs.services.engine import Outcome, job_claim_push_batch, jobs_deliver_outcomes
 from queues.models import Queue
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class Ticket:
     queue_id: str
     workspace_id: str
     size: int
+    # Whether the claim was capped by the queue's limits (or cannot tell): then finishing must kick the queue.
+    capped: bool = True
 
 
 def allowance(
@@ -158,6 +161,65 @@ class Conveyor:
             refused, self._refused = sorted(self._refused), set()
             return refused
 
+    # --- claiming -------------------------------------------------------------------------------------------
+
+    def claim_and_carry(self, queue_id: str, *, here: bool = False) -> int:
+        """Claim a batch of a push queue within this process's limits and deliver it: on the loop, or with
+        `here` on the caller's thread and connection. Returns the number of jobs claimed."""
+        workspace_id = workspace_of(queue_id)
+        if workspace_id is None:
+            return 0
+        # In-flight limits: none free -> this queue is re-kicked when capacity frees here.
+        ticket = self.reserve_claim(queue_id, workspace_id, max(1, settings.SPINDLE_DELIVERY_BATCH))
+        if ticket is None:
+            return 0
+        booked = ticket.size
+        try:
+            # One round trip: the queue row (locked, so pause and concurrency are exact) and the leased batch.
+            claim = job_claim_push_batch(queue_id=queue_id, limit=booked)
+        except BaseException:
+            self.release(ticket)
+            raise
+        self.shrink(ticket, len(claim.jobs))
+        # Capped by the queue's limits: the first batch of the queue to finish (here or elsewhere) kicks it.
+        # Not capped: every ready job this claim left has a hint of its own, so finishing needs no kick.
+        ticket.capped = claim.capped is not False
+        if claim.capped:
+            mark_capped(queue_id)
+        if claim.queue is None or not claim.jobs:
+            kicks = self.release(ticket)
+            if kicks:
+                send_hints(kicks)
+            return 0
+        if len(claim.jobs) >= booked and not claim.capped:
+            # The whole booking was taken and the queue has room, so more may be ready: the next batch is claimed
+            # while this one is in flight, by whichever process the broker gives the hint to. (Capped, it would
+            # find no room: the first batch to finish claims it instead.)
+            send_hints([queue_id])
+        if here:
+            self.deliver_here(ticket, claim.queue, claim.jobs)
+        else:
+            self.submit(ticket, claim.queue, claim.jobs)
+        return len(claim.jobs)
+
+    def _kick_here(self, queue_ids: list[str]) -> None:
+        """On a recorder thread, capacity just freed. With no other batch on this loop, claim the kicked queues'
+        next batches here, with no broker round trip and no Celery task (a failed claim goes to the broker).
+        With batches in flight here, hint through the broker instead: it gives the claim to a free process, so
+        the work stays spread over the worker's processes (a chain of direct claims would never move)."""
+        with self._lock:
+            busy = self.batches > 0
+        if busy:
+            send_hints(queue_ids)
+            return
+        for queue_id in queue_ids:
+            try:
+                recycle_connections()
+                self.claim_and_carry(queue_id)
+            except Exception:  # noqa: BLE001 - the hint path (and the sweeper behind it) takes over
+                logger.warning("queue %s: direct claim failed, sending a hint", queue_id, exc_info=True)
+                send_hints([queue_id])
+
     # --- the loop ------------------------------------------------------------------------------------------
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -228,7 +290,7 @@ class Conveyor:
                 self.batches -= 1
                 self._lock.notify_all()
         if kicks and not self._draining:
-            send_hints(kicks)
+            self._kick_here(kicks)
 
     def carry(self, send: Awaitable[T], settle: Callable[[T], object], what: str) -> None:
         """Await `send` on the loop, then call `settle` with its result on a recorder thread; returns at once.
@@ -278,9 +340,14 @@ class Conveyor:
                 send_hints(kicks)
 
     def _finish(self, ticket: Ticket, more: bool) -> list[str]:
-        """Release a delivered batch's capacity; the queues to re-kick (its own if more is ready)."""
+        """Release a delivered batch's capacity; the queues to re-kick: those refused meanwhile, and its own if
+        jobs are ready that a capped claim (this one, or any since: the flag) left behind. Ready jobs no claim
+        was capped on have hints of their own: kicking for them only started tasks that found nothing."""
         kicks = self.release(ticket)
-        return sorted({*kicks, ticket.queue_id} if more else set(kicks))
+        # The flag is taken (cleared) even when this claim was capped itself: one kick serves both.
+        if more and (take_capped(ticket.queue_id) or ticket.capped):
+            return sorted({*kicks, ticket.queue_id})
+        return kicks
 
     def drain(self, timeout_s: float) -> bool:
         """Warm shutdown: wait up to `timeout_s` for the batches in flight, then stop the loop. True if drained."""

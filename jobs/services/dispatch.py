@@ -140,6 +140,33 @@ def hint_queue() -> str:
     return getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", None) or "celery"
 
 
+# A claim the queue's own limits capped (concurrency, rate) leaves ready jobs whose hints were spent: the
+# first batch of the queue to finish, in any process, must kick it. The flag says so; a lost flag (Redis
+# flushed) costs latency only, the sweeper re-kicks queues with ready jobs. It outlives any delivery's timeout.
+CAPPED_TTL_S = 15 * 60
+
+
+def capped_key(queue_id: str) -> str:
+    return f"spindle:capped:{queue_id}"
+
+
+def mark_capped(queue_id: str) -> None:
+    """A claim of this queue was capped by its limits: the next batch to finish kicks it."""
+    try:
+        cache.set(capped_key(queue_id), 1, timeout=CAPPED_TTL_S)
+    except Exception:  # noqa: BLE001 - the sweeper re-kicks the queue
+        logger.warning("could not flag %s as capped", queue_id, exc_info=True)
+
+
+def take_capped(queue_id: str) -> bool:
+    """Consume the queue's capped flag (one round trip); True if a claim was capped since the last take.
+    If Redis cannot answer, True: a needless kick costs one empty task, a missed one costs latency."""
+    try:
+        return bool(cache.delete(capped_key(queue_id)))
+    except Exception:  # noqa: BLE001
+        return True
+
+
 def clear_kick(queue_id: str) -> None:
     """Called by the deliver task as it starts, so kicks arriving while it works are not lost."""
     try:

@@ -9,7 +9,7 @@ differences sit behind config.db. Modules: `claim` (+ `claim_sql`, the one-round
 from __future__ import annotations
 
 from jobs.services.engine.backoff import compute_backoff_ms
-from jobs.services.engine.claim import job_claim, job_claim_push
+from jobs.services.engine.claim import PushClaim, job_claim, job_claim_push, job_claim_push_batch
 from jobs.services.engine.common import MAX_DEFERRAL_S, RESPONSE_BODY_MAX, Outcome, OutcomeKind, db_now
 from jobs.services.engine.flows import jobs_release_parents
 from jobs.services.engine.outcomes import (
@@ -26,10 +26,12 @@ __all__ = [
     "RESPONSE_BODY_MAX",
     "Outcome",
     "OutcomeKind",
+    "PushClaim",
     "compute_backoff_ms",
     "db_now",
     "job_claim",
     "job_claim_push",
+    "job_claim_push_batch",
     "job_get_fast",
     "jobs_deliver_outcomes",
     "jobs_quarantine_bad_datetimes",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import DataError, connection
@@ -37,28 +37,46 @@ def job_claim(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None 
     if limit <= 0:
         return []
     if db.backend().SET_BASED:
-        fresh, jobs = claim_set_based(queue_id=queue.id, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
+        fresh, jobs, _capped = claim_set_based(
+            queue_id=queue.id, limit=limit, lease_ms=lease_ms, worker_id=worker_id
+        )
         if fresh is None or not fresh.group_concurrency:
             return jobs
     return _claim_orm_guarded(queue=queue, limit=limit, lease_ms=lease_ms, worker_id=worker_id)
 
 
+class PushClaim(NamedTuple):
+    """A push claim: the queue row as locked, the jobs leased, whether the queue's limits capped it."""
+
+    queue: Queue | None
+    jobs: list[Job]
+    capped: bool | None
+
+
 def job_claim_push(*, queue_id: str, limit: int) -> tuple[Queue | None, list[Job]]:
     """The push task's claim: the queue row (as locked, with its endpoint and secrets) and up to `limit` jobs
     leased for the queue's own `lease_ms`. (None, []) if the queue is gone or is not a push queue."""
+    claim = job_claim_push_batch(queue_id=queue_id, limit=limit)
+    return claim.queue, claim.jobs
+
+
+def job_claim_push_batch(*, queue_id: str, limit: int) -> PushClaim:
+    """job_claim_push, also telling whether the queue's own limits capped the claim (`capped`: True, False, or
+    None where the ORM path cannot tell, which its caller must treat as capped)."""
     if db.backend().SET_BASED:
-        queue, jobs = claim_set_based(
+        claim = claim_set_based(
             queue_id=queue_id, limit=limit, lease_ms=None, worker_id=None, delivery="push"
         )
-        if queue is None or not queue.group_concurrency:
-            return queue, jobs
+        if claim.queue is None or not claim.queue.group_concurrency:
+            return PushClaim(claim.queue, claim.jobs, claim.capped)
+        queue = claim.queue
     else:
         queue = Queue.objects.filter(pk=queue_id, delivery=Queue.Delivery.PUSH).first()
         if queue is None:
-            return None, []
+            return PushClaim(None, [], False)
     jobs = _claim_orm_guarded(queue=queue, limit=limit, lease_ms=queue.lease_ms)
     # The claim re-read the queue under its lock; hand back that fresher row, the one the jobs carry.
-    return (jobs[0].queue if jobs else queue), jobs
+    return PushClaim(jobs[0].queue if jobs else queue, jobs, None)
 
 
 def _claim_orm_guarded(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None = None) -> list[Job]:

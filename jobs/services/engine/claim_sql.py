@@ -11,12 +11,14 @@ group_concurrency take the ORM path (claim._claim_orm) for their round-robin boo
 
 from __future__ import annotations
 
+import weakref
 from functools import cache
+from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection
+from django.db import ProgrammingError, connection
 
-from config.ids import new_ids
+from config.ids import sql_id_expr, sql_id_head
 from jobs.models import Job
 from jobs.services.engine.common import MAX_CLAIM
 from jobs.services.engine.rows import QUEUE_COLS, job_cols_safe, load_job, load_queue
@@ -27,20 +29,22 @@ from queues.models import Queue
 def _claim_sql() -> str:
     return f"""
 SELECT {QUEUE_COLS} FROM queues_queue WHERE id = %(queue)s::text FOR NO KEY UPDATE;
-WITH q AS (
+WITH r AS (
+    -- room: what the queue's own limits (concurrency, rate limit) allow now; NULL parts are no limit (least()).
     SELECT id, name, paused_job_names, now() AS now,
            make_interval(secs => greatest(coalesce(%(lease_ms)s::bigint, lease_ms), %(min_lease_ms)s::bigint) / 1000.0) AS lease,
            greatest(0, least(
-               %(limit)s::bigint,
                concurrency - (SELECT count(*) FROM jobs_job WHERE queue_id = %(queue)s::text AND state = 'active'),
-               CASE WHEN coalesce(rate_limit, 'null'::jsonb) IN ('null'::jsonb, '{{}}'::jsonb) THEN %(limit)s::bigint ELSE
+               CASE WHEN coalesce(rate_limit, 'null'::jsonb) IN ('null'::jsonb, '{{}}'::jsonb) THEN NULL ELSE
                    coalesce((rate_limit->>'max')::bigint, 0) - (
                        SELECT count(*) FROM jobs_execution WHERE queue_id = %(queue)s::text AND started_at > now()
                            - make_interval(secs => coalesce(nullif((rate_limit->>'per_ms')::float8, 0), 1000) / 1000))
                END
-           )) AS available
+           )) AS room
     FROM queues_queue
     WHERE id = %(queue)s::text AND NOT paused AND group_concurrency IS NULL AND (%(delivery)s::text IS NULL OR delivery = %(delivery)s::text)
+), q AS (
+    SELECT *, least(%(limit)s::bigint, room) AS available FROM r
 ), picked AS (
     SELECT j.id, j.priority, j.run_at FROM jobs_job j
     WHERE j.queue_id = %(queue)s::text AND j.state = 'waiting'
@@ -50,17 +54,14 @@ WITH q AS (
     FOR UPDATE OF j SKIP LOCKED
 ), numbered AS (
     SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn FROM picked
-), ids AS (
-    SELECT * FROM unnest(string_to_array(%(exe_ids)s::text, ','), string_to_array(%(evt_ids)s::text, ','))
-        WITH ORDINALITY AS x(exe_id, evt_id, rn)
 ), upd AS (
     UPDATE jobs_job j SET
         state = 'active', attempts = j.attempts + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
         lease_expires_at = q.now + q.lease, started_at = q.now, worker_id = %(worker)s::text,
-        execution_id = ids.exe_id, updated_at = q.now
-    FROM numbered n JOIN ids ON ids.rn = n.rn, q
+        execution_id = {sql_id_expr("%(exe_head)s::text", "n.rn")}, updated_at = q.now
+    FROM numbered n, q
     WHERE j.id = n.id
-    RETURNING j.*, ids.evt_id AS evt_id, n.rn AS rn
+    RETURNING j.*, {sql_id_expr("%(evt_head)s::text", "n.rn")} AS evt_id, n.rn AS rn
 ), exe AS (
     INSERT INTO jobs_execution (id, workspace_id, job_id, queue_id, schedule_id, attempt, status, lease_token,
                                 started_at, worker_id, replay_of)
@@ -72,16 +73,83 @@ WITH q AS (
     SELECT u.evt_id, u.workspace_id, 'job:active', q.name, u.id,
            jsonb_build_object('attempt', u.attempts, 'worker', u.worker_id), q.now
     FROM upd u, q
+), leased AS (
+    SELECT {job_cols_safe()}, rn FROM upd
 )
-SELECT {job_cols_safe()} FROM upd ORDER BY rn
+SELECT q.room, leased.* FROM q LEFT JOIN leased ON true ORDER BY leased.rn
 """
+
+
+# The claim's second statement is a prepared statement of each connection: planning it (a data-modifying CTE over
+# four tables) took longer than running it (1.2 ms vs 0.9 ms warm, PostgreSQL 15 here), on every claim. Statement 1
+# and the EXECUTE still go in one round trip; arguments are bound client-side, in the EXECUTE's parentheses.
+_PREPARED = "spindle_claim_1"
+_NO_SUCH_STATEMENT = "26000"  # invalid_sql_statement_name
+_PARAMS = ("queue", "limit", "lease_ms", "min_lease_ms", "worker", "delivery", "exe_head", "evt_head")
+# Raw connections (psycopg's, so a reconnect starts over) that hold the prepared statement. Per thread, as
+# Django's connections are.
+_prepared_on: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@cache
+def _prepare_parts() -> tuple[str, str]:
+    """(PREPARE of statement 2, statement 1 + its EXECUTE with named placeholders)."""
+    lock, claim = _claim_sql().split(";\n", 1)
+    for i, name in enumerate(_PARAMS, 1):
+        claim = claim.replace(f"%({name})s", f"${i}")
+    execute = f"{lock};\nEXECUTE {_PREPARED}(" + ", ".join(f"%({name})s" for name in _PARAMS) + ")"
+    return f"PREPARE {_PREPARED} AS {claim}", execute
+
+
+def _prepared_claim() -> tuple[str, int]:
+    """(the claim's SQL for this connection, how many leading results it has before statement 1's). On a
+    connection new to it the PREPARE goes first in the same round trip. It is marked prepared before it runs: a
+    PREPARE outlives a rolled-back transaction, and one that did not happen is found by its EXECUTE failing."""
+    raw = connection.connection
+    prepare, execute = _prepare_parts()
+    if raw in _prepared_on:
+        return execute, 0
+    _prepared_on.add(raw)
+    return f"{prepare};\n{execute}", 1
+
+
+def _run_claim(params: dict[str, Any], *, retry: bool = True) -> tuple[tuple | None, list[tuple]]:
+    """Run the claim: (the queue row, the claim's rows)."""
+    connection.ensure_connection()
+    sql, skip = _prepared_claim()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for _ in range(skip):
+                cursor.nextset()
+            row = cursor.fetchone()
+            cursor.nextset()
+            return row, cursor.fetchall()
+    except ProgrammingError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != _NO_SUCH_STATEMENT:
+            raise
+        # The statement is gone (DISCARD ALL by a pooler?): prepare it again, now if no transaction was lost.
+        _prepared_on.discard(connection.connection)
+        if not retry or connection.in_atomic_block:
+            raise
+    return _run_claim(params, retry=False)
+
+
+class SetClaim(NamedTuple):
+    """A set-based claim: the queue row as locked, the jobs leased, and whether the claim used up what the
+    queue's own limits (concurrency, rate limit) allowed: then ready jobs may be left that no hint will fetch
+    until capacity frees, so whoever frees it must kick the queue (and kicking it sooner is useless)."""
+
+    queue: Queue | None
+    jobs: list[Job]
+    capped: bool
 
 
 def claim_set_based(
     *, queue_id: str, limit: int, lease_ms: int | None, worker_id: str | None, delivery: str | None = None
-) -> tuple[Queue | None, list[Job]]:
-    """(the queue row as locked, the jobs leased); (None, []) if the queue is gone or of another delivery."""
-    # Ids are minted for the whole limit up front (the SQL pairs them with the rows it leases), so bound it.
+) -> SetClaim:
+    """The claim in one round trip; (None, [], False) if the queue is gone or of another delivery."""
+    # Bounded: a batch this size is plenty, and the ids built from a row's rank need it below 2**30.
     limit = min(int(limit), MAX_CLAIM)
     params = {
         "queue": queue_id,
@@ -90,20 +158,21 @@ def claim_set_based(
         "min_lease_ms": int(settings.SPINDLE_MIN_LEASE_MS),
         "worker": worker_id,
         "delivery": delivery,
-        "exe_ids": ",".join(new_ids("exe", limit)),
-        "evt_ids": ",".join(new_ids("evt", limit)),
+        # Execution and event ids: a head drawn here, the row's rank appended in SQL (config.ids), so a claim
+        # mints no ids in Python for rows it may not lease.
+        "exe_head": sql_id_head("exe"),
+        "evt_head": sql_id_head("evt"),
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_claim_sql(), params)
-        row = cursor.fetchone()
-        cursor.nextset()
-        rows = cursor.fetchall()
+    row, rows = _run_claim(params)
     if row is None:
-        return None, []
+        return SetClaim(None, [], False)
     queue = load_queue(row)
     if delivery is not None and queue.delivery != delivery:
-        return None, []
-    jobs = [load_job(r) for r in rows]
+        return SetClaim(None, [], False)
+    # Each row: the queue's room, the job's columns, its rank; one row of NULL job columns when the claim
+    # leased nothing, none when the queue is paused or has group caps (no `q` row).
+    jobs = [load_job(r[1:-1]) for r in rows if r[1] is not None]
     for job in jobs:
         job.queue = queue
-    return queue, jobs
+    room = rows[0][0] if rows else None
+    return SetClaim(queue, jobs, room is not None and len(jobs) >= room)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -23,6 +23,7 @@ STATUS = {
     "cancelled": pb.JOB_STATUS_CANCELLED,
 }
 DEFAULT_TIMEOUT_S = 300
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The texts the SDK reads as a lost lease (spooled/grpc/client.py `_is_grpc_lease_lost`).
 LEASE_EXPIRED = "lease expired"
 
@@ -49,11 +50,14 @@ def dict_of(struct: struct_pb2.Struct) -> dict[str, Any]:
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A datetime (naive read as UTC) as a Timestamp: the arithmetic of `Timestamp.FromDatetime` without its
+    validation and calendar calls, which cost ~10 us a field on the ProcessJobs hot path (four fields a job)."""
     if value is None:
         return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    delta = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000
+    )
 
 
 def error_text(value: Any) -> str:

@@ -24,6 +24,8 @@ from spooled.grpc.convert import LEASE_EXPIRED, GrpcError, dict_of, grpc_error, 
 
 # How many job ids -> queue names a session remembers (the jobs it handed out and not yet settled).
 KNOWN_JOBS = 10_000
+# Every successful complete gets the same answer: one message, built once (never mutated).
+COMPLETED = pb.ProcessResponse(complete=pb.CompleteResponse(success=True))
 
 
 def _error(code: str, message: str) -> pb.ProcessResponse:
@@ -136,7 +138,7 @@ class Session:
             if item.id in lost_ids:
                 answers[index] = _error("LEASE_EXPIRED", LEASE_EXPIRED)
             elif item.success:
-                answers[index] = pb.ProcessResponse(complete=pb.CompleteResponse(success=True))
+                answers[index] = COMPLETED
             else:
                 answers[index] = pb.ProcessResponse(
                     fail=ops.fail_outcome(*states.get(item.id, ("failed", None)))

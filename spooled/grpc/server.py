@@ -30,6 +30,7 @@ from spooled.grpc import ops
 from spooled.grpc import spooled_pb2 as pb
 from spooled.grpc import spooled_pb2_grpc as pb_grpc
 from spooled.grpc.convert import GrpcError, grpc_error
+from spooled.grpc.inbox import Inbox
 from spooled.grpc.process import Session
 from spooled.realtime.auth import still_authorized
 
@@ -37,8 +38,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 STREAM_RETRY_S = 2.0
 WAKE_POLL_S = 0.05
-# Requests one ProcessJobs turn answers together at most.
-MAX_TURN = 1000
 
 
 def _guarded(fn: Callable[..., T], *args: Any) -> T:
@@ -155,30 +154,10 @@ class QueueService(Base, pb_grpc.QueueServiceServicer):
     async def ProcessJobs(self, request_iterator: Any, context: Any) -> AsyncIterator[pb.ProcessResponse]:
         workspace, _ = await self._open(context)
         session = Session(workspace)
-        inbox: asyncio.Queue[pb.ProcessRequest | None] = asyncio.Queue()
-
-        async def read() -> None:
-            try:
-                async for request in request_iterator:
-                    await inbox.put(request)
-            finally:
-                await inbox.put(None)
-
-        reader = asyncio.ensure_future(read())
+        inbox = Inbox(request_iterator)
         checked = time.monotonic()
         try:
-            ended = False
-            while not ended:
-                first = await inbox.get()
-                if first is None:
-                    break
-                turn = [first]
-                while len(turn) < MAX_TURN and not inbox.empty():
-                    request = inbox.get_nowait()
-                    if request is None:
-                        ended = True
-                        break
-                    turn.append(request)
+            while (turn := await inbox.next_turn()) is not None:
                 checked = await self._recheck(context, workspace.id, checked)
                 try:
                     responses = await self.db(session.handle, turn)
@@ -187,7 +166,7 @@ class QueueService(Base, pb_grpc.QueueServiceServicer):
                 for response in responses:
                     yield response
         finally:
-            reader.cancel()
+            inbox.close()
 
 
 class Waker:

@@ -7,6 +7,7 @@ import os
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]  # every 10-bit value as two characters
 
 
 def _encode(value: int, length: int) -> str:
@@ -27,9 +28,17 @@ def new_id(prefix: str) -> str:
 def new_ids(prefix: str, count: int) -> list[str]:
     """`count` ids in creation order (monotonic within the batch)."""
     millis = time.time_ns() // 1_000_000
-    head = _encode(millis, 10)
     base = int.from_bytes(os.urandom(10), "big") & ~((1 << 24) - 1)
-    return [f"{prefix}_{head}{_encode(base + i, 16)}" for i in range(count)]
+    # The ids of a batch (fewer than 2**24) differ only in the low 24 bits of their random part: its top 55 bits
+    # are encoded once (11 characters) and each id's low 25 bits as one character and two 10-bit pairs (5 more),
+    # the same text as _encode(base + i, 16) at a third of the cost (claims mint two ids a job).
+    shared = f"{prefix}_{_encode(millis, 10)}{_encode(base >> 25, 11)}"
+    low = base & ((1 << 25) - 1)
+    alphabet, pairs = _ALPHABET, _PAIRS
+    return [
+        f"{shared}{alphabet[v >> 20]}{pairs[(v >> 10) & 1023]}{pairs[v & 1023]}"
+        for v in range(low, low + count)
+    ]
 
 
 # Ids minted inside one SQL statement (set-based writers such as the schedule ticker): Python draws the first 20

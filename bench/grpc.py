@@ -135,15 +135,40 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _pg_backends_cpu_s(env: dict[str, str]) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend on the bench database (when PostgreSQL runs on this machine)."""
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    cpu = {}
+    for (pid,) in pids:
+        try:
+            cpu[pid] = _cpu_s(pid)
+        except OSError:  # not on this machine, or gone
+            pass
+    return cpu
+
+
 def _measure(server: subprocess.Popen, port: int, key: str, env: dict[str, str]) -> dict:
-    """The 4 workers against `server` until its queue is empty: jobs, seconds, CPU ms per job of each side."""
-    server_cpu = _cpu_s(server.pid)
+    """The 4 workers against `server` until its queue is empty: jobs, seconds, CPU ms per job of each side and
+    of the PostgreSQL backends serving it."""
+    server_cpu, pg_cpu = _cpu_s(server.pid), _pg_backends_cpu_s(env)
     workers_cpu = os.times().children_user + os.times().children_system
     done, elapsed = _run_grpc_workers(f"127.0.0.1:{port}", key, env, 300)
     server_cpu = _cpu_s(server.pid) - server_cpu
     workers_cpu = os.times().children_user + os.times().children_system - workers_cpu
+    pg_cpu = sum(cpu - pg_cpu.get(pid, 0.0) for pid, cpu in _pg_backends_cpu_s(env).items())
     per_job = 1000 / max(done, 1)
-    return {"done": done, "s": elapsed, "server_ms": server_cpu * per_job, "client_ms": workers_cpu * per_job}
+    return {
+        "done": done,
+        "s": elapsed,
+        "server_ms": server_cpu * per_job,
+        "client_ms": workers_cpu * per_job,
+        "pg_ms": pg_cpu * per_job,
+    }
 
 
 def _serve_and_measure(argv: list[str], key: str, env: dict[str, str]) -> dict:
@@ -188,7 +213,7 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
             raise RuntimeError(f"gRPC bench ({name}) lost jobs: {got['done']}/{size}")
         print(
             f"grpc {name}: {got['done']} jobs in {got['s']:.2f} s, CPU per job: server {got['server_ms']:.3f} ms, "
-            f"4 clients {got['client_ms']:.3f} ms (load {os.getloadavg()[0]:.1f})",
+            f"4 clients {got['client_ms']:.3f} ms, PostgreSQL {got['pg_ms']:.3f} ms (load {os.getloadavg()[0]:.1f})",
             file=sys.stderr,
         )
     return _results(real, floor, rest_rate)
@@ -208,7 +233,8 @@ def _results(real: dict, floor: dict, rest_rate: float) -> list[dict]:
             "grpc_server_cpu_ms_per_job",
             real["server_ms"],
             "ms",
-            f"grpcserve's {cpu}; the 4 clients used {real['client_ms']:.3f} ms/job",
+            f"grpcserve's {cpu}; the 4 clients used {real['client_ms']:.3f} ms/job, PostgreSQL's backends "
+            f"{real['pg_ms']:.3f} ms/job",
         ),
         pull._result(
             "grpc_floor_jobs_per_s",

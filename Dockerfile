@@ -22,6 +22,9 @@ RUN python -m venv /opt/venv && pip install . && rm -rf build ./*.egg-info
 
 COPY . .
 
+# The gRPC modules are generated from spooled/grpc/spooled.proto, not committed (spooled/grpc/codegen.py).
+RUN python -m spooled.grpc
+
 # Static files collected into the image, hashed and precompressed, for WhiteNoise to serve. The settings module
 # only needs a key and a var directory for this step; neither stays in the image.
 ENV SPINDLE_STATIC_ROOT=/app/static

@@ -16,12 +16,15 @@ $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/activate
+# Both also generate the gRPC modules from spooled/grpc/spooled.proto (not committed: spooled/grpc/codegen.py).
+$(VENV)/.installed: pyproject.toml spooled/grpc/spooled.proto | $(VENV)/bin/activate
 	$(PY) -m pip install -q -e .
+	$(PY) -m spooled.grpc
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/activate
+$(VENV)/.installed-dev: pyproject.toml spooled/grpc/spooled.proto | $(VENV)/bin/activate
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m spooled.grpc
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

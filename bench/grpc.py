@@ -5,6 +5,8 @@ in the same run, on the same throw-away database.
 Each gRPC worker keeps two `dequeue` requests (BATCH jobs each) in flight on one ProcessJobs stream and answers
 every job with a `complete` at once, asking for more as the completions come back; the server settles what
 arrived together in one batch (spooled/grpc/process.py). Goal: >= 3,000 jobs/s and >= 5x REST pull single.
+The same clients then run against ProcessJobs served from memory (bench/grpc_floor.py, no database): the
+transport's own cost per job, so the report shows how much of grpcserve's time is ours.
 
 `run(size)` is called by bench/run.py (`make bench BENCH=grpc`). The workers start as `python -m bench.grpc
 --worker ...` from the repository root: run as a script, this file's folder would come first on sys.path and
@@ -109,25 +111,22 @@ def _run_grpc_workers(address: str, key: str, env: dict[str, str], seconds: floa
     return sum(r["done"] for r in reports), elapsed
 
 
-def _start_grpc(port: int, env: dict[str, str]) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "grpcserve", "--port", str(port), "--threads", str(SERVER_THREADS)],
-        env=env,
-        cwd=str(ROOT),
-    )
+def _start(argv: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
+    """Start a gRPC server process and wait until it listens on `port`."""
+    import socket
+
+    proc = subprocess.Popen([sys.executable, *argv], env=env, cwd=str(ROOT))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("grpcserve exited during start-up")
+            raise RuntimeError(f"{argv[:2]} exited during start-up")
         try:
-            import socket
-
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return proc
         except OSError:
             time.sleep(0.2)
     proc.terminate()
-    raise RuntimeError("grpcserve did not listen within 60 s")
+    raise RuntimeError(f"{argv[:2]} did not listen within 60 s")
 
 
 def _cpu_s(pid: int) -> float:
@@ -136,66 +135,113 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _pg_backends_cpu_s(env: dict[str, str]) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend on the bench database (when PostgreSQL runs on this machine)."""
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    cpu = {}
+    for (pid,) in pids:
+        try:
+            cpu[pid] = _cpu_s(pid)
+        except OSError:  # not on this machine, or gone
+            pass
+    return cpu
+
+
+def _measure(server: subprocess.Popen, port: int, key: str, env: dict[str, str]) -> dict:
+    """The 4 workers against `server` until its queue is empty: jobs, seconds, CPU ms per job of each side and
+    of the PostgreSQL backends serving it."""
+    server_cpu, pg_cpu = _cpu_s(server.pid), _pg_backends_cpu_s(env)
+    workers_cpu = os.times().children_user + os.times().children_system
+    done, elapsed = _run_grpc_workers(f"127.0.0.1:{port}", key, env, 300)
+    server_cpu = _cpu_s(server.pid) - server_cpu
+    workers_cpu = os.times().children_user + os.times().children_system - workers_cpu
+    pg_cpu = sum(cpu - pg_cpu.get(pid, 0.0) for pid, cpu in _pg_backends_cpu_s(env).items())
+    per_job = 1000 / max(done, 1)
+    return {
+        "done": done,
+        "s": elapsed,
+        "server_ms": server_cpu * per_job,
+        "client_ms": workers_cpu * per_job,
+        "pg_ms": pg_cpu * per_job,
+    }
+
+
+def _serve_and_measure(argv: list[str], key: str, env: dict[str, str]) -> dict:
+    port = bench_servers.free_port()
+    server = _start([*argv, "--port", str(port)], port, env)
+    try:
+        return _measure(server, port, key, env)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _rest_single(size: int, env: dict[str, str]) -> tuple[str, float]:
+    """Migrate and fill the bench database (prints nothing); the key and REST pull single's jobs/s."""
+    single = max(500, min(size // 4, 5000))
+    key = pull.prepare(env, size, single, 0)["key"]
+    # REST pull single through the one port make run serves (the pull group's headline row).
+    server = pull._start_server("one_port", env)
+    try:
+        port = server.port  # type: ignore[attr-defined]
+        done, elapsed = pull._run_workers(port, key, "bench-single", 1, env, pull.SINGLE_SECONDS)
+    finally:
+        pull._stop(server)
+    return key, done / elapsed
+
+
 def run(size: int = DEFAULT_SIZE) -> list[dict]:
     size = max(int(size), 1000)
-    single = max(500, min(size // 4, 5000))
     base = pull._base_url()
-    bench_url = pull._with_db(base, pull.BENCH_DB)
-    env = pull._env(bench_url)
+    env = pull._env(pull._with_db(base, pull.BENCH_DB))
     pull._recreate_db(base)
-    servers: list[subprocess.Popen] = []
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=str(ROOT), check=True
-        )
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.pull", "--setup", str(size), str(single), "0"],
-            env=env,
-            cwd=str(ROOT),
-            check=True,
-            stdout=subprocess.PIPE,
-            text=True,
-        ).stdout
-        key = json.loads(out.strip().splitlines()[-1])["key"]
-        # REST pull single through the one port make run serves (the pull group's headline row).
-        servers.append(pull._start_server("one_port", env))
-        port = servers[-1].port  # type: ignore[attr-defined]
-        single_done, single_s = pull._run_workers(port, key, "bench-single", 1, env, pull.SINGLE_SECONDS)
-        pull._stop(servers.pop())
-        grpc_port = bench_servers.free_port()
-        servers.append(_start_grpc(grpc_port, env))
-        server_cpu = _cpu_s(servers[-1].pid)
-        workers_cpu = os.times().children_user + os.times().children_system
-        grpc_done, grpc_s = _run_grpc_workers(f"127.0.0.1:{grpc_port}", key, env, 300)
-        server_cpu = _cpu_s(servers[-1].pid) - server_cpu
-        workers_cpu = os.times().children_user + os.times().children_system - workers_cpu
+        key, rest_rate = _rest_single(size, env)
+        server = ["manage.py", "grpcserve", "--threads", str(SERVER_THREADS)]
+        real = _serve_and_measure(server, key, env)
+        # The same clients against ProcessJobs served from memory: what the transport alone costs here.
+        floor = _serve_and_measure(["-m", "bench.grpc_floor", str(size)], key, env)
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=30)
         pull._drop_db(base)
-    if grpc_done != size:
-        raise RuntimeError(f"gRPC bench lost jobs: {grpc_done}/{size}")
-    rest_rate, grpc_rate = single_done / single_s, grpc_done / grpc_s
-    print(
-        f"grpc: ProcessJobs {grpc_done} in {grpc_s:.2f} s (server CPU {server_cpu:.1f} s, worker CPU "
-        f"{workers_cpu:.1f} s, load {os.getloadavg()[0]:.1f}); REST single {single_done} in {single_s:.2f} s",
-        file=sys.stderr,
-    )
+    for name, got in (("grpcserve", real), ("floor", floor)):
+        if got["done"] != size:
+            raise RuntimeError(f"gRPC bench ({name}) lost jobs: {got['done']}/{size}")
+        print(
+            f"grpc {name}: {got['done']} jobs in {got['s']:.2f} s, CPU per job: server {got['server_ms']:.3f} ms, "
+            f"4 clients {got['client_ms']:.3f} ms, PostgreSQL {got['pg_ms']:.3f} ms (load {os.getloadavg()[0]:.1f})",
+            file=sys.stderr,
+        )
+    return _results(real, floor, rest_rate)
+
+
+def _results(real: dict, floor: dict, rest_rate: float) -> list[dict]:
+    cpu = "CPU per job (informational: what bounds the rate on a shared 2-core machine)"
     return [
         pull._result(
             "grpc_pull_jobs_per_s",
-            grpc_rate,
+            real["done"] / real["s"],
             "jobs/s",
             f">= 3,000 jobs/s and >= 5x REST pull single ({WORKERS} workers, ProcessJobs claim+complete)",
             baseline=("rest_pull_single_jobs_per_s (same run)", rest_rate),
         ),
         pull._result(
             "grpc_server_cpu_ms_per_job",
-            1000 * server_cpu / max(grpc_done, 1),
+            real["server_ms"],
             "ms",
-            "CPU of the grpcserve process per job (informational: what bounds the rate on a shared 2-core "
-            f"machine; the 4 clients used {1000 * workers_cpu / max(grpc_done, 1):.2f} ms/job)",
+            f"grpcserve's {cpu}; the 4 clients used {real['client_ms']:.3f} ms/job, PostgreSQL's backends "
+            f"{real['pg_ms']:.3f} ms/job",
+        ),
+        pull._result(
+            "grpc_floor_jobs_per_s",
+            floor["done"] / floor["s"],
+            "jobs/s",
+            "the same clients against ProcessJobs served from memory, no database (bench/grpc_floor.py): the "
+            f"transport's ceiling here; {cpu}: server {floor['server_ms']:.3f} ms, clients {floor['client_ms']:.3f} ms",
         ),
     ]
 

@@ -275,6 +275,29 @@ def _result(name: str, value: float, unit: str, goal: str, baseline: tuple[str, 
     }
 
 
+def prepare(env: dict[str, str], jobs_batch: int, jobs_single: int, jobs_raw: int) -> dict:
+    """Migrate the bench database and fill it (`_setup`, in a subprocess): its key, queues and counts."""
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=str(ROOT), check=True
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--setup",
+            str(jobs_batch),
+            str(jobs_single),
+            str(jobs_raw),
+        ],
+        env=env,
+        cwd=str(ROOT),
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def run(size: int = DEFAULT_SIZE) -> list[dict]:
     """Measure pull throughput with `size` jobs for the batch runs; returns PERF.md result objects."""
     size = max(int(size), 1000)
@@ -285,18 +308,7 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
     _recreate_db(base)
     measured: dict[str, tuple[tuple[int, float], tuple[int, float]]] = {}
     try:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v0"], env=env, cwd=str(ROOT), check=True
-        )
-        out = subprocess.run(
-            [sys.executable, __file__, "--setup", str(size), str(single), str(size)],
-            env=env,
-            cwd=str(ROOT),
-            check=True,
-            stdout=subprocess.PIPE,
-            text=True,
-        ).stdout
-        setup = json.loads(out.strip().splitlines()[-1])
+        setup = prepare(env, size, single, size)
 
         raw_done, raw_s = _raw_loop(bench_url, setup["raw_queue"])
         raw_rate = raw_done / raw_s

@@ -7,6 +7,7 @@ import os
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]  # every 10-bit value as two characters
 
 
 def _encode(value: int, length: int) -> str:
@@ -24,18 +25,20 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{_encode(millis, 10)}{_encode(rand, 16)}"
 
 
-# The batch counter of new_ids lives in the low 24 bits, which fall in the last 5 characters (25 bits).
-_TAIL_BITS = 25
-
-
 def new_ids(prefix: str, count: int) -> list[str]:
     """`count` ids in creation order (monotonic within the batch)."""
     millis = time.time_ns() // 1_000_000
     base = int.from_bytes(os.urandom(10), "big") & ~((1 << 24) - 1)
-    # The first 21 characters are the same for the whole batch: encoded once (a 1,000-job batch mints 2,000 ids).
-    head = f"{prefix}_{_encode(millis, 10)}{_encode(base >> _TAIL_BITS, 11)}"
-    tail = base & ((1 << _TAIL_BITS) - 1)
-    return [head + _encode(tail + i, 5) for i in range(count)]
+    # The ids of a batch (fewer than 2**24) differ only in the low 24 bits of their random part: its top 55 bits
+    # are encoded once (11 characters) and each id's low 25 bits as one character and two 10-bit pairs (5 more),
+    # the same text as _encode(base + i, 16) at a third of the cost (claims mint two ids a job).
+    shared = f"{prefix}_{_encode(millis, 10)}{_encode(base >> 25, 11)}"
+    low = base & ((1 << 25) - 1)
+    alphabet, pairs = _ALPHABET, _PAIRS
+    return [
+        f"{shared}{alphabet[v >> 20]}{pairs[(v >> 10) & 1023]}{pairs[v & 1023]}"
+        for v in range(low, low + count)
+    ]
 
 
 # Ids minted inside one SQL statement (set-based writers such as the schedule ticker): Python draws the first 20

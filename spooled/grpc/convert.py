@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
 from config.exceptions import ApplicationError
 from jobs.models import Job
@@ -23,6 +23,7 @@ STATUS = {
     "cancelled": pb.JOB_STATUS_CANCELLED,
 }
 DEFAULT_TIMEOUT_S = 300
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The texts the SDK reads as a lost lease (spooled/grpc/client.py `_is_grpc_lease_lost`).
 LEASE_EXPIRED = "lease expired"
 
@@ -48,12 +49,13 @@ def dict_of(struct: struct_pb2.Struct) -> dict[str, Any]:
     return json_format.MessageToDict(struct)
 
 
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+def timestamp(value: datetime | None) -> dict[str, int] | None:
+    """A datetime (naive read as UTC) as a Timestamp's fields, which a message's constructor takes: the arithmetic
+    of `Timestamp.FromDatetime` without its validation and calendar calls (11 us -> 1.4 us a field here)."""
     if value is None:
         return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    delta = (value if value.tzinfo is not None else value.replace(tzinfo=UTC)) - EPOCH
+    return {"seconds": delta.days * 86400 + delta.seconds, "nanos": delta.microseconds * 1000}
 
 
 def error_text(value: Any) -> str:
@@ -62,30 +64,35 @@ def error_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def job_fields(job: Job, *, queue_name: str, lease: bool = True) -> dict[str, Any]:
+    """A job in Spooled's words (states and counts by spooled.states), as a `pb.Job`'s fields: ProcessJobs puts
+    them straight into its response (`ProcessResponse(job=fields)`), which saves building a Job and copying it."""
+    return {
+        "id": job.id,
+        "organization_id": job.workspace_id,
+        "queue_name": queue_name,
+        "status": STATUS.get(spooled_state(job.state, job.attempts), pb.JOB_STATUS_UNSPECIFIED),
+        "payload": struct_of(job.payload),
+        "result": struct_of(job.result),
+        "retry_count": retry_count(job.attempts),
+        "max_retries": max_retries(job.max_attempts),
+        "last_error": error_text(job.last_error),
+        "priority": job.priority,
+        "timeout_seconds": -(-job.timeout_ms // 1000) if job.timeout_ms else DEFAULT_TIMEOUT_S,
+        "created_at": timestamp(job.created_at),
+        "scheduled_at": timestamp(job.run_at),
+        "started_at": timestamp(job.started_at),
+        "completed_at": timestamp(job.finished_at),
+        "lease_expires_at": timestamp(job.lease_expires_at),
+        "assigned_worker_id": job.worker_id or "",
+        "idempotency_key": job.idempotency_key or "",
+        "lease_id": (job.lease_token or "") if lease else "",
+    }
+
+
 def job_message(job: Job, *, queue_name: str, lease: bool = True) -> pb.Job:
-    """A job in Spooled's words (states and counts by spooled.states); `lease` adds its lease token."""
-    message = pb.Job(
-        id=job.id,
-        organization_id=job.workspace_id,
-        queue_name=queue_name,
-        status=STATUS.get(spooled_state(job.state, job.attempts), pb.JOB_STATUS_UNSPECIFIED),
-        payload=struct_of(job.payload),
-        result=struct_of(job.result),
-        retry_count=retry_count(job.attempts),
-        max_retries=max_retries(job.max_attempts),
-        last_error=error_text(job.last_error),
-        priority=job.priority,
-        timeout_seconds=-(-job.timeout_ms // 1000) if job.timeout_ms else DEFAULT_TIMEOUT_S,
-        created_at=timestamp(job.created_at),
-        scheduled_at=timestamp(job.run_at),
-        started_at=timestamp(job.started_at),
-        completed_at=timestamp(job.finished_at),
-        lease_expires_at=timestamp(job.lease_expires_at),
-        assigned_worker_id=job.worker_id or "",
-        idempotency_key=job.idempotency_key or "",
-        lease_id=(job.lease_token or "") if lease else "",
-    )
-    return message
+    """A job in Spooled's words; `lease` adds its lease token."""
+    return pb.Job(**job_fields(job, queue_name=queue_name, lease=lease))
 
 
 _CODES = {

@@ -20,10 +20,12 @@ from jobs.models import Job
 from jobs.services import pull
 from spooled.grpc import ops
 from spooled.grpc import spooled_pb2 as pb
-from spooled.grpc.convert import LEASE_EXPIRED, GrpcError, dict_of, grpc_error, job_message
+from spooled.grpc.convert import LEASE_EXPIRED, GrpcError, dict_of, grpc_error, job_fields
 
 # How many job ids -> queue names a session remembers (the jobs it handed out and not yet settled).
 KNOWN_JOBS = 10_000
+# Every successful complete gets the same answer: one message, built once (never mutated).
+COMPLETED = pb.ProcessResponse(complete=pb.CompleteResponse(success=True))
 
 
 def _error(code: str, message: str) -> pb.ProcessResponse:
@@ -136,7 +138,7 @@ class Session:
             if item.id in lost_ids:
                 answers[index] = _error("LEASE_EXPIRED", LEASE_EXPIRED)
             elif item.success:
-                answers[index] = pb.ProcessResponse(complete=pb.CompleteResponse(success=True))
+                answers[index] = COMPLETED
             else:
                 answers[index] = pb.ProcessResponse(
                     fail=ops.fail_outcome(*states.get(item.id, ("failed", None)))
@@ -176,12 +178,12 @@ class Session:
             for request in group:  # each request's share in order; one left short is told so
                 share = jobs[start : start + (request.batch_size or 1)]
                 start += len(share)
-                out += [pb.ProcessResponse(job=job) for job in share]
+                out += share
                 if len(share) < (request.batch_size or 1):
                     out.append(_error("NO_JOBS", "No more jobs available"))
         return out
 
-    def _claim(self, queue_name: str, worker_id: str, lease_s: int, wanted: int) -> list[pb.Job]:
+    def _claim(self, queue_name: str, worker_id: str, lease_s: int, wanted: int) -> list[pb.ProcessResponse]:
         queue = ops.pull_queue_or_none(self.workspace, queue_name)
         if queue is None:
             return []
@@ -195,7 +197,7 @@ class Session:
             worker_id=self.workers[worker_id],
         )
         self._remember({job.id: queue.name for job in result.jobs})
-        return [job_message(job, queue_name=queue.name) for job in result.jobs]
+        return [pb.ProcessResponse(job=job_fields(job, queue_name=queue.name)) for job in result.jobs]
 
     def _remember(self, names: dict[str, str]) -> None:
         self.known.update(names)

@@ -21,8 +21,10 @@ from typing import Any, TypeVar
 
 import grpc
 from django.db import InterfaceError, OperationalError, connection
+from django.db.backends.signals import connection_created
 
 from config import db
+from config.db.pgtime import use_c_timestamptz_loader
 from config.exceptions import ApplicationError
 from jobs.services.dispatch import NOTIFY_CHANNEL
 from jobs.services.streams import AUTH_RECHECK_S, stream_setting
@@ -30,6 +32,7 @@ from spooled.grpc import ops
 from spooled.grpc import spooled_pb2 as pb
 from spooled.grpc import spooled_pb2_grpc as pb_grpc
 from spooled.grpc.convert import GrpcError, grpc_error
+from spooled.grpc.inbox import Inbox
 from spooled.grpc.process import Session
 from spooled.realtime.auth import still_authorized
 
@@ -37,8 +40,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 STREAM_RETRY_S = 2.0
 WAKE_POLL_S = 0.05
-# Requests one ProcessJobs turn answers together at most.
-MAX_TURN = 1000
 
 
 def _guarded(fn: Callable[..., T], *args: Any) -> T:
@@ -155,30 +156,10 @@ class QueueService(Base, pb_grpc.QueueServiceServicer):
     async def ProcessJobs(self, request_iterator: Any, context: Any) -> AsyncIterator[pb.ProcessResponse]:
         workspace, _ = await self._open(context)
         session = Session(workspace)
-        inbox: asyncio.Queue[pb.ProcessRequest | None] = asyncio.Queue()
-
-        async def read() -> None:
-            try:
-                async for request in request_iterator:
-                    await inbox.put(request)
-            finally:
-                await inbox.put(None)
-
-        reader = asyncio.ensure_future(read())
+        inbox = Inbox(request_iterator)
         checked = time.monotonic()
         try:
-            ended = False
-            while not ended:
-                first = await inbox.get()
-                if first is None:
-                    break
-                turn = [first]
-                while len(turn) < MAX_TURN and not inbox.empty():
-                    request = inbox.get_nowait()
-                    if request is None:
-                        ended = True
-                        break
-                    turn.append(request)
+            while (turn := await inbox.next_turn()) is not None:
                 checked = await self._recheck(context, workspace.id, checked)
                 try:
                     responses = await self.db(session.handle, turn)
@@ -187,7 +168,7 @@ class QueueService(Base, pb_grpc.QueueServiceServicer):
                 for response in responses:
                     yield response
         finally:
-            reader.cancel()
+            inbox.close()
 
 
 class Waker:
@@ -229,6 +210,8 @@ class WorkerService(Base, pb_grpc.WorkerServiceServicer):
 
 async def serve(address: str, *, threads: int, grace_s: float = 5.0) -> None:
     """Serve until SIGTERM or SIGINT, then stop taking calls and give running ones `grace_s`."""
+    # Every claimed job row carries ~7 timestamps: parse them in C, not in Django's Python loader.
+    connection_created.connect(use_c_timestamptz_loader)
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-db")
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_QueueServiceServicer_to_server(QueueService(executor), server)

@@ -17,7 +17,6 @@ SPINDLE_TRUSTED_PROXIES (config/forwarded.py).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import io
 import json
 import re
@@ -247,8 +246,11 @@ class WsgiBridge(WSGIMiddleware):
     async def respond(self, scope: dict[str, Any], body: bytes, send: Send) -> None:
         loop = asyncio.get_running_loop()
         environ = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
-        run = contextvars.copy_context().run
-        whole = await loop.run_in_executor(self.executor, run, self._call, environ, send, loop)
+        # In the pool thread's own context, not a copy of the loop's (as a2wsgi and asyncio.to_thread do): Django
+        # keeps its cache connections in an asgiref Local, which is per context, so a fresh copy per request made
+        # a new cache client per request, and the rate limit opened a new Redis connection every time (a third
+        # of an enqueue's CPU). A pool thread keeps one context, as a gunicorn thread does.
+        whole = await loop.run_in_executor(self.executor, self._call, environ, send, loop)
         if whole is not None:
             status, headers, content = whole
             await send({"type": "http.response.start", "status": status, "headers": headers})

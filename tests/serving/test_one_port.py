@@ -110,3 +110,24 @@ def test_a_client_gone_mid_upload_costs_nothing(plans):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             assert read_all(sock).startswith(b"HTTP/1.1 200")
+
+
+def test_requests_reuse_the_threads_cache_connections(plans):
+    """Each request ran in a fresh copy of the event loop's context, and Django keeps its cache connections per
+    context (asgiref Local): every request built a new Redis client and the rate limit connected to Redis anew,
+    a third of an enqueue's CPU. The pool threads keep their own context now, as gunicorn's threads do."""
+    import redis
+    from django.conf import settings
+
+    workspace, key = workspace_create(name="reuse", plan_code="pro")
+    cache = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    with servers.front_server(threads=2) as port:
+        base = f"http://127.0.0.1:{port}/v1/queues"
+        assert call("POST", base, key.raw, {"name": "work", "delivery": "pull"})[0] == 201
+        before = cache.info("stats")["total_connections_received"]
+        for n in range(30):
+            status, _, body = call("POST", f"{base}/work/jobs", key.raw, {"payload": {"n": n}})
+            assert status == 201, body
+        opened = cache.info("stats")["total_connections_received"] - before
+    # At most one connection per pool thread (and the odd reconnect), never one per request.
+    assert opened <= 6, f"{opened} Redis connections for 30 requests"

@@ -29,8 +29,10 @@ from queues.models import Queue
 def _claim_sql() -> str:
     return f"""
 SELECT {QUEUE_COLS} FROM queues_queue WHERE id = %(queue)s::text FOR NO KEY UPDATE;
-WITH r AS (
+WITH r AS MATERIALIZED (
     -- room: what the queue's own limits (concurrency, rate limit) allow now; NULL parts are no limit (least()).
+    -- MATERIALIZED: inlined into q, `room` appeared twice there and EXPLAIN showed the active-job count (and the
+    -- rate window's) computed twice per claim, each a scan of the queue's active jobs.
     SELECT id, name, paused_job_names, now() AS now,
            make_interval(secs => greatest(coalesce(%(lease_ms)s::bigint, lease_ms), %(min_lease_ms)s::bigint) / 1000.0) AS lease,
            greatest(0, least(

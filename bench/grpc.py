@@ -30,7 +30,6 @@ if str(ROOT) not in sys.path:
 from bench import pull  # noqa: E402
 from bench import servers as bench_servers  # noqa: E402
 
-WORKERS = 4
 BATCH = int(os.environ.get("BENCH_GRPC_BATCH", "50"))
 SERVER_THREADS = int(os.environ.get("BENCH_GRPC_THREADS", "4"))
 QUEUE = "bench-batch"  # bench/pull.py's setup fills it; the REST batch run is not part of this group
@@ -91,24 +90,9 @@ async def _work(address: str, key: str, seconds: float) -> dict:
 
 
 def _run_grpc_workers(address: str, key: str, env: dict[str, str], seconds: float) -> tuple[int, float]:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bench.grpc", "--worker", address, key, str(seconds)],
-            env=env,
-            cwd=str(ROOT),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(WORKERS)
-    ]
-    reports = []
-    for p in procs:
-        out, _ = p.communicate(timeout=600)
-        if p.returncode != 0:
-            raise RuntimeError(f"gRPC bench worker failed ({p.returncode})")
-        reports.append(json.loads(out.strip().splitlines()[-1]))
-    elapsed = max(r["end"] for r in reports) - min(r["start"] for r in reports)
-    return sum(r["done"] for r in reports), elapsed
+    return pull.worker_processes(
+        ["-m", "bench.grpc", "--worker", address, key, str(seconds)], env, timeout_s=600
+    )
 
 
 def _start(argv: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
@@ -226,7 +210,7 @@ def _results(real: dict, floor: dict, rest_rate: float) -> list[dict]:
             "grpc_pull_jobs_per_s",
             real["done"] / real["s"],
             "jobs/s",
-            f">= 3,000 jobs/s and >= 5x REST pull single ({WORKERS} workers, ProcessJobs claim+complete)",
+            f">= 3,000 jobs/s and >= 5x REST pull single ({pull.WORKERS} workers, ProcessJobs claim+complete)",
             baseline=("rest_pull_single_jobs_per_s (same run)", rest_rate),
         ),
         pull._result(

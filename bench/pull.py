@@ -166,28 +166,29 @@ def _worker(port: int, key: str, queue: str, batch: int, seconds: float) -> None
     print(json.dumps({"done": done, "lost": lost, "start": started, "end": time.time()}))
 
 
-def _run_workers(
-    port: int, key: str, queue: str, batch: int, env: dict[str, str], seconds: float = 1500
-) -> tuple[int, float]:
+def worker_processes(argv: list[str], env: dict[str, str], timeout_s: float) -> tuple[int, float]:
+    """Run WORKERS copies of `python argv` (each prints a JSON report {done, start, end} last); (jobs done, seconds
+    from the first start to the last end). The pull and gRPC groups share it."""
     procs = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--worker", str(port), key, queue, str(batch), str(seconds)],
-            env=env,
-            cwd=str(ROOT),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        subprocess.Popen([sys.executable, *argv], env=env, cwd=str(ROOT), stdout=subprocess.PIPE, text=True)
         for _ in range(WORKERS)
     ]
     reports = []
     for p in procs:
-        out, _ = p.communicate(timeout=1800)
+        out, _ = p.communicate(timeout=timeout_s)
         if p.returncode != 0:
-            raise RuntimeError(f"pull bench worker failed ({p.returncode})")
+            raise RuntimeError(f"bench worker {argv[:2]} failed ({p.returncode})")
         reports.append(json.loads(out.strip().splitlines()[-1]))
     done = sum(r["done"] for r in reports)
     elapsed = max(r["end"] for r in reports) - min(r["start"] for r in reports)
     return done, elapsed
+
+
+def _run_workers(
+    port: int, key: str, queue: str, batch: int, env: dict[str, str], seconds: float = 1500
+) -> tuple[int, float]:
+    argv = [__file__, "--worker", str(port), key, queue, str(batch), str(seconds)]
+    return worker_processes(argv, env, timeout_s=1800)
 
 
 # --- the raw SQL baseline ---------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 import pytest
 
 from accounts.models import Workspace
+from tests.ratewindow import fresh_window
 
 pytestmark = pytest.mark.django_db
 
 
 def test_register_routes_share_the_per_address_budget(anon_client, plans, settings):
     settings.SPINDLE_REGISTER_RATE = "3/h"
+    fresh_window("127.0.0.1", period_s=3600)
     ok = [
         anon_client.post(
             "/v1/auth/register", {"email": "a@x.io", "password": "pw-123456", "name": "a"}, format="json"
@@ -32,11 +34,13 @@ def test_register_routes_share_the_per_address_budget(anon_client, plans, settin
 
 
 def test_register_default_rate_is_5_per_hour(anon_client, plans):
+    fresh_window("127.0.0.1", period_s=3600)
     codes = [anon_client.post("/v1/auth/register-anonymous", {}, format="json").status_code for _ in range(6)]
     assert codes == [201] * 5 + [429]
 
 
 def test_login_counts_every_attempt(anon_client, plans, settings):
+    fresh_window("127.0.0.1")  # the client address's one-minute window (SPINDLE_LOGIN_RATE, 10/m)
     anon_client.post(
         "/v1/auth/register", {"email": "a@x.io", "password": "pw-123456", "name": "a"}, format="json"
     )

@@ -11,7 +11,7 @@ import pytest
 
 from accounts.services import workspace_create
 from tests import processes
-from tests.billing.test_rate_limits import fresh_window
+from tests.ratewindow import fresh_window
 
 
 def _get(url: str, key: str) -> int:

@@ -1,19 +1,12 @@
 import time
 
 import pytest
-from django_ratelimit.core import _get_window
 
 from accounts.services import workspace_create
 from tests.conftest import make_client
+from tests.ratewindow import fresh_window
 
 pytestmark = pytest.mark.django_db
-
-
-def fresh_window(workspace_id: str, *, needed_s: int = 8) -> None:
-    """Wait, if needed, so a burst does not straddle the end of django-ratelimit's fixed one-minute window."""
-    left = _get_window(workspace_id, 60) - time.time()
-    if left < needed_s:
-        time.sleep(max(0.0, left) + 1.1)
 
 
 def test_authenticated_responses_carry_rate_limit_headers(workspace, api_client):

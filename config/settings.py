@@ -210,13 +210,13 @@ for _entry in CELERY_BEAT_SCHEDULE.values():
 CELERY_TASK_ROUTES = ("config.routing.route_task",)
 SPINDLE_SYSTEM_TASK_PREFIXES = ("jobs.sweep", "schedules.", "alerts.", "billing.")
 # Push deliveries wait on sockets: each worker process carries its batches in flight on one event loop
-# (jobs/services/conveyor.py). At most SPINDLE_DELIVERY_IN_FLIGHT jobs in flight per process; a workspace alone may
-# use all but SPINDLE_DELIVERY_RESERVE of them, several busy ones share them fairly (and a workspace's queues share
-# its part), and the reserve lets a tenant with nothing in flight in at once while others wait out a slow endpoint.
-# On warm shutdown (SIGTERM) a process waits up to SPINDLE_DELIVERY_DRAIN_S for its batches in flight.
+# (jobs/services/conveyor.py), at most SPINDLE_DELIVERY_IN_FLIGHT jobs; a workspace alone may use all but the
+# SPINDLE_DELIVERY_RESERVE that lets a tenant with nothing in flight in at once, busy ones share fairly. Warm shutdown
+# waits up to SPINDLE_DELIVERY_DRAIN_S for them. SPINDLE_PUSH_WAKEUP: enqueues wake conveyors by NOTIFY (wakeup.py).
 SPINDLE_DELIVERY_IN_FLIGHT = env.int("SPINDLE_DELIVERY_IN_FLIGHT", default=512)
 SPINDLE_DELIVERY_RESERVE = env.int("SPINDLE_DELIVERY_RESERVE", default=64)
 SPINDLE_DELIVERY_DRAIN_S = env.float("SPINDLE_DELIVERY_DRAIN_S", default=20.0)
+SPINDLE_PUSH_WAKEUP = env.bool("SPINDLE_PUSH_WAKEUP", default=True)
 # Rows per retention DELETE (alerts.housekeeping.retention_apply): each batch is its own short transaction.
 RETENTION_BATCH_ROWS = env.int("SPINDLE_RETENTION_BATCH_ROWS", default=5000)
 

@@ -12,12 +12,13 @@ from celery.signals import (
     worker_init,
     worker_process_init,
     worker_process_shutdown,
+    worker_ready,
     worker_shutdown,
 )
 
 from config import liveness
 from config import logging as log_context
-from jobs.services import conveyor
+from jobs.services import conveyor, wakeup
 from jobs.services.dispatch import clear_kick, send_hints
 from jobs.services.engine import jobs_sweep
 from jobs.services.pull import workers_reap
@@ -26,13 +27,29 @@ logger = logging.getLogger(__name__)
 
 
 @worker_process_init.connect
-def _freeze_startup_heap(**kwargs) -> None:
-    """Move everything imported at start-up out of the garbage collector's reach.
+def _on_process_init(**kwargs) -> None:
+    """A prefork pool process starts. The first one (index 0, which a restarted first process keeps) runs the
+    worker's push waker: every listener gets every wake-up, and woken processes of one worker would race for the
+    same job; the others take the broker hints, which spread the work once a claim takes a full batch.
 
-    Django, Celery and aiohttp leave ~10^5 long-lived objects; every full collection walked them all, which cost
-    ~10 % of a delivery batch's CPU and added multi-millisecond pauses to the enqueue -> delivery latency.
-    """
+    Everything imported at start-up goes out of the garbage collector's reach: Django, Celery and aiohttp leave
+    ~10^5 long-lived objects; every full collection walked them all, which cost ~10 % of a delivery batch's CPU
+    and added multi-millisecond pauses to the enqueue -> delivery latency."""
+    from billiard.process import current_process
+
+    if getattr(current_process(), "index", 0) == 0:
+        wakeup.start()
     gc.freeze()
+
+
+@worker_ready.connect
+def _on_worker_ready(**kwargs) -> None:
+    """A worker whose pool runs in this process (threads, solo): its push waker, and its start-up heap frozen as
+    a prefork pool process's is. A prefork parent does neither: it never delivers, and a thread must not be
+    running when it forks."""
+    if not _forks:
+        wakeup.start()
+        gc.freeze()
 
 
 @task_prerun.connect
@@ -52,6 +69,8 @@ _delivery_gate: threading.BoundedSemaphore | None = None
 # True in a worker (set at its start, inherited by prefork children): batches go to the conveyor. Called
 # in-process (tests, eager calls, a shell), the task delivers and records before it returns, as before.
 _in_worker = False
+# True in a worker whose pool forks processes (prefork): each pool process starts its own push waker.
+_forks = False
 
 
 @worker_init.connect
@@ -60,11 +79,12 @@ def _on_worker_init(sender=None, **kwargs) -> None:
     from celery.concurrency import get_implementation
     from celery.concurrency.thread import TaskPool as ThreadPool
 
-    global _delivery_gate, _in_worker
+    global _delivery_gate, _in_worker, _forks
     _in_worker = True
 
     concurrency = int(getattr(sender, "concurrency", 0) or 0)
     pool = get_implementation(getattr(sender, "pool_cls", "prefork"))
+    _forks = isinstance(pool, type) and pool.__module__.startswith("celery.concurrency.prefork")
     if isinstance(pool, type) and issubclass(pool, ThreadPool) and concurrency >= 2:
         _delivery_gate = threading.BoundedSemaphore(concurrency - 1)
 
@@ -72,7 +92,9 @@ def _on_worker_init(sender=None, **kwargs) -> None:
 @worker_process_shutdown.connect
 @worker_shutdown.connect
 def _drain_deliveries(**kwargs) -> None:
-    """Warm shutdown (SIGTERM): let the batches in flight finish, up to SPINDLE_DELIVERY_DRAIN_S."""
+    """Warm shutdown (SIGTERM): no more woken claims; let the batches in flight finish, up to
+    SPINDLE_DELIVERY_DRAIN_S."""
+    wakeup.stop()
     conveyor.drain()
 
 

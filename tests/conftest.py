@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Plan
 from accounts.plans import seed_default_plans
+from jobs.services.dispatch import forget_wakers
 from tests import processes
 from tests.factories import WorkspaceFactory
 
@@ -31,8 +32,10 @@ def plans(db):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    # Rate-limit windows and idempotency records live in the (Redis) cache; start every test clean.
+    # Rate-limit windows, idempotency records and push wakers' announcements live in the (Redis) cache; start
+    # every test clean.
     cache.clear()
+    forget_wakers()
     yield
 
 

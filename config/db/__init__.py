@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, cast
@@ -49,6 +49,11 @@ class Listener(Protocol):
     def subscribe(self, *keys: str) -> threading.Event: ...
 
     def unsubscribe(self, event: threading.Event, *keys: str) -> None: ...
+
+    def watch(self, callback: Callable[[str | None], None]) -> None: ...
+
+    @property
+    def listening(self) -> bool: ...
 
 
 class Backend(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -103,6 +103,8 @@ class Listener:
         self._channel = channel
         self._lock = threading.Lock()
         self._waiters: dict[str, set[threading.Event]] = {}
+        # Called with every payload, and with None after a (re)connect (notifications may have been missed).
+        self._watchers: list[Callable[[str | None], None]] = []
         self._listening = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"spindle-listen-{channel}", daemon=True)
@@ -127,6 +129,17 @@ class Listener:
                     if not waiters:
                         del self._waiters[key]
 
+    def watch(self, callback: Callable[[str | None], None]) -> None:
+        """Call `callback` on the listener thread with every payload of the channel (it must be quick), and with
+        None after each (re)connect."""
+        with self._lock:
+            self._watchers.append(callback)
+
+    @property
+    def listening(self) -> bool:
+        """Whether LISTEN is in place now."""
+        return self._listening.is_set()
+
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(timeout=5)
@@ -137,8 +150,14 @@ class Listener:
                 events = [e for waiters in self._waiters.values() for e in waiters]
             else:
                 events = list(self._waiters.get(key, ()))
+            watchers = list(self._watchers)
         for event in events:
             event.set()
+        for callback in watchers:
+            try:
+                callback(key)
+            except Exception:  # noqa: BLE001 - a watcher's bug must not end the listener
+                logger.exception("listener watcher failed")
 
     def _run(self) -> None:
         while not self._stopping.is_set():

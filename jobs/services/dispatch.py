@@ -1,14 +1,16 @@
-"""Broker hints after commit (DESIGN.md invariant 1: PostgreSQL is the truth, the broker only carries hints).
+"""Hints after commit (DESIGN.md invariant 1: PostgreSQL is the truth, the broker only carries hints).
 
-Push queues get one de-duplicated Celery task per queue ("jobs.deliver_queue"); pull queues get a PostgreSQL
-NOTIFY that wakes long-polling claimers. A lost hint costs latency, never a job: the sweeper re-kicks every
-queue that has ready jobs.
+Pull queues get a PostgreSQL NOTIFY that wakes long-polling claimers. Push queues get one de-duplicated Celery
+task per queue ("jobs.deliver_queue"), or, while workers announce push wakers (jobs.services.wakeup), a NOTIFY
+on PUSH_CHANNEL that reaches them with the enqueue's COMMIT, without the broker's round trips. A lost hint or
+wake-up costs latency, never a job: the sweeper re-kicks every queue that has ready jobs.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -24,6 +26,12 @@ from config.routing import system_queue
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "spindle_jobs"
+PUSH_CHANNEL = "spindle_push"
+# Workers with a push waker set this key (with a TTL) while their LISTEN is in place; enqueuers read it at most
+# once per WAKERS_MEMO_S. Per database: NOTIFY reaches only the listeners of the database it is sent in, and
+# deployments (or test sessions) may share one Redis.
+WAKERS_MEMO_S = 1.0
+_wakers_memo: tuple[float, bool] = (0.0, False)
 DELIVER_TASK = "jobs.deliver_queue"
 # While a hint for a queue is pending, further kicks are dropped. The running task deletes the flag as it
 # starts, so a kick that arrives during its work schedules the next run. The TTL bounds the damage of a hint
@@ -71,10 +79,44 @@ def kick_statement(queue_ids: Iterable[str]) -> tuple[str, list] | None:
     modes = _deliveries(ids)
     pull = [q for q in ids if modes.get(q) == "pull"]
     push = [q for q in ids if modes.get(q) == "push"]
-    if push:
-        transaction.on_commit(lambda: send_hints(push))
     # NOTIFY wakes long-polling claimers at commit (none is sent on rollback); without NOTIFY (SQLite) they poll.
-    return db.backend().notify_sql(NOTIFY_CHANNEL, pull)
+    backend = db.backend()
+    statements = [backend.notify_sql(NOTIFY_CHANNEL, pull)]
+    wake = backend.notify_sql(PUSH_CHANNEL, push) if push and wakers_alive() else None
+    if wake is not None:
+        statements.append(wake)
+    elif push:
+        transaction.on_commit(lambda: send_hints(push))
+    found = [s for s in statements if s is not None]
+    if not found:
+        return None
+    return ";\n".join(sql for sql, _ in found), [p for _, params in found for p in params]
+
+
+def wakers_key() -> str:
+    return f"spindle:push-wakers:{connection.settings_dict['NAME']}"
+
+
+def wakers_alive() -> bool:
+    """Whether some worker announces a push waker (read from the cache at most once per WAKERS_MEMO_S). If the
+    cache cannot answer, False: the broker hint works without it."""
+    global _wakers_memo
+    now = time.monotonic()
+    checked, alive = _wakers_memo
+    if now - checked < WAKERS_MEMO_S:
+        return alive
+    try:
+        alive = bool(cache.get(wakers_key()))
+    except Exception:  # noqa: BLE001
+        alive = False
+    _wakers_memo = (now, alive)
+    return alive
+
+
+def forget_wakers() -> None:
+    """Read the announcement again on the next kick (tests, after clearing the cache)."""
+    global _wakers_memo
+    _wakers_memo = (0.0, False)
 
 
 SWEEP_TASK = "jobs.sweep"

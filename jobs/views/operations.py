@@ -88,21 +88,33 @@ def _render_jobs(rows: Any) -> list[dict[str, Any]]:
     return [job_to_dict(j) for j in rows]
 
 
-class QueueOperationsViewSet(WorkspaceViewSet):
-    """Bulk operations on one queue and its dead-letter queue; each answers `{"affected": n}`."""
+def _bodiless_operation(operation: Callable[..., int], description: str) -> Callable[..., Response]:
+    """A bulk operation on the named queue that takes no body (drain, promote): the two check and answer the same
+    way, `{"affected": n}`; only the operation differs."""
 
     @extend_schema(
         tags=["Queue operations"],
         parameters=[NAME_PARAM],
         request=None,
         responses={200: AFFECTED, **error_responses(400, 401, 404)},
-        description="Remove every waiting and delayed job (in bounded batches). Emits `job:removed` "
-        "per job and `queue:drained`.",
+        description=description,
     )
-    def drain(self, request: Request, name: str) -> Response:
+    def action(self: QueueOperationsViewSet, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         self.strict_data(request, set())
-        return Response({"affected": ops.queue_drain(workspace=self.workspace, queue=queue)})
+        return Response({"affected": operation(workspace=self.workspace, queue=queue)})
+
+    return action
+
+
+class QueueOperationsViewSet(WorkspaceViewSet):
+    """Bulk operations on one queue and its dead-letter queue; each answers `{"affected": n}`."""
+
+    drain = _bodiless_operation(
+        ops.queue_drain,
+        "Remove every waiting and delayed job (in bounded batches). Emits `job:removed` per job and "
+        "`queue:drained`.",
+    )
 
     @extend_schema(
         tags=["Queue operations"],
@@ -145,17 +157,10 @@ class QueueOperationsViewSet(WorkspaceViewSet):
             {"affected": ops.queue_retry_jobs(workspace=self.workspace, queue=queue, state=valid["state"])}
         )
 
-    @extend_schema(
-        tags=["Queue operations"],
-        parameters=[NAME_PARAM],
-        request=None,
-        responses={200: AFFECTED, **error_responses(400, 401, 404)},
-        description="Make every delayed job ready now (not flow parents waiting for their children).",
+    promote = _bodiless_operation(
+        ops.queue_promote_jobs,
+        "Make every delayed job ready now (not flow parents waiting for their children).",
     )
-    def promote(self, request: Request, name: str) -> Response:
-        queue = queue_get(workspace=self.workspace, name=name)
-        self.strict_data(request, set())
-        return Response({"affected": ops.queue_promote_jobs(workspace=self.workspace, queue=queue)})
 
     @extend_schema(
         tags=["Queue operations"],

@@ -208,11 +208,11 @@ def rotate_key(request: Request) -> Response:
     return Response({"api_key": issued.raw, "api_key_prefix": issued.key.prefix})
 
 
+@extend_schema(tags=["Accounts"])
 class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
     """Named extra keys: list, create (the key is shown once), revoke."""
 
     @extend_schema(
-        tags=["Accounts"],
         responses={200: list_envelope("ApiKeyList", ApiKeyOutSerializer), **error_responses(400, 401, 429)},
         description="The workspace's active keys (the primary key included, `is_primary: true`), newest first.",
     )
@@ -223,7 +223,6 @@ class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
         )
 
     @extend_schema(
-        tags=["Accounts"],
         request=ApiKeyInSerializer,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: ApiKeyCreatedOutSerializer, **error_responses(400, 401, 409, 415, 422, 429)},
@@ -236,7 +235,6 @@ class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
         return Response(ApiKeyCreatedOutSerializer(issued.key, context={"raw": issued.raw}).data, status=201)
 
     @extend_schema(
-        tags=["Accounts"],
         responses={204: OpenApiResponse(description="Revoked"), **error_responses(401, 404, 429)},
         description="Revoke a key: it stops working at once. Unknown, revoked or another workspace's key: 404.",
     )

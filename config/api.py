@@ -85,7 +85,10 @@ class LenientContentNegotiation(negotiation.DefaultContentNegotiation):
 
 
 class WorkspaceViewSet(viewsets.GenericViewSet):
-    """Resolves the acting workspace once; every query in a subclass starts from `self.workspace`."""
+    """Resolves the acting workspace once; every query in a subclass starts from `self.workspace`.
+
+    A subclass whose routes share one OpenAPI tag declares it once, on the class (`@extend_schema(tags=[...])`):
+    drf-spectacular gives it to every route that does not name its own."""
 
     lookup_value_regex = r"[^/]+"
 

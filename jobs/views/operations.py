@@ -226,6 +226,7 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         return Response({"affected": ops.dlq_purge(workspace=self.workspace, queue=queue)})
 
 
+@extend_schema(tags=["Jobs"])
 class JobOperationsViewSet(WorkspaceViewSet):
     """One job: read, edit, cancel/delete, retry, promote, and its flow children."""
 
@@ -240,7 +241,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return Response(job_to_dict(job, queue_name=queue.name))
 
     @extend_schema(
-        tags=["Jobs"],
         operation_id="jobs_retrieve",
         parameters=[NAME_PARAM, JOB_PARAM],
         responses={200: JobSchema, **error_responses(401, 404)},
@@ -254,7 +254,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return Response(job_to_dict(job, queue_name=name))
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=JobPatchIn,
         responses={200: JobSchema, **error_responses(400, 401, 404, 409, 413, 415)},
@@ -272,7 +271,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return Response(job_to_dict(job, queue_name=queue.name))
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
         responses={204: None, **error_responses(401, 404)},
@@ -284,7 +282,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
         responses={200: JobSchema, **error_responses(401, 404, 409)},
@@ -295,7 +292,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return self._control(request, name, job_id, ops.job_cancel)
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
         responses={200: JobSchema, **error_responses(401, 402, 404, 409)},
@@ -306,7 +302,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return self._control(request, name, job_id, ops.job_retry)
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
         responses={200: JobSchema, **error_responses(401, 404, 409)},
@@ -316,7 +311,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return self._control(request, name, job_id, ops.job_promote)
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM, *PAGE_PARAMS],
         responses={200: list_envelope("ChildrenList", JobSchema), **error_responses(400, 401, 404)},
         description="The job's flow children (jobs created with `parent_id` = this job), oldest first.",

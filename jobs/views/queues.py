@@ -44,7 +44,6 @@ def _pause_action(change: Callable[..., Queue], description: str) -> Callable[..
     and answer the same way; only what they do differs."""
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[NAME_PARAM],
         request=PauseIn,
         responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
@@ -60,6 +59,7 @@ def _pause_action(change: Callable[..., Queue], description: str) -> Callable[..
     return action
 
 
+@extend_schema(tags=["Queues"])
 class QueueViewSet(WorkspaceViewSet):
     """`/v1/queues` and `/v1/queues/{name}` with the queue operations this app owns."""
 
@@ -68,7 +68,6 @@ class QueueViewSet(WorkspaceViewSet):
         return queue_to_dict(queue, counts=counts[queue.id])
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[
             OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
             OpenApiParameter("cursor", OpenApiTypes.STR),
@@ -88,7 +87,6 @@ class QueueViewSet(WorkspaceViewSet):
         return Response(paginate(queue_list(workspace=workspace), request.query_params, render))
 
     @extend_schema(
-        tags=["Queues"],
         request=QueueIn,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: QueueWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
@@ -102,15 +100,12 @@ class QueueViewSet(WorkspaceViewSet):
         body["signing_secret"] = secret
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(
-        tags=["Queues"], parameters=[NAME_PARAM], responses={200: QueueSchema, **error_responses(401, 404)}
-    )
+    @extend_schema(parameters=[NAME_PARAM], responses={200: QueueSchema, **error_responses(401, 404)})
     def retrieve(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         return Response(self._render(queue))
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[NAME_PARAM],
         request=QueueIn,
         responses={200: QueueSchema, **error_responses(400, 401, 402, 404, 415)},
@@ -123,7 +118,6 @@ class QueueViewSet(WorkspaceViewSet):
         return Response(self._render(queue))
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[
             NAME_PARAM,
             OpenApiParameter("force", OpenApiTypes.BOOL, description="Obliterate: delete its jobs too"),
@@ -145,7 +139,6 @@ class QueueViewSet(WorkspaceViewSet):
     )
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[NAME_PARAM],
         request=None,
         responses={200: QueueWithSecretSchema, **error_responses(400, 401, 404)},

@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
+from config.api import WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 
@@ -66,7 +66,7 @@ class AlertViewSet(WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = validated(AlertIn, self.strict_data(request, body_fields(AlertIn)), partial=False)
+        data = validated_body(request, AlertIn)
         alert, secret = services.alert_create(workspace=self.workspace, data=data)
         body = alert_to_dict(alert)
         if secret:
@@ -79,7 +79,7 @@ class AlertViewSet(WorkspaceViewSet):
 
     def _update(self, request: Request, alert_id: str, *, replace: bool) -> Response:
         alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
-        data = validated(AlertIn, self.strict_data(request, body_fields(AlertIn)), partial=not replace)
+        data = validated_body(request, AlertIn, partial=not replace)
         alert, secret = services.alert_update(
             workspace=self.workspace, alert=alert, data=data, replace=replace
         )
@@ -145,7 +145,7 @@ class WebhookViewSet(WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = validated(WebhookIn, self.strict_data(request, body_fields(WebhookIn)), partial=False)
+        data = validated_body(request, WebhookIn)
         sub, secret = services.webhook_create(workspace=self.workspace, data=data)
         return Response({**webhook_to_dict(sub), "secret": secret}, status=status.HTTP_201_CREATED)
 
@@ -165,7 +165,7 @@ class WebhookViewSet(WorkspaceViewSet):
     )
     def partial_update(self, request: Request, webhook_id: str) -> Response:
         sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
-        data = validated(WebhookIn, self.strict_data(request, body_fields(WebhookIn)), partial=True)
+        data = validated_body(request, WebhookIn, partial=True)
         sub = services.webhook_update(workspace=self.workspace, subscription=sub, data=data)
         return Response(webhook_to_dict(sub))
 

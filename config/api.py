@@ -144,6 +144,19 @@ def validated(
     return dict(serializer.validated_data)
 
 
+def validated_body(
+    request: Request,
+    serializer_class: type[serializers.Serializer],
+    *,
+    partial: bool = False,
+    **strictness: Any,
+) -> dict[str, Any]:
+    """The strict body of a route that takes one, checked by its input serializer: `strict_body` with the keys
+    `body_fields` allows (`strictness` goes to it), then `validated`."""
+    body = strict_body(request, body_fields(serializer_class), **strictness)
+    return validated(serializer_class, body, partial=partial)
+
+
 def public_post(view: Callable[..., Any]) -> Any:
     """A POST route that takes no credentials (no authentication, no permission): register, login, refresh and
     the Stripe webhook, each guarded by its own rate limit or signature check."""

@@ -14,7 +14,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
+from config.api import WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.exceptions import BadRequest
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
@@ -94,7 +94,7 @@ class QueueViewSet(WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)))
+        data = validated_body(request, QueueIn)
         queue, secret = services.queue_create(workspace=self.workspace, data=data)
         body = queue_to_dict(queue)
         body["signing_secret"] = secret
@@ -113,7 +113,7 @@ class QueueViewSet(WorkspaceViewSet):
     )
     def partial_update(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
-        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)), partial=True)
+        data = validated_body(request, QueueIn, partial=True)
         queue = queue_ops.queue_update(workspace=self.workspace, queue=queue, data=data)
         return Response(self._render(queue))
 

@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, error_responses, list_envelope, validated_body
+from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 
@@ -31,15 +31,13 @@ from .serializers import (
     webhook_to_dict,
 )
 
-_LIMIT = OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50")
-_CURSOR = OpenApiParameter("cursor", OpenApiTypes.STR)
 _ALERT_ID = OpenApiParameter("alert_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="alr_…")
 _WEBHOOK_ID = OpenApiParameter("webhook_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="wh_…")
 
 
 def _list_schema(list_name: str, item: type[serializers.Serializer], description: str) -> Any:
     return extend_schema(
-        parameters=[_LIMIT, _CURSOR],
+        parameters=PAGE_PARAMETERS,
         responses={200: list_envelope(list_name, item), **error_responses(400, 401)},
         description=description,
     )
@@ -176,7 +174,7 @@ class WebhookViewSet(WorkspaceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        parameters=[_WEBHOOK_ID, _LIMIT, _CURSOR],
+        parameters=[_WEBHOOK_ID, *PAGE_PARAMETERS],
         responses={
             200: list_envelope("WebhookDeliveryList", DeliverySchema),
             **error_responses(400, 401, 404),

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.urls import URLPattern, path
 from drf_spectacular.drainage import set_override
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, negotiation, serializers, viewsets
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
@@ -44,6 +45,12 @@ def list_envelope(name: str, item: Any) -> Any:
     set_override(envelope, "many", False)
     return envelope
 
+
+# The query parameters of a list in that envelope, as config.pagination reads them.
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
+    OpenApiParameter("cursor", OpenApiTypes.STR),
+]
 
 DETAIL_ACTIONS = {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
 

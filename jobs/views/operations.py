@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, error_responses, list_envelope, validated
+from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated
 from config.exceptions import BadRequest, ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import decode_cursor, encode_cursor, paginate, parse_limit
@@ -23,15 +23,11 @@ from jobs.serializers import JobSchema, job_to_dict
 from jobs.services import operations as ops
 from queues.selectors import queue_get
 from queues.serializers import queue_to_dict
+from queues.views import NAME_PARAM
 
-NAME_PARAM = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Queue name")
 JOB_PARAM = OpenApiParameter(
     "job_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Job id (`job_…`)"
 )
-PAGE_PARAMS = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
-    OpenApiParameter("cursor", OpenApiTypes.STR),
-]
 MAX_GRACE_MS = 3_650 * 86_400_000  # ten years
 AFFECTED = inline_serializer("Affected", fields={"affected": serializers.IntegerField()})
 
@@ -164,7 +160,7 @@ class QueueOperationsViewSet(WorkspaceViewSet):
 
     @extend_schema(
         tags=["Queue operations"],
-        parameters=[NAME_PARAM, *PAGE_PARAMS],
+        parameters=[NAME_PARAM, *PAGE_PARAMETERS],
         responses={200: list_envelope("GroupList", GroupSchema), **error_responses(400, 401, 404)},
         description="Distinct job `group` keys with their active and waiting counts, by name.",
     )
@@ -179,7 +175,7 @@ class QueueOperationsViewSet(WorkspaceViewSet):
 
     @extend_schema(
         tags=["Dead-letter queue"],
-        parameters=[NAME_PARAM, *PAGE_PARAMS],
+        parameters=[NAME_PARAM, *PAGE_PARAMETERS],
         responses={200: list_envelope("DlqList", JobSchema), **error_responses(400, 401, 404)},
         description="The queue's failed jobs, newest first.",
     )
@@ -311,7 +307,7 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return self._control(request, name, job_id, ops.job_promote)
 
     @extend_schema(
-        parameters=[NAME_PARAM, JOB_PARAM, *PAGE_PARAMS],
+        parameters=[NAME_PARAM, JOB_PARAM, *PAGE_PARAMETERS],
         responses={200: list_envelope("ChildrenList", JobSchema), **error_responses(400, 401, 404)},
         description="The job's flow children (jobs created with `parent_id` = this job), oldest first.",
     )
@@ -331,7 +327,7 @@ class SearchViewSet(WorkspaceViewSet):
                 "type", OpenApiTypes.STR, enum=["job", "queue", "payload"], description="default job"
             ),
             OpenApiParameter("queue", OpenApiTypes.STR, description="Queue name; required for type=payload"),
-            *PAGE_PARAMS,
+            *PAGE_PARAMETERS,
         ],
         responses={200: list_envelope("SearchResults", JobSchema), **error_responses(400, 401, 404)},
         description="`job`: the job with that exact id. `queue`: queues whose name contains q (the list then holds "

@@ -14,17 +14,17 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, error_responses, list_envelope, validated_body
+from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.exceptions import BadRequest
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from jobs.queue_selectors import queue_counts
 from jobs.services import queue_ops
-from jobs.views.operations import NAME_PARAM
 from queues import services
 from queues.models import Queue
 from queues.selectors import queue_get, queue_list
 from queues.serializers import PauseIn, QueueIn, QueueSchema, QueueWithSecretSchema, queue_to_dict
+from queues.views import NAME_PARAM
 
 
 def _parse_bool(params: Any, key: str) -> bool:
@@ -68,10 +68,7 @@ class QueueViewSet(WorkspaceViewSet):
         return queue_to_dict(queue, counts=counts[queue.id])
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
-            OpenApiParameter("cursor", OpenApiTypes.STR),
-        ],
+        parameters=PAGE_PARAMETERS,
         responses={200: list_envelope("QueueList", QueueSchema), **error_responses(400, 401)},
         description="The workspace's queues, newest first, with live job counts.",
     )

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
+from queues.serializers import with_secret
 
 from . import selectors, services
 from .serializers import (
@@ -66,10 +67,7 @@ class AlertViewSet(WorkspaceViewSet):
     def create(self, request: Request) -> Response:
         data = validated_body(request, AlertIn)
         alert, secret = services.alert_create(workspace=self.workspace, data=data)
-        body = alert_to_dict(alert)
-        if secret:
-            body["secret"] = secret
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(with_secret(alert_to_dict(alert), secret), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[_ALERT_ID], responses={200: AlertSchema, **error_responses(401, 404)})
     def retrieve(self, request: Request, alert_id: str) -> Response:
@@ -81,10 +79,7 @@ class AlertViewSet(WorkspaceViewSet):
         alert, secret = services.alert_update(
             workspace=self.workspace, alert=alert, data=data, replace=replace
         )
-        body = alert_to_dict(alert)
-        if secret:
-            body["secret"] = secret
-        return Response(body)
+        return Response(with_secret(alert_to_dict(alert), secret))
 
     @extend_schema(
         parameters=[_ALERT_ID],
@@ -145,7 +140,7 @@ class WebhookViewSet(WorkspaceViewSet):
     def create(self, request: Request) -> Response:
         data = validated_body(request, WebhookIn)
         sub, secret = services.webhook_create(workspace=self.workspace, data=data)
-        return Response({**webhook_to_dict(sub), "secret": secret}, status=status.HTTP_201_CREATED)
+        return Response(with_secret(webhook_to_dict(sub), secret), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         parameters=[_WEBHOOK_ID],

@@ -23,7 +23,14 @@ from jobs.services import queue_ops
 from queues import services
 from queues.models import Queue
 from queues.selectors import queue_get, queue_list
-from queues.serializers import PauseIn, QueueIn, QueueSchema, QueueWithSecretSchema, queue_to_dict
+from queues.serializers import (
+    PauseIn,
+    QueueIn,
+    QueueSchema,
+    QueueWithSecretSchema,
+    queue_to_dict,
+    with_secret,
+)
 from queues.views import NAME_PARAM
 
 
@@ -93,9 +100,9 @@ class QueueViewSet(WorkspaceViewSet):
     def create(self, request: Request) -> Response:
         data = validated_body(request, QueueIn)
         queue, secret = services.queue_create(workspace=self.workspace, data=data)
-        body = queue_to_dict(queue)
-        body["signing_secret"] = secret
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(
+            with_secret(queue_to_dict(queue), secret, key="signing_secret"), status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(parameters=[NAME_PARAM], responses={200: QueueSchema, **error_responses(401, 404)})
     def retrieve(self, request: Request, name: str) -> Response:
@@ -145,6 +152,4 @@ class QueueViewSet(WorkspaceViewSet):
         queue = queue_get(workspace=self.workspace, name=name)
         self.strict_data(request, set())
         queue, secret = services.queue_rotate_secret(workspace=self.workspace, queue=queue)
-        body = self._render(queue)
-        body["signing_secret"] = secret
-        return Response(body)
+        return Response(with_secret(self._render(queue), secret, key="signing_secret"))

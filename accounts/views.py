@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
@@ -8,8 +9,9 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, public_post, validated
+from config.api import WorkspaceViewSet, error_responses, list_envelope, public_post
 from config.api import strict_body as config_strict_body
+from config.api import validated_body as config_validated_body
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from config.ratelimit import login_rate_check, register_rate_check
@@ -37,7 +39,9 @@ _NO_IDEMPOTENCY_KEY = (
 
 
 # Account routes (and billing's, which import this) answer a `null` body 400 too, under the default message.
-strict_body = functools.partial(config_strict_body, null_is_empty=False, message=None)
+_STRICTNESS: dict[str, Any] = {"null_is_empty": False, "message": None}
+strict_body = functools.partial(config_strict_body, **_STRICTNESS)
+validated_body = functools.partial(config_validated_body, **_STRICTNESS)
 # The routes that take no credentials document that they need none.
 _public_schema = functools.partial(extend_schema, tags=["Accounts"], auth=[])
 
@@ -57,8 +61,7 @@ _public_schema = functools.partial(extend_schema, tags=["Accounts"], auth=[])
 @public_post
 def register_anonymous(request: Request) -> Response:
     register_rate_check(request)
-    body = strict_body(request, body_fields(RegisterAnonymousInSerializer))
-    data = validated(RegisterAnonymousInSerializer, body)
+    data = validated_body(request, RegisterAnonymousInSerializer)
     workspace, issued = services.workspace_create(
         name=data.get("name") or "Anonymous workspace", is_anonymous=True
     )
@@ -89,7 +92,7 @@ def register_anonymous(request: Request) -> Response:
 @public_post
 def register(request: Request) -> Response:
     register_rate_check(request)
-    data = validated(RegisterInSerializer, strict_body(request, body_fields(RegisterInSerializer)))
+    data = validated_body(request, RegisterInSerializer)
     result = services.user_register(email=data["email"], password=data["password"], name=data["name"])
     body = {
         "user": UserOutSerializer(result.user).data,
@@ -127,7 +130,7 @@ def register(request: Request) -> Response:
 @public_post
 def login(request: Request) -> Response:
     login_rate_check(request)
-    data = validated(LoginInSerializer, strict_body(request, body_fields(LoginInSerializer)))
+    data = validated_body(request, LoginInSerializer)
     if "api_key" in data:
         key, tokens = services.api_key_login(raw_key=data["api_key"])
         workspace = key.workspace
@@ -150,7 +153,7 @@ def login(request: Request) -> Response:
 )
 @public_post
 def refresh(request: Request) -> Response:
-    data = validated(RefreshInSerializer, strict_body(request, body_fields(RefreshInSerializer)))
+    data = validated_body(request, RefreshInSerializer)
     return Response(services.tokens_refresh(refresh=data["refresh"]).as_dict())
 
 
@@ -208,11 +211,11 @@ def rotate_key(request: Request) -> Response:
     return Response({"api_key": issued.raw, "api_key_prefix": issued.key.prefix})
 
 
+@extend_schema(tags=["Accounts"])
 class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
     """Named extra keys: list, create (the key is shown once), revoke."""
 
     @extend_schema(
-        tags=["Accounts"],
         responses={200: list_envelope("ApiKeyList", ApiKeyOutSerializer), **error_responses(400, 401, 429)},
         description="The workspace's active keys (the primary key included, `is_primary: true`), newest first.",
     )
@@ -223,7 +226,6 @@ class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
         )
 
     @extend_schema(
-        tags=["Accounts"],
         request=ApiKeyInSerializer,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: ApiKeyCreatedOutSerializer, **error_responses(400, 401, 409, 415, 422, 429)},
@@ -231,12 +233,11 @@ class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = validated(ApiKeyInSerializer, strict_body(request, body_fields(ApiKeyInSerializer)))
+        data = validated_body(request, ApiKeyInSerializer)
         issued = services.api_key_create_named(workspace=self.workspace, name=data["name"])
         return Response(ApiKeyCreatedOutSerializer(issued.key, context={"raw": issued.raw}).data, status=201)
 
     @extend_schema(
-        tags=["Accounts"],
         responses={204: OpenApiResponse(description="Revoked"), **error_responses(401, 404, 429)},
         description="Revoke a key: it stops working at once. Unknown, revoked or another workspace's key: 404.",
     )

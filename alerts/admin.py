@@ -12,16 +12,11 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from queues.admin_forms import ApiValidatedForm, ViewOnlyAdmin
+from queues.admin_forms import ApiValidatedForm, ViewOnlyAdmin, secret_hint
 
 from .models import Alert, AlertNotification, WebhookDelivery, WebhookSubscription
 from .serializers import AlertIn, WebhookIn, alert_target_check
 from .services import alert_update
-
-
-def _hint(secret: str) -> str:
-    # Enough to tell two secrets apart, never enough to sign with.
-    return f"whsec_…{secret[-4:]}" if secret else "—"
 
 
 class AlertAdminForm(ApiValidatedForm):
@@ -59,7 +54,7 @@ class _SecretHidden(admin.ModelAdmin):
 
     @admin.display(description="Secret")
     def secret_hint(self, obj: Alert | WebhookSubscription) -> str:
-        return _hint(obj.secret)
+        return secret_hint(obj.secret)
 
 
 @admin.register(Alert)

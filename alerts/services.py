@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import current_app
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import Workspace
@@ -52,17 +53,23 @@ def _apply_alert_fields(alert: Alert, data: dict[str, Any]) -> None:
             setattr(alert, key, value)
 
 
+def _insert_within_plan(row: Model, *, workspace: Workspace, resource: str) -> None:
+    """Insert one more of the plan-capped `resource` (alerts, webhooks): the cap check locks the workspace row in
+    the inserting transaction, so two parallel creates cannot both take the plan's last slot."""
+    with transaction.atomic():
+        plan_slot_take(workspace=workspace, resource=resource, model=type(row))
+        row.save(force_insert=True)
+
+
 def alert_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[Alert, str | None]:
     """Create an alert from validated input; returns it and its secret (webhook channel only, shown once)."""
     data = {**ALERT_DEFAULTS, **data}
     target = alert_target_check(channel=data["channel"], target=data["target"])
     _check_scope(workspace=workspace, queue=data["queue"], schedule=data["schedule"])
     secret = signing_secret_new() if data["channel"] == Channel.WEBHOOK else None
-    with transaction.atomic():
-        plan_slot_take(workspace=workspace, resource="alerts", model=Alert)
-        alert = Alert(workspace=workspace, secret=secret or "")
-        _apply_alert_fields(alert, {**data, "target": target})
-        alert.save(force_insert=True)
+    alert = Alert(workspace=workspace, secret=secret or "")
+    _apply_alert_fields(alert, {**data, "target": target})
+    _insert_within_plan(alert, workspace=workspace, resource="alerts")
     return alert, secret
 
 
@@ -134,18 +141,16 @@ def _send_soon(notification_id: str) -> None:
 def webhook_create(*, workspace: Workspace, data: dict[str, Any]) -> tuple[WebhookSubscription, str]:
     """Create a subscription; returns it and its signing secret (shown once)."""
     secret = signing_secret_new()
-    with transaction.atomic():
-        # The cap also bounds the fan-out work one workspace's events cost (issue 9).
-        plan_slot_take(workspace=workspace, resource="webhooks", model=WebhookSubscription)
-        sub = WebhookSubscription(
-            workspace=workspace,
-            url=data["url"],
-            events=data["events"],
-            enabled=data.get("enabled", True),
-            description=data.get("description", ""),
-            secret=secret,
-        )
-        sub.save(force_insert=True)
+    sub = WebhookSubscription(
+        workspace=workspace,
+        url=data["url"],
+        events=data["events"],
+        enabled=data.get("enabled", True),
+        description=data.get("description", ""),
+        secret=secret,
+    )
+    # The cap also bounds the fan-out work one workspace's events cost (issue 9).
+    _insert_within_plan(sub, workspace=workspace, resource="webhooks")
     return sub, secret
 
 

@@ -12,9 +12,10 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
+from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
+from queues.serializers import with_secret
 
 from . import selectors, services
 from .serializers import (
@@ -31,16 +32,13 @@ from .serializers import (
     webhook_to_dict,
 )
 
-_LIMIT = OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50")
-_CURSOR = OpenApiParameter("cursor", OpenApiTypes.STR)
 _ALERT_ID = OpenApiParameter("alert_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="alr_…")
 _WEBHOOK_ID = OpenApiParameter("webhook_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="wh_…")
 
 
-def _list_schema(tag: str, list_name: str, item: type[serializers.Serializer], description: str) -> Any:
+def _list_schema(list_name: str, item: type[serializers.Serializer], description: str) -> Any:
     return extend_schema(
-        tags=[tag],
-        parameters=[_LIMIT, _CURSOR],
+        parameters=PAGE_PARAMETERS,
         responses={200: list_envelope(list_name, item), **error_responses(400, 401)},
         description=description,
     )
@@ -51,15 +49,15 @@ def _page(rows: QuerySet[Any], request: Request, render: Callable[[Any], dict[st
     return Response(paginate(rows, request.query_params, lambda page: [render(row) for row in page]))
 
 
+@extend_schema(tags=["Alerts"])
 class AlertViewSet(WorkspaceViewSet):
     """`/v1/alerts`: failure notifications by email, Slack or signed webhook."""
 
-    @_list_schema("Alerts", "AlertList", AlertSchema, "The workspace's alerts, newest first.")
+    @_list_schema("AlertList", AlertSchema, "The workspace's alerts, newest first.")
     def list(self, request: Request) -> Response:
         return _page(selectors.alert_list(workspace=self.workspace), request, alert_to_dict)
 
     @extend_schema(
-        tags=["Alerts"],
         request=AlertIn,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: AlertWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
@@ -67,32 +65,23 @@ class AlertViewSet(WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = validated(AlertIn, self.strict_data(request, body_fields(AlertIn)), partial=False)
+        data = validated_body(request, AlertIn)
         alert, secret = services.alert_create(workspace=self.workspace, data=data)
-        body = alert_to_dict(alert)
-        if secret:
-            body["secret"] = secret
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(with_secret(alert_to_dict(alert), secret), status=status.HTTP_201_CREATED)
 
-    @extend_schema(
-        tags=["Alerts"], parameters=[_ALERT_ID], responses={200: AlertSchema, **error_responses(401, 404)}
-    )
+    @extend_schema(parameters=[_ALERT_ID], responses={200: AlertSchema, **error_responses(401, 404)})
     def retrieve(self, request: Request, alert_id: str) -> Response:
         return Response(alert_to_dict(selectors.alert_get(workspace=self.workspace, alert_id=alert_id)))
 
     def _update(self, request: Request, alert_id: str, *, replace: bool) -> Response:
         alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
-        data = validated(AlertIn, self.strict_data(request, body_fields(AlertIn)), partial=not replace)
+        data = validated_body(request, AlertIn, partial=not replace)
         alert, secret = services.alert_update(
             workspace=self.workspace, alert=alert, data=data, replace=replace
         )
-        body = alert_to_dict(alert)
-        if secret:
-            body["secret"] = secret
-        return Response(body)
+        return Response(with_secret(alert_to_dict(alert), secret))
 
     @extend_schema(
-        tags=["Alerts"],
         parameters=[_ALERT_ID],
         request=AlertIn,
         responses={200: AlertWithSecretSchema, **error_responses(400, 401, 404, 415)},
@@ -103,7 +92,6 @@ class AlertViewSet(WorkspaceViewSet):
         return self._update(request, alert_id, replace=True)
 
     @extend_schema(
-        tags=["Alerts"],
         parameters=[_ALERT_ID],
         request=AlertIn(partial=True),
         responses={200: AlertWithSecretSchema, **error_responses(400, 401, 404, 415)},
@@ -112,16 +100,13 @@ class AlertViewSet(WorkspaceViewSet):
     def partial_update(self, request: Request, alert_id: str) -> Response:
         return self._update(request, alert_id, replace=False)
 
-    @extend_schema(
-        tags=["Alerts"], parameters=[_ALERT_ID], responses={204: None, **error_responses(401, 404)}
-    )
+    @extend_schema(parameters=[_ALERT_ID], responses={204: None, **error_responses(401, 404)})
     def destroy(self, request: Request, alert_id: str) -> Response:
         alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
         services.alert_delete(workspace=self.workspace, alert=alert)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        tags=["Alerts"],
         parameters=[_ALERT_ID],
         request=None,
         responses={202: AlertTestSchema, **error_responses(400, 401, 404)},
@@ -136,17 +121,15 @@ class AlertViewSet(WorkspaceViewSet):
         return Response({"sent": True}, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(tags=["Webhooks"])
 class WebhookViewSet(WorkspaceViewSet):
     """`/v1/webhooks`: event subscriptions, delivered signed (Standard Webhooks) with retries."""
 
-    @_list_schema(
-        "Webhooks", "WebhookList", WebhookSchema, "The workspace's event subscriptions, newest first."
-    )
+    @_list_schema("WebhookList", WebhookSchema, "The workspace's event subscriptions, newest first.")
     def list(self, request: Request) -> Response:
         return _page(selectors.webhook_list(workspace=self.workspace), request, webhook_to_dict)
 
     @extend_schema(
-        tags=["Webhooks"],
         request=WebhookIn,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: WebhookWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
@@ -155,12 +138,11 @@ class WebhookViewSet(WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = validated(WebhookIn, self.strict_data(request, body_fields(WebhookIn)), partial=False)
+        data = validated_body(request, WebhookIn)
         sub, secret = services.webhook_create(workspace=self.workspace, data=data)
-        return Response({**webhook_to_dict(sub), "secret": secret}, status=status.HTTP_201_CREATED)
+        return Response(with_secret(webhook_to_dict(sub), secret), status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        tags=["Webhooks"],
         parameters=[_WEBHOOK_ID],
         responses={200: WebhookSchema, **error_responses(401, 404)},
     )
@@ -170,28 +152,24 @@ class WebhookViewSet(WorkspaceViewSet):
         )
 
     @extend_schema(
-        tags=["Webhooks"],
         parameters=[_WEBHOOK_ID],
         request=WebhookIn(partial=True),
         responses={200: WebhookSchema, **error_responses(400, 401, 404, 415)},
     )
     def partial_update(self, request: Request, webhook_id: str) -> Response:
         sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
-        data = validated(WebhookIn, self.strict_data(request, body_fields(WebhookIn)), partial=True)
+        data = validated_body(request, WebhookIn, partial=True)
         sub = services.webhook_update(workspace=self.workspace, subscription=sub, data=data)
         return Response(webhook_to_dict(sub))
 
-    @extend_schema(
-        tags=["Webhooks"], parameters=[_WEBHOOK_ID], responses={204: None, **error_responses(401, 404)}
-    )
+    @extend_schema(parameters=[_WEBHOOK_ID], responses={204: None, **error_responses(401, 404)})
     def destroy(self, request: Request, webhook_id: str) -> Response:
         sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
         services.webhook_delete(workspace=self.workspace, subscription=sub)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        tags=["Webhooks"],
-        parameters=[_WEBHOOK_ID, _LIMIT, _CURSOR],
+        parameters=[_WEBHOOK_ID, *PAGE_PARAMETERS],
         responses={
             200: list_envelope("WebhookDeliveryList", DeliverySchema),
             **error_responses(400, 401, 404),

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.urls import URLPattern, path
 from drf_spectacular.drainage import set_override
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, negotiation, serializers, viewsets
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
@@ -44,6 +45,12 @@ def list_envelope(name: str, item: Any) -> Any:
     set_override(envelope, "many", False)
     return envelope
 
+
+# The query parameters of a list in that envelope, as config.pagination reads them.
+PAGE_PARAMETERS = [
+    OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
+    OpenApiParameter("cursor", OpenApiTypes.STR),
+]
 
 DETAIL_ACTIONS = {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
 
@@ -85,7 +92,10 @@ class LenientContentNegotiation(negotiation.DefaultContentNegotiation):
 
 
 class WorkspaceViewSet(viewsets.GenericViewSet):
-    """Resolves the acting workspace once; every query in a subclass starts from `self.workspace`."""
+    """Resolves the acting workspace once; every query in a subclass starts from `self.workspace`.
+
+    A subclass whose routes share one OpenAPI tag declares it once, on the class (`@extend_schema(tags=[...])`):
+    drf-spectacular gives it to every route that does not name its own."""
 
     lookup_value_regex = r"[^/]+"
 
@@ -139,6 +149,19 @@ def validated(
         raise ValidationFailed(details=details)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+def validated_body(
+    request: Request,
+    serializer_class: type[serializers.Serializer],
+    *,
+    partial: bool = False,
+    **strictness: Any,
+) -> dict[str, Any]:
+    """The strict body of a route that takes one, checked by its input serializer: `strict_body` with the keys
+    `body_fields` allows (`strictness` goes to it), then `validated`."""
+    body = strict_body(request, body_fields(serializer_class), **strictness)
+    return validated(serializer_class, body, partial=partial)
 
 
 def public_post(view: Callable[..., Any]) -> Any:

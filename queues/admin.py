@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .admin_forms import QueueAdminForm
+from .admin_forms import QueueAdminForm, secret_hint
 from .models import Queue
 from .services import signing_secret_new
 
@@ -60,5 +60,4 @@ class QueueAdmin(admin.ModelAdmin):
 
     @admin.display(description="Signing secret")
     def secret_hint(self, obj: Queue) -> str:
-        # Enough to tell two secrets apart when a customer asks, never enough to sign with.
-        return f"whsec_…{obj.signing_secret[-4:]}" if obj.signing_secret else "—"
+        return secret_hint(obj.signing_secret)

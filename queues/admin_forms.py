@@ -36,6 +36,12 @@ class ViewOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def secret_hint(secret: str) -> str:
+    """How the admin shows a signing secret (a queue's, an alert's, a webhook subscription's): enough to tell two
+    secrets apart when a customer asks, never enough to sign with."""
+    return f"whsec_…{secret[-4:]}" if secret else "—"
+
+
 def _messages(detail: Any) -> list[str]:
     """Flatten a DRF error detail (a list, or a dict for nested serializers) into "path: message" lines."""
     if isinstance(detail, Mapping):

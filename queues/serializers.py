@@ -155,6 +155,12 @@ def queue_to_dict(queue: Queue, *, counts: dict[str, int] | None = None) -> dict
     return out
 
 
+def with_secret(body: dict[str, Any], secret: str | None, *, key: str = "secret") -> dict[str, Any]:
+    """A resource's body plus the signing secret its request made (a queue's `signing_secret`, an alert's or a
+    webhook subscription's `secret`), which only that one response shows. No secret made: the body as it is."""
+    return {**body, key: secret} if secret else body
+
+
 # --- documentation-only shapes (drf-spectacular) ------------------------------------------------------------
 class EndpointSchema(serializers.Serializer):
     url = serializers.URLField()

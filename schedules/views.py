@@ -37,7 +37,6 @@ def _switch(change: Callable[..., Schedule], description: str) -> Callable[..., 
     """Pause or resume: no body, answered with the schedule; only what they do differs."""
 
     @extend_schema(
-        tags=["Schedules"],
         request=None,
         responses={200: ScheduleSchema, **error_responses(401, 404)},
         description=description,
@@ -49,6 +48,7 @@ def _switch(change: Callable[..., Schedule], description: str) -> Callable[..., 
     return action
 
 
+@extend_schema(tags=["Schedules"])
 class ScheduleViewSet(WorkspaceViewSet):
     """Cron and interval schedules; addressed by name."""
 
@@ -65,7 +65,6 @@ class ScheduleViewSet(WorkspaceViewSet):
         return selectors.schedule_get(workspace=self.workspace, name=name)
 
     @extend_schema(
-        tags=["Schedules"],
         parameters=[
             OpenApiParameter(
                 "status",
@@ -117,7 +116,6 @@ class ScheduleViewSet(WorkspaceViewSet):
         return Response(page)
 
     @extend_schema(
-        tags=["Schedules"],
         request=ScheduleInSchema,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: ScheduleSchema, **error_responses(400, 401, 402, 409, 413, 415)},
@@ -128,12 +126,11 @@ class ScheduleViewSet(WorkspaceViewSet):
         schedule = services.schedule_create(workspace=self.workspace, data=data)
         return Response(schedule_to_dict(schedule), status=status.HTTP_201_CREATED)
 
-    @extend_schema(tags=["Schedules"], responses={200: ScheduleSchema, **error_responses(401, 404)})
+    @extend_schema(responses={200: ScheduleSchema, **error_responses(401, 404)})
     def retrieve(self, request: Request, name: str) -> Response:
         return Response(schedule_to_dict(self._get(name)))
 
     @extend_schema(
-        tags=["Schedules"],
         request=ScheduleInSchema(partial=True),
         responses={200: ScheduleSchema, **error_responses(400, 401, 402, 404, 409, 413, 415)},
     )
@@ -144,7 +141,6 @@ class ScheduleViewSet(WorkspaceViewSet):
         return Response(schedule_to_dict(schedule))
 
     @extend_schema(
-        tags=["Schedules"],
         request=ScheduleInSchema,
         responses={200: ScheduleSchema, **error_responses(400, 401, 402, 404, 409, 413, 415)},
         description="Replace the whole schedule: the body is validated exactly as a create (same 400/402 "
@@ -160,7 +156,7 @@ class ScheduleViewSet(WorkspaceViewSet):
         schedule = services.schedule_replace(workspace=self.workspace, schedule=schedule, data=data)
         return Response(schedule_to_dict(schedule))
 
-    @extend_schema(tags=["Schedules"], responses={204: None, **error_responses(401, 404)})
+    @extend_schema(responses={204: None, **error_responses(401, 404)})
     def destroy(self, request: Request, name: str) -> Response:
         services.schedule_delete(workspace=self.workspace, schedule=self._get(name))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -172,7 +168,6 @@ class ScheduleViewSet(WorkspaceViewSet):
     )
 
     @extend_schema(
-        tags=["Schedules"],
         request=None,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={
@@ -192,7 +187,6 @@ class ScheduleViewSet(WorkspaceViewSet):
         return Response({"job": body}, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        tags=["Schedules"],
         parameters=[_LIMIT, _CURSOR],
         responses={200: list_envelope("ScheduleRunList", JobSchema), **error_responses(400, 401, 404)},
         description="The jobs this schedule enqueued, newest first.",
@@ -217,7 +211,6 @@ class ScheduleViewSet(WorkspaceViewSet):
         )
 
     @extend_schema(
-        tags=["Schedules"],
         parameters=[OpenApiParameter("count", int, description=f"1-{MAX_PREVIEW}, default 5")],
         responses={200: PreviewSchema, **error_responses(400, 401, 404)},
         description="The next fire times, in UTC (`at`) and in the schedule's timezone (`local`).",

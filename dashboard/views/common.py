@@ -103,11 +103,13 @@ def action_view(
     return view
 
 
-def page_of(request: HttpRequest, rows: Any) -> dict[str, Any]:
-    """One keyset page of PAGE_SIZE rows at the request's `cursor`: `{"data", "next_cursor"}`."""
+def page_of(request: HttpRequest, name: str, rows: Any) -> dict[str, Any]:
+    """One keyset page of PAGE_SIZE rows at the request's `cursor`, as a paged template's context wants it: the
+    rows under `name`, and `next_cursor` for its "Older" link."""
     params = request.GET.copy()
     params["limit"] = str(PAGE_SIZE)
-    return paginate(rows, params, list)
+    page = paginate(rows, params, list)
+    return {name: page["data"], "next_cursor": page["next_cursor"]}
 
 
 def plural(n: int, word: str) -> str:

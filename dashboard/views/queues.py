@@ -92,14 +92,13 @@ def dlq(request: HttpRequest, name: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
     queue = found(queue_get, workspace=workspace, name=name)
     try:
-        page = page_of(request, operations.dlq_jobs(workspace=workspace, queue=queue))
+        jobs = page_of(request, "jobs", operations.dlq_jobs(workspace=workspace, queue=queue))
     except ApplicationError as exc:
         messages.error(request, error_text(exc))
-        page = {"data": [], "next_cursor": None}
+        jobs = {"jobs": [], "next_cursor": None}
     context = {
         "queue": queue,
-        "jobs": page["data"],
-        "next_cursor": page["next_cursor"],
+        **jobs,
         "live_scope": f"queue:{queue.name}",
     }
     return render_page(request, "dashboard/dlq.html", context, fragment="dashboard/_dlq_table.html")

@@ -106,13 +106,12 @@ def schedule_edit(request: HttpRequest, name: str | None = None) -> HttpResponse
 def schedule_detail(request: HttpRequest, name: str) -> HttpResponse:
     workspace = request.workspace  # type: ignore[attr-defined]
     schedule = found(schedule_get, workspace=workspace, name=name)
-    page = page_of(request, schedule_runs(workspace=workspace, schedule=schedule))
+    runs = page_of(request, "runs", schedule_runs(workspace=workspace, schedule=schedule))
     row = selectors.schedule_preview(schedule)
     context = {
         "schedule": schedule,
         "row": row,
-        "runs": page["data"],
-        "next_cursor": page["next_cursor"],
+        **runs,
         "live_scope": "kind:schedule: kind:job:",
     }
     return render_page(request, "dashboard/schedule.html", context, fragment="dashboard/_schedule_runs.html")

@@ -183,8 +183,10 @@ def webhook_detail(request: HttpRequest, webhook_id: str) -> HttpResponse:
     """A subscription and its delivery log, newest first: status, attempts, the receiver's answer."""
     workspace = request.workspace  # type: ignore[attr-defined]
     hook = found(webhook_get, workspace=workspace, webhook_id=webhook_id)
-    page = page_of(request, webhook_deliveries(workspace=workspace, subscription=hook))
-    context = {"hook": hook, "deliveries": page["data"], "next_cursor": page["next_cursor"]}
+    context = {
+        "hook": hook,
+        **page_of(request, "deliveries", webhook_deliveries(workspace=workspace, subscription=hook)),
+    }
     return render_page(request, "dashboard/webhook.html", context)
 
 

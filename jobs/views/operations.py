@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, error_responses, list_envelope, validated
+from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated
 from config.exceptions import BadRequest, ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import decode_cursor, encode_cursor, paginate, parse_limit
@@ -23,15 +23,11 @@ from jobs.serializers import JobSchema, job_to_dict
 from jobs.services import operations as ops
 from queues.selectors import queue_get
 from queues.serializers import queue_to_dict
+from queues.views import NAME_PARAM
 
-NAME_PARAM = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Queue name")
 JOB_PARAM = OpenApiParameter(
     "job_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Job id (`job_…`)"
 )
-PAGE_PARAMS = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
-    OpenApiParameter("cursor", OpenApiTypes.STR),
-]
 MAX_GRACE_MS = 3_650 * 86_400_000  # ten years
 AFFECTED = inline_serializer("Affected", fields={"affected": serializers.IntegerField()})
 
@@ -88,21 +84,33 @@ def _render_jobs(rows: Any) -> list[dict[str, Any]]:
     return [job_to_dict(j) for j in rows]
 
 
-class QueueOperationsViewSet(WorkspaceViewSet):
-    """Bulk operations on one queue and its dead-letter queue; each answers `{"affected": n}`."""
+def _bodiless_operation(operation: Callable[..., int], description: str) -> Callable[..., Response]:
+    """A bulk operation on the named queue that takes no body (drain, promote): the two check and answer the same
+    way, `{"affected": n}`; only the operation differs."""
 
     @extend_schema(
         tags=["Queue operations"],
         parameters=[NAME_PARAM],
         request=None,
         responses={200: AFFECTED, **error_responses(400, 401, 404)},
-        description="Remove every waiting and delayed job (in bounded batches). Emits `job:removed` "
-        "per job and `queue:drained`.",
+        description=description,
     )
-    def drain(self, request: Request, name: str) -> Response:
+    def action(self: QueueOperationsViewSet, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         self.strict_data(request, set())
-        return Response({"affected": ops.queue_drain(workspace=self.workspace, queue=queue)})
+        return Response({"affected": operation(workspace=self.workspace, queue=queue)})
+
+    return action
+
+
+class QueueOperationsViewSet(WorkspaceViewSet):
+    """Bulk operations on one queue and its dead-letter queue; each answers `{"affected": n}`."""
+
+    drain = _bodiless_operation(
+        ops.queue_drain,
+        "Remove every waiting and delayed job (in bounded batches). Emits `job:removed` per job and "
+        "`queue:drained`.",
+    )
 
     @extend_schema(
         tags=["Queue operations"],
@@ -145,21 +153,14 @@ class QueueOperationsViewSet(WorkspaceViewSet):
             {"affected": ops.queue_retry_jobs(workspace=self.workspace, queue=queue, state=valid["state"])}
         )
 
-    @extend_schema(
-        tags=["Queue operations"],
-        parameters=[NAME_PARAM],
-        request=None,
-        responses={200: AFFECTED, **error_responses(400, 401, 404)},
-        description="Make every delayed job ready now (not flow parents waiting for their children).",
+    promote = _bodiless_operation(
+        ops.queue_promote_jobs,
+        "Make every delayed job ready now (not flow parents waiting for their children).",
     )
-    def promote(self, request: Request, name: str) -> Response:
-        queue = queue_get(workspace=self.workspace, name=name)
-        self.strict_data(request, set())
-        return Response({"affected": ops.queue_promote_jobs(workspace=self.workspace, queue=queue)})
 
     @extend_schema(
         tags=["Queue operations"],
-        parameters=[NAME_PARAM, *PAGE_PARAMS],
+        parameters=[NAME_PARAM, *PAGE_PARAMETERS],
         responses={200: list_envelope("GroupList", GroupSchema), **error_responses(400, 401, 404)},
         description="Distinct job `group` keys with their active and waiting counts, by name.",
     )
@@ -174,7 +175,7 @@ class QueueOperationsViewSet(WorkspaceViewSet):
 
     @extend_schema(
         tags=["Dead-letter queue"],
-        parameters=[NAME_PARAM, *PAGE_PARAMS],
+        parameters=[NAME_PARAM, *PAGE_PARAMETERS],
         responses={200: list_envelope("DlqList", JobSchema), **error_responses(400, 401, 404)},
         description="The queue's failed jobs, newest first.",
     )
@@ -221,6 +222,7 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         return Response({"affected": ops.dlq_purge(workspace=self.workspace, queue=queue)})
 
 
+@extend_schema(tags=["Jobs"])
 class JobOperationsViewSet(WorkspaceViewSet):
     """One job: read, edit, cancel/delete, retry, promote, and its flow children."""
 
@@ -235,7 +237,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return Response(job_to_dict(job, queue_name=queue.name))
 
     @extend_schema(
-        tags=["Jobs"],
         operation_id="jobs_retrieve",
         parameters=[NAME_PARAM, JOB_PARAM],
         responses={200: JobSchema, **error_responses(401, 404)},
@@ -249,7 +250,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return Response(job_to_dict(job, queue_name=name))
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=JobPatchIn,
         responses={200: JobSchema, **error_responses(400, 401, 404, 409, 413, 415)},
@@ -267,7 +267,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return Response(job_to_dict(job, queue_name=queue.name))
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
         responses={204: None, **error_responses(401, 404)},
@@ -279,7 +278,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
         responses={200: JobSchema, **error_responses(401, 404, 409)},
@@ -290,7 +288,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return self._control(request, name, job_id, ops.job_cancel)
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
         responses={200: JobSchema, **error_responses(401, 402, 404, 409)},
@@ -301,7 +298,6 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return self._control(request, name, job_id, ops.job_retry)
 
     @extend_schema(
-        tags=["Jobs"],
         parameters=[NAME_PARAM, JOB_PARAM],
         request=None,
         responses={200: JobSchema, **error_responses(401, 404, 409)},
@@ -311,8 +307,7 @@ class JobOperationsViewSet(WorkspaceViewSet):
         return self._control(request, name, job_id, ops.job_promote)
 
     @extend_schema(
-        tags=["Jobs"],
-        parameters=[NAME_PARAM, JOB_PARAM, *PAGE_PARAMS],
+        parameters=[NAME_PARAM, JOB_PARAM, *PAGE_PARAMETERS],
         responses={200: list_envelope("ChildrenList", JobSchema), **error_responses(400, 401, 404)},
         description="The job's flow children (jobs created with `parent_id` = this job), oldest first.",
     )
@@ -332,7 +327,7 @@ class SearchViewSet(WorkspaceViewSet):
                 "type", OpenApiTypes.STR, enum=["job", "queue", "payload"], description="default job"
             ),
             OpenApiParameter("queue", OpenApiTypes.STR, description="Queue name; required for type=payload"),
-            *PAGE_PARAMS,
+            *PAGE_PARAMETERS,
         ],
         responses={200: list_envelope("SearchResults", JobSchema), **error_responses(400, 401, 404)},
         description="`job`: the job with that exact id. `queue`: queues whose name contains q (the list then holds "

@@ -59,9 +59,10 @@ _PULL_ERRORS = error_responses(400, 401, 404, 409, 413, 415)
 
 
 def _job_op_schema(request: type[Serializer], response: type[Serializer]) -> Any:
-    return extend_schema(tags=["Pull workers"], request=request, responses={200: response, **_PULL_ERRORS})
+    return extend_schema(request=request, responses={200: response, **_PULL_ERRORS})
 
 
+@extend_schema(tags=["Pull workers"])
 class PullJobViewSet(WorkspaceViewSet):
     """`/v1/queues/{name}/jobs/claim|ack` and `/v1/queues/{name}/jobs/{id}/heartbeat|progress|complete|fail`.
     A push queue answers 409 INVALID_STATE (`details.delivery`): its jobs are leased by the delivery engine."""
@@ -101,7 +102,6 @@ class PullJobViewSet(WorkspaceViewSet):
         return Response(_leased(job, queue_name) if leased else job_to_dict(job, queue_name=queue_name))
 
     @extend_schema(
-        tags=["Pull workers"],
         request=ClaimInSchema,
         responses={200: ClaimOutSchema, **error_responses(400, 401, 404, 409, 415)},
         description="Lease up to `limit` ready jobs. With `wait_ms` the request waits until a job becomes "
@@ -123,7 +123,6 @@ class PullJobViewSet(WorkspaceViewSet):
         return _claim_response(result)
 
     @extend_schema(
-        tags=["Pull workers"],
         operation_id="pull_claim_many",
         request=ClaimManyInSchema,
         responses={200: ClaimOutSchema, **error_responses(400, 401, 415)},
@@ -204,7 +203,6 @@ class PullJobViewSet(WorkspaceViewSet):
         )
 
     @extend_schema(
-        tags=["Pull workers"],
         request=AckInSchema,
         responses={200: AckOutSchema, **_PULL_ERRORS},
         description="Record up to 1,000 outcomes in one transaction. Items whose lease is stale (or that are "

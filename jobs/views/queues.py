@@ -14,17 +14,24 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.api import WorkspaceViewSet, body_fields, error_responses, list_envelope, validated
+from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.exceptions import BadRequest
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from config.pagination import paginate
 from jobs.queue_selectors import queue_counts
 from jobs.services import queue_ops
-from jobs.views.operations import NAME_PARAM
 from queues import services
 from queues.models import Queue
 from queues.selectors import queue_get, queue_list
-from queues.serializers import PauseIn, QueueIn, QueueSchema, QueueWithSecretSchema, queue_to_dict
+from queues.serializers import (
+    PauseIn,
+    QueueIn,
+    QueueSchema,
+    QueueWithSecretSchema,
+    queue_to_dict,
+    with_secret,
+)
+from queues.views import NAME_PARAM
 
 
 def _parse_bool(params: Any, key: str) -> bool:
@@ -44,7 +51,6 @@ def _pause_action(change: Callable[..., Queue], description: str) -> Callable[..
     and answer the same way; only what they do differs."""
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[NAME_PARAM],
         request=PauseIn,
         responses={200: QueueSchema, **error_responses(400, 401, 404, 415)},
@@ -60,6 +66,7 @@ def _pause_action(change: Callable[..., Queue], description: str) -> Callable[..
     return action
 
 
+@extend_schema(tags=["Queues"])
 class QueueViewSet(WorkspaceViewSet):
     """`/v1/queues` and `/v1/queues/{name}` with the queue operations this app owns."""
 
@@ -68,11 +75,7 @@ class QueueViewSet(WorkspaceViewSet):
         return queue_to_dict(queue, counts=counts[queue.id])
 
     @extend_schema(
-        tags=["Queues"],
-        parameters=[
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1..1000, default 50"),
-            OpenApiParameter("cursor", OpenApiTypes.STR),
-        ],
+        parameters=PAGE_PARAMETERS,
         responses={200: list_envelope("QueueList", QueueSchema), **error_responses(400, 401)},
         description="The workspace's queues, newest first, with live job counts.",
     )
@@ -88,7 +91,6 @@ class QueueViewSet(WorkspaceViewSet):
         return Response(paginate(queue_list(workspace=workspace), request.query_params, render))
 
     @extend_schema(
-        tags=["Queues"],
         request=QueueIn,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: QueueWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
@@ -96,21 +98,18 @@ class QueueViewSet(WorkspaceViewSet):
     )
     @idempotent
     def create(self, request: Request) -> Response:
-        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)))
+        data = validated_body(request, QueueIn)
         queue, secret = services.queue_create(workspace=self.workspace, data=data)
-        body = queue_to_dict(queue)
-        body["signing_secret"] = secret
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(
+            with_secret(queue_to_dict(queue), secret, key="signing_secret"), status=status.HTTP_201_CREATED
+        )
 
-    @extend_schema(
-        tags=["Queues"], parameters=[NAME_PARAM], responses={200: QueueSchema, **error_responses(401, 404)}
-    )
+    @extend_schema(parameters=[NAME_PARAM], responses={200: QueueSchema, **error_responses(401, 404)})
     def retrieve(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         return Response(self._render(queue))
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[NAME_PARAM],
         request=QueueIn,
         responses={200: QueueSchema, **error_responses(400, 401, 402, 404, 415)},
@@ -118,12 +117,11 @@ class QueueViewSet(WorkspaceViewSet):
     )
     def partial_update(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
-        data = validated(QueueIn, self.strict_data(request, body_fields(QueueIn)), partial=True)
+        data = validated_body(request, QueueIn, partial=True)
         queue = queue_ops.queue_update(workspace=self.workspace, queue=queue, data=data)
         return Response(self._render(queue))
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[
             NAME_PARAM,
             OpenApiParameter("force", OpenApiTypes.BOOL, description="Obliterate: delete its jobs too"),
@@ -145,7 +143,6 @@ class QueueViewSet(WorkspaceViewSet):
     )
 
     @extend_schema(
-        tags=["Queues"],
         parameters=[NAME_PARAM],
         request=None,
         responses={200: QueueWithSecretSchema, **error_responses(400, 401, 404)},
@@ -155,6 +152,4 @@ class QueueViewSet(WorkspaceViewSet):
         queue = queue_get(workspace=self.workspace, name=name)
         self.strict_data(request, set())
         queue, secret = services.queue_rotate_secret(workspace=self.workspace, queue=queue)
-        body = self._render(queue)
-        body["signing_secret"] = secret
-        return Response(body)
+        return Response(with_secret(self._render(queue), secret, key="signing_secret"))

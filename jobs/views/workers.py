@@ -49,11 +49,11 @@ def _worker_dict(worker: Worker, active_jobs: int, now: datetime | None = None) 
 # --- workers --------------------------------------------------------------------------------------
 
 
+@extend_schema(tags=["Pull workers"])
 class WorkerViewSet(WorkspaceViewSet):
     """`/v1/workers`: register, list, heartbeat and deregister pull workers."""
 
     @extend_schema(
-        tags=["Pull workers"],
         parameters=[
             OpenApiParameter(
                 "status", str, enum=["online", "offline"], description="Only online or offline workers."
@@ -90,7 +90,6 @@ class WorkerViewSet(WorkspaceViewSet):
         return Response(paginate(queryset, request.query_params, render))
 
     @extend_schema(
-        tags=["Pull workers"],
         request=WorkerInSchema,
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         responses={201: WorkerSchema, **error_responses(400, 401, 415, 422)},
@@ -130,16 +129,14 @@ class WorkerViewSet(WorkspaceViewSet):
         )
         return Response(_worker_dict(worker, 0), status=status.HTTP_201_CREATED)
 
-    @extend_schema(
-        tags=["Pull workers"], request=None, responses={200: WorkerSchema, **error_responses(401, 404)}
-    )
+    @extend_schema(request=None, responses={200: WorkerSchema, **error_responses(401, 404)})
     def heartbeat(self, request: Request, worker_id: str) -> Response:
         self.strict_data(request, set())
         worker = pull.worker_heartbeat(workspace=self.workspace, worker_id=worker_id)
         counts = pull.worker_active_counts(workspace=self.workspace, worker_ids=[worker.id])
         return Response(_worker_dict(worker, counts.get(worker.id, 0)))
 
-    @extend_schema(tags=["Pull workers"], responses={204: None, **error_responses(401, 404)})
+    @extend_schema(responses={204: None, **error_responses(401, 404)})
     def destroy(self, request: Request, worker_id: str) -> Response:
         pull.worker_deregister(workspace=self.workspace, worker_id=worker_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -70,13 +70,27 @@ class Base:
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, _guarded, fn, *args)
 
-    async def unary(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], request: Any) -> T:
+    async def authenticated(self, context: grpc.aio.ServicerContext, work: Callable[[Any], T]) -> T:
+        """`work(workspace)` on a database thread once the call's x-api-key holds; a refusal aborts the call."""
         metadata = context.invocation_metadata()
         try:
-            return await self.db(lambda: fn(ops.authenticate(metadata).workspace, request))
+            return await self.db(lambda: work(ops.authenticate(metadata).workspace))
         except GrpcError as exc:
             await abort(context, exc)
             raise AssertionError("unreachable") from None
+
+    async def unary(self, context: grpc.aio.ServicerContext, fn: Callable[..., T], request: Any) -> T:
+        return await self.authenticated(context, lambda workspace: fn(workspace, request))
+
+
+def unary_rpc(op: Callable[[Any, Any], Any]) -> Callable[..., Awaitable[Any]]:
+    """A unary RPC that is only its op: `op(workspace, request)` on a database thread, after authentication (the
+    servicer's method for each RPC whose answer the op builds whole)."""
+
+    async def rpc(self: Base, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self.unary(context, op, request)
+
+    return rpc
 
 
 async def abort(context: grpc.aio.ServicerContext, exc: GrpcError) -> None:
@@ -86,39 +100,20 @@ async def abort(context: grpc.aio.ServicerContext, exc: GrpcError) -> None:
 
 
 class QueueService(Base, pb_grpc.QueueServiceServicer):
-    async def Enqueue(self, request: pb.EnqueueRequest, context: Any) -> pb.EnqueueResponse:
-        return await self.unary(context, ops.enqueue, request)
+    Enqueue = unary_rpc(ops.enqueue)
+    Complete = unary_rpc(ops.settle)
+    Fail = unary_rpc(ops.settle)
+    RenewLease = unary_rpc(ops.renew)
+    GetJob = unary_rpc(ops.get_job)
+    GetQueueStats = unary_rpc(ops.queue_stats)
 
     async def Dequeue(self, request: pb.DequeueRequest, context: Any) -> pb.DequeueResponse:
         return pb.DequeueResponse(jobs=await self.unary(context, ops.dequeue, request))
 
-    async def Complete(self, request: pb.CompleteRequest, context: Any) -> pb.CompleteResponse:
-        return await self.unary(context, ops.settle, request)
-
-    async def Fail(self, request: pb.FailRequest, context: Any) -> pb.FailResponse:
-        return await self.unary(context, ops.settle, request)
-
-    async def RenewLease(self, request: pb.RenewLeaseRequest, context: Any) -> pb.RenewLeaseResponse:
-        return await self.unary(context, ops.renew, request)
-
-    async def GetJob(self, request: pb.GetJobRequest, context: Any) -> pb.GetJobResponse:
-        return await self.unary(context, ops.get_job, request)
-
-    async def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Any) -> pb.GetQueueStatsResponse:
-        return await self.unary(context, ops.queue_stats, request)
-
     async def _open(self, context: Any, check: Callable[[Any], T] | None = None) -> tuple[Any, T | None]:
-        metadata = context.invocation_metadata()
-
-        def opening() -> tuple[Any, T | None]:
-            workspace = ops.authenticate(metadata).workspace
-            return workspace, check(workspace) if check else None
-
-        try:
-            return await self.db(opening)
-        except GrpcError as exc:
-            await abort(context, exc)
-            raise AssertionError("unreachable") from None
+        return await self.authenticated(
+            context, lambda workspace: (workspace, check(workspace) if check else None)
+        )
 
     async def _recheck(self, context: Any, workspace_id: str, checked: float) -> float:
         """Every SPINDLE_SSE_AUTH_RECHECK_S: the credential still holds, else the stream ends UNAUTHENTICATED."""
@@ -198,14 +193,9 @@ class Waker:
 
 
 class WorkerService(Base, pb_grpc.WorkerServiceServicer):
-    async def Register(self, request: pb.RegisterWorkerRequest, context: Any) -> pb.RegisterWorkerResponse:
-        return await self.unary(context, ops.register, request)
-
-    async def Heartbeat(self, request: pb.HeartbeatRequest, context: Any) -> pb.HeartbeatResponse:
-        return await self.unary(context, ops.heartbeat, request)
-
-    async def Deregister(self, request: pb.DeregisterRequest, context: Any) -> pb.DeregisterResponse:
-        return await self.unary(context, ops.deregister, request)
+    Register = unary_rpc(ops.register)
+    Heartbeat = unary_rpc(ops.heartbeat)
+    Deregister = unary_rpc(ops.deregister)
 
 
 async def serve(address: str, *, threads: int, grace_s: float = 5.0) -> None:

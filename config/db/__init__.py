@@ -16,7 +16,10 @@ Primitives (the `Backend` protocol below; both modules provide all of them):
   `UPDATE … FROM unnest(arrays)`, linear in the batch; SQLite: `bulk_update`).
 - `clamp_datetime(sql)` and `DATETIME_MIN_SQL` / `DATETIME_MAX_SQL`: hold a timestamp expression to
   1970..9999 in SQL, so a value stored before input validation can still be loaded by the driver.
-- `notify_sql(channel, payloads)`: the statement that sends one transactional notification per payload
+- `prepared(statements)`: hot `(sql, params)` statements as EXECUTEs of statements prepared on the connection
+  (planned once per connection), with the PREPAREs the caller sends first in the same round trip (PostgreSQL);
+  as they are, with none (SQLite).
+- `notify_sql(notifications)`: the statement that sends one transactional notification per (channel, payload)
   (delivered at commit, dropped on rollback), as `(sql, params)` for the caller to run in its transaction, or
   None where the database has no NOTIFY.
 - `listener(channel)`: this process's shared `Listener` on a channel (one connection for every waiter), or
@@ -67,7 +70,11 @@ class Backend(Protocol):
 
     def clamp_datetime(self, sql: str) -> str: ...
 
-    def notify_sql(self, channel: str, payloads: Iterable[str]) -> tuple[str, list[Any]] | None: ...
+    def prepared(
+        self, statements: Sequence[tuple[str, Sequence[Any]]]
+    ) -> tuple[list[tuple[str, list[Any]]], list[str]]: ...
+
+    def notify_sql(self, notifications: Iterable[tuple[str, str]]) -> tuple[str, list[Any]] | None: ...
 
     def listener(self, channel: str) -> Listener | None: ...
 

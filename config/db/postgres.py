@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -75,13 +77,45 @@ def clamp_datetime(sql: str) -> str:
     return f"least(greatest({sql}, {DATETIME_MIN_SQL}), {DATETIME_MAX_SQL})"
 
 
-def notify_sql(channel: str, payloads: Iterable[str]) -> tuple[str, list[Any]] | None:
+# Statements prepared on each connection (psycopg's: a reconnect starts over), by name.
+_prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+def prepared(
+    statements: Sequence[tuple[str, Sequence[Any]]],
+) -> tuple[list[tuple[str, list[Any]]], list[str]]:
+    """Hot statements (each one statement with `%s` placeholders) as EXECUTEs of statements prepared on this
+    connection, and the PREPAREs it still needs. PostgreSQL then plans each once per connection (a generic plan,
+    config.db.pgengine) instead of on every call, where planning cost about as much as the run. The caller
+    sends the PREPAREs first in the same round trip (each answers one result without rows); a PREPARE outlives
+    a rolled-back transaction. Arguments are still bound client-side, inside the EXECUTE's parentheses, so the
+    PREPAREs' text keeps `%%` for a literal `%`. Needs a session-mode pooler, if any (a prepared statement
+    belongs to its server session)."""
+    connection.ensure_connection()
+    raw = connection.connection
+    done = _prepared.get(raw)
+    if done is None:
+        done = _prepared[raw] = set()
+    executes, prepares = [], []
+    for sql, params in statements:
+        name = "spindle_" + hashlib.blake2s(sql.encode(), digest_size=6).hexdigest()
+        if name not in done:
+            pieces = sql.split("%s")
+            body = pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
+            prepares.append(f"PREPARE {name} AS {body}")
+            done.add(name)
+        executes.append((f"EXECUTE {name}(" + ", ".join(["%s"] * len(params)) + ")", list(params)))
+    return executes, prepares
+
+
+def notify_sql(notifications: Iterable[tuple[str, str]]) -> tuple[str, list[Any]] | None:
     """NOTIFY is transactional, and PostgreSQL folds identical notifications of one transaction into one.
-    One statement for all payloads (never one per row)."""
-    values = list(payloads)
-    if not values:
+    One statement for all (channel, payload) pairs (never one per row)."""
+    pairs = list(notifications)
+    if not pairs:
         return None
-    return "SELECT pg_notify(%s, q) FROM unnest(%s::text[]) AS q", [channel, values]
+    channels, payloads = [c for c, _ in pairs], [p for _, p in pairs]
+    return "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)", [channels, payloads]
 
 
 def json_object_each_sql(column_sql: str) -> str:

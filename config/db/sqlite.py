@@ -33,7 +33,14 @@ def clamp_datetime(sql: str) -> str:
     return sql
 
 
-def notify_sql(channel: str, payloads: Iterable[str]) -> tuple[str, list[Any]] | None:
+def prepared(
+    statements: Sequence[tuple[str, Sequence[Any]]],
+) -> tuple[list[tuple[str, list[Any]]], list[str]]:
+    """SQLite plans each statement itself: the statements as they are, nothing to prepare."""
+    return [(sql, list(params)) for sql, params in statements], []
+
+
+def notify_sql(notifications: Iterable[tuple[str, str]]) -> tuple[str, list[Any]] | None:
     """No NOTIFY: waiters re-try on a timer (see `listener`)."""
     return None
 

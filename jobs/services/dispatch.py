@@ -80,17 +80,12 @@ def kick_statement(queue_ids: Iterable[str]) -> tuple[str, list] | None:
     pull = [q for q in ids if modes.get(q) == "pull"]
     push = [q for q in ids if modes.get(q) == "push"]
     # NOTIFY wakes long-polling claimers at commit (none is sent on rollback); without NOTIFY (SQLite) they poll.
-    backend = db.backend()
-    statements = [backend.notify_sql(NOTIFY_CHANNEL, pull)]
-    wake = backend.notify_sql(PUSH_CHANNEL, push) if push and wakers_alive() else None
-    if wake is not None:
-        statements.append(wake)
+    notifications = [(NOTIFY_CHANNEL, q) for q in pull]
+    if push and wakers_alive():
+        notifications += [(PUSH_CHANNEL, q) for q in push]
     elif push:
         transaction.on_commit(lambda: send_hints(push))
-    found = [s for s in statements if s is not None]
-    if not found:
-        return None
-    return ";\n".join(sql for sql, _ in found), [p for _, params in found for p in params]
+    return db.backend().notify_sql(notifications)
 
 
 def wakers_key() -> str:

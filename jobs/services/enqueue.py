@@ -325,13 +325,17 @@ def _record_enqueued(
             parts.append(notify)
         parts.append((_ROLLUP_SQL, [workspace_id, queue_id, minute, count]))
         quota_sql, quota_params = quota_consume_statement(workspace=workspace, count=count, now=now)
+        parts.append(
+            (_QUOTA_GUARD_SQL.format(quota=quota_sql), quota_params) if commit else (quota_sql, quota_params)
+        )
+        # Prepared on the connection (planned once per connection); the PREPAREs it still needs go first.
+        parts, prepares = db.backend().prepared(parts)
+        sql, params = ";\n".join([*prepares, *(s for s, _ in parts)]), [p for _, ps in parts for p in ps]
         if commit:
-            parts.append((_QUOTA_GUARD_SQL.format(quota=quota_sql), quota_params))
-            _execute_committing(";\n".join(sql for sql, _ in parts), [p for _, ps in parts for p in ps])
+            _execute_committing(sql, params)
             return
-        parts.append((quota_sql, quota_params))
         with connection.cursor() as cursor:
-            cursor.execute(";\n".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
+            cursor.execute(sql, params)
             while cursor.nextset():
                 pass
             # The cursor is left on the last statement's rows: the quota upsert's RETURNING.

@@ -15,6 +15,7 @@ from jobs.models import Job
 from jobs.services.enqueue import job_enqueue_specs
 from jobs.specs import JobSpec
 from queues.models import Event, QueueMinuteStat
+from tests.sqltext import expand_prepared
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,8 @@ def test_batch_of_1000_is_set_based(api_client, queue):
     assert response.status_code == 201
     assert len(response.json()["data"]) == 1000
     # The jobs go in by one set-based INSERT … SELECT (one statement for all rows): no per-job INSERT.
-    inserts = [q["sql"] for q in ctx.captured_queries if "INSERT INTO jobs_job" in q["sql"].replace('"', "")]
+    captured = expand_prepared([q["sql"] for q in ctx.captured_queries])
+    inserts = [sql for sql in captured if "INSERT INTO jobs_job" in sql.replace('"', "")]
     assert len(inserts) == 1 and inserts[0].count("INSERT INTO jobs_job") == 1
     assert "jsonb_populate_recordset" in inserts[0]
     # One INSERT of the 1,000 events too, in the same round trip.

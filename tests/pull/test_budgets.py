@@ -24,6 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from jobs.models import Execution, Job
 from tests.factories import make_queue
 from tests.pull.conftest import claim_one, enqueue
+from tests.sqltext import expand_prepared
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +75,9 @@ def counted() -> Iterator[Trips]:
     finally:
         redis.connection.AbstractConnection.send_packed_command = send
         BaseDatabaseWrapper.close_if_health_check_failed = usable
-    trips.sql = [q["sql"] for q in ctx.captured_queries if not q["sql"].lstrip().startswith(_BOOKKEEPING)]
+    trips.sql = expand_prepared(
+        [q["sql"] for q in ctx.captured_queries if not q["sql"].lstrip().startswith(_BOOKKEEPING)]
+    )
 
 
 def _within(trips: Trips, sql: int, redis_trips: int = 2) -> None:
@@ -275,3 +278,35 @@ def test_ack_with_items_on_a_push_or_unknown_queue_is_refused(warm_client, works
     assert Job.objects.get(pk=job["id"]).state == "active"
     response = warm_client.post("/v1/queues/work/jobs/ack", body, format="json")
     assert response.json() == {"acked": 1, "lease_lost": []}
+
+
+def _plans() -> dict[str, tuple[int, int]]:
+    """(generic plans, custom plans) of each statement prepared on this connection, by its text."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        rows = cursor.fetchall()
+    plans = {}
+    for name, text, generic, custom in rows:
+        head = f"PREPARE {name} AS "
+        body = next((p[len(head) :] for p in text.split(";\n") if p.startswith(head)), text)
+        plans[" ".join(body.split())[:40]] = (generic, custom)
+    return plans
+
+
+@ON_POSTGRES
+def test_hot_statements_are_planned_once_per_connection(warm_client, workspace, pull_queue):
+    """The claim, the engine's lock and writes and the enqueue's writes run prepared, on generic plans: planning
+    them cost about as much as running them, on every request."""
+    for n in range(3):
+        assert warm_client.post("/v1/queues/work/jobs", {"payload": {"n": n}}, format="json").status_code == 201
+        job = claim_one(warm_client)
+        body = {"lease_token": job["lease_token"]}
+        done = warm_client.post(f"/v1/queues/work/jobs/{job['id']}/complete", body, format="json")
+        assert done.status_code == 200
+    plans = _plans()
+    for start in ("WITH r AS MATERIALIZED", "SELECT j.id, j.lease_token", "UPDATE jobs_job AS t SET",
+                  "UPDATE jobs_execution AS e SET", "INSERT INTO jobs_event", "INSERT INTO jobs_queueminutestat",
+                  "INSERT INTO jobs_job"):  # fmt: skip
+        found = [counts for text, counts in plans.items() if text.startswith(start)]
+        assert found, (start, sorted(plans))
+        assert all(custom == 0 for _, custom in found) and sum(g for g, _ in found) >= 3, (start, found)

@@ -85,10 +85,8 @@ SELECT q.room, leased.* FROM q LEFT JOIN leased ON true ORDER BY leased.rn
 # The claim's second statement is a prepared statement of each connection: planning it (a data-modifying CTE over
 # four tables) took longer than running it (1.2 ms vs 0.9 ms warm, PostgreSQL 15 here), on every claim. Statement 1
 # and the EXECUTE still go in one round trip; arguments are bound client-side, in the EXECUTE's parentheses.
-# PostgreSQL's default plan_cache_mode (auto) kept building a custom plan for every EXECUTE (EXPLAIN: planning
-# 0.7 ms, execution 0.4 ms): its generic plan never looked cheaper than the custom ones, although it is the same
-# plan on the same indexes. The connection that prepares the claim therefore forces generic plans; it prepares
-# no other statement (Django binds parameters client-side), so nothing else changes.
+# Connections plan prepared statements once (generic plans, config.db.pgengine): with PostgreSQL's default the
+# EXECUTE was planned again on every claim (planning 0.7 ms, execution 0.4 ms).
 _PREPARED = "spindle_claim_1"
 _NO_SUCH_STATEMENT = "26000"  # invalid_sql_statement_name
 _PARAMS = ("queue", "limit", "lease_ms", "min_lease_ms", "worker", "delivery", "exe_head", "evt_head")
@@ -99,24 +97,24 @@ _prepared_on: weakref.WeakSet[Any] = weakref.WeakSet()
 
 @cache
 def _prepare_parts() -> tuple[str, str]:
-    """(the plan mode and the PREPARE of statement 2, statement 1 + its EXECUTE with named placeholders)."""
+    """(PREPARE of statement 2, statement 1 + its EXECUTE with named placeholders)."""
     lock, claim = _claim_sql().split(";\n", 1)
     for i, name in enumerate(_PARAMS, 1):
         claim = claim.replace(f"%({name})s", f"${i}")
     execute = f"{lock};\nEXECUTE {_PREPARED}(" + ", ".join(f"%({name})s" for name in _PARAMS) + ")"
-    return f"SET plan_cache_mode = force_generic_plan;\nPREPARE {_PREPARED} AS {claim}", execute
+    return f"PREPARE {_PREPARED} AS {claim}", execute
 
 
 def _prepared_claim() -> tuple[str, int]:
     """(the claim's SQL for this connection, how many leading results it has before statement 1's). On a
-    connection new to it the SET and the PREPARE go first in the same round trip. It is marked prepared before it runs: a
+    connection new to it the PREPARE goes first in the same round trip. It is marked prepared before it runs: a
     PREPARE outlives a rolled-back transaction, and one that did not happen is found by its EXECUTE failing."""
     raw = connection.connection
     prepare, execute = _prepare_parts()
     if raw in _prepared_on:
         return execute, 0
     _prepared_on.add(raw)
-    return f"{prepare};\n{execute}", 2
+    return f"{prepare};\n{execute}", 1
 
 
 def _run_claim(params: dict[str, Any], *, retry: bool = True) -> tuple[tuple | None, list[tuple]]:

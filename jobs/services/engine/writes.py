@@ -71,7 +71,7 @@ _PULL_SCOPE = " AND q.name = %s AND q.delivery = 'pull'"
 
 @cache
 def _lock_sql(scope: str) -> str:
-    return _LOCK_SQL.format(scope=scope, run_at=db.backend().clamp_datetime("j.run_at")) + "; SELECT now()"
+    return _LOCK_SQL.format(scope=scope, run_at=db.backend().clamp_datetime("j.run_at"))
 
 
 def lock_active(
@@ -93,8 +93,12 @@ def lock_active(
     if pull_queue is not None:
         scope += _PULL_SCOPE
         params.append(pull_queue)
+    # Prepared (planned once per connection), like every statement of the batch's writes below.
+    ((sql, params),), prepares = db.backend().prepared([(_lock_sql(scope), params)])
     with connection.cursor() as cursor:
-        cursor.execute(_lock_sql(scope), params)
+        cursor.execute(";\n".join([*prepares, sql, "SELECT now()"]), params)
+        for _ in prepares:
+            cursor.nextset()
         rows = [Locked(r) for r in cursor.fetchall()]
         cursor.nextset()
         now = cursor.fetchone()[0]
@@ -218,8 +222,13 @@ def _write_set_based(batch: Batch) -> bool:
         parts.append((_reread_sql(), [batch.reread_id]))
     if not parts:
         return False
+    # Each statement prepared on the connection: their planning (~0.6 ms for a one-job batch) is paid once. The
+    # PREPAREs a new connection still needs go first; the answer read below is the last statement's.
+    parts, prepares = db.backend().prepared(parts)
     with connection.cursor() as cursor:
-        cursor.execute(";\n".join(sql for sql, _ in parts), [p for _, params in parts for p in params])
+        cursor.execute(
+            ";\n".join([*prepares, *(sql for sql, _ in parts)]), [p for _, ps in parts for p in ps]
+        )
         if ready is None and batch.reread_id is None:
             return False
         while cursor.nextset():

@@ -298,7 +298,9 @@ def test_hot_statements_are_planned_once_per_connection(warm_client, workspace, 
     """The claim, the engine's lock and writes and the enqueue's writes run prepared, on generic plans: planning
     them cost about as much as running them, on every request."""
     for n in range(3):
-        assert warm_client.post("/v1/queues/work/jobs", {"payload": {"n": n}}, format="json").status_code == 201
+        assert (
+            warm_client.post("/v1/queues/work/jobs", {"payload": {"n": n}}, format="json").status_code == 201
+        )
         job = claim_one(warm_client)
         body = {"lease_token": job["lease_token"]}
         done = warm_client.post(f"/v1/queues/work/jobs/{job['id']}/complete", body, format="json")

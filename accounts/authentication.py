@@ -14,6 +14,8 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from config import db
+
 from .models import ApiKey, Plan, Workspace
 from .services import (
     KEY_ID_CLAIM,
@@ -68,7 +70,8 @@ def _api_key_by_hash(key_hash: str) -> ApiKey | None:
         lookup = _KEY_LOOKUP[connection.vendor] = _key_lookup_sql()
     sql, loaders = lookup
     with connection.cursor() as cursor:
-        cursor.execute(sql, [key_hash])
+        # Prepared on the connection: this three-table join runs on every authenticated request.
+        db.execute_prepared(cursor, [(sql, [key_hash])])
         row = cursor.fetchone()
     if row is None:
         return None

@@ -118,3 +118,15 @@ def converted(values: Sequence[Any], converters: Converters) -> list[Any]:
         for func in funcs:
             out[i] = func(out[i], col, connection)
     return out
+
+
+def execute_prepared(cursor: Any, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    """Run `statements` ((sql, params) each, one statement apiece) in one round trip, each prepared on the
+    connection where the database prepares statements (`prepared`), with the PREPAREs a new connection still
+    needs in front; the cursor is left on the first statement's result."""
+    executes, prepares = backend().prepared(statements)
+    cursor.execute(
+        ";\n".join([*prepares, *(sql for sql, _ in executes)]), [p for _, ps in executes for p in ps]
+    )
+    for _ in prepares:
+        cursor.nextset()

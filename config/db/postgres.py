@@ -104,7 +104,8 @@ def prepared(
             body = pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
             prepares.append(f"PREPARE {name} AS {body}")
             done.add(name)
-        executes.append((f"EXECUTE {name}(" + ", ".join(["%s"] * len(params)) + ")", list(params)))
+        arguments = f"({', '.join(['%s'] * len(params))})" if params else ""
+        executes.append((f"EXECUTE {name}{arguments}", list(params)))
     return executes, prepares
 
 

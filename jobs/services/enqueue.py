@@ -72,7 +72,7 @@ def queue_by_name(*, workspace_id: str, name: str) -> Queue | None:
         )
     sql, attnames, converters = plan
     with connection.cursor() as cursor:
-        cursor.execute(sql, [workspace_id, name])
+        db.execute_prepared(cursor, [(sql, [workspace_id, name])])
         row = cursor.fetchone()
     if row is None:
         return None

@@ -94,11 +94,8 @@ def lock_active(
         scope += _PULL_SCOPE
         params.append(pull_queue)
     # Prepared (planned once per connection), like every statement of the batch's writes below.
-    ((sql, params),), prepares = db.backend().prepared([(_lock_sql(scope), params)])
     with connection.cursor() as cursor:
-        cursor.execute(";\n".join([*prepares, sql, "SELECT now()"]), params)
-        for _ in prepares:
-            cursor.nextset()
+        db.execute_prepared(cursor, [(_lock_sql(scope), params), ("SELECT now()", [])])
         rows = [Locked(r) for r in cursor.fetchall()]
         cursor.nextset()
         now = cursor.fetchone()[0]

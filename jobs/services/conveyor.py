@@ -202,10 +202,10 @@ class Conveyor:
             self.submit(ticket, claim.queue, claim.jobs)
         return len(claim.jobs)
 
-    def _kick_here(self, queue_ids: list[str]) -> None:
-        """On a recorder thread, capacity just freed. With no other batch on this loop, claim the kicked queues'
-        next batches here, with no broker round trip and no Celery task (a failed claim goes to the broker).
-        With batches in flight here, hint through the broker instead: it gives the claim to a free process, so
+    def claim_here_or_hint(self, queue_ids: list[str]) -> None:
+        """On a recorder thread when capacity just freed, or on the push waker's thread when a queue was notified.
+        With no other batch on this loop, claim the queues' next batches here, with no broker round trip and no
+        Celery task (a failed claim goes to the broker). With batches in flight here, hint through the broker instead: it gives the claim to a free process, so
         the work stays spread over the worker's processes (a chain of direct claims would never move)."""
         with self._lock:
             busy = self.batches > 0
@@ -290,7 +290,7 @@ class Conveyor:
                 self.batches -= 1
                 self._lock.notify_all()
         if kicks and not self._draining:
-            self._kick_here(kicks)
+            self.claim_here_or_hint(kicks)
 
     def carry(self, send: Awaitable[T], settle: Callable[[T], object], what: str) -> None:
         """Await `send` on the loop, then call `settle` with its result on a recorder thread; returns at once.

@@ -38,8 +38,9 @@ _start_lock = threading.Lock()
 
 
 def _claim(queue_id: str) -> None:
-    conveyor.recycle_connections()
-    conveyor.conveyor().claim_and_carry(queue_id)
+    # Claimed here only while this process's conveyor is idle; busy, it hints through the broker, which gives the
+    # claim to a free process (a waker claiming every burst itself kept the worker's other processes idle).
+    conveyor.conveyor().claim_here_or_hint([queue_id])
 
 
 class Waker:
@@ -51,16 +52,21 @@ class Waker:
         self._pending: set[str] = set()
         self._cond = threading.Condition()
         self._stopping = False
+        # At once if the listener is already listening; else when it calls back after connecting.
+        self._announce_now = True
         self._thread = threading.Thread(target=self._run, name="spindle-push-waker", daemon=True)
         listener.watch(self.notified)
         self._thread.start()
 
     def notified(self, queue_id: str | None) -> None:
-        """On the listener's thread: remember the queue (None, after a reconnect, says nothing to claim)."""
-        if queue_id is None:
-            return
+        """On the listener's thread: remember the queue. None comes after each (re)connect: nothing to claim, but
+        the LISTEN is in place, so the waker announces itself now rather than at its next period (until then,
+        enqueues send broker hints)."""
         with self._cond:
-            self._pending.add(queue_id)
+            if queue_id is None:
+                self._announce_now = True
+            else:
+                self._pending.add(queue_id)
             self._cond.notify()
 
     def stop(self) -> None:
@@ -78,7 +84,7 @@ class Waker:
 
     def _take(self, timeout_s: float) -> list[str]:
         with self._cond:
-            if not self._pending and not self._stopping:
+            if not self._pending and not self._stopping and not self._announce_now:
                 self._cond.wait(timeout_s)
             taken, self._pending = sorted(self._pending), set()
             return taken
@@ -86,7 +92,8 @@ class Waker:
     def _run(self) -> None:
         announced = 0.0
         while not self._stopping:
-            if time.monotonic() - announced >= ANNOUNCE_EVERY_S:
+            if self._announce_now or time.monotonic() - announced >= ANNOUNCE_EVERY_S:
+                self._announce_now = False
                 self._announce()
                 announced = time.monotonic()
             for queue_id in self._take(ANNOUNCE_EVERY_S):

@@ -109,3 +109,26 @@ def test_the_waker_announces_itself_and_claims_each_notified_queue(make_queue):
         release.set()
         waker.stop()
         db.backend().listeners_stop()  # the process's LISTEN connection, before the test database goes
+
+
+@pytest.mark.parametrize("listening_first", [False, True])
+def test_the_waker_announces_itself_as_soon_as_its_listen_is_in_place(monkeypatch, listening_first):
+    """Not at its next period: until it announces, every enqueue sends a broker hint instead (a worker's first
+    seconds ran on the slower path)."""
+    monkeypatch.setattr(wakeup, "ANNOUNCE_EVERY_S", 60.0)
+    cache.delete(wakers_key())
+    listener = db.backend().listener(PUSH_CHANNEL)
+    if listening_first:
+        deadline = time.time() + 5
+        while not listener.listening and time.time() < deadline:
+            time.sleep(0.01)
+        assert listener.listening
+    waker = wakeup.Waker(listener, claim=lambda queue_id: None)
+    try:
+        deadline = time.time() + 5
+        while not cache.get(wakers_key()) and time.time() < deadline:
+            time.sleep(0.01)
+        assert cache.get(wakers_key()), "the waker waited for its next period to announce itself"
+    finally:
+        waker.stop()
+        db.backend().listeners_stop()

@@ -10,7 +10,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://$(or $(PGUSER),postgres)@127.0.0.1:5432/test
 TEST_REDIS ?= redis://127.0.0.1:6379
 
-.PHONY: run test bench lint install install-dev migrate clean browser nginx promtool
+.PHONY: run test bench lint install install-dev migrate clean browser nginx promtool podman
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -62,7 +62,13 @@ nginx:
 promtool:
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; }
 
-test: install-dev browser nginx promtool
+# The container test (tests/install/test_container_image.py) builds the Dockerfile with Debian's podman (runc runtime)
+# over a base image it makes with debootstrap.
+podman:
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq podman runc debootstrap; }
+
+test: install-dev browser nginx promtool podman
 	@# The layers contract first (pyproject [tool.importlinter]): an upward import fails before any test runs.
 	$(VENV)/bin/lint-imports --no-cache
 	DATABASE_URL=$(TEST_DATABASE_URL) \

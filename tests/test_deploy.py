@@ -1,11 +1,10 @@
 """Deployment: production settings, static files, `.env.example`, the version, and the deploy files.
 
-The Dockerfile, compose.yaml and the systemd units are not built or started here: this machine has the Docker
-client only (no engine), and no container registry is reachable, so neither Docker nor Debian's podman can pull
-the `python` base image, PostgreSQL or Redis. Building a base image from Debian's packages (debootstrap, then
-`podman import`) would need a rootful podman with overlay mounts inside this sandbox and minutes of downloads per
-run. Instead, the tests below keep every command those files run equal to the Procfile's, which `make run`, the
-scale-out test and the runtime-install test run for real.
+The Dockerfile is built and its image run the way compose.yaml runs it (migrate, web, worker) by
+tests/install/test_container_image.py, with Debian's podman over a base image made from Debian's packages (no
+registry is reachable here, so neither the `python` base image nor the compose file's PostgreSQL and Redis images
+can be pulled). The systemd units are not started (there is no systemd here). The tests below keep every command
+those files run equal to the Procfile's, which `make run`, the scale-out test and the runtime-install test run.
 """
 
 from __future__ import annotations

@@ -317,31 +317,15 @@ def _record_enqueued(
         (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
     )
     if set_based:
-        # (3)-(6) and the quota in ONE round trip: small batches' job rows, events, the NOTIFY of pull queues (delivered at commit),
-        # the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT.
-        parts = [_insert_jobs_statement(jobs), events_insert_sql(events, now=now)]
-        notify = kick_statement([queue_id])
-        if notify is not None:
-            parts.append(notify)
-        parts.append((_ROLLUP_SQL, [workspace_id, queue_id, minute, count]))
-        quota_sql, quota_params = quota_consume_statement(workspace=workspace, count=count, now=now)
-        parts.append(
-            (_QUOTA_GUARD_SQL.format(quota=quota_sql), quota_params) if commit else (quota_sql, quota_params)
+        _write_set_based(
+            workspace=workspace,
+            queue_id=queue_id,
+            jobs=jobs,
+            events=events,
+            minute=minute,
+            now=now,
+            commit=commit,
         )
-        # Prepared on the connection (planned once per connection); the PREPAREs it still needs go first.
-        parts, prepares = db.backend().prepared(parts)
-        sql, params = ";\n".join([*prepares, *(s for s, _ in parts)]), [p for _, ps in parts for p in ps]
-        if commit:
-            _execute_committing(sql, params)
-            return
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            while cursor.nextset():
-                pass
-            # The cursor is left on the last statement's rows: the quota upsert's RETURNING.
-            consumed = cursor.fetchone()
-        if consumed is None:
-            raise quota_exceeded(workspace=workspace, now=now)
     else:
         events_emit(events, now=now)
         # (5) The per-minute rollup that metrics and usage read.
@@ -349,6 +333,44 @@ def _record_enqueued(
             cursor.execute(_ROLLUP_SQL, [workspace_id, queue_id, minute, count])
         # (6) Broker hint after commit (a no-op for batches that are all delayed is the engine's call).
         kick_on_commit([queue_id])
+
+
+def _write_set_based(
+    *,
+    workspace: Workspace,
+    queue_id: str,
+    jobs: list[Job],
+    events: list[PendingEvent],
+    minute: object,
+    now: datetime,
+    commit: bool,
+) -> None:
+    """(3)-(6) and the quota in ONE round trip: the job rows, events, the NOTIFY of pull queues (delivered at
+    commit), the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT."""
+    count = len(jobs)
+    parts = [_insert_jobs_statement(jobs), events_insert_sql(events, now=now)]
+    notify = kick_statement([queue_id])
+    if notify is not None:
+        parts.append(notify)
+    parts.append((_ROLLUP_SQL, [workspace.id, queue_id, minute, count]))
+    quota_sql, quota_params = quota_consume_statement(workspace=workspace, count=count, now=now)
+    parts.append(
+        (_QUOTA_GUARD_SQL.format(quota=quota_sql), quota_params) if commit else (quota_sql, quota_params)
+    )
+    # Prepared on the connection (planned once per connection); the PREPAREs it still needs go first.
+    parts, prepares = db.backend().prepared(parts)
+    sql, params = ";\n".join([*prepares, *(s for s, _ in parts)]), [p for _, ps in parts for p in ps]
+    if commit:
+        _execute_committing(sql, params)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while cursor.nextset():
+            pass
+        # The cursor is left on the last statement's rows: the quota upsert's RETURNING.
+        consumed = cursor.fetchone()
+    if consumed is None:
+        raise quota_exceeded(workspace=workspace, now=now)
 
 
 def _execute_committing(sql: str, params: list) -> None:

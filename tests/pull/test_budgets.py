@@ -22,7 +22,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test.utils import CaptureQueriesContext
 
 from jobs.models import Execution, Job
-from tests.factories import make_queue
+from jobs.services.engine import job_claim
+from tests.factories import insert_jobs, make_queue
 from tests.pull.conftest import claim_one, enqueue
 from tests.sqltext import expand_prepared
 
@@ -318,3 +319,28 @@ def test_hot_statements_are_planned_once_per_connection(warm_client, workspace, 
         found = [counts for text, counts in plans.items() if text.startswith(start)]
         assert found, (start, sorted(plans))
         assert all(custom == 0 for _, custom in found) and sum(g for g, _ in found) >= 3, (start, found)
+
+
+@ON_POSTGRES
+def test_the_claim_reaches_jobs_by_primary_key_in_a_large_table(workspace, pull_queue):
+    """The claim's LIMIT is a subquery, so its generic plan guesses how many rows it leases (a tenth of the ready
+    ones). Once the job table had grown, that guess made it hash-join them against a sequential scan of the whole
+    table: EXPLAIN gave 30 ms for one job, and the pull bench's claim-1 row fell to 41 jobs/s."""
+    [seed] = insert_jobs(pull_queue, 1)
+    columns = [connection.ops.quote_name(f.column) for f in Job._meta.concrete_fields]
+    cloned = ", ".join("j.id || '_' || g" if c == '"id"' else f"j.{c}" for c in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO jobs_job ({', '.join(columns)}) SELECT {cloned} "
+            "FROM jobs_job j, generate_series(1, 30000) g WHERE j.id = %s",
+            [seed.id],
+        )
+        cursor.execute("ANALYZE jobs_job")
+    assert len(job_claim(queue=pull_queue, limit=1, lease_ms=60_000)) == 1  # prepares it on this connection
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN EXECUTE spindle_claim_1(%s, 1, 60000, 1000, NULL, 'pull', 'exe_x', 'evt_x')",
+            [pull_queue.id],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan on jobs_job" not in plan, plan

@@ -205,8 +205,9 @@ class Conveyor:
     def claim_here_or_hint(self, queue_ids: list[str]) -> None:
         """On a recorder thread when capacity just freed, or on the push waker's thread when a queue was notified.
         With no other batch on this loop, claim the queues' next batches here, with no broker round trip and no
-        Celery task (a failed claim goes to the broker). With batches in flight here, hint through the broker instead: it gives the claim to a free process, so
-        the work stays spread over the worker's processes (a chain of direct claims would never move)."""
+        Celery task (a failed claim goes to the broker). With batches in flight here, hint through the broker
+        instead: it gives the claim to a free process, so the work stays spread over the worker's processes (a
+        chain of direct claims would never move)."""
         with self._lock:
             busy = self.batches > 0
         if busy:

@@ -68,15 +68,19 @@ podman:
 	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || \
 		{ apt-get update -qq && apt-get install -y -qq podman runc debootstrap; }
 
+# pytest-xdist workers: each gets its own test database (pytest-django) and Redis databases (tests/redis_per_worker.py,
+# counting down from 14 and 15, so at most 7). Most tests wait on sockets and processes, so two workers on two cores
+# halve the run; tests marked `exclusive` (they restart PostgreSQL itself) run alone afterwards.
+TEST_WORKERS ?= 2
+TEST_ENV := DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_REDIS)/14 CACHE_URL=$(TEST_REDIS)/15 \
+	SECRET_KEY=test-only-not-a-secret-just-long-enough-for-hs256-keys SPINDLE_TESTING=1
+
 test: install-dev browser nginx promtool podman
 	@# The layers contract first (pyproject [tool.importlinter]): an upward import fails before any test runs.
 	$(VENV)/bin/lint-imports --no-cache
-	DATABASE_URL=$(TEST_DATABASE_URL) \
-	CELERY_BROKER_URL=$(TEST_REDIS)/14 \
-	CACHE_URL=$(TEST_REDIS)/15 \
-	SECRET_KEY=test-only-not-a-secret-just-long-enough-for-hs256-keys \
-	SPINDLE_TESTING=1 \
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@# Exit status 5 is "no test selected": PYTEST_ARGS may narrow a run to one of the two parts.
+	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not exclusive" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(TEST_ENV) $(PY) -m pytest -m exclusive $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

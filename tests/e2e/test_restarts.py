@@ -125,6 +125,7 @@ def _pg_ready() -> bool:
     return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"]).returncode == 0
 
 
+@pytest.mark.exclusive
 def test_postgres_restart_under_load_loses_nothing(workspace, endpoint, start_worker):
     endpoint.delay_s = 0.01
     q = push_queue(workspace, endpoint, concurrency=20, lease_ms=2000)

@@ -155,6 +155,23 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def clean_slate() -> None:
+    """Empty the bench database and the bench's Redis databases before each group.
+
+    The bench database outlives runs, and a group's jobs can outlive it: the noisy group's 400 tarpit jobs stay
+    leased when their tarpit closes, and the next worker's sweeper redelivers them (to a closed port, retrying),
+    beside whatever the next group measures. So every group starts with no rows and no pending hints."""
+    import redis
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+    cache.clear()
+    if settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+
+
 def vacuum_jobs_tables() -> None:
     """VACUUM (ANALYZE) the engine's hot tables. Runs are compared with each other, and a server with autovacuum
     off (or slow to start) would otherwise carry every earlier run's dead rows into the next measurement."""
@@ -997,6 +1014,7 @@ def main() -> None:
             print(f"-- {g} ...", flush=True)
             started = time.perf_counter()
             try:
+                clean_slate()
                 GROUPS[g](args.size, procs)
             except Exception as exc:  # noqa: BLE001 - one broken group must not lose the others' results
                 print(f"   {g} failed: {exc!r}", flush=True)

@@ -85,6 +85,7 @@ def _on_worker_init(sender=None, **kwargs) -> None:
     concurrency = int(getattr(sender, "concurrency", 0) or 0)
     pool = get_implementation(getattr(sender, "pool_cls", "prefork"))
     _forks = isinstance(pool, type) and pool.__module__.startswith("celery.concurrency.prefork")
+    conveyor.set_siblings(_forks and concurrency > 1)
     if isinstance(pool, type) and issubclass(pool, ThreadPool) and concurrency >= 2:
         _delivery_gate = threading.BoundedSemaphore(concurrency - 1)
 

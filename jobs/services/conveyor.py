@@ -42,6 +42,15 @@ T = TypeVar("T")
 # How long `submit` waits at most for the loop to send a batch's requests (a loop that far behind is stuck).
 SUBMIT_WAIT_S = 2.0
 
+# Whether this process has sibling pool processes (prefork) that a broker hint can give a claim to. The worker
+# sets it at start; a thread-pool worker is one process, where a hint only comes back, a broker round trip later.
+_siblings = True
+
+
+def set_siblings(present: bool) -> None:
+    global _siblings
+    _siblings = present
+
 
 @dataclass
 class Ticket:
@@ -202,15 +211,18 @@ class Conveyor:
             self.submit(ticket, claim.queue, claim.jobs)
         return len(claim.jobs)
 
-    def claim_here_or_hint(self, queue_ids: list[str]) -> None:
-        """On a recorder thread when capacity just freed, or on the push waker's thread when a queue was notified.
-        With no other batch on this loop, claim the queues' next batches here, with no broker round trip and no
-        Celery task (a failed claim goes to the broker). With batches in flight here, hint through the broker
-        instead: it gives the claim to a free process, so the work stays spread over the worker's processes (a
-        chain of direct claims would never move)."""
+    def claim_here_or_hint(self, queue_ids: list[str], *, woken: bool = False) -> None:
+        """On a recorder thread when capacity just freed, or on the push waker's thread (`woken`) when a queue was
+        notified. With no other batch on this loop, claim the queues' next batches here, with no broker round trip
+        and no Celery task (a failed claim goes to the broker). With batches in flight here, hint through the
+        broker instead: it gives the claim to a free process, so the work stays spread over the worker's processes
+        (a chain of direct claims would never move), and a recorder thread goes back to recording. Where there is
+        no other process, a woken claim is made here all the same: beside batches waiting out a slow endpoint, the
+        hint cost every notified batch two more Redis round trips and a pool thread's hand-over (bench/PROFILES.md:
+        noisy neighbours)."""
         with self._lock:
             busy = self.batches > 0
-        if busy:
+        if busy and (_siblings or not woken):
             send_hints(queue_ids)
             return
         for queue_id in queue_ids:

@@ -38,9 +38,10 @@ _start_lock = threading.Lock()
 
 
 def _claim(queue_id: str) -> None:
-    # Claimed here only while this process's conveyor is idle; busy, it hints through the broker, which gives the
-    # claim to a free process (a waker claiming every burst itself kept the worker's other processes idle).
-    conveyor.conveyor().claim_here_or_hint([queue_id])
+    # In a prefork worker, claimed here only while this process's conveyor is idle; busy, it hints through the
+    # broker, which gives the claim to a free process (a waker claiming every burst itself kept the worker's other
+    # processes idle). A thread-pool worker has no other process: it claims here.
+    conveyor.conveyor().claim_here_or_hint([queue_id], woken=True)
 
 
 class Waker:

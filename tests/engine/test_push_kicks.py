@@ -3,11 +3,14 @@ ready jobs were left behind by a cap, never for jobs whose own hints already sta
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from celery import current_app
 from django.core.cache import cache
 from django.db import connection
 
+from jobs.services import conveyor as conveyor_module
 from jobs.services.conveyor import Conveyor
 from jobs.services.dispatch import capped_key, mark_capped
 from jobs.services.engine import job_claim_push_batch
@@ -103,3 +106,36 @@ def test_claim_prepares_its_statement_again_when_the_session_lost_it(make_queue)
         cursor.execute("DEALLOCATE ALL")  # what a pooler's reset does
     assert len(job_claim_push_batch(queue_id=q.id, limit=1).jobs) == 1
     assert len(job_claim_push_batch(queue_id=q.id, limit=1).jobs) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("siblings", "woken", "claimed_here"),
+    [(False, True, True), (True, True, False), (False, False, False)],
+    ids=["thread-pool-waker", "prefork-waker", "recorder"],
+)
+def test_beside_a_batch_in_flight_only_a_lone_process_s_waker_claims_itself(
+    make_queue, endpoint, hints, monkeypatch, siblings, woken, claimed_here
+):
+    # A thread-pool worker is one process: a broker hint would come back to it, a round trip later (the noisy
+    # neighbour bench: every batch beside a tarpit's paid it). A prefork child hints so that a free sibling
+    # claims; a recorder thread hints so that it goes back to recording.
+    monkeypatch.setattr(conveyor_module, "_siblings", siblings)
+    q = make_queue(concurrency=10, endpoint={"url": endpoint.url})
+    insert_jobs(q, 3)
+    c = Conveyor(total=64, reserve=8)
+    c.batches = 1  # another batch waits out a slow endpoint on this loop
+    try:
+        c.claim_here_or_hint([q.id], woken=woken)
+        if claimed_here:
+            assert hints == []
+            deadline = time.monotonic() + 5
+            while len(endpoint.requests) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert len(endpoint.requests) == 3
+        else:
+            assert hints == [q.id]
+            assert endpoint.requests == []
+    finally:
+        c.batches -= 1
+        c.drain(5)

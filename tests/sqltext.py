@@ -24,10 +24,12 @@ def _bodies() -> dict[str, str]:
 
 
 def expand_prepared(statements: list[str]) -> list[str]:
-    """Each captured SQL text without its PREPAREs, every `EXECUTE name(` preceded by the statement it runs."""
+    """Each captured SQL text without its PREPAREs (and the DEALLOCATEs of plans prepared again), every `EXECUTE name(` preceded by the statement it runs."""
     bodies = _bodies()
     expanded = []
     for sql in statements:
-        kept = ";\n".join(p for p in sql.split(";\n") if not p.startswith("PREPARE spindle_"))
+        kept = ";\n".join(
+            p for p in sql.split(";\n") if not p.startswith(("PREPARE spindle_", "DEALLOCATE spindle_"))
+        )
         expanded.append(_EXECUTE.sub(lambda m: f"/* {bodies.get(m.group(1), '?')} */ {m.group(0)}", kept))
     return expanded

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -77,33 +78,63 @@ def clamp_datetime(sql: str) -> str:
     return f"least(greatest({sql}, {DATETIME_MIN_SQL}), {DATETIME_MAX_SQL})"
 
 
-# Statements prepared on each connection (psycopg's: a reconnect starts over), by name.
-_prepared: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+# Statements prepared on each connection (psycopg's: a reconnect starts over): name -> when (time.monotonic()).
+_prepared: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+# A generic plan is as good as the statistics it was built from, and a connection kept it for its whole life: the
+# outcome write, prepared while the job table was small (a new deployment, or just after a TRUNCATE), kept a
+# sequential scan of it as it grew (the push bench: 130 ms per 100-job batch on a 20,000-row table, where the
+# primary key serves it in about 1 ms). So each statement is prepared again once its plan is this old: a few
+# plannings a minute per connection, each against the tables as they are then.
+PLAN_MAX_AGE_S = 5.0
+
+
+def preparing(name: str, body: str) -> list[str]:
+    """What this connection must run before `EXECUTE name` (body's placeholders `$1`...): nothing while the plan is
+    fresh; a PREPARE on a connection new to it; DEALLOCATE and PREPARE again once the plan is PLAN_MAX_AGE_S old.
+    Marked prepared before it runs: a PREPARE outlives a rolled-back transaction, and one that did not happen is
+    found by its EXECUTE failing (`forget_prepared`)."""
+    raw = connection.connection
+    done = _prepared.get(raw)
+    if done is None:
+        done = _prepared[raw] = {}
+    now = time.monotonic()
+    at = done.get(name)
+    if at is not None and now - at < PLAN_MAX_AGE_S:
+        return []
+    done[name] = now
+    return [*([f"DEALLOCATE {name}"] if at is not None else []), f"PREPARE {name} AS {body}"]
+
+
+def forget_prepared(name: str) -> None:
+    """The session lost `name` (a pooler's DISCARD ALL): the next use prepares it again."""
+    done = _prepared.get(connection.connection)
+    if done is not None:
+        done.pop(name, None)
+
+
+def statement_name(sql: str) -> str:
+    """The name `prepared` gives `sql` on every connection."""
+    return "spindle_" + hashlib.blake2s(sql.encode(), digest_size=6).hexdigest()
 
 
 def prepared(
     statements: Sequence[tuple[str, Sequence[Any]]],
 ) -> tuple[list[tuple[str, list[Any]]], list[str]]:
     """Hot statements (each one statement with `%s` placeholders) as EXECUTEs of statements prepared on this
-    connection, and the PREPAREs it still needs. PostgreSQL then plans each once per connection (a generic plan,
-    config.db.pgengine) instead of on every call, where planning cost about as much as the run. The caller
-    sends the PREPAREs first in the same round trip (each answers one result without rows); a PREPARE outlives
-    a rolled-back transaction. Arguments are still bound client-side, inside the EXECUTE's parentheses, so the
-    PREPAREs' text keeps `%%` for a literal `%`. Needs a session-mode pooler, if any (a prepared statement
-    belongs to its server session)."""
+    connection, and what it must run first (`preparing`: PREPAREs, and a DEALLOCATE before each that is prepared
+    again). PostgreSQL then plans each once per connection and PLAN_MAX_AGE_S (a generic plan, config.db.pgengine)
+    instead of on every call, where planning cost about as much as the run. The caller sends those first in the
+    same round trip (each answers one result without rows). Arguments are still bound client-side, inside the
+    EXECUTE's parentheses, so the PREPAREs' text keeps `%%` for a literal `%`. Needs a session-mode pooler, if any
+    (a prepared statement belongs to its server session)."""
     connection.ensure_connection()
-    raw = connection.connection
-    done = _prepared.get(raw)
-    if done is None:
-        done = _prepared[raw] = set()
     executes, prepares = [], []
     for sql, params in statements:
-        name = "spindle_" + hashlib.blake2s(sql.encode(), digest_size=6).hexdigest()
-        if name not in done:
-            pieces = sql.split("%s")
-            body = pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
-            prepares.append(f"PREPARE {name} AS {body}")
-            done.add(name)
+        name = statement_name(sql)
+        pieces = sql.split("%s")
+        prepares += preparing(
+            name, pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
+        )
         arguments = f"({', '.join(['%s'] * len(params))})" if params else ""
         executes.append((f"EXECUTE {name}{arguments}", list(params)))
     return executes, prepares

@@ -11,13 +11,13 @@ group_concurrency take the ORM path (claim._claim_orm) for their round-robin boo
 
 from __future__ import annotations
 
-import weakref
 from functools import cache
 from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import ProgrammingError, connection
 
+from config.db import postgres
 from config.ids import sql_id_expr, sql_id_head
 from jobs.models import Job
 from jobs.services.engine.common import MAX_CLAIM
@@ -94,31 +94,25 @@ SELECT q.room, leased.* FROM q LEFT JOIN leased ON true ORDER BY leased.rn
 _PREPARED = "spindle_claim_1"
 _NO_SUCH_STATEMENT = "26000"  # invalid_sql_statement_name
 _PARAMS = ("queue", "limit", "lease_ms", "min_lease_ms", "worker", "delivery", "exe_head", "evt_head")
-# Raw connections (psycopg's, so a reconnect starts over) that hold the prepared statement. Per thread, as
-# Django's connections are.
-_prepared_on: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 @cache
 def _prepare_parts() -> tuple[str, str]:
-    """(PREPARE of statement 2, statement 1 + its EXECUTE with named placeholders)."""
+    """(statement 2 with `$n` placeholders, statement 1 + its EXECUTE with named placeholders)."""
     lock, claim = _claim_sql().split(";\n", 1)
     for i, name in enumerate(_PARAMS, 1):
         claim = claim.replace(f"%({name})s", f"${i}")
     execute = f"{lock};\nEXECUTE {_PREPARED}(" + ", ".join(f"%({name})s" for name in _PARAMS) + ")"
-    return f"PREPARE {_PREPARED} AS {claim}", execute
+    return claim, execute
 
 
 def _prepared_claim() -> tuple[str, int]:
     """(the claim's SQL for this connection, how many leading results it has before statement 1's). On a
-    connection new to it the PREPARE goes first in the same round trip. It is marked prepared before it runs: a
-    PREPARE outlives a rolled-back transaction, and one that did not happen is found by its EXECUTE failing."""
-    raw = connection.connection
-    prepare, execute = _prepare_parts()
-    if raw in _prepared_on:
-        return execute, 0
-    _prepared_on.add(raw)
-    return f"{prepare};\n{execute}", 1
+    connection new to it, or once its plan is old (config.db.postgres.preparing), the PREPARE goes first in the
+    same round trip."""
+    body, execute = _prepare_parts()
+    first = postgres.preparing(_PREPARED, body)
+    return ";\n".join([*first, execute]), len(first)
 
 
 def _run_claim(params: dict[str, Any], *, retry: bool = True) -> tuple[tuple | None, list[tuple]]:
@@ -137,7 +131,7 @@ def _run_claim(params: dict[str, Any], *, retry: bool = True) -> tuple[tuple | N
         if getattr(exc.__cause__, "sqlstate", None) != _NO_SUCH_STATEMENT:
             raise
         # The statement is gone (DISCARD ALL by a pooler?): prepare it again, now if no transaction was lost.
-        _prepared_on.discard(connection.connection)
+        postgres.forget_prepared(_PREPARED)
         if not retry or connection.in_atomic_block:
             raise
     return _run_claim(params, retry=False)

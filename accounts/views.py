@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from config.api import WorkspaceViewSet, error_responses, list_envelope, public_post
 from config.api import strict_body as config_strict_body
 from config.api import validated_body as config_validated_body
-from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.idempotency import creates
 from config.pagination import paginate
 from config.ratelimit import login_rate_check, register_rate_check
 
@@ -225,13 +225,12 @@ class ApiKeyViewSet(mixins.ListModelMixin, WorkspaceViewSet):
             paginate(queryset, request.query_params, lambda rows: ApiKeyOutSerializer(rows, many=True).data)
         )
 
-    @extend_schema(
-        request=ApiKeyInSerializer,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: ApiKeyCreatedOutSerializer, **error_responses(400, 401, 409, 415, 422, 429)},
+    @creates(
+        ApiKeyInSerializer,
+        ApiKeyCreatedOutSerializer,
+        errors=(400, 401, 409, 415, 422, 429),
         description="Issue a named key. `api_key` is in this response (and in an Idempotency-Key replay of it) only.",
     )
-    @idempotent
     def create(self, request: Request) -> Response:
         data = validated_body(request, ApiKeyInSerializer)
         issued = services.api_key_create_named(workspace=self.workspace, name=data["name"])

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
-from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.idempotency import creates
 from config.pagination import paginate
 from queues.serializers import with_secret
 
@@ -57,13 +57,12 @@ class AlertViewSet(WorkspaceViewSet):
     def list(self, request: Request) -> Response:
         return _page(selectors.alert_list(workspace=self.workspace), request, alert_to_dict)
 
-    @extend_schema(
-        request=AlertIn,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: AlertWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
+    @creates(
+        AlertIn,
+        AlertWithSecretSchema,
+        errors=(400, 401, 402, 409, 415, 422),
         description="Create an alert. A webhook-channel alert's `secret` is returned once, here.",
     )
-    @idempotent
     def create(self, request: Request) -> Response:
         data = validated_body(request, AlertIn)
         alert, secret = services.alert_create(workspace=self.workspace, data=data)
@@ -129,14 +128,13 @@ class WebhookViewSet(WorkspaceViewSet):
     def list(self, request: Request) -> Response:
         return _page(selectors.webhook_list(workspace=self.workspace), request, webhook_to_dict)
 
-    @extend_schema(
-        request=WebhookIn,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: WebhookWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
+    @creates(
+        WebhookIn,
+        WebhookWithSecretSchema,
+        errors=(400, 401, 402, 409, 415, 422),
         description='Subscribe a URL to event types (or `["*"]`). The `secret` is returned once. '
         "Subscriptions per workspace are capped by the plan (402 `PLAN_LIMIT`).",
     )
-    @idempotent
     def create(self, request: Request) -> Response:
         data = validated_body(request, WebhookIn)
         sub, secret = services.webhook_create(workspace=self.workspace, data=data)

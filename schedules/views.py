@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import BadRequest, ValidationFailed
-from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.idempotency import creates
 from config.pagination import paginate
 from jobs.serializers import JobSchema, job_to_dict
 
@@ -115,12 +115,11 @@ class ScheduleViewSet(WorkspaceViewSet):
         )
         return Response(page)
 
-    @extend_schema(
-        request=ScheduleInSchema,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: ScheduleSchema, **error_responses(400, 401, 402, 409, 413, 415)},
+    @creates(
+        ScheduleInSchema,
+        ScheduleSchema,
+        errors=(400, 401, 402, 409, 413, 415),
     )
-    @idempotent
     def create(self, request: Request) -> Response:
         data = self._body(request)
         schedule = services.schedule_create(workspace=self.workspace, data=data)
@@ -167,17 +166,13 @@ class ScheduleViewSet(WorkspaceViewSet):
         "Fire again from the next tick after now; ticks missed while paused are not caught up.",
     )
 
-    @extend_schema(
-        request=None,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={
-            201: inline_serializer("ScheduleTriggerOut", fields={"job": JobSchema()}),
-            **error_responses(401, 402, 404, 422),
-        },
+    @creates(
+        None,
+        inline_serializer("ScheduleTriggerOut", fields={"job": JobSchema()}),
+        errors=(401, 402, 404, 422),
         description="Run now: enqueue one job from the template (even while paused; overlap is not checked). "
         'next_run_at is unchanged; last_run_at and last_job_id are updated. 201 `{"job": {...}}`.',
     )
-    @idempotent
     def trigger(self, request: Request, name: str) -> Response:
         self.strict_data(request, set())
         schedule = self._get(name)

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from accounts.models import Workspace
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import NotFound, ValidationFailed
-from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, creates, idempotent
 from config.pagination import paginate
 from jobs.models import JobState
 from jobs.selectors import (
@@ -182,22 +182,18 @@ class QueueJobsViewSet(WorkspaceViewSet):
             raise NotFound(f"Queue '{name}' not found.")
         return _enqueue_one(self.workspace, queue, request.data)
 
-    @extend_schema(
+    @creates(
+        JobBatchEnqueueIn,
+        inline_serializer("JobBatchOut", fields={"data": JobSchema(many=True)}),
+        errors=(400, 401, 402, 404, 409, 413, 415, 422),
         tags=["Jobs"],
         operation_id="jobs_enqueue_batch",
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        request=JobBatchEnqueueIn,
-        responses={
-            201: inline_serializer("JobBatchOut", fields={"data": JobSchema(many=True)}),
-            **error_responses(400, 401, 402, 404, 409, 413, 415, 422),
-        },
         description=(
             f"Enqueue up to {MAX_BATCH} jobs in one transaction (one COPY or multi-row INSERT); `data` is in input order. "
             "An item whose idempotency_key matches a job of the last 24 h (or an earlier item of the same batch) "
             "gives that job and is not counted against the quota. " + _BATCH_ERRORS
         ),
     )
-    @idempotent
     def batch(self, request: Request, name: str) -> Response:
         # The queue first: another workspace's queue is a 404 whatever the body holds.
         queue = queue_get(workspace=self.workspace, name=name)

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.exceptions import BadRequest
-from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.idempotency import creates
 from config.pagination import paginate
 from jobs.queue_selectors import queue_counts
 from jobs.services import queue_ops
@@ -90,13 +90,12 @@ class QueueViewSet(WorkspaceViewSet):
 
         return Response(paginate(queue_list(workspace=workspace), request.query_params, render))
 
-    @extend_schema(
-        request=QueueIn,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: QueueWithSecretSchema, **error_responses(400, 401, 402, 409, 415, 422)},
+    @creates(
+        QueueIn,
+        QueueWithSecretSchema,
+        errors=(400, 401, 402, 409, 415, 422),
         description="Create a queue. The response carries `signing_secret` once; it is never shown again.",
     )
-    @idempotent
     def create(self, request: Request) -> Response:
         data = validated_body(request, QueueIn)
         queue, secret = services.queue_create(workspace=self.workspace, data=data)

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from config.api import WorkspaceViewSet, error_responses, list_envelope
 from config.exceptions import BadRequest
-from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
+from config.idempotency import creates
 from config.pagination import paginate
 from jobs.models import Worker
 from jobs.services import pull
@@ -89,12 +89,11 @@ class WorkerViewSet(WorkspaceViewSet):
 
         return Response(paginate(queryset, request.query_params, render))
 
-    @extend_schema(
-        request=WorkerInSchema,
-        parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        responses={201: WorkerSchema, **error_responses(400, 401, 415, 422)},
+    @creates(
+        WorkerInSchema,
+        WorkerSchema,
+        errors=(400, 401, 415, 422),
     )
-    @idempotent
     def create(self, request: Request) -> Response:
         data = self.strict_data(request, {"name", "queues", "hostname", "concurrency", "metadata"})
         errors: dict[str, list[str]] = {}

@@ -297,7 +297,14 @@ class SyncFrames:
 
     def __next__(self) -> str:
         # A client that went away is noticed at the next write (a heartbeat at the latest), then closed.
-        return next(self.frames)
+        try:
+            return next(self.frames)
+        except StopIteration:
+            # The stream ended itself (its maximum duration, a revoked credential): its slots are freed before the
+            # server writes the end of the body, so an EventSource that reconnects at once is admitted (freed in
+            # `close`, after that end, a quick reconnect got 503).
+            self.close()
+            raise
 
     def close(self) -> None:
         if self.closed:

@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from accounts.models import Workspace
 from accounts.services import api_key_revoke, workspace_create
+from jobs.services import streams
 from jobs.services.streams import StreamSlot
 from queues.events import PendingEvent, events_emit
 from tests.events import servers
@@ -139,3 +140,31 @@ def test_a_slot_left_by_a_dead_process_expires_and_a_live_one_is_renewed():
             assert not StreamSlot("ws_live", ttl_s=1).acquire()
         live.release()
         assert StreamSlot("ws_live", ttl_s=1).acquire()
+
+
+class _Ending(streams.Stream):
+    """A stream that ends after its opening frame, as one past its maximum duration does."""
+
+    def opening(self) -> str:
+        return ": open\n\n"
+
+    def poll(self) -> tuple[str, bool]:
+        return "", False
+
+
+def test_a_stream_that_ends_itself_frees_its_slots_before_the_body_ends(plans):
+    """gunicorn writes the end of the body when the iterator runs out and closes it only after that: slots freed in
+    `close` alone were still taken when an EventSource reconnected at once (503)."""
+    workspace, _key = workspace_create(name="ending", plan_code="pro")
+    slot = StreamSlot(workspace.id, ttl_s=60)
+    assert slot.acquire() and streams.wsgi_stream_admit()
+    admitted = streams._wsgi_streams
+    frames = streams.SyncFrames(
+        _Ending(slot=slot, still_authorized=lambda: True, closed={}, poll_s=0, heartbeat_s=60, recheck_s=60,
+                max_seconds=0)
+    )  # fmt: skip
+    assert list(frames) == [": open\n\n"]  # run out, not closed yet
+    assert streams._wsgi_streams == admitted - 1
+    assert slot.key is None
+    frames.close()  # as the server then does: nothing is freed twice
+    assert streams._wsgi_streams == admitted - 1

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TypeVar
 
 from django.conf import settings
@@ -32,6 +30,7 @@ from django.db import connections
 
 from jobs.models import Job
 from jobs.services import delivery
+from jobs.services.capacity import Ticket, allowance
 from jobs.services.dispatch import mark_capped, send_hints, take_capped, workspace_of
 from jobs.services.engine import Outcome, job_claim_push_batch, jobs_deliver_outcomes
 from queues.models import Queue
@@ -50,43 +49,6 @@ _siblings = True
 def set_siblings(present: bool) -> None:
     global _siblings
     _siblings = present
-
-
-@dataclass
-class Ticket:
-    """Capacity booked for one claim: `size` jobs of `queue_id` (of `workspace_id`)."""
-
-    queue_id: str
-    workspace_id: str
-    size: int
-    # Whether the claim was capped by the queue's limits (or cannot tell): then finishing must kick the queue.
-    capped: bool = True
-
-
-def allowance(
-    *,
-    batch: int,
-    total: int,
-    reserve: int,
-    in_flight: int,
-    held_ws: int,
-    active_ws: int,
-    held_q: int,
-    active_q: int,
-) -> int:
-    """How many jobs a claim may take now.
-
-    `active_ws` counts the workspaces with jobs in flight here, `active_q` the queues of this workspace with
-    jobs in flight; the asking workspace and queue count as active.
-    """
-    n_ws = active_ws + (0 if held_ws else 1)
-    share = math.ceil((total - reserve) / n_ws)
-    q_share = math.ceil(share / (active_q + (0 if held_q else 1)))
-    size = min(batch, share - held_ws, q_share - held_q, total - reserve - in_flight)
-    if held_ws == 0:
-        # A newcomer enters through the reserve, even when borrowers filled the rest of the pool.
-        size = max(size, min(batch, max(1, reserve // 2), total - in_flight))
-    return max(0, size)
 
 
 def recycle_connections() -> None:

@@ -3,7 +3,8 @@ work-conserving (a tenant alone gets the pool) and fair when several tenants are
 
 from __future__ import annotations
 
-from jobs.services.conveyor import Conveyor, allowance
+from jobs.services.capacity import allowance
+from jobs.services.conveyor import Conveyor
 
 
 def test_a_tenant_alone_gets_the_pool_but_the_reserve():

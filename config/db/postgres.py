@@ -88,11 +88,11 @@ _prepared: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDic
 PLAN_MAX_AGE_S = 5.0
 
 
-def preparing(name: str, body: str) -> list[str]:
-    """What this connection must run before `EXECUTE name` (body's placeholders `$1`...): nothing while the plan is
-    fresh; a PREPARE on a connection new to it; DEALLOCATE and PREPARE again once the plan is PLAN_MAX_AGE_S old.
-    Marked prepared before it runs: a PREPARE outlives a rolled-back transaction, and one that did not happen is
-    found by its EXECUTE failing (`forget_prepared`)."""
+def preparing(name: str, body: Callable[[], str]) -> list[str]:
+    """What this connection must run before `EXECUTE name` (`body()` gives the statement, placeholders `$1`...,
+    built only when needed): nothing while the plan is fresh; a PREPARE on a connection new to it; DEALLOCATE
+    and PREPARE again once the plan is PLAN_MAX_AGE_S old. Marked prepared before it runs: a PREPARE outlives a
+    rolled-back transaction, and one that did not happen is found by its EXECUTE failing (`forget_prepared`)."""
     raw = connection.connection
     done = _prepared.get(raw)
     if done is None:
@@ -102,7 +102,7 @@ def preparing(name: str, body: str) -> list[str]:
     if at is not None and now - at < PLAN_MAX_AGE_S:
         return []
     done[name] = now
-    return [*([f"DEALLOCATE {name}"] if at is not None else []), f"PREPARE {name} AS {body}"]
+    return [*([f"DEALLOCATE {name}"] if at is not None else []), f"PREPARE {name} AS {body()}"]
 
 
 def forget_prepared(name: str) -> None:
@@ -110,6 +110,12 @@ def forget_prepared(name: str) -> None:
     done = _prepared.get(connection.connection)
     if done is not None:
         done.pop(name, None)
+
+
+def _numbered(sql: str) -> str:
+    """`sql` with its `%s` placeholders as `$1`, `$2`... (a PREPARE's)."""
+    pieces = sql.split("%s")
+    return pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
 
 
 def statement_name(sql: str) -> str:
@@ -131,10 +137,7 @@ def prepared(
     executes, prepares = [], []
     for sql, params in statements:
         name = statement_name(sql)
-        pieces = sql.split("%s")
-        prepares += preparing(
-            name, pieces[0] + "".join(f"${i}{piece}" for i, piece in enumerate(pieces[1:], 1))
-        )
+        prepares += preparing(name, lambda sql=sql: _numbered(sql))
         arguments = f"({', '.join(['%s'] * len(params))})" if params else ""
         executes.append((f"EXECUTE {name}{arguments}", list(params)))
     return executes, prepares

@@ -111,7 +111,7 @@ def _prepared_claim() -> tuple[str, int]:
     connection new to it, or once its plan is old (config.db.postgres.preparing), the PREPARE goes first in the
     same round trip."""
     body, execute = _prepare_parts()
-    first = postgres.preparing(_PREPARED, body)
+    first = postgres.preparing(_PREPARED, lambda: body)
     return ";\n".join([*first, execute]), len(first)
 
 

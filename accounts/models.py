@@ -8,15 +8,10 @@ from django.conf import settings
 from django.db import models
 
 from config.columns import prefixed_id, timestamps
-from config.ids import new_id
+from config.ids import IdMaker
 
-
-def _workspace_id() -> str:
-    return new_id("ws")
-
-
-def _key_id() -> str:
-    return new_id("key")
+_workspace_id = IdMaker("ws")
+_key_id = IdMaker("key")
 
 
 class Plan(models.Model):

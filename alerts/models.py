@@ -9,23 +9,12 @@ from __future__ import annotations
 from django.db import models
 
 from config.columns import owning_workspace, prefixed_id, timestamps, workspace_list_index
-from config.ids import new_id
+from config.ids import IdMaker
 
-
-def _alert_id() -> str:
-    return new_id("alr")
-
-
-def _webhook_id() -> str:
-    return new_id("wh")
-
-
-def _delivery_id() -> str:
-    return new_id("whd")
-
-
-def _notification_id() -> str:
-    return new_id("ntf")
+_alert_id = IdMaker("alr")
+_webhook_id = IdMaker("wh")
+_delivery_id = IdMaker("whd")
+_notification_id = IdMaker("ntf")
 
 
 class OutboundStatus(models.TextChoices):

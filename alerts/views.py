@@ -13,9 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
-from config.idempotency import creates
 from config.pagination import paginate
 from queues.serializers import with_secret
+from queues.views import secret_creating
 
 from . import selectors, services
 from .serializers import (
@@ -36,12 +36,24 @@ _ALERT_ID = OpenApiParameter("alert_id", OpenApiTypes.STR, OpenApiParameter.PATH
 _WEBHOOK_ID = OpenApiParameter("webhook_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="wh_…")
 
 
-def _list_schema(list_name: str, item: type[serializers.Serializer], description: str) -> Any:
-    return extend_schema(
+def _listing(
+    list_name: str,
+    item: type[serializers.Serializer],
+    rows: Callable[..., QuerySet[Any]],
+    render: Callable[[Any], dict[str, Any]],
+    description: str,
+) -> Callable[..., Response]:
+    """The `list` action of a workspace's resources: `rows(workspace=)` a page at a time, each `render`ed."""
+
+    @extend_schema(
         parameters=PAGE_PARAMETERS,
         responses={200: list_envelope(list_name, item), **error_responses(400, 401)},
         description=description,
     )
+    def list_(view: WorkspaceViewSet, request: Request) -> Response:
+        return _page(rows(workspace=view.workspace), request, render)
+
+    return list_
 
 
 def _page(rows: QuerySet[Any], request: Request, render: Callable[[Any], dict[str, Any]]) -> Response:
@@ -49,24 +61,37 @@ def _page(rows: QuerySet[Any], request: Request, render: Callable[[Any], dict[st
     return Response(paginate(rows, request.query_params, lambda page: [render(row) for row in page]))
 
 
+def _destroying(
+    param: OpenApiParameter, get: Callable[..., Any], delete: Callable[..., None], row_name: str
+) -> Callable[..., Response]:
+    """The `destroy` action: `get(workspace=, <path id>=)` the workspace's row (else 404), `delete(workspace=,
+    <row_name>=row)` it, answer 204."""
+
+    @extend_schema(parameters=[param], responses={204: None, **error_responses(401, 404)})
+    def destroy(view: WorkspaceViewSet, request: Request, **path: str) -> Response:
+        row = get(workspace=view.workspace, **path)
+        delete(workspace=view.workspace, **{row_name: row})
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    return destroy
+
+
 @extend_schema(tags=["Alerts"])
 class AlertViewSet(WorkspaceViewSet):
     """`/v1/alerts`: failure notifications by email, Slack or signed webhook."""
 
-    @_list_schema("AlertList", AlertSchema, "The workspace's alerts, newest first.")
-    def list(self, request: Request) -> Response:
-        return _page(selectors.alert_list(workspace=self.workspace), request, alert_to_dict)
+    list = _listing(
+        "AlertList", AlertSchema, selectors.alert_list, alert_to_dict, "The workspace's alerts, newest first."
+    )
 
-    @creates(
+    create = secret_creating(
         AlertIn,
         AlertWithSecretSchema,
+        services.alert_create,
+        alert_to_dict,
         errors=(400, 401, 402, 409, 415, 422),
         description="Create an alert. A webhook-channel alert's `secret` is returned once, here.",
     )
-    def create(self, request: Request) -> Response:
-        data = validated_body(request, AlertIn)
-        alert, secret = services.alert_create(workspace=self.workspace, data=data)
-        return Response(with_secret(alert_to_dict(alert), secret), status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[_ALERT_ID], responses={200: AlertSchema, **error_responses(401, 404)})
     def retrieve(self, request: Request, alert_id: str) -> Response:
@@ -99,11 +124,7 @@ class AlertViewSet(WorkspaceViewSet):
     def partial_update(self, request: Request, alert_id: str) -> Response:
         return self._update(request, alert_id, replace=False)
 
-    @extend_schema(parameters=[_ALERT_ID], responses={204: None, **error_responses(401, 404)})
-    def destroy(self, request: Request, alert_id: str) -> Response:
-        alert = selectors.alert_get(workspace=self.workspace, alert_id=alert_id)
-        services.alert_delete(workspace=self.workspace, alert=alert)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    destroy = _destroying(_ALERT_ID, selectors.alert_get, services.alert_delete, "alert")
 
     @extend_schema(
         parameters=[_ALERT_ID],
@@ -124,21 +145,23 @@ class AlertViewSet(WorkspaceViewSet):
 class WebhookViewSet(WorkspaceViewSet):
     """`/v1/webhooks`: event subscriptions, delivered signed (Standard Webhooks) with retries."""
 
-    @_list_schema("WebhookList", WebhookSchema, "The workspace's event subscriptions, newest first.")
-    def list(self, request: Request) -> Response:
-        return _page(selectors.webhook_list(workspace=self.workspace), request, webhook_to_dict)
+    list = _listing(
+        "WebhookList",
+        WebhookSchema,
+        selectors.webhook_list,
+        webhook_to_dict,
+        "The workspace's event subscriptions, newest first.",
+    )
 
-    @creates(
+    create = secret_creating(
         WebhookIn,
         WebhookWithSecretSchema,
+        services.webhook_create,
+        webhook_to_dict,
         errors=(400, 401, 402, 409, 415, 422),
         description='Subscribe a URL to event types (or `["*"]`). The `secret` is returned once. '
         "Subscriptions per workspace are capped by the plan (402 `PLAN_LIMIT`).",
     )
-    def create(self, request: Request) -> Response:
-        data = validated_body(request, WebhookIn)
-        sub, secret = services.webhook_create(workspace=self.workspace, data=data)
-        return Response(with_secret(webhook_to_dict(sub), secret), status=status.HTTP_201_CREATED)
 
     @extend_schema(
         parameters=[_WEBHOOK_ID],
@@ -160,11 +183,7 @@ class WebhookViewSet(WorkspaceViewSet):
         sub = services.webhook_update(workspace=self.workspace, subscription=sub, data=data)
         return Response(webhook_to_dict(sub))
 
-    @extend_schema(parameters=[_WEBHOOK_ID], responses={204: None, **error_responses(401, 404)})
-    def destroy(self, request: Request, webhook_id: str) -> Response:
-        sub = selectors.webhook_get(workspace=self.workspace, webhook_id=webhook_id)
-        services.webhook_delete(workspace=self.workspace, subscription=sub)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    destroy = _destroying(_WEBHOOK_ID, selectors.webhook_get, services.webhook_delete, "subscription")
 
     @extend_schema(
         parameters=[_WEBHOOK_ID, *PAGE_PARAMETERS],

@@ -9,22 +9,14 @@ from __future__ import annotations
 from django.db import models
 
 from config.columns import owning_workspace, prefixed_id, workspace_list_index
-from config.ids import new_id
+from config.ids import IdMaker
 
 # `_event_id`: migration 0001 names jobs.models._event_id as Event.id's default.
 from queues.models import _event_id  # noqa: F401
 
-
-def _job_id() -> str:
-    return new_id("job")
-
-
-def _execution_id() -> str:
-    return new_id("exe")
-
-
-def _worker_id() -> str:
-    return new_id("wkr")
+_job_id = IdMaker("job")
+_execution_id = IdMaker("exe")
+_worker_id = IdMaker("wkr")
 
 
 class JobState(models.TextChoices):

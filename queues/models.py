@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Value
 
 from config.columns import owning_workspace, prefixed_id, timestamps
-from config.ids import new_id
+from config.ids import IdMaker
 
 DEFAULT_RETRY_POLICY = {
     "max_attempts": 4,
@@ -21,12 +21,8 @@ DEFAULT_RETRY_POLICY = {
 }
 
 
-def _queue_id() -> str:
-    return new_id("que")
-
-
-def _event_id() -> str:
-    return new_id("evt")
+_queue_id = IdMaker("que")
+_event_id = IdMaker("evt")
 
 
 def default_retry_policy() -> dict:

@@ -4,6 +4,7 @@ jobs.views.queues."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,12 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.services import parse_period
-from config.api import WorkspaceViewSet, error_responses
+from config.api import WorkspaceViewSet, error_responses, validated_body
 from config.exceptions import BadRequest
+from config.idempotency import creates
 from config.inputs import DATETIME_RANGE_MESSAGE, parse_client_datetime
 
 from . import selectors
-from .serializers import MetricsSchema, SparklinesSchema
+from .serializers import MetricsSchema, SparklinesSchema, with_secret
 
 
 # GET /v1/usage: documented under Billing, served here because it reads the per-minute rollup (queues.selectors).
@@ -56,6 +58,28 @@ UsageOut = inline_serializer(
         "by_day": _DayUsageSerializer(many=True),
     },
 )
+
+
+def secret_creating(
+    body: type[serializers.Serializer],
+    created: type[serializers.Serializer],
+    make: Callable[..., tuple[Any, str | None]],
+    render: Callable[[Any], dict[str, Any]],
+    *,
+    key: str = "secret",
+    **schema: Any,
+) -> Callable[..., Response]:
+    """The `create` action of a resource whose creation makes a signing secret (a queue, an alert, a webhook
+    subscription): validate `body`, `make(workspace=, data=)` the row and its secret, answer 201 with the
+    rendered row and the secret under `key`, shown in this response only. `schema` goes to `creates`."""
+
+    @creates(body, created, **schema)
+    def create(view: WorkspaceViewSet, request: Request) -> Response:
+        row, secret = make(workspace=view.workspace, data=validated_body(request, body))
+        return Response(with_secret(render(row), secret, key=key), status=201)
+
+    return create
+
 
 MAX_METRIC_BUCKETS = 10_080  # a week of minutes
 NAME_PARAM = OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="Queue name")

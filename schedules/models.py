@@ -5,11 +5,9 @@ from __future__ import annotations
 from django.db import models
 
 from config.columns import owning_workspace, prefixed_id, timestamps
-from config.ids import new_id
+from config.ids import IdMaker
 
-
-def _schedule_id() -> str:
-    return new_id("sch")
+_schedule_id = IdMaker("sch")
 
 
 class Overlap(models.TextChoices):

@@ -5,11 +5,9 @@ from __future__ import annotations
 from django.db import models
 
 from config.columns import workspace_list_index
-from config.ids import new_id
+from config.ids import IdMaker
 
-
-def _delivery_id() -> str:
-    return new_id("iwd")
+_delivery_id = IdMaker("iwd")
 
 
 class IngestSettings(models.Model):

@@ -84,17 +84,24 @@ def _render_jobs(rows: Any) -> list[dict[str, Any]]:
     return [job_to_dict(j) for j in rows]
 
 
+def _affecting(
+    tag: str, body: type[serializers.Serializer] | None, errors: tuple[int, ...], description: str
+) -> Any:
+    """The schema of an operation on the named queue that answers `{"affected": n}`."""
+    return extend_schema(
+        tags=[tag],
+        parameters=[NAME_PARAM],
+        request=body,
+        responses={200: AFFECTED, **error_responses(*errors)},
+        description=description,
+    )
+
+
 def _bodiless_operation(operation: Callable[..., int], description: str) -> Callable[..., Response]:
     """A bulk operation on the named queue that takes no body (drain, promote): the two check and answer the same
     way, `{"affected": n}`; only the operation differs."""
 
-    @extend_schema(
-        tags=["Queue operations"],
-        parameters=[NAME_PARAM],
-        request=None,
-        responses={200: AFFECTED, **error_responses(400, 401, 404)},
-        description=description,
-    )
+    @_affecting("Queue operations", None, (400, 401, 404), description)
     def action(self: QueueOperationsViewSet, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)
         self.strict_data(request, set())
@@ -112,12 +119,11 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         "`queue:drained`.",
     )
 
-    @extend_schema(
-        tags=["Queue operations"],
-        parameters=[NAME_PARAM],
-        request=CleanIn,
-        responses={200: AFFECTED, **error_responses(400, 401, 404, 415)},
-        description="Remove up to `limit` jobs in `state` older than `grace_ms`: completed/failed/cancelled jobs "
+    @_affecting(
+        "Queue operations",
+        CleanIn,
+        (400, 401, 404, 415),
+        "Remove up to `limit` jobs in `state` older than `grace_ms`: completed/failed/cancelled jobs "
         "that finished more than grace_ms ago, or waiting/delayed jobs created more than "
         "grace_ms ago (each removal emits `job:removed`). Active jobs cannot be cleaned.",
     )
@@ -135,12 +141,11 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         )
         return Response({"affected": affected})
 
-    @extend_schema(
-        tags=["Queue operations"],
-        parameters=[NAME_PARAM],
-        request=RetryAllIn,
-        responses={200: AFFECTED, **error_responses(400, 401, 402, 404, 415)},
-        description="Re-run every job in `state` (failed or completed): back to waiting, attempts reset. Each "
+    @_affecting(
+        "Queue operations",
+        RetryAllIn,
+        (400, 401, 402, 404, 415),
+        "Re-run every job in `state` (failed or completed): back to waiting, attempts reset. Each "
         "re-run counts one job against the monthly quota, all or nothing: if the quota cannot cover every "
         "matching job, 402 `QUOTA_EXCEEDED` and no job is changed.",
     )
@@ -189,12 +194,11 @@ class QueueOperationsViewSet(WorkspaceViewSet):
             paginate(ops.dlq_jobs(workspace=self.workspace, queue=queue), request.query_params, render)
         )
 
-    @extend_schema(
-        tags=["Dead-letter queue"],
-        parameters=[NAME_PARAM],
-        request=DlqRetryIn,
-        responses={200: AFFECTED, **error_responses(400, 401, 402, 404, 415)},
-        description="Retry the failed jobs in `ids` (up to 1,000), or all of them without `ids`. Each retried "
+    @_affecting(
+        "Dead-letter queue",
+        DlqRetryIn,
+        (400, 401, 402, 404, 415),
+        "Retry the failed jobs in `ids` (up to 1,000), or all of them without `ids`. Each retried "
         "job counts one job against the monthly quota, all or nothing: if the quota cannot cover every failed "
         "job selected, 402 `QUOTA_EXCEEDED` and no job is changed.",
     )
@@ -210,12 +214,8 @@ class QueueOperationsViewSet(WorkspaceViewSet):
         ids = validated(DlqRetryIn, data).get("ids") or None
         return Response({"affected": ops.dlq_retry(workspace=self.workspace, queue=queue, ids=ids)})
 
-    @extend_schema(
-        tags=["Dead-letter queue"],
-        parameters=[NAME_PARAM],
-        request=None,
-        responses={200: AFFECTED, **error_responses(401, 404)},
-        description="Delete every failed job of the queue (in bounded batches).",
+    @_affecting(
+        "Dead-letter queue", None, (401, 404), "Delete every failed job of the queue (in bounded batches)."
     )
     def dlq_purge(self, request: Request, name: str) -> Response:
         queue = queue_get(workspace=self.workspace, name=name)

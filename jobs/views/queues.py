@@ -16,7 +16,6 @@ from rest_framework.response import Response
 
 from config.api import PAGE_PARAMETERS, WorkspaceViewSet, error_responses, list_envelope, validated_body
 from config.exceptions import BadRequest
-from config.idempotency import creates
 from config.pagination import paginate
 from jobs.queue_selectors import queue_counts
 from jobs.services import queue_ops
@@ -31,7 +30,7 @@ from queues.serializers import (
     queue_to_dict,
     with_secret,
 )
-from queues.views import NAME_PARAM
+from queues.views import NAME_PARAM, secret_creating
 
 
 def _parse_bool(params: Any, key: str) -> bool:
@@ -90,18 +89,15 @@ class QueueViewSet(WorkspaceViewSet):
 
         return Response(paginate(queue_list(workspace=workspace), request.query_params, render))
 
-    @creates(
+    create = secret_creating(
         QueueIn,
         QueueWithSecretSchema,
+        services.queue_create,
+        queue_to_dict,
+        key="signing_secret",
         errors=(400, 401, 402, 409, 415, 422),
         description="Create a queue. The response carries `signing_secret` once; it is never shown again.",
     )
-    def create(self, request: Request) -> Response:
-        data = validated_body(request, QueueIn)
-        queue, secret = services.queue_create(workspace=self.workspace, data=data)
-        return Response(
-            with_secret(queue_to_dict(queue), secret, key="signing_secret"), status=status.HTTP_201_CREATED
-        )
 
     @extend_schema(parameters=[NAME_PARAM], responses={200: QueueSchema, **error_responses(401, 404)})
     def retrieve(self, request: Request, name: str) -> Response:

@@ -53,21 +53,13 @@ def events_emit(events: list[PendingEvent], *, now: datetime | None = None) -> N
             cursor.execute(sql, params)
         return
     now = now or timezone.now()
-    ids = new_ids("evt", len(events))
-    rows = []
-    for event_id, ev in zip(ids, events, strict=True):
+    for ev in events:
         _check_type(ev.type)
-        rows.append(
-            Event(
-                id=event_id,
-                workspace_id=ev.workspace_id,
-                type=ev.type,
-                queue_name=ev.queue_name,
-                job_id=ev.job_id,
-                data=ev.data,
-                created_at=now,
-            )
-        )
+    # A pending event's fields are the row's columns, by name.
+    rows = [
+        Event(id=event_id, created_at=now, **vars(ev))
+        for event_id, ev in zip(new_ids("evt", len(events)), events, strict=True)
+    ]
     Event.objects.bulk_create(rows, batch_size=1000)
 
 

@@ -110,17 +110,11 @@ class PullJobViewSet(WorkspaceViewSet):
     )
     def claim(self, request: Request, name: str) -> Response:
         data = self.strict_data(request, {"worker_id", "limit", "lease_ms", "wait_ms"})
-        worker_id, limit, lease_ms, wait_ms = claim_params(data, {})
+        params = claim_params(data, {})
         queue = pull.pull_queue_get(workspace=self.workspace, queue_name=name)
-        result = pull.jobs_claim_pull(
-            workspace=self.workspace,
-            queues=[queue],
-            limit=limit,
-            lease_ms=lease_ms,
-            wait_ms=wait_ms,
-            worker_id=worker_id,
+        return _claim_response(
+            pull.jobs_claim_pull(workspace=self.workspace, queues=[queue], **params._asdict())
         )
-        return _claim_response(result)
 
     @extend_schema(
         operation_id="pull_claim_many",
@@ -146,18 +140,11 @@ class PullJobViewSet(WorkspaceViewSet):
             or not all(isinstance(q, str) and 1 <= len(q) <= 64 for q in queue_names)
         ):
             errors["queues"] = [f"Expected a list of 1 to {pull.MAX_CLAIM_QUEUES} queue names."]
-        worker_id, limit, lease_ms, wait_ms = claim_params(data, errors)
+        params = claim_params(data, errors)
         queues = pull.pull_queues_for_claim(
-            workspace=self.workspace, queue_names=queue_names, worker_id=worker_id
+            workspace=self.workspace, queue_names=queue_names, worker_id=params.worker_id
         )
-        result = pull.jobs_claim_pull(
-            workspace=self.workspace,
-            queues=queues,
-            limit=limit,
-            lease_ms=lease_ms,
-            wait_ms=wait_ms,
-            worker_id=worker_id,
-        )
+        result = pull.jobs_claim_pull(workspace=self.workspace, queues=queues, **params._asdict())
         return _claim_response(result)
 
     @_job_op_schema(LeaseInSchema, LeasedJobSchema)

@@ -7,7 +7,7 @@ Input is checked by small hand-written validators rather than DRF serializers: a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from drf_spectacular.utils import inline_serializer
@@ -92,15 +92,23 @@ LONG_POLL_BUDGET_DOC = (
 )
 
 
-def claim_params(
-    data: dict[str, Any], errors: dict[str, list[str]]
-) -> tuple[str | None, int, int | None, int]:
+class ClaimParams(NamedTuple):
+    """A claim's options, named as jobs.services.pull.jobs_claim_pull takes them."""
+
+    worker_id: str | None
+    limit: int
+    lease_ms: int | None  # None: each queue's own
+    wait_ms: int
+
+
+def claim_params(data: dict[str, Any], errors: dict[str, list[str]]) -> ClaimParams:
+    """The claim options of a body; raises ValidationFailed with `errors` and theirs, if any."""
     worker_id = text(data, "worker_id", 40, errors, required=False)
     limit = int_in(data, "limit", 1, MAX_CLAIM, errors) or 1
     lease_ms = int_in(data, "lease_ms", settings.SPINDLE_MIN_LEASE_MS, MAX_LEASE_MS, errors)
     wait_ms = int_in(data, "wait_ms", 0, MAX_WAIT_MS, errors) or 0
     raise_if(errors)
-    return worker_id, limit, lease_ms, wait_ms
+    return ClaimParams(worker_id, limit, lease_ms, wait_ms)
 
 
 def ack_item_problems(entry: Any, allowed: set[str], success: bool) -> dict[str, list[str]]:

@@ -30,6 +30,8 @@ _LEASED_FIELDS = [
     "execution_id",
     "updated_at",
 ]
+# What the execution row of a lease copies from its job, once leased; the rest is the execution's own.
+_EXECUTION_FROM_JOB = ("workspace_id", "schedule_id", "lease_token", "started_at", "worker_id", "replay_of")
 
 
 def job_claim(*, queue: Queue, limit: int, lease_ms: int, worker_id: str | None = None) -> list[Job]:
@@ -215,16 +217,11 @@ def _lease(jobs: list[Job], *, queue: Queue, now: datetime, expires: datetime, w
         executions.append(
             Execution(
                 id=exe_id,
-                workspace_id=job.workspace_id,
                 job_id=job.id,
                 queue_id=queue.id,
-                schedule_id=job.schedule_id,
                 attempt=job.attempts,
                 status=ExecutionStatus.RUNNING,
-                lease_token=job.lease_token,
-                started_at=now,
-                worker_id=worker_id,
-                replay_of=job.replay_of,
+                **{name: getattr(job, name) for name in _EXECUTION_FROM_JOB},
             )
         )
         events.append(

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import Plan
 from accounts.plans import seed_default_plans
+from config import db
 from jobs.services.dispatch import forget_wakers
 from tests import processes
 from tests.factories import WorkspaceFactory
@@ -37,6 +38,9 @@ def _clear_cache():
     cache.clear()
     forget_wakers()
     yield
+    # The LISTEN connections (long-poll claims, push wake-ups) are per process and outlive the request that opened
+    # them: close them, or this worker's test database cannot be dropped at the end of the run.
+    db.backend().listeners_stop()
 
 
 def make_client(raw_key: str | None) -> APIClient:

@@ -9,17 +9,9 @@ from typing import Any
 
 import pytest
 
-from jobs.services.pull import pull_listener_stop
 from queues.models import Queue
 from tests.endpoints import serving
 from tests.factories import make_queue
-
-
-@pytest.fixture(autouse=True)
-def _stop_listener() -> Iterator[None]:
-    # The long-poll LISTEN connection is per process; close it so the test database can be dropped.
-    yield
-    pull_listener_stop()
 
 
 @pytest.fixture

@@ -120,3 +120,64 @@ def test_dashboard_feed_opened_as_its_page_leaves_frees_its_slot(plans, monkeypa
     monkeypatch.setattr(session, "feed_slot", _after(session.feed_slot, gone))
     _run_until_disconnect("/events", [(b"cookie", cookie)], gone)
     assert _slot_is_free(workspace.id)
+
+
+def _sessions_of_this_process() -> int:
+    """PostgreSQL sessions on the test database held by this process, its own main-thread connection left out."""
+    import os
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND client_port IN (SELECT unnest(%s::int[]))",
+            [_client_ports(os.getpid())],
+        )
+        return cursor.fetchone()[0]
+
+
+def _client_ports(pid: int) -> list[int]:
+    """The local ports of this process's TCP connections to PostgreSQL (from /proc, as `ss -p` finds them)."""
+    import os
+
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.read().splitlines()[1:]:
+                parts = line.split()
+                if parts[9] in inodes and int(parts[2].rsplit(":", 1)[1], 16) == 5432:
+                    ports.append(int(parts[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_streams_served_by_the_asgi_application_leave_no_database_session_behind(plans, monkeypatch):
+    """Each ASGI request's sync work runs on a thread that ends with it; a connection kept open for reuse there
+    was never reused and stayed open until garbage collection: one PostgreSQL session per stream served."""
+    import gc
+
+    from jobs.services import streams
+
+    workspace, key = workspace_create(name="many-tabs", plan_code="pro")
+    real_poll = streams.EventStream.poll
+    _sessions_of_this_process()  # the main thread's own connection exists before the count that matters
+    gc.disable()  # garbage collection would close what was left open, some time later
+    try:
+        for _ in range(3):
+            gone = threading.Event()
+            monkeypatch.setattr(streams.EventStream, "poll", _after(real_poll, gone))
+            sent = _run_until_disconnect(
+                "/v1/events", [(b"authorization", f"Bearer {key.raw}".encode())], gone
+            )
+            assert sent[0]["status"] == 200
+        assert _sessions_of_this_process() == 0
+    finally:
+        gc.enable()

@@ -6,17 +6,9 @@ import pytest
 
 from jobs.models import Job
 from jobs.services.enqueue import job_enqueue_batch
-from jobs.services.pull import pull_listener_stop
 from jobs.specs import JobSpec
 from queues.models import Queue
 from tests.factories import make_queue
-
-
-@pytest.fixture(autouse=True)
-def _stop_listener():
-    # The long-poll LISTEN connection is per process; close it so the test database can be dropped.
-    yield
-    pull_listener_stop()
 
 
 def enqueue(workspace, queue: Queue, count: int = 1, **spec_fields) -> list[Job]:

@@ -14,7 +14,6 @@ from jobs.services.pull.claims import (
     ClaimResult,
     job_claim_pull,
     jobs_claim_pull,
-    pull_listener_stop,
     pull_queue_get,
     pull_queues_for_claim,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "job_progress_set",
     "jobs_ack",
     "jobs_claim_pull",
-    "pull_listener_stop",
     "pull_queue_get",
     "pull_queues_for_claim",
     "worker_active_counts",

@@ -193,8 +193,3 @@ def _wait_and_claim(claim: Callable[[], list[Job]], queue_ids: list[str], wait_m
             wakeup.wait(remaining)
     finally:
         listener.unsubscribe(wakeup, *queue_ids)
-
-
-def pull_listener_stop() -> None:
-    """Close this process's LISTEN connections (tests call it so the test database can be dropped)."""
-    db.backend().listeners_stop()

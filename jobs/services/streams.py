@@ -21,13 +21,14 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 from django.utils import timezone
 
 from queues.events import event_to_dict
@@ -138,6 +139,24 @@ class StreamSlot:
             cache.delete(key)
 
 
+def db_sync(fn: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """`fn` for a stream's database work (sync_to_async), with Django's per-request connection upkeep first.
+
+    A stream outlives the request cycle that tends connections, and a WebSocket has none: its calls share one
+    long-lived thread, where a connection the server dropped (a restart, a failover) failed every later call of
+    every socket until the process restarted. An unusable or expired connection is now closed, and reopened; never
+    one inside a caller's transaction (Django's test client runs a view's calls in the test's own).
+    """
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        for conn in connections.all(initialized_only=True):
+            if not conn.in_atomic_block:
+                conn.close_if_unusable_or_obsolete()
+        return fn(*args, **kwargs)
+
+    return sync_to_async(call)
+
+
 async def take_in_thread(take: Callable[[], T], give_back: Callable[[T], None]) -> T:
     """`take()` (e.g. open a stream and its slot) in a thread, from an async view.
 
@@ -145,7 +164,7 @@ async def take_in_thread(take: Callable[[], T], give_back: Callable[[T], None]) 
     cannot: it runs on and takes the slot. Here the cancellation waits for that thread and gives back what it
     took, so a client that leaves while its stream opens holds nothing after it.
     """
-    taking = asyncio.ensure_future(sync_to_async(take)())
+    taking = asyncio.ensure_future(db_sync(take)())
     try:
         return await asyncio.shield(taking)
     except asyncio.CancelledError:
@@ -153,7 +172,7 @@ async def take_in_thread(take: Callable[[], T], give_back: Callable[[T], None]) 
             taken = await taking
         except Exception:  # nothing was taken
             raise asyncio.CancelledError from None
-        await sync_to_async(give_back)(taken)
+        await db_sync(give_back)(taken)
         raise
 
 
@@ -256,9 +275,9 @@ class EventStream(Stream):
 
 async def async_frames(stream: Stream) -> AsyncIterator[str]:
     """The stream under ASGI: waits between polls without holding a thread."""
-    step = sync_to_async(stream.step)
+    step = db_sync(stream.step)
     try:
-        yield await sync_to_async(stream.opening)()
+        yield await db_sync(stream.opening)()
         while True:
             text, over, backlog = await step()
             if text:
@@ -269,7 +288,7 @@ async def async_frames(stream: Stream) -> AsyncIterator[str]:
                 await asyncio.sleep(stream.poll_s)
     finally:
         # Also on disconnect (the generator is closed or cancelled): free the workspace's slot now.
-        await asyncio.shield(sync_to_async(stream.close)())
+        await asyncio.shield(db_sync(stream.close)())
 
 
 class SyncFrames:

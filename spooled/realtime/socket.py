@@ -21,8 +21,6 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
-
 from jobs.services import streams
 from spooled.realtime import frames
 from spooled.realtime.opening import JOB_ID_RE, QUEUE_FILTER_RE, Refused, open_stream, timing
@@ -135,8 +133,8 @@ async def _read(stream: SocketEvents, receive: Any, socket: _Socket) -> None:
 
 
 async def _pump(stream: SocketEvents, socket: _Socket) -> None:
-    step = sync_to_async(stream.step)
-    await socket.text((await sync_to_async(stream.opening)()).strip())
+    step = streams.db_sync(stream.step)
+    await socket.text((await streams.db_sync(stream.opening)()).strip())
     while True:
         text, over, backlog = await step()
         for line in text.splitlines():
@@ -196,4 +194,4 @@ async def serve(scope: dict[str, Any], receive: Any, send: Send) -> None:
     except OSError:
         pass  # the client went away mid-send
     finally:
-        await asyncio.shield(sync_to_async(stream.close)())
+        await asyncio.shield(streams.db_sync(stream.close)())

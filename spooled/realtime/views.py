@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import markcoroutinefunction, sync_to_async
+from asgiref.sync import markcoroutinefunction
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -52,7 +52,7 @@ async def _serve(request: HttpRequest, build: Callable[[str, Opened], streams.St
         return _refusal(refused)
     stream = build(token or "", opened)
     if request.method == "HEAD":
-        await sync_to_async(stream.close)()
+        await streams.db_sync(stream.close)()
         if not under_asgi:
             streams.wsgi_stream_release()
         return HttpResponse(content_type="text/event-stream")

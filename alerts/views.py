@@ -89,7 +89,6 @@ class AlertViewSet(WorkspaceViewSet):
         AlertWithSecretSchema,
         services.alert_create,
         alert_to_dict,
-        errors=(400, 401, 402, 409, 415, 422),
         description="Create an alert. A webhook-channel alert's `secret` is returned once, here.",
     )
 
@@ -158,7 +157,6 @@ class WebhookViewSet(WorkspaceViewSet):
         WebhookWithSecretSchema,
         services.webhook_create,
         webhook_to_dict,
-        errors=(400, 401, 402, 409, 415, 422),
         description='Subscribe a URL to event types (or `["*"]`). The `secret` is returned once. '
         "Subscriptions per workspace are capped by the plan (402 `PLAN_LIMIT`).",
     )

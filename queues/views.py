@@ -66,14 +66,16 @@ def secret_creating(
     make: Callable[..., tuple[Any, str | None]],
     render: Callable[[Any], dict[str, Any]],
     *,
+    description: str,
     key: str = "secret",
-    **schema: Any,
 ) -> Callable[..., Response]:
     """The `create` action of a resource whose creation makes a signing secret (a queue, an alert, a webhook
     subscription): validate `body`, `make(workspace=, data=)` the row and its secret, answer 201 with the
-    rendered row and the secret under `key`, shown in this response only. `schema` goes to `creates`."""
+    rendered row and the secret under `key`, shown in this response only. The three answer the same errors: an
+    invalid body (400, 415, 422), the plan's cap (402), an Idempotency-Key reused or in flight, or a queue's name
+    taken (409)."""
 
-    @creates(body, created, **schema)
+    @creates(body, created, errors=(400, 401, 402, 409, 415, 422), description=description)
     def create(view: WorkspaceViewSet, request: Request) -> Response:
         row, secret = make(workspace=view.workspace, data=validated_body(request, body))
         return Response(with_secret(render(row), secret, key=key), status=201)

@@ -95,7 +95,6 @@ class QueueViewSet(WorkspaceViewSet):
         services.queue_create,
         queue_to_dict,
         key="signing_secret",
-        errors=(400, 401, 402, 409, 415, 422),
         description="Create a queue. The response carries `signing_secret` once; it is never shown again.",
     )
 

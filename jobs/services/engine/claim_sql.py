@@ -54,19 +54,18 @@ WITH r AS MATERIALIZED (
     ORDER BY j.priority DESC, j.run_at, j.id
     LIMIT coalesce((SELECT available FROM q), 0)
     FOR UPDATE OF j SKIP LOCKED
-), numbered AS (
-    SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS rn FROM picked
 ), upd AS (
     UPDATE jobs_job j SET
         state = 'active', attempts = j.attempts + 1, lease_token = replace(gen_random_uuid()::text, '-', ''),
         lease_expires_at = q.now + q.lease, started_at = q.now, worker_id = %(worker)s::text,
         execution_id = {sql_id_expr("%(exe_head)s::text", "n.rn")}, updated_at = q.now
-    FROM numbered n, q
-    -- The ANY(ARRAY(...)) repeats the join for the planner: the LIMIT above is a subquery, so a plan made without
-    -- its value guessed a tenth of the queue's ready rows and, once the job table had grown, hash-joined them
-    -- against a sequential scan of the whole table (EXPLAIN: 30 ms for one job). With it, the rows come from the
-    -- primary key, whatever the plan's guess.
-    WHERE j.id = n.id AND j.id = ANY(ARRAY(SELECT id FROM picked))
+    -- The picked ids, ranked, as an array's elements: the planner sizes an unnested array at a fixed guess,
+    -- whatever the job table's statistics, so each row comes from one primary-key lookup. Joined to a CTE
+    -- instead, a plan made on a small table hash-joined the rows against a sequential scan of the grown table
+    -- (30 ms for one job); and a repeated `j.id = ANY(ARRAY(...))`, which kept the primary key, looked up every
+    -- picked id once per picked row (2,500 lookups for a batch of 50: two thirds of a 50-job claim's 8 ms).
+    FROM unnest(ARRAY(SELECT id FROM picked ORDER BY priority DESC, run_at, id)) WITH ORDINALITY AS n(id, rn), q
+    WHERE j.id = n.id
     RETURNING j.*, {sql_id_expr("%(evt_head)s::text", "n.rn")} AS evt_id, n.rn AS rn
 ), exe AS (
     INSERT INTO jobs_execution (id, workspace_id, job_id, queue_id, schedule_id, attempt, status, lease_token,

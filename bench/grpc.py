@@ -227,7 +227,22 @@ def _results(real: dict, floor: dict, rest_rate: float) -> list[dict]:
             "the same clients against ProcessJobs served from memory, no database (bench/grpc_floor.py): the "
             f"transport's ceiling here; {cpu}: server {floor['server_ms']:.3f} ms, clients {floor['client_ms']:.3f} ms",
         ),
+        pull._result(
+            "grpc_outside_ceiling_jobs_per_s",
+            _outside_ceiling(real, floor),
+            "jobs/s",
+            "informational: the rate if grpcserve's own work cost nothing, i.e. the CPU of what is not our code "
+            "(the transport, as the memory server spends it, the clients, PostgreSQL) spread over this machine's "
+            f"{os.cpu_count()} cores; under 3,000 the goal is out of reach here whatever grpcserve does",
+        ),
     ]
+
+
+def _outside_ceiling(real: dict, floor: dict) -> float:
+    """Jobs/s the machine's cores allow for the CPU per job that is not grpcserve's own: the transport (the memory
+    server's CPU per job), the clients' and PostgreSQL's, as measured against the real server."""
+    outside_ms = floor["server_ms"] + real["client_ms"] + real["pg_ms"]
+    return (os.cpu_count() or 1) * 1000 / outside_ms
 
 
 def main() -> None:

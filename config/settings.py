@@ -75,7 +75,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, /docs' Swagger UI) answered before sessions or views: compressed, cached (see STORAGES).
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Sessions, CSRF, the session user and messages serve the admin only: skipped on /v1/ (config/middleware.py).
+    # Sessions, CSRF, the session user and messages serve the admin only: skipped on /v1/ (CSRF on /api/v1/ too).
     "config.middleware.SessionMiddlewareNotForApi",
     "django.middleware.common.CommonMiddleware",
     "config.middleware.CsrfViewMiddlewareNotForApi",

@@ -1,5 +1,6 @@
 """Organizations: Spindle's workspace is Spooled's organization. A key acts on one workspace, so the list has
-one entry and any other id is a 404; creating, renaming or deleting organizations goes through /v1 accounts."""
+one entry and any other id is a 404; creating, renaming or deleting organizations goes through /v1 accounts.
+`usage` reports the workspace's plan limits and what counts against them (spooled.selectors)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rest_framework.response import Response
 
 from config.exceptions import NotFound
 from queues.events import iso, shape_of
+from spooled import selectors
 from spooled.rest.base import SpooledView
 
 
@@ -29,6 +31,11 @@ class OrganizationsView(SpooledView):
     def get(self, request: Request) -> Response:
         shape = organization_shape(self.workspace)
         return Response([{k: shape[k] for k in ("id", "name", "slug", "plan_tier", "created_at")}])
+
+
+class OrganizationUsageView(SpooledView):
+    def get(self, request: Request) -> Response:
+        return Response(selectors.organization_usage(workspace=self.workspace))
 
 
 class _OneOrganization(SpooledView):

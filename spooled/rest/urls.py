@@ -87,6 +87,11 @@ urlpatterns = [
     path("organizations/webhook-token", webhooks_in.WebhookTokenView.as_view()),
     path("organizations/webhook-token/regenerate", webhooks_in.WebhookTokenRegenerateView.as_view()),
     path("organizations", organizations.OrganizationsView.as_view()),
+    # Static paths before `{org_id}`. Spooled Cloud's sign-up slug helpers are not served (workspaces are
+    # created through /v1): they answer as any unknown route, not as an organization named "check-slug".
+    path("organizations/usage", organizations.OrganizationUsageView.as_view()),
+    path("organizations/check-slug", not_found),
+    path("organizations/generate-slug", not_found),
     path("organizations/<str:org_id>", organizations.OrganizationView.as_view()),
     path("organizations/<str:org_id>/members", organizations.OrganizationMembersView.as_view()),
 ]

@@ -8,7 +8,8 @@ reached directly (bench/servers.py), beside a raw SQL claim+complete loop.
   complete 1), for at most BENCH_PULL_SINGLE_S seconds (default 20). Goal: >= 600 jobs/s.
 
 Everything runs in a throw-away database (`spindle_bench_pull`, created and migrated here, dropped at the end)
-on the server of DATABASE_URL. `run(size)` is called by bench/run.py; alone: `python bench/pull.py --size N`.
+on the server of DATABASE_URL, which starts with bench/run.py's history of 50,000 finished jobs and their
+executions (vacuumed and analyzed), as every other group does. `run(size)` is called by bench/run.py; alone: `python bench/pull.py --size N`.
 """
 
 from __future__ import annotations
@@ -89,11 +90,15 @@ def _setup(jobs_batch: int, jobs_single: int, jobs_raw: int) -> None:
     from accounts.models import Plan
     from accounts.plans import seed_default_plans
     from accounts.services import workspace_create
+    from bench.run import seed_history, vacuum_jobs_tables
     from config.ids import new_ids
     from jobs.models import Job
     from queues.models import Queue
 
     seed_default_plans(Plan)
+    # A running service's history, as every bench/run.py group starts with: on empty tables, the engine's
+    # statements were planned for tables that then grew during the run (bench/PROFILES.md, "Batched claims").
+    seed_history()
     workspace, key = workspace_create(name="bench-pull", plan_code="enterprise")
     now = timezone.now()
     counts = (jobs_batch, jobs_single, jobs_raw, jobs_batch, jobs_single)
@@ -122,8 +127,7 @@ def _setup(jobs_batch: int, jobs_single: int, jobs_raw: int) -> None:
                 ],
                 batch_size=5000,
             )
-    with django.db.connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE jobs_job")
+    vacuum_jobs_tables()
     print(
         json.dumps({"key": key.raw, "raw_queue": Queue.objects.get(workspace=workspace, name="bench-raw").id})
     )
@@ -189,6 +193,27 @@ def _run_workers(
 ) -> tuple[int, float]:
     argv = [__file__, "--worker", str(port), key, queue, str(batch), str(seconds)]
     return worker_processes(argv, env, timeout_s=1800)
+
+
+def _warm(port: int, key: str, queue: str, connections: int = 8) -> None:
+    """Measure a warm server, as the raw loop's connections are: its application imported, and a database
+    connection open on each of its threads (a queue read on `connections` parallel keep-alive connections)."""
+
+    def read() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(3):
+            conn.request("GET", f"/v1/queues/{queue}", headers={"Authorization": f"Bearer {key}"})
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"warm-up: {response.status}")
+        conn.close()
+
+    threads = [threading.Thread(target=read) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 # --- the raw SQL baseline ---------------------------------------------------------------------------
@@ -317,6 +342,7 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
             server = _start_server(kind, env)
             try:
                 port = server.port  # type: ignore[attr-defined]
+                _warm(port, setup["key"], f"bench-batch{suffix}")
                 batch_run = _run_workers(port, setup["key"], f"bench-batch{suffix}", BATCH, env)
                 single_run = _run_workers(port, setup["key"], f"bench-single{suffix}", 1, env, SINGLE_SECONDS)
             finally:

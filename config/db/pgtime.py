@@ -5,8 +5,8 @@ pure-Python loader that parses each value in Python and then replaces its tzinfo
 zone. On this machine that is ~4.8 us a value against ~0.5 us for the C loader of `psycopg[binary]` (measured
 over 80,000 values), and a claimed job row carries about seven timestamps. When the session time zone is UTC
 (Django sets it so under USE_TZ with TIME_ZONE "UTC") the C loader gives the same values: aware datetimes with
-`tzinfo=datetime.timezone.utc`. `use_c_timestamptz_loader` is a `connection_created` receiver; grpcserve
-connects it (spooled/grpc/server.py), and any process could.
+`tzinfo=datetime.timezone.utc`. The engine (config.db.pgengine) calls `use_c_timestamptz_loader` on every new
+connection, in every process; it has a `connection_created` receiver's signature.
 """
 
 from __future__ import annotations

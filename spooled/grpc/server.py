@@ -21,10 +21,8 @@ from typing import Any, TypeVar
 
 import grpc
 from django.db import InterfaceError, OperationalError, connection
-from django.db.backends.signals import connection_created
 
 from config import db
-from config.db.pgtime import use_c_timestamptz_loader
 from config.exceptions import ApplicationError
 from jobs.services.dispatch import NOTIFY_CHANNEL
 from jobs.services.streams import AUTH_RECHECK_S, stream_setting
@@ -200,8 +198,6 @@ class WorkerService(Base, pb_grpc.WorkerServiceServicer):
 
 async def serve(address: str, *, threads: int, grace_s: float = 5.0) -> None:
     """Serve until SIGTERM or SIGINT, then stop taking calls and give running ones `grace_s`."""
-    # Every claimed job row carries ~7 timestamps: parse them in C, not in Django's Python loader.
-    connection_created.connect(use_c_timestamptz_loader)
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc-db")
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     pb_grpc.add_QueueServiceServicer_to_server(QueueService(executor), server)

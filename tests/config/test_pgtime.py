@@ -1,5 +1,5 @@
-"""psycopg's C timestamptz loader on Django's connections (config/db/pgtime.py): the same values as Django's own
-loader, and Django keeps it on every cursor."""
+"""psycopg's C timestamptz loader on the engine's connections (config/db/pgtime.py, config/db/pgengine): the same
+values as Django's own loader, and Django keeps it on every cursor."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from datetime import UTC
 
 import pytest
 from django.db import connection
+from django.db.backends.postgresql.psycopg_any import register_tzloader
 from psycopg import adapters, pq
-
-from config.db.pgtime import use_c_timestamptz_loader
 
 pytestmark = pytest.mark.django_db
 
@@ -26,17 +25,18 @@ def _fetch() -> tuple:
         return cursor.fetchone(), cursor.cursor.adapters.get_loader(OID, pq.Format.TEXT)
 
 
-def test_the_c_loader_gives_what_djangos_gives():
+def test_the_engines_connections_load_timestamps_in_c_with_djangos_values():
     if connection.vendor != "postgresql":
         pytest.fail("these tests run on PostgreSQL")
-    connection.ensure_connection()
-    django_values, django_loader = _fetch()
-    use_c_timestamptz_loader(sender=None, connection=connection)
+    connection.ensure_connection()  # made by config.db.pgengine, as every connection
     c_values, c_loader = _fetch()
     try:
-        assert c_loader is not django_loader and c_loader.__name__ == "CTzLoader"  # kept on a new cursor
+        assert c_loader.__name__ == "CTzLoader"  # registered on the connection, kept on a new cursor
+        register_tzloader(UTC, connection.connection)  # Django's own loader, for comparison
+        django_values, django_loader = _fetch()
+        assert django_loader.__name__ == "SpecificTzLoader"
         assert c_values == django_values
         assert [v.tzinfo for v in c_values[:4]] == [UTC] * 4
         assert c_values[4] is None
     finally:
-        connection.close()  # the next test gets Django's own loader again
+        connection.close()  # the next test gets a connection with the engine's loader again

@@ -13,6 +13,9 @@ default plan_cache_mode (auto) kept building a custom plan for every EXECUTE of 
 0.7 ms, execution 0.4 ms), its generic plan never looking cheaper although it is the same plan on the same
 indexes; so connections start with `plan_cache_mode=force_generic_plan`. Nothing else is prepared on them
 (Django binds parameters client-side), so no other plan changes.
+
+Timestamps load through psycopg's C loader on every connection in UTC (config.db.pgtime): Django's own loader
+parses each value in Python, about 4 us against under 1 us, and a claimed job carries seven of them.
 """
 
 from __future__ import annotations
@@ -22,12 +25,18 @@ import select
 from django.db.backends.postgresql import base
 from psycopg import pq
 
+from config.db.pgtime import use_c_timestamptz_loader
+
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()
         params["options"] = f"{params.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
         return params
+
+    def init_connection_state(self) -> None:
+        super().init_connection_state()  # the session time zone is set from here on
+        use_c_timestamptz_loader(sender=type(self), connection=self)
 
     def is_usable(self) -> bool:
         conn = self.connection

@@ -3,7 +3,8 @@ reached directly (bench/servers.py), beside a raw SQL claim+complete loop.
 
 - `pull_batch_jobs_per_s` (`pull_batch_direct_jobs_per_s`): 4 worker processes, each claiming 100 jobs per request
   and acknowledging them with one `POST …/jobs/ack`; baseline: the raw SQL loop (SKIP LOCKED claim of 100 + one
-  completing UPDATE, 4 connections) on the same database in the same run. Goal: >= 0.3x the baseline.
+  completing UPDATE, 4 connections) on the same database in the same run, the faster of two runs. Goal: >= 0.3x
+  the baseline.
 - `pull_single_jobs_per_s` (`pull_single_direct_jobs_per_s`): 4 worker processes, each one job at a time (claim 1,
   complete 1), for at most BENCH_PULL_SINGLE_S seconds (default 20). Goal: >= 600 jobs/s.
 
@@ -244,7 +245,8 @@ _RAW_COMPLETE = """
 """
 
 
-def _raw_loop(bench_url: str, queue_id: str) -> tuple[int, float]:
+def _raw_loop(bench_url: str, queue_id: str, target: int | None = None) -> tuple[int, float]:
+    """The raw loop's jobs and seconds, until the queue is empty or (about) `target` jobs are done."""
     import psycopg
 
     counts = [0] * WORKERS
@@ -253,7 +255,7 @@ def _raw_loop(bench_url: str, queue_id: str) -> tuple[int, float]:
     def loop(index: int) -> None:
         with psycopg.connect(bench_url) as conn:
             barrier.wait()
-            while True:
+            while target is None or sum(counts) < target:
                 with conn.transaction():
                     rows = conn.execute(_RAW_CLAIM, (queue_id, BATCH)).fetchall()
                 if not rows:
@@ -341,9 +343,14 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
     _recreate_db(base)
     measured: dict[str, tuple[tuple[int, float], tuple[int, float]]] = {}
     try:
-        setup = prepare(env, size, single, size)
-
-        raw_done, raw_s = _raw_loop(bench_url, setup["raw_queue"])
+        setup = prepare(env, size, single, 2 * size)
+        # The baseline's own run lasts about a second, and one run moved by a quarter between group runs: the
+        # faster of two (each on vacuumed tables) is the baseline, the stricter one for the ratio.
+        _vacuum(bench_url)
+        first = _raw_loop(bench_url, setup["raw_queue"], target=size)
+        _vacuum(bench_url)
+        second = _raw_loop(bench_url, setup["raw_queue"])
+        raw_done, raw_s = max(first, second, key=lambda run: run[0] / run[1])
         raw_rate = raw_done / raw_s
         for kind, suffix in (("one_port", ""), ("direct", "-direct")):
             # Each server starts on vacuumed tables: else the first one measured shares its run with autovacuum
@@ -361,13 +368,14 @@ def run(size: int = DEFAULT_SIZE) -> list[dict]:
     finally:
         _drop_db(base)
     for kind, ((batch_done, batch_s), (single_done, single_s)) in measured.items():
-        if batch_done != size or single_done > single or raw_done != size:
+        if batch_done != size or single_done > single or first[0] + second[0] != 2 * size:
             raise RuntimeError(
                 f"pull bench lost jobs ({kind}): batch {batch_done}/{size}, single {single_done}/{single}, "
-                f"raw {raw_done}/{size}"
+                f"raw {first[0] + second[0]}/{2 * size}"
             )
         print(
-            f"pull ({kind}): raw {raw_done} in {raw_s:.2f} s; REST batch {batch_done} in {batch_s:.2f} s; "
+            f"pull ({kind}): raw {raw_done} in {raw_s:.2f} s (the faster of {first[0] / first[1]:.0f} and "
+            f"{second[0] / second[1]:.0f} jobs/s); REST batch {batch_done} in {batch_s:.2f} s; "
             f"REST single {single_done} in {single_s:.2f} s",
             file=sys.stderr,
         )

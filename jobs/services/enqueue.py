@@ -3,29 +3,30 @@
 DESIGN.md invariant 2: the quota increment, the job rows and their events commit together; the broker hint is
 sent after commit. Set-based throughout (PERF.md): one SELECT for body idempotency keys, one conditional UPDATE
 for the quota, one INSERT for the jobs, one for the events, one upsert for the per-minute rollup; on PostgreSQL
-all the writes go in one round trip, with the COMMIT.
+all the writes go in one round trip, with the COMMIT (jobs/services/enqueue_sql.py).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models.base import ModelState
-from django.db.models.fields import NOT_PROVIDED
 from django.utils import timezone
-from psycopg.pq import TransactionStatus
 
 from accounts.models import Workspace
-from billing.services import quota_consume, quota_consume_statement, quota_exceeded
+from billing.services import quota_consume, quota_exceeded
 from config import db
 from config.db import backend
 from config.ids import new_ids
 from jobs.models import Job, JobState
-from jobs.services.dispatch import kick_on_commit, kick_statement, remember_delivery, sweep_at_on_commit
+from jobs.services.dispatch import kick_on_commit, remember_delivery, sweep_at_on_commit
+from jobs.services.enqueue_sql import ROLLUP_SQL, write_set_based
 from jobs.specs import SPEC_COLUMNS, JobSpec
-from queues.events import PendingEvent, events_emit, events_insert_sql, json_param
+from queues.events import PendingEvent, events_emit
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 
 # A body `idempotency_key` deduplicates for this long; an older job with the same key releases it.
@@ -33,20 +34,10 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 _IDEM_CONSTRAINT = "jobs_job_queue_idem_uniq"
 _CONFLICT_RETRIES = 3
 
-# Works on PostgreSQL and SQLite (>= 3.24) alike. Served by the unique constraint jobs_stat_queue_minute_uniq.
-_ROLLUP_SQL = (
-    "INSERT INTO jobs_queueminutestat"
-    " (workspace_id, queue_id, minute, enqueued, completed, failed, timeout, duration_sum_ms, duration_count,"
-    " duration_hist)"
-    " VALUES (%s, %s, %s, %s, 0, 0, 0, 0, 0, '{}')"
-    " ON CONFLICT (queue_id, minute) DO UPDATE SET enqueued = jobs_queueminutestat.enqueued + excluded.enqueued"
-)
 # Raised by spindle_require() (migration 0010) when the quota upsert matched no row.
 QUOTA_SQLSTATE = "SPQ01"
-_QUOTA_GUARD_SQL = (
-    "WITH consumed AS ({quota}) SELECT spindle_require(EXISTS (SELECT FROM consumed), 'quota exceeded')"
-)
-
+# job_enqueue_batch's `present`: the caller's answer, built from the results.
+Present = Callable[[list[tuple[Job, bool]]], Any]
 
 _QUEUE_BY_NAME: dict[str, tuple[str, list[str], db.Converters]] = {}
 
@@ -80,10 +71,6 @@ def queue_by_name(*, workspace_id: str, name: str) -> Queue | None:
 
 
 @functools.cache
-def _optional_attnames() -> tuple[str, ...]:
-    return tuple(f.attname for f in Job._meta.concrete_fields if f.null and f.db_default is NOT_PROVIDED)
-
-
 @functools.cache
 def _job_defaults() -> dict:
     """Every Job field's default, from one real Model.__init__ per process. Only `id` and `tags` have callable
@@ -94,58 +81,34 @@ def _job_defaults() -> dict:
     return {k: v for k, v in prototype.items() if k != "_state"}
 
 
-_COLUMNS: dict[tuple[str, ...], tuple[str, list[tuple[str, str]]]] = {}
-
-
-def _job_columns(jobs: list[Job]) -> tuple[str, list[tuple[str, str]]]:
-    """(quoted column list, [(column, attname)]) for these rows, built once per set of omitted columns."""
-    # Nullable columns that are NULL in every row are left out (NULL is their default): fewer values to encode.
-    optional = _optional_attnames()
-    if len(jobs) == 1:
-        row = jobs[0].__dict__
-        omitted = tuple(a for a in optional if row[a] is None)
-    else:
-        omitted = tuple(a for a in optional if all(job.__dict__[a] is None for job in jobs))
-    found = _COLUMNS.get(omitted)
-    if found is None:
-        fields = [f for f in Job._meta.concrete_fields if f.attname not in omitted]
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        found = _COLUMNS[omitted] = (columns, [(f.column, f.attname) for f in fields])
-    return found
-
-
-def _insert_jobs_statement(jobs: list[Job]) -> tuple[str, list]:
-    """PostgreSQL: every row in one INSERT … SELECT over one JSON parameter (`jsonb_populate_recordset`), sent in
-    the round trip of the events, rollup and quota statements. Measured beside a multi-row INSERT and a COPY of
-    the same 1,000 rows: as fast as the COPY on the server (about half the multi-row INSERT's time), a fifth of
-    either's client CPU, and no round trips of its own. A JSON null is SQL NULL, as Django writes JSONField None."""
-    columns, names = _job_columns(jobs)
-    rows = [{column: job.__dict__[attname] for column, attname in names} for job in jobs]
-    sql = (
-        f"INSERT INTO jobs_job ({columns}) SELECT {columns}"
-        " FROM jsonb_populate_recordset(NULL::jobs_job, %s::jsonb)"
-    )
-    return sql, [json_param(rows)]
-
-
 def job_enqueue(*, workspace: Workspace, queue: Queue, spec: JobSpec) -> tuple[Job, bool]:
     """Enqueue one job in its own transaction; returns (job, created). created=False: body key matched."""
     return _enqueue_durable(workspace=workspace, queue=queue, specs=[spec])[0]
 
 
-def job_enqueue_batch(*, workspace: Workspace, queue: Queue, specs: list[JobSpec]) -> list[tuple[Job, bool]]:
-    """Enqueue a batch all-or-nothing in one transaction; results in input order."""
-    return _enqueue_durable(workspace=workspace, queue=queue, specs=specs)
+def job_enqueue_batch(
+    *, workspace: Workspace, queue: Queue, specs: list[JobSpec], present: Present | None = None
+) -> Any:
+    """Enqueue a batch all-or-nothing in one transaction; results in input order.
+
+    `present(results)`, if given, builds the caller's answer from the results and is returned instead of them. It
+    runs while PostgreSQL writes a large batch (the results are known before the rows are written), so it must
+    not touch the database; it runs again if an idempotency-key race makes the enqueue start over."""
+    return _enqueue_durable(workspace=workspace, queue=queue, specs=specs, present=present)
 
 
-def _enqueue_durable(*, workspace: Workspace, queue: Queue, specs: list[JobSpec]) -> list[tuple[Job, bool]]:
+def _enqueue_durable(
+    *, workspace: Workspace, queue: Queue, specs: list[JobSpec], present: Present | None = None
+) -> Any:
     has_keys = any(s.idempotency_key for s in specs)
     for attempt in range(_CONFLICT_RETRIES):
         try:
             with transaction.atomic(durable=True):
                 # The outermost block (not a test's transaction around it): COMMIT may ride with the writes.
                 commit = len(connection.atomic_blocks) == 1
-                return job_enqueue_specs(workspace=workspace, queue=queue, specs=specs, commit=commit)
+                return job_enqueue_specs(
+                    workspace=workspace, queue=queue, specs=specs, commit=commit, present=present
+                )
         except DatabaseError as exc:
             if getattr(exc.__cause__, "sqlstate", None) == QUOTA_SQLSTATE:
                 raise quota_exceeded(workspace=workspace) from None
@@ -165,12 +128,14 @@ def job_enqueue_specs(
     specs: list[JobSpec],
     now: datetime | None = None,
     commit: bool = False,
-) -> list[tuple[Job, bool]]:
+    present: Present | None = None,
+) -> Any:
     """Create jobs for `specs` (input order kept). Must run inside a transaction the caller owns.
 
     Schedules and replays call this inside their own atomic block; the API goes through job_enqueue(_batch).
     Raises QuotaExceeded (on PostgreSQL after the rows are written: the raise rolls the transaction back).
     `commit=True` (the caller's outermost atomic block only): the writes commit in their own round trip (below).
+    Returns the results, or what `present(results)` returns (job_enqueue_batch).
     """
     now = now or timezone.now()
     # (1) Body idempotency keys: jobs of this queue with the key from the last 24 h are returned instead.
@@ -189,6 +154,14 @@ def job_enqueue_specs(
         jobs = _build_jobs(workspace=workspace, queue=queue, specs=[specs[i] for i in new_indexes], now=now)
         for index, job in zip(new_indexes, jobs, strict=True):
             results[index] = (job, True)
+    # Duplicates of a key inside the batch share the first item's job.
+    for index, result in enumerate(results):
+        if result is None:
+            first = results[first_with_key[specs[index].idempotency_key]]  # type: ignore[index]
+            results[index] = (first[0], False)  # type: ignore[index]
+    done: list[tuple[Job, bool]] = results  # type: ignore[assignment]
+    presented: list[Any] = []
+    if count:
         if not set_based:
             Job.objects.bulk_create(jobs, batch_size=1000)
         _record_enqueued(
@@ -198,14 +171,11 @@ def job_enqueue_specs(
             now=now,
             set_based=set_based,
             commit=commit and set_based,
+            present=(lambda: presented.append(present(done))) if present is not None else None,
         )
-
-    # Duplicates of a key inside the batch share the first item's job.
-    for index, result in enumerate(results):
-        if result is None:
-            first = results[first_with_key[specs[index].idempotency_key]]  # type: ignore[index]
-            results[index] = (first[0], False)  # type: ignore[index]
-    return results  # type: ignore[return-value]
+    if present is None:
+        return done
+    return presented[0] if presented else present(done)
 
 
 def _match_idempotency_keys(
@@ -294,8 +264,10 @@ def _record_enqueued(
     now: datetime,
     set_based: bool,
     commit: bool = False,
+    present: Callable[[], None] | None = None,
 ) -> None:
-    """The rows' events, rollup, quota and broker hint (and on PostgreSQL the rows themselves)."""
+    """The rows' events, rollup, quota and broker hint (and on PostgreSQL the rows themselves). `present` runs
+    while a pipelined write is in flight (_write_pipelined); elsewhere the caller runs it afterwards."""
     workspace_id, queue_id, count = workspace.id, queue.id, len(jobs)
     delayed = JobState.DELAYED.value
     # (4) The outbox, one multi-row INSERT.
@@ -317,7 +289,7 @@ def _record_enqueued(
         (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
     )
     if set_based:
-        _write_set_based(
+        write_set_based(
             workspace=workspace,
             queue_id=queue_id,
             jobs=jobs,
@@ -325,71 +297,12 @@ def _record_enqueued(
             minute=minute,
             now=now,
             commit=commit,
+            present=present,
         )
     else:
         events_emit(events, now=now)
         # (5) The per-minute rollup that metrics and usage read.
         with connection.cursor() as cursor:
-            cursor.execute(_ROLLUP_SQL, [workspace_id, queue_id, minute, count])
+            cursor.execute(ROLLUP_SQL, [workspace_id, queue_id, minute, count])
         # (6) Broker hint after commit (a no-op for batches that are all delayed is the engine's call).
         kick_on_commit([queue_id])
-
-
-def _write_set_based(
-    *,
-    workspace: Workspace,
-    queue_id: str,
-    jobs: list[Job],
-    events: list[PendingEvent],
-    minute: object,
-    now: datetime,
-    commit: bool,
-) -> None:
-    """(3)-(6) and the quota in ONE round trip: the job rows, events, the NOTIFY of pull queues (delivered at
-    commit), the per-minute rollup, then the quota upsert; the two row locks are held only until COMMIT."""
-    count = len(jobs)
-    parts = [_insert_jobs_statement(jobs), events_insert_sql(events, now=now)]
-    notify = kick_statement([queue_id])
-    if notify is not None:
-        parts.append(notify)
-    parts.append((_ROLLUP_SQL, [workspace.id, queue_id, minute, count]))
-    quota_sql, quota_params = quota_consume_statement(workspace=workspace, count=count, now=now)
-    parts.append(
-        (_QUOTA_GUARD_SQL.format(quota=quota_sql), quota_params) if commit else (quota_sql, quota_params)
-    )
-    # Prepared on the connection (planned once per connection); the PREPAREs it still needs go first.
-    parts, prepares = db.backend().prepared(parts)
-    sql, params = ";\n".join([*prepares, *(s for s, _ in parts)]), [p for _, ps in parts for p in ps]
-    if commit:
-        _execute_committing(sql, params)
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while cursor.nextset():
-            pass
-        # The cursor is left on the last statement's rows: the quota upsert's RETURNING.
-        consumed = cursor.fetchone()
-    if consumed is None:
-        raise quota_exceeded(workspace=workspace, now=now)
-
-
-def _execute_committing(sql: str, params: list) -> None:
-    """Run the enqueue's last statements and commit them in the same round trip. The quota's and the rollup's
-    row locks serialise a workspace's enqueues until COMMIT: committed on the server, they are released without
-    waiting for this client (under 16 clients most of an enqueue's time was spent queued on them). If nothing ran
-    yet, the statements go as one simple query in autocommit mode, which PostgreSQL runs as one implicit
-    transaction (no BEGIN or COMMIT round trip). Either way the caller's atomic block finds the connection idle,
-    so its COMMIT is a no-op; a short quota raises QUOTA_SQLSTATE on the server first and nothing commits."""
-    raw = connection.connection
-    implicit = raw.info.transaction_status == TransactionStatus.IDLE
-    with connection.cursor() as cursor:
-        if not implicit:
-            cursor.execute(sql + ";\nCOMMIT", params)
-            return
-        raw.autocommit = True
-        try:
-            cursor.execute(sql, params)
-        finally:
-            # A lost connection (status UNKNOWN) refuses the change; Django discards it after the error anyway.
-            if raw.info.transaction_status == TransactionStatus.IDLE:
-                raw.autocommit = False

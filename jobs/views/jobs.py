@@ -201,9 +201,14 @@ class QueueJobsViewSet(WorkspaceViewSet):
         if "jobs" not in data:
             raise ValidationFailed(details={"jobs": ["This field is required."]})
         specs = JobValidator(workspace=self.workspace, queue=queue).validate_many(data["jobs"])
-        results = job_enqueue_batch(workspace=self.workspace, queue=queue, specs=specs)
         queue_name = queue.name
-        return Response({"data": [job_to_dict(job, queue_name=queue_name) for job, _ in results]}, status=201)
+        data = job_enqueue_batch(
+            workspace=self.workspace,
+            queue=queue,
+            specs=specs,
+            present=lambda results: {"data": [job_to_dict(job, queue_name=queue_name) for job, _ in results]},
+        )
+        return Response(data, status=201)
 
     @extend_schema(
         tags=["Jobs"],

@@ -72,8 +72,9 @@ def test_single_enqueue_commits_without_begin_or_commit_round_trips(tiny, comman
         ("/v1/queues/work/jobs", {"payload": {"n": 1}}),
         ("/v1/queues/work/jobs", {"payload": {"n": 1}, "idempotency_key": "k-1"}),
         ("/v1/queues/work/jobs/batch", {"jobs": [{"payload": {"n": i}} for i in range(30)]}),
+        ("/v1/queues/work/jobs/batch", {"jobs": [{"payload": {"n": i}} for i in range(600)]}),
     ],
-    ids=["single", "single-with-key", "batch-copy"],
+    ids=["single", "single-with-key", "batch-copy", "batch-pipelined"],
 )
 def test_a_short_quota_commits_nothing(tiny, path, body):
     workspace, client = tiny
@@ -132,3 +133,90 @@ def test_a_session_lost_mid_enqueue_is_503_and_the_next_request_reconnects(tiny,
     monkeypatch.setattr(enqueue, "_build_jobs", build)
     assert _post(client, "/v1/queues/work/jobs", {"payload": {"n": 2}}).status_code == 201
     assert list(Job.objects.values_list("payload", flat=True)) == [{"n": 2}]
+
+
+# A batch of at least PIPELINE_MIN_JOBS goes through _write_pipelined: its rows in chunks, the response built while
+# they are written, the COMMIT last.
+BIG = 2 * 250 + 17  # three chunks, the last one short
+
+
+def test_a_pipelined_batch_commits_every_row_event_and_count_once(tiny, monkeypatch):
+    from jobs.services import enqueue_sql
+
+    workspace, client = tiny
+    Plan.objects.filter(code="tiny").update(jobs_per_month=None)
+    pipelined = []
+    monkeypatch.setattr(enqueue_sql, "_write_pipelined", _spy(enqueue_sql._write_pipelined, pipelined))
+    body = {"jobs": [{"payload": {"n": i}, "tags": [f"t{i % 3}"]} for i in range(BIG)]}
+    response = _post(client, "/v1/queues/work/jobs/batch", body)
+    assert response.status_code == 201, response.content
+    assert len(pipelined) == 1
+    data = response.json()["data"]
+    assert [job["payload"]["n"] for job in data] == list(range(BIG))
+    stored = dict(Job.objects.filter(workspace=workspace).values_list("id", "payload"))
+    assert {job["id"]: job["payload"] for job in data} == stored and len(stored) == BIG
+    assert Event.objects.filter(workspace_id=workspace.id, type="job:waiting").count() == BIG
+    assert sum(QueueMinuteStat.objects.values_list("enqueued", flat=True)) == BIG
+    assert UsageCounter.objects.get(workspace=workspace).jobs_enqueued == BIG
+    assert connection.connection.info.transaction_status == 0  # idle: committed, nothing left open
+    # The same connection goes on with the one-round-trip path.
+    assert _post(client, "/v1/queues/work/jobs", {"payload": {"n": -1}}).status_code == 201
+    assert Job.objects.filter(workspace=workspace).count() == BIG + 1
+
+
+def test_a_pipelined_batch_whose_response_fails_commits_nothing(tiny, monkeypatch):
+    from jobs.views import jobs as job_views
+
+    workspace, client = tiny
+    Plan.objects.filter(code="tiny").update(jobs_per_month=None)
+
+    def broken(job, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        raise RuntimeError("rendering failed")
+
+    monkeypatch.setattr(job_views, "job_to_dict", broken)
+    client.raise_request_exception = False
+    response = _post(
+        client, "/v1/queues/work/jobs/batch", {"jobs": [{"payload": {"n": i}} for i in range(BIG)]}
+    )
+    assert response.status_code == 500
+    assert not Job.objects.exists() and not Event.objects.exists() and not QueueMinuteStat.objects.exists()
+    assert not UsageCounter.objects.filter(workspace=workspace, jobs_enqueued__gt=0).exists()
+
+
+def test_a_session_lost_mid_pipeline_is_503_and_nothing_of_the_batch_commits(tiny, monkeypatch):
+    import psycopg
+
+    from jobs.services import enqueue_sql
+    from tests.processes import database_url
+
+    workspace, client = tiny
+    Plan.objects.filter(code="tiny").update(jobs_per_month=None)
+    insert = enqueue_sql._insert_jobs_statement
+    calls = []
+
+    def lose_the_session_at_the_second_chunk(jobs, columns=None):  # noqa: ANN001, ANN202
+        calls.append(len(jobs))
+        if len(calls) == 2:
+            with psycopg.connect(database_url(), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(%s, 5000)", [connection.connection.info.backend_pid]
+                )
+        return insert(jobs, columns)
+
+    monkeypatch.setattr(enqueue_sql, "_insert_jobs_statement", lose_the_session_at_the_second_chunk)
+    response = _post(
+        client, "/v1/queues/work/jobs/batch", {"jobs": [{"payload": {"n": i}} for i in range(BIG)]}
+    )
+    assert response.status_code == 503, response.content
+    assert calls[:2] == [250, 250]
+    monkeypatch.setattr(enqueue_sql, "_insert_jobs_statement", insert)
+    assert _post(client, "/v1/queues/work/jobs", {"payload": {"n": -1}}).status_code == 201
+    assert list(Job.objects.values_list("payload", flat=True)) == [{"n": -1}]
+
+
+def _spy(function, calls: list):  # noqa: ANN001, ANN202
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return function(*args, **kwargs)
+
+    return spy

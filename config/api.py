@@ -11,7 +11,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, negotiation, serializers, viewsets
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 
 from config.exceptions import ValidationFailed
 
@@ -168,3 +170,26 @@ def public_post(view: Callable[..., Any]) -> Any:
     """A POST route that takes no credentials (no authentication, no permission): register, login, refresh and
     the Stripe webhook, each guarded by its own rate limit or signature check."""
     return api_view(["POST"])(authentication_classes([])(permission_classes([])(view)))
+
+
+def render_json(data: Any) -> bytes:
+    """`data` as DRF's JSONRenderer writes a response for a plain `Accept: application/json` (or none)."""
+    return JSONRenderer().render(data)
+
+
+class PrerenderedResponse(Response):
+    """A Response whose body was rendered ahead by `render_json` (a batch enqueue renders it while PostgreSQL
+    writes the rows). DRF renders it again only if the client negotiated something else (`indent=`, say)."""
+
+    def __init__(self, data: Any, body: bytes, **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        self.prerendered = body
+
+    @property
+    def rendered_content(self) -> bytes:
+        renderer = getattr(self, "accepted_renderer", None)
+        media_type = getattr(self, "accepted_media_type", "")
+        if type(renderer) is JSONRenderer and media_type == renderer.media_type and self.content_type is None:
+            self["Content-Type"] = renderer.media_type
+            return self.prerendered
+        return super().rendered_content

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Workspace
-from config.api import WorkspaceViewSet, error_responses, list_envelope
+from config.api import PrerenderedResponse, WorkspaceViewSet, error_responses, list_envelope, render_json
 from config.exceptions import NotFound, ValidationFailed
 from config.idempotency import IDEMPOTENCY_KEY_PARAMETER, creates, idempotent
 from config.pagination import paginate
@@ -202,13 +202,14 @@ class QueueJobsViewSet(WorkspaceViewSet):
             raise ValidationFailed(details={"jobs": ["This field is required."]})
         specs = JobValidator(workspace=self.workspace, queue=queue).validate_many(data["jobs"])
         queue_name = queue.name
-        data = job_enqueue_batch(
-            workspace=self.workspace,
-            queue=queue,
-            specs=specs,
-            present=lambda results: {"data": [job_to_dict(job, queue_name=queue_name) for job, _ in results]},
-        )
-        return Response(data, status=201)
+
+        def present(results: list) -> tuple[dict, bytes]:
+            # Built and rendered while PostgreSQL writes a large batch (job_enqueue_batch).
+            data = {"data": [job_to_dict(job, queue_name=queue_name) for job, _ in results]}
+            return data, render_json(data)
+
+        data, body = job_enqueue_batch(workspace=self.workspace, queue=queue, specs=specs, present=present)
+        return PrerenderedResponse(data, body, status=201)
 
     @extend_schema(
         tags=["Jobs"],

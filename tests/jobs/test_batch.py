@@ -191,3 +191,18 @@ def test_batch_to_other_workspaces_queue_is_404_before_body_checks(other_workspa
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "NOT_FOUND"
     assert Job.objects.count() == 0
+
+
+def test_the_prerendered_batch_body_is_what_drf_renders_and_indent_is_still_honoured(api_client, queue):
+    from rest_framework.renderers import JSONRenderer
+
+    jobs = [{"payload": {"n": i, "text": "é\u2028"}, "tags": ["t"]} for i in range(3)]
+    response = _batch(api_client, jobs)
+    assert response.status_code == 201, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.content == JSONRenderer().render(response.data)
+    assert b"\n" not in response.content
+    indented = _batch(api_client, jobs, HTTP_ACCEPT="application/json; indent=2")
+    assert indented.status_code == 201
+    assert indented.content.startswith(b'{\n  "data": [\n')
+    assert indented.json()["data"][0]["payload"] == {"n": 0, "text": "é\u2028"}

@@ -49,7 +49,7 @@ class TargetRefused(Exception):
     """A host resolves to an address the guard refuses (raised by `check_resolved`)."""
 
 
-def _allow_private() -> bool:
+def allow_private() -> bool:
     return bool(getattr(settings, "SPINDLE_ALLOW_PRIVATE_TARGETS", False))
 
 
@@ -74,7 +74,7 @@ def address_allowed(ip: str) -> bool:
         return False
     if any(addr in net for net in _ALWAYS_BLOCKED if net.version == addr.version) or addr.is_link_local:
         return False
-    if _allow_private():
+    if allow_private():
         return True
     if any(addr in net for net in _PRIVATE if net.version == addr.version):
         return False

@@ -15,6 +15,7 @@ import asyncio
 import atexit
 import base64
 import email.utils
+import functools
 import hashlib
 import hmac
 import os
@@ -68,6 +69,12 @@ class GuardedResolver(AbstractResolver):
 
 def host_refused(url: str) -> str | None:
     """A reason to refuse the URL before connecting (scheme, or a literal IP the guard refuses)."""
+    return _host_refused(url, netguard.allow_private())
+
+
+# Asked once per delivery, of a handful of URLs: the answer depends on the URL and the setting alone.
+@functools.lru_cache(maxsize=1024)
+def _host_refused(url: str, _allow_private: bool) -> str | None:  # the setting: part of the cache key
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -87,6 +94,7 @@ def host_refused(url: str) -> str | None:
 # --- signing -------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def _secret_key(secret: str) -> bytes:
     raw = secret[len("whsec_") :] if secret.startswith("whsec_") else secret
     return base64.b64decode(raw)

@@ -148,3 +148,17 @@ def test_queue_endpoint_private_allowed_when_opted_in_but_metadata_never(api_cli
     assert response.status_code == 400
     assert response.json()["error"]["details"]["endpoint"]["url"]
     assert Queue.objects.get(workspace=workspace, name="q").endpoint["url"] == "http://127.0.0.1:9/"
+
+
+def test_the_delivery_time_check_follows_the_setting_although_it_is_cached():
+    from config.outbound import host_refused
+
+    url = "http://10.1.2.3:8080/hook"
+    with override_settings(SPINDLE_ALLOW_PRIVATE_TARGETS=False):
+        assert host_refused(url) == "10.1.2.3 is a refused address"
+    with override_settings(SPINDLE_ALLOW_PRIVATE_TARGETS=True):
+        assert host_refused(url) is None
+        assert host_refused("http://169.254.169.254/latest") == "169.254.169.254 is a refused address"
+    with override_settings(SPINDLE_ALLOW_PRIVATE_TARGETS=False):
+        assert host_refused(url) == "10.1.2.3 is a refused address"
+        assert host_refused("ftp://example.com/x") == "invalid URL"

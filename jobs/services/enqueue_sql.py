@@ -4,9 +4,11 @@ batch, through a pipeline that overlaps the database's work with Python's."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+import psycopg
 from django.db import connection
 from django.db.models.fields import NOT_PROVIDED
 from psycopg.pq import TransactionStatus
@@ -88,7 +90,7 @@ def write_set_based(
     tail = _tail_statements(
         workspace=workspace, queue_id=queue_id, count=count, minute=minute, now=now, commit=commit
     )
-    if commit and count >= PIPELINE_MIN_JOBS:
+    if commit and count >= PIPELINE_MIN_JOBS and _pipeline_supported():
         _write_pipelined(jobs=jobs, events=events, tail=tail, now=now, present=present)
         return
     parts = [_insert_jobs_statement(jobs), events_insert_sql(events, now=now), *tail]
@@ -123,6 +125,12 @@ def _tail_statements(
         (_QUOTA_GUARD_SQL.format(quota=quota_sql), quota_params) if commit else (quota_sql, quota_params)
     )
     return tail
+
+
+@functools.cache
+def _pipeline_supported() -> bool:
+    """Pipeline mode needs libpq 14 or later (psycopg[binary] bundles one; a system libpq may be older)."""
+    return psycopg.Pipeline.is_supported()
 
 
 # A batch this large is written in chunks through a pipeline (_write_pipelined).

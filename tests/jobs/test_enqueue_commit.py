@@ -220,3 +220,20 @@ def _spy(function, calls: list):  # noqa: ANN001, ANN202
         return function(*args, **kwargs)
 
     return spy
+
+
+def test_without_pipeline_support_a_large_batch_takes_the_single_round_trip(tiny, monkeypatch):
+    from jobs.services import enqueue_sql
+
+    workspace, client = tiny
+    Plan.objects.filter(code="tiny").update(jobs_per_month=None)
+    pipelined = []
+    monkeypatch.setattr(enqueue_sql, "_pipeline_supported", lambda: False)  # a system libpq older than 14
+    monkeypatch.setattr(enqueue_sql, "_write_pipelined", _spy(enqueue_sql._write_pipelined, pipelined))
+    response = _post(
+        client, "/v1/queues/work/jobs/batch", {"jobs": [{"payload": {"n": i}} for i in range(BIG)]}
+    )
+    assert response.status_code == 201, response.content
+    assert not pipelined
+    assert Job.objects.filter(workspace=workspace).count() == BIG
+    assert UsageCounter.objects.get(workspace=workspace).jobs_enqueued == BIG

@@ -38,7 +38,10 @@ def _terminate(pid: int) -> None:
         user=settings["USER"],
         autocommit=True,
     ) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        # With a timeout the call returns once the backend has exited (its FATAL message sent), so the next call
+        # finds a connection the server has ended. Without one it returns when the signal is sent: under load the
+        # next call's health check could still find the socket quiet, and lose the race it is not about.
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
 
 
 def test_the_shared_threads_stream_calls_reconnect_after_the_server_ends_their_session():

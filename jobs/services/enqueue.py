@@ -71,7 +71,6 @@ def queue_by_name(*, workspace_id: str, name: str) -> Queue | None:
 
 
 @functools.cache
-@functools.cache
 def _job_defaults() -> dict:
     """Every Job field's default, from one real Model.__init__ per process. Only `id` and `tags` have callable
     defaults, and job_enqueue_specs sets both per row, so the other values are immutable and safe to share."""

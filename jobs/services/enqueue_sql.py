@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from itertools import chain
 
 import psycopg
 from django.db import connection
@@ -33,6 +34,7 @@ _QUOTA_GUARD_SQL = (
 )
 
 
+@functools.cache
 def _optional_attnames() -> tuple[str, ...]:
     return tuple(f.attname for f in Job._meta.concrete_fields if f.null and f.db_default is NOT_PROVIDED)
 
@@ -165,14 +167,12 @@ def _write_pipelined(
     first = [next(pending), next(pending)]
     # Every statement has the text of one of these, so the PREPAREs a new connection needs all go first: a
     # pipeline that stops at an error runs none of what follows it.
-    executes, prepares = db.backend().prepared([*first, *tail])
+    _, prepares = db.backend().prepared([*first, *tail])
     raw = connection.connection
     with connection.wrap_database_errors, connection.cursor() as cursor, raw.pipeline():
         for sql in prepares:
             cursor.execute(sql, [])
-        for sql, params in executes[:2]:
-            cursor.execute(sql, params)
-        for statement in pending:
+        for statement in chain(first, pending):
             for sql, params in db.backend().prepared([statement])[0]:
                 cursor.execute(sql, params)
         if present is not None:

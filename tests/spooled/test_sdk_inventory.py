@@ -247,6 +247,15 @@ def consume(stream, seen):
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     return reader
+def watch_two(stream, queue, other_queue):
+    # Read the stream while a job runs on each queue, until the first one's completion has arrived.
+    seen = []
+    reader = consume(stream, seen)
+    time.sleep(0.5)
+    mine, other = run_job(queue), run_job(other_queue)
+    wait_for(lambda: COMPLETED in of_job(seen, mine))
+    time.sleep(0.5)
+    return seen, reader, mine, other
 """
 
 
@@ -259,12 +268,7 @@ run_job("rt"); run_job("elsewhere")  # both queues exist before the streams open
 sse = client.realtime(type="sse", auto_reconnect=False)  # logs in: the stream's token is a JWT
 token = client.get_jwt_token()
 sse.connect(Filter(queue="rt"))
-seen = []
-reader = consume(sse, seen)
-time.sleep(0.5)
-mine, other = run_job("rt"), run_job("elsewhere")
-wait_for(lambda: COMPLETED in of_job(seen, mine))
-time.sleep(0.5)
+seen, reader, mine, other = watch_two(sse, "rt", "elsewhere")
 first = {"mine": of_job(seen, mine), "other": of_job(seen, other)}
 sse.reconnect(Filter(queue="elsewhere"))  # a new filter: SSE opens a new stream
 reader.join(5)
@@ -393,12 +397,7 @@ run_job("s"); run_job("t")
 token = client.get_jwt_token()
 stream = SSEClient(ARGS["base_url"], token, queue="s", auto_reconnect=False)
 stream.connect()
-seen = []
-reader = consume(stream, seen)
-time.sleep(0.5)
-mine, other = run_job("s"), run_job("t")
-wait_for(lambda: COMPLETED in of_job(seen, mine))
-time.sleep(0.5)
+seen, reader, mine, other = watch_two(stream, "s", "t")
 stream.close()
 reader.join(5)
 

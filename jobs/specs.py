@@ -9,7 +9,7 @@ inserts them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -129,3 +129,25 @@ class JobSpec:
 assert {f.name for f in fields(JobSpec)} == CREATE_FIELDS - {"delay_ms"} | {"schedule_id", "replay_of"}
 # The job columns enqueue copies from a spec as they are; run_at and max_attempts have defaults to resolve.
 SPEC_COLUMNS = tuple(f.name for f in fields(JobSpec) if f.name not in ("run_at", "max_attempts"))
+
+# A streamed batch is checked, built and written this many jobs at a time (jobs/services/enqueue_sql.py), a smaller
+# first chunk so that PostgreSQL starts early.
+STREAM_FIRST_CHUNK, STREAM_CHUNK = 100, 300
+
+
+@dataclass
+class SpecStream:
+    """A large batch's JobSpecs, validated a chunk at a time as the enqueue takes them
+    (`JobValidator.validate_many`).
+
+    `chunks` yields each chunk's specs in input order and, after the last one, raises the batch's errors; once an
+    item has failed nothing more is yielded. Only a batch whose checks need no I/O and read no job (no per-job
+    `http` target, whose host is looked up; no idempotency key) is streamed, so its checks may run inside the
+    enqueue's transaction, while PostgreSQL writes the chunks before them."""
+
+    count: int
+    chunks: Iterator[list[JobSpec]]
+
+    def all(self) -> list[JobSpec]:
+        """Every spec, validated (raises the batch's errors)."""
+        return [spec for chunk in self.chunks for spec in chunk]

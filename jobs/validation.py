@@ -13,6 +13,7 @@ PAYLOAD_TOO_LARGE, then 402 PLAN_LIMIT. Batch items report their errors under fl
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,15 @@ from config.exceptions import PayloadTooLarge, PlanLimit, ValidationFailed
 from config.inputs import DATETIME_RANGE_MESSAGE, datetime_plus_ms_in_range, parse_client_datetime
 from config.netguard import Resolver, validate_target_url
 from jobs.models import Job
-from jobs.specs import CREATE_FIELDS, CREATE_READ_ONLY_FIELDS, JobSpec
+from jobs.retry_policy import MAX_ATTEMPTS_MAX, MAX_ATTEMPTS_MIN, validate_retry_policy
+from jobs.specs import (
+    CREATE_FIELDS,
+    CREATE_READ_ONLY_FIELDS,
+    STREAM_CHUNK,
+    STREAM_FIRST_CHUNK,
+    JobSpec,
+    SpecStream,
+)
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 from queues.serializers import HEADER_NAME_RE, MAX_HEADER_VALUE, REFUSED_HEADERS
 
@@ -37,23 +46,10 @@ MAX_GROUP_CHARS = 128
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 PRIORITY_MIN, PRIORITY_MAX = -100, 100
 MAX_DELAY_MS = 31_536_000_000  # one year
-MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX = 1, 100
 TIMEOUT_MS_MIN, TIMEOUT_MS_MAX = 100, 300_000
 MAX_HTTP_BODY_BYTES = 1024 * 1024
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 MAX_HTTP_HEADERS = 50
-
-# Same shape and bounds as a queue's retry_policy (API.md "Queues").
-RETRY_POLICY_INT_BOUNDS: dict[str, tuple[int, int]] = {
-    "max_attempts": (MAX_ATTEMPTS_MIN, MAX_ATTEMPTS_MAX),
-    "initial_delay_ms": (0, 86_400_000),
-    "max_delay_ms": (0, 604_800_000),
-}
-RETRY_POLICY_FIELDS = frozenset(
-    {"max_attempts", "backoff", "initial_delay_ms", "multiplier", "max_delay_ms", "jitter"}
-)
-BACKOFFS = frozenset({"exponential", "fixed"})
-MULTIPLIER_MIN, MULTIPLIER_MAX = 1, 10
 
 _UNKNOWN = ["Unknown field."]
 _READ_ONLY = ["This field is read-only."]
@@ -81,45 +77,6 @@ def _bad_headers(headers: dict[str, str]) -> list[str]:
         elif "\r" in value or "\n" in value or len(value) > MAX_HEADER_VALUE:
             bad.append(f"The value of '{name}' must be one line of at most {MAX_HEADER_VALUE} characters.")
     return bad
-
-
-def validate_retry_policy(
-    value: Any, *, prefix: str, errors: Errors, base: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """Check a (partial) retry policy and return it merged over `base`; errors go into `errors`."""
-    if not isinstance(value, dict):
-        errors[prefix] = ["Expected an object."]
-        return None
-    ok = True
-    for key, item in value.items():
-        field = f"{prefix}.{key}"
-        if key not in RETRY_POLICY_FIELDS:
-            errors[field] = _UNKNOWN
-            ok = False
-        elif key in RETRY_POLICY_INT_BOUNDS:
-            low, high = RETRY_POLICY_INT_BOUNDS[key]
-            if not _is_int(item) or not low <= item <= high:
-                errors[field] = [f"Expected an integer between {low} and {high}."]
-                ok = False
-        elif key == "backoff":
-            if item not in BACKOFFS:
-                errors[field] = ['Expected "exponential" or "fixed".']
-                ok = False
-        elif key == "multiplier":
-            if type(item) not in (int, float) or not MULTIPLIER_MIN <= item <= MULTIPLIER_MAX:
-                errors[field] = [f"Expected a number between {MULTIPLIER_MIN} and {MULTIPLIER_MAX}."]
-                ok = False
-        elif key == "jitter" and type(item) is not bool:
-            errors[field] = ["Expected a boolean."]
-            ok = False
-    if not ok:
-        return None
-    merged = dict(base or DEFAULT_RETRY_POLICY)
-    merged.update(value)
-    if merged.get("max_delay_ms", 0) < merged.get("initial_delay_ms", 0):
-        errors[f"{prefix}.max_delay_ms"] = ["Must be at least initial_delay_ms."]
-        return None
-    return merged
 
 
 class JobValidator:
@@ -156,29 +113,46 @@ class JobValidator:
         assert spec is not None
         return spec
 
-    def validate_many(self, items: Any, *, field: str = "jobs") -> list[JobSpec]:
-        """A batch: every item valid, or raise with every item's errors under `jobs.<index>.<field>`."""
+    def validate_many(self, items: Any, *, field: str = "jobs") -> list[JobSpec] | SpecStream:
+        """A batch: every item valid, or raise with every item's errors under `jobs.<index>.<field>`. A batch whose
+        items' checks need no I/O and read no job comes back as a SpecStream: each chunk is then checked as the
+        enqueue takes it, while PostgreSQL writes the ones before it."""
         if not isinstance(items, list):
             raise ValidationFailed(details={field: ["Expected a list of job objects."]})
         if not items:
             raise ValidationFailed(details={field: ["At least one job is required."]})
         if len(items) > MAX_BATCH:
             raise ValidationFailed(details={field: [f"At most {MAX_BATCH} jobs per batch."]})
-        errors: Errors = {}
         self._load_parents(items)
-        specs: list[JobSpec] = []
-        for index, data in enumerate(items):
-            prefix = f"{field}.{index}."
-            if not isinstance(data, dict):
-                errors[f"{field}.{index}"] = ["Expected a JSON object."]
-                continue
-            spec = self._item(data, prefix, errors)
-            if spec is not None:
-                specs.append(spec)
-        self._raise(errors)
-        return specs
+        if any(
+            type(data) is dict and (data.get("http") is not None or data.get("idempotency_key"))
+            for data in items
+        ):
+            return [spec for chunk in self._chunks(items, field, len(items), len(items)) for spec in chunk]
+        return SpecStream(
+            count=len(items), chunks=self._chunks(items, field, STREAM_FIRST_CHUNK, STREAM_CHUNK)
+        )
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _chunks(self, items: list[Any], field: str, first: int, size: int) -> Iterator[list[JobSpec]]:
+        """The specs of the first `first` items, then of each `size` more, in order; after the last, the batch's
+        errors are raised. Once an item has failed nothing more is yielded (the batch will be refused), but every
+        item is still checked."""
+        errors: Errors = {}
+        for start in [0, *range(first, len(items), size)]:
+            specs: list[JobSpec] = []
+            for index in range(start, min(start + (size if start else first), len(items))):
+                data = items[index]
+                if not isinstance(data, dict):
+                    errors[f"{field}.{index}"] = ["Expected a JSON object."]
+                    continue
+                spec = self._item(data, f"{field}.{index}.", errors)
+                if spec is not None:
+                    specs.append(spec)
+            if not errors and self._too_large is None and self._plan_limit is None:
+                yield specs
+        self._raise(errors)
 
     def _raise(self, errors: Errors) -> None:
         if errors:

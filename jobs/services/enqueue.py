@@ -9,7 +9,7 @@ all the writes go in one round trip, with the COMMIT (jobs/services/enqueue_sql.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,8 +24,8 @@ from config.db import backend
 from config.ids import new_ids
 from jobs.models import Job, JobState
 from jobs.services.dispatch import kick_on_commit, remember_delivery, sweep_at_on_commit
-from jobs.services.enqueue_sql import ROLLUP_SQL, write_set_based
-from jobs.specs import SPEC_COLUMNS, JobSpec
+from jobs.services.enqueue_sql import ROLLUP_SQL, pipelined, write_set_based, write_streamed
+from jobs.specs import SPEC_COLUMNS, JobSpec, SpecStream
 from queues.events import PendingEvent, events_emit
 from queues.models import DEFAULT_RETRY_POLICY, Queue
 
@@ -86,25 +86,35 @@ def job_enqueue(*, workspace: Workspace, queue: Queue, spec: JobSpec) -> tuple[J
 
 
 def job_enqueue_batch(
-    *, workspace: Workspace, queue: Queue, specs: list[JobSpec], present: Present | None = None
+    *, workspace: Workspace, queue: Queue, specs: list[JobSpec] | SpecStream, present: Present | None = None
 ) -> Any:
     """Enqueue a batch all-or-nothing in one transaction; results in input order.
 
     `present(results)`, if given, builds the caller's answer from the results and is returned instead of them. It
     runs while PostgreSQL writes a large batch (the results are known before the rows are written), so it must
-    not touch the database; it runs again if an idempotency-key race makes the enqueue start over."""
+    not touch the database; it runs again if an idempotency-key race makes the enqueue start over. A SpecStream
+    is checked chunk by chunk while PostgreSQL writes the chunks before (_enqueue_streamed); its errors raise
+    from here, and nothing of the batch commits."""
     return _enqueue_durable(workspace=workspace, queue=queue, specs=specs, present=present)
 
 
 def _enqueue_durable(
-    *, workspace: Workspace, queue: Queue, specs: list[JobSpec], present: Present | None = None
+    *, workspace: Workspace, queue: Queue, specs: list[JobSpec] | SpecStream, present: Present | None = None
 ) -> Any:
-    has_keys = any(s.idempotency_key for s in specs)
+    if isinstance(specs, SpecStream) and not (backend().SET_BASED and pipelined(specs.count)):
+        specs = specs.all()  # small, SQLite, or a libpq without pipelines: nothing to overlap
+    has_keys = isinstance(specs, list) and any(s.idempotency_key for s in specs)
     for attempt in range(_CONFLICT_RETRIES):
         try:
             with transaction.atomic(durable=True):
                 # The outermost block (not a test's transaction around it): COMMIT may ride with the writes.
                 commit = len(connection.atomic_blocks) == 1
+                if isinstance(specs, SpecStream):
+                    if commit:
+                        return _enqueue_streamed(
+                            workspace=workspace, queue=queue, stream=specs, present=present
+                        )
+                    specs = specs.all()
                 return job_enqueue_specs(
                     workspace=workspace, queue=queue, specs=specs, commit=commit, present=present
                 )
@@ -175,6 +185,36 @@ def job_enqueue_specs(
     if present is None:
         return done
     return presented[0] if presented else present(done)
+
+
+def _enqueue_streamed(
+    *, workspace: Workspace, queue: Queue, stream: SpecStream, present: Present | None
+) -> Any:
+    """A large batch with no idempotency key, on PostgreSQL, inside its outermost transaction: each chunk is
+    checked and built while PostgreSQL writes the one before (enqueue_sql.write_streamed), rather than the whole
+    batch first. Same rows, statements and order as job_enqueue_specs; an item's errors, raised after the chunks
+    before it were sent, roll every row back."""
+    now = timezone.now()
+    done: list[tuple[Job, bool]] = []
+    presented: list[Any] = []
+
+    def chunks() -> Iterator[tuple[list[Job], list[PendingEvent]]]:
+        for specs in stream.chunks:
+            jobs = _build_jobs(workspace=workspace, queue=queue, specs=specs, now=now)
+            done.extend((job, True) for job in jobs)
+            yield jobs, _events(jobs, workspace_id=workspace.id, queue_name=queue.name)
+
+    write_streamed(
+        workspace=workspace,
+        queue_id=queue.id,
+        chunks=chunks(),
+        count=stream.count,
+        minute=_minute(now),
+        now=now,
+        present=(lambda: presented.append(present(done))) if present is not None else None,
+    )
+    _after_write([job for job, _ in done], queue=queue, now=now)
+    return presented[0] if present is not None else done
 
 
 def _match_idempotency_keys(
@@ -268,25 +308,10 @@ def _record_enqueued(
     """The rows' events, rollup, quota and broker hint (and on PostgreSQL the rows themselves). `present` runs
     while a pipelined write is in flight (_write_pipelined); elsewhere the caller runs it afterwards."""
     workspace_id, queue_id, count = workspace.id, queue.id, len(jobs)
-    delayed = JobState.DELAYED.value
     # (4) The outbox, one multi-row INSERT.
-    queue_name = queue.name
-    events = [
-        PendingEvent(
-            workspace_id=workspace_id,
-            type="job:delayed" if job.state == delayed else "job:waiting",
-            queue_name=queue_name,
-            job_id=job.id,
-            data={"name": job.name},
-        )
-        for job in jobs
-    ]
-    minute = connection.ops.adapt_datetimefield_value(now.replace(second=0, microsecond=0))
-    remember_delivery(queue_id, queue.delivery)
-    # Delayed jobs due soon: a sweep at their run time promotes them on time (after commit).
-    sweep_at_on_commit(
-        (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
-    )
+    events = _events(jobs, workspace_id=workspace_id, queue_name=queue.name)
+    minute = _minute(now)
+    _after_write(jobs, queue=queue, now=now)
     if set_based:
         write_set_based(
             workspace=workspace,
@@ -305,3 +330,33 @@ def _record_enqueued(
             cursor.execute(ROLLUP_SQL, [workspace_id, queue_id, minute, count])
         # (6) Broker hint after commit (a no-op for batches that are all delayed is the engine's call).
         kick_on_commit([queue_id])
+
+
+def _events(jobs: list[Job], *, workspace_id: str, queue_name: str) -> list[PendingEvent]:
+    """Each new job's `job:waiting` or `job:delayed` event (the outbox)."""
+    delayed = JobState.DELAYED.value
+    return [
+        PendingEvent(
+            workspace_id=workspace_id,
+            type="job:delayed" if job.state == delayed else "job:waiting",
+            queue_name=queue_name,
+            job_id=job.id,
+            data={"name": job.name},
+        )
+        for job in jobs
+    ]
+
+
+def _minute(now: datetime) -> object:
+    """The rollup row's minute, as the database stores it."""
+    return connection.ops.adapt_datetimefield_value(now.replace(second=0, microsecond=0))
+
+
+def _after_write(jobs: list[Job], *, queue: Queue, now: datetime) -> None:
+    """What the process notes of an enqueue, inside its transaction: the queue's delivery mode, and a sweep at
+    the run time of delayed jobs due soon (after commit), so they are promoted on time."""
+    remember_delivery(queue.id, queue.delivery)
+    delayed = JobState.DELAYED.value
+    sweep_at_on_commit(
+        (job.run_at for job in jobs if job.state == delayed and not job.wait_for_children), now=now
+    )

@@ -19,6 +19,7 @@ from billing.services import quota_consume_statement, quota_exceeded
 from config import db
 from jobs.models import Job
 from jobs.services.dispatch import kick_statement
+from jobs.specs import STREAM_CHUNK
 from queues.events import PendingEvent, events_insert_sql, json_param
 
 # Works on PostgreSQL and SQLite (>= 3.24) alike. Served by the unique constraint jobs_stat_queue_minute_uniq.
@@ -51,6 +52,10 @@ def _job_columns(jobs: list[Job]) -> tuple[str, list[tuple[str, str]]]:
         omitted = tuple(a for a in optional if row[a] is None)
     else:
         omitted = tuple(a for a in optional if all(job.__dict__[a] is None for job in jobs))
+    return _columns_without(omitted)
+
+
+def _columns_without(omitted: tuple[str, ...]) -> tuple[str, list[tuple[str, str]]]:
     found = _COLUMNS.get(omitted)
     if found is None:
         fields = [f for f in Job._meta.concrete_fields if f.attname not in omitted]
@@ -60,14 +65,23 @@ def _job_columns(jobs: list[Job]) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _insert_jobs_statement(
-    jobs: list[Job], columns: tuple[str, list[tuple[str, str]]] | None = None
+    jobs: list[Job],
+    columns: tuple[str, list[tuple[str, str]]] | None = None,
+    skip_nulls: frozenset[str] = frozenset(),
 ) -> tuple[str, list]:
     """PostgreSQL: every row in one INSERT … SELECT over one JSON parameter (`jsonb_populate_recordset`), sent in
     the round trip of the events, rollup and quota statements. Measured beside a multi-row INSERT and a COPY of
     the same 1,000 rows: as fast as the COPY on the server (about half the multi-row INSERT's time), a fifth of
-    either's client CPU, and no round trips of its own. A JSON null is SQL NULL, as Django writes JSONField None."""
+    either's client CPU, and no round trips of its own. A JSON null is SQL NULL, as Django writes JSONField None.
+    The attributes in `skip_nulls` are left out of a row where they are None (the recordset's NULL)."""
     columns, names = columns or _job_columns(jobs)
-    rows = [{column: job.__dict__[attname] for column, attname in names} for job in jobs]
+    if skip_nulls:
+        rows = [
+            {c: v for c, a in names if (v := row[a]) is not None or a not in skip_nulls}
+            for row in (job.__dict__ for job in jobs)
+        ]
+    else:
+        rows = [{column: job.__dict__[attname] for column, attname in names} for job in jobs]
     sql = (
         f"INSERT INTO jobs_job ({columns}) SELECT {columns}"
         " FROM jsonb_populate_recordset(NULL::jobs_job, %s::jsonb)"
@@ -92,8 +106,17 @@ def write_set_based(
     tail = _tail_statements(
         workspace=workspace, queue_id=queue_id, count=count, minute=minute, now=now, commit=commit
     )
-    if commit and count >= PIPELINE_MIN_JOBS and _pipeline_supported():
-        _write_pipelined(jobs=jobs, events=events, tail=tail, now=now, present=present)
+    if commit and pipelined(count):
+        columns = _job_columns(jobs)
+        statements = (
+            part
+            for at in range(0, count, PIPELINE_CHUNK)
+            for part in (
+                _insert_jobs_statement(jobs[at : at + PIPELINE_CHUNK], columns=columns),
+                events_insert_sql(events[at : at + PIPELINE_CHUNK], now=now),
+            )
+        )
+        _write_pipelined(statements=statements, tail=tail, present=present)
         return
     parts = [_insert_jobs_statement(jobs), events_insert_sql(events, now=now), *tail]
     # Prepared on the connection (planned once per connection); the PREPAREs it still needs go first.
@@ -137,15 +160,46 @@ def _pipeline_supported() -> bool:
 
 # A batch this large is written in chunks through a pipeline (_write_pipelined).
 PIPELINE_MIN_JOBS = 200
-PIPELINE_CHUNK = 250
+PIPELINE_CHUNK = STREAM_CHUNK
+
+
+def pipelined(count: int) -> bool:
+    """Whether a committing enqueue of `count` jobs goes through a pipeline (_write_pipelined)."""
+    return count >= PIPELINE_MIN_JOBS and _pipeline_supported()
+
+
+def write_streamed(
+    *,
+    workspace: Workspace,
+    queue_id: str,
+    chunks: Iterator[tuple[list[Job], list[PendingEvent]]],
+    count: int,
+    minute: object,
+    now: datetime,
+    present: Callable[[], None] | None = None,
+) -> None:
+    """write_set_based's statements and COMMIT for a batch of `count` jobs (`pipelined`) whose rows are still
+    being checked and built: each chunk of `chunks` is encoded and sent as it comes, while PostgreSQL writes the
+    ones before. An error raised by `chunks` (an item refused) stops the writes before the COMMIT; the caller's
+    transaction then rolls back what was sent."""
+    tail = _tail_statements(
+        workspace=workspace, queue_id=queue_id, count=count, minute=minute, now=now, commit=True
+    )
+    # Every column: a chunk is encoded before the later rows are known, so no column is left out of the statement
+    # (one statement text, prepared once); each row leaves out its NULL optional values instead.
+    columns, skip = _columns_without(()), frozenset(_optional_attnames())
+    statements = (
+        part
+        for jobs, events in chunks
+        for part in (_insert_jobs_statement(jobs, columns, skip), events_insert_sql(events, now=now))
+    )
+    _write_pipelined(statements=statements, tail=tail, present=present)
 
 
 def _write_pipelined(
     *,
-    jobs: list[Job],
-    events: list[PendingEvent],
+    statements: Iterator[tuple[str, list]],
     tail: list[tuple[str, list]],
-    now: datetime,
     present: Callable[[], None] | None,
 ) -> None:
     """A large batch's writes and COMMIT through a psycopg pipeline: each statement is sent as soon as it is
@@ -154,16 +208,7 @@ def _write_pipelined(
     Python work and the database's took turns (a 1,000-job batch: about 70 ms of each). The statements are those
     of the single round trip (same transaction, same order, the quota last), so a refused quota or a failed row
     still rolls every row back: the pipeline stops at the first error and raises it when it is read back."""
-    columns = _job_columns(jobs)
-    chunks = [slice(start, start + PIPELINE_CHUNK) for start in range(0, len(jobs), PIPELINE_CHUNK)]
-
-    def statements() -> Iterator[tuple[str, list]]:
-        for part in chunks:
-            yield _insert_jobs_statement(jobs[part], columns=columns)
-            yield events_insert_sql(events[part], now=now)
-        yield from tail
-
-    pending = statements()
+    pending = chain(statements, tail)
     first = [next(pending), next(pending)]
     # Every statement has the text of one of these, so the PREPAREs a new connection needs all go first: a
     # pipeline that stops at an error runs none of what follows it.

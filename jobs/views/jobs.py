@@ -200,6 +200,7 @@ class QueueJobsViewSet(WorkspaceViewSet):
         data = self.strict_data(request, {"jobs"})
         if "jobs" not in data:
             raise ValidationFailed(details={"jobs": ["This field is required."]})
+        # A large batch may come back as a SpecStream: its items are then checked while the first ones are written.
         specs = JobValidator(workspace=self.workspace, queue=queue).validate_many(data["jobs"])
         queue_name = queue.name
 

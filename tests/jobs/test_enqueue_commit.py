@@ -15,6 +15,7 @@ from accounts.models import Plan
 from accounts.services import workspace_create
 from billing.models import UsageCounter
 from jobs.models import Job
+from jobs.specs import STREAM_CHUNK, STREAM_FIRST_CHUNK
 from queues.models import Event, QueueMinuteStat
 from tests.conftest import make_client
 from tests.factories import make_queue
@@ -137,7 +138,7 @@ def test_a_session_lost_mid_enqueue_is_503_and_the_next_request_reconnects(tiny,
 
 # A batch of at least PIPELINE_MIN_JOBS goes through _write_pipelined: its rows in chunks, the response built while
 # they are written, the COMMIT last.
-BIG = 2 * 250 + 17  # three chunks, the last one short
+BIG = STREAM_FIRST_CHUNK + STREAM_CHUNK + 17  # three chunks, the last one short
 
 
 def test_a_pipelined_batch_commits_every_row_event_and_count_once(tiny, monkeypatch):
@@ -194,21 +195,21 @@ def test_a_session_lost_mid_pipeline_is_503_and_nothing_of_the_batch_commits(tin
     insert = enqueue_sql._insert_jobs_statement
     calls = []
 
-    def lose_the_session_at_the_second_chunk(jobs, columns=None):  # noqa: ANN001, ANN202
+    def lose_the_session_at_the_second_chunk(jobs, *args):  # noqa: ANN001, ANN002, ANN202
         calls.append(len(jobs))
         if len(calls) == 2:
             with psycopg.connect(database_url(), autocommit=True) as admin:
                 admin.execute(
                     "SELECT pg_terminate_backend(%s, 5000)", [connection.connection.info.backend_pid]
                 )
-        return insert(jobs, columns)
+        return insert(jobs, *args)
 
     monkeypatch.setattr(enqueue_sql, "_insert_jobs_statement", lose_the_session_at_the_second_chunk)
     response = _post(
         client, "/v1/queues/work/jobs/batch", {"jobs": [{"payload": {"n": i}} for i in range(BIG)]}
     )
     assert response.status_code == 503, response.content
-    assert calls[:2] == [250, 250]
+    assert calls[:2] == [STREAM_FIRST_CHUNK, STREAM_CHUNK]
     monkeypatch.setattr(enqueue_sql, "_insert_jobs_statement", insert)
     assert _post(client, "/v1/queues/work/jobs", {"payload": {"n": -1}}).status_code == 201
     assert list(Job.objects.values_list("payload", flat=True)) == [{"n": -1}]

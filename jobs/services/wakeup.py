@@ -10,8 +10,10 @@ waker announces itself in the shared cache, and enqueues then NOTIFY instead of 
 re-kicks (which also repair a wake-up lost while a listener reconnected), and every hint where there is no
 NOTIFY (the embedded SQLite mode) or no announced waker.
 
-Every worker process gets every wake-up; the first claim leases the jobs and the others find none (one short
-statement each), as with any two processes claiming the same queue.
+One process of each worker runs a waker (the first pool process, or the single process of a thread pool;
+jobs/tasks.py): woken processes of one worker would only race for the same job. Several workers each claim on
+every wake-up; the first claim leases the jobs and the others find none (one short statement each), as with any
+two processes claiming the same queue.
 """
 
 from __future__ import annotations

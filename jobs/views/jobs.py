@@ -189,7 +189,7 @@ class QueueJobsViewSet(WorkspaceViewSet):
         tags=["Jobs"],
         operation_id="jobs_enqueue_batch",
         description=(
-            f"Enqueue up to {MAX_BATCH} jobs in one transaction (one COPY or multi-row INSERT); `data` is in input order. "
+            f"Enqueue up to {MAX_BATCH} jobs in one transaction, all or nothing; `data` is in input order. "
             "An item whose idempotency_key matches a job of the last 24 h (or an earlier item of the same batch) "
             "gives that job and is not counted against the quota. " + _BATCH_ERRORS
         ),

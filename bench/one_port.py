@@ -7,7 +7,7 @@ machine hits both; the medians and their ratio are printed (goal >= 0.9x).
 
     python bench/one_port.py [--seconds 5] [--rounds 3] [--processes 1] [--threads 8]
 
-It uses bench/run.py's database set-up and load generator; `make bench BENCH=one_port` runs it as a group.
+It uses bench/common.py's database set-up and load generator; `make bench BENCH=one_port` runs it as a group.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import (  # noqa: E402
+from bench.common import (  # noqa: E402
     ROOT,
     Procs,
-    _concurrent_requests,
     bench_database_url,
+    concurrent_requests,
     free_port,
     make_queue,
     make_workspace,
@@ -104,7 +104,7 @@ def cpu_seconds_of_tree(root: int) -> float:
 def _enqueue_rate(port: int, key: str, queue: str, seconds: float) -> tuple[float, list[float]]:
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = json.dumps({"payload": {"text": "x" * 64}, "tags": ["bench"]}).encode()
-    return _concurrent_requests(
+    return concurrent_requests(
         port, "POST", f"/v1/queues/{queue}/jobs", headers=headers, body=body, seconds=seconds, expect=201
     )
 
@@ -128,7 +128,7 @@ def measure(
             try:
                 cpu_before = cpu_seconds_of_tree(server)
                 rate, latencies = _enqueue_rate(port, key, queue.name, seconds)
-                # Warm-up included: _concurrent_requests runs 1 s of it before the measured seconds.
+                # Warm-up included: concurrent_requests runs 1 s of it before the measured seconds.
                 cpu_ms = (cpu_seconds_of_tree(server) - cpu_before) * 1000 / (rate * (seconds + 1))
             finally:
                 procs.stop_all()

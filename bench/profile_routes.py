@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.run import bench_database_url, make_queue, make_workspace, setup_django  # noqa: E402
+from bench.common import bench_database_url, make_queue, make_workspace, setup_django  # noqa: E402
 
 ROUTES = ("enqueue", "get", "claim", "heartbeat", "complete", "fail")
 

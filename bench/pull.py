@@ -91,7 +91,7 @@ def _setup(jobs_batch: int, jobs_single: int, jobs_raw: int) -> None:
     from accounts.models import Plan
     from accounts.plans import seed_default_plans
     from accounts.services import workspace_create
-    from bench.run import seed_history, vacuum_jobs_tables
+    from bench.common import seed_history, vacuum_jobs_tables
     from config.ids import new_ids
     from jobs.models import Job
     from queues.models import Queue

@@ -85,6 +85,32 @@ def _spindle_worker(procs: Procs, *, concurrency: int = 2) -> subprocess.Popen:
     return worker
 
 
+def _plain_celery_worker(procs: Procs, log: str) -> None:
+    """The plain Celery baseline's worker: bench/plain_celery.py, 2 prefork processes, its own queue."""
+    procs.start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.plain_celery",
+            "worker",
+            "-l",
+            "info",
+            "-c",
+            "2",
+            "-Q",
+            "plain_bench",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"{log}{time.time()}@%h",
+        ],
+        log=log,
+    )
+    wait_log(log, " ready.")
+
+
 def bench_push(size: float, procs: Procs) -> None:
     n = max(500, int(10000 * size))
     vacuum_jobs_tables()
@@ -111,28 +137,7 @@ def bench_push(size: float, procs: Procs) -> None:
     endpoint_reset(ep)
 
     # Baseline 2: plain Celery, one task per job, pooled client, 2 worker processes.
-    procs.start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "bench.plain_celery",
-            "worker",
-            "-l",
-            "info",
-            "-c",
-            "2",
-            "-Q",
-            "plain_bench",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"plain{time.time()}@%h",
-        ],
-        log="plain",
-    )
-    wait_log("plain", " ready.")
+    _plain_celery_worker(procs, "plain")
     from bench.plain_celery import app as plain_app
     from bench.plain_celery import post as plain_post
 
@@ -222,28 +227,7 @@ def bench_latency(size: float, procs: Procs) -> None:
     make_run_lat = _spindle_latencies(ws, ep, samples)
 
     # Baseline: Celery enqueue -> task start with a no-op-ish task (plain Celery posting to the endpoint).
-    procs.start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "bench.plain_celery",
-            "worker",
-            "-l",
-            "info",
-            "-c",
-            "2",
-            "-Q",
-            "plain_bench",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"plainlat{time.time()}@%h",
-        ],
-        log="plainlat",
-    )
-    wait_log("plainlat", " ready.")
+    _plain_celery_worker(procs, "plainlat")
     from bench.plain_celery import post as plain_post
 
     endpoint_reset(ep)

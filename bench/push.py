@@ -30,6 +30,8 @@ from bench.common import (  # noqa: E402
     wait_port,
 )
 
+SPINDLE_QUEUES = f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system"
+
 
 def _endpoint(procs: Procs) -> int:
     port = free_port()
@@ -59,56 +61,27 @@ def wait_count(port: int, n: int, timeout_s: float) -> float:
     return time.perf_counter()
 
 
-def _spindle_worker(procs: Procs, *, concurrency: int = 2) -> subprocess.Popen:
+def _celery_worker(procs: Procs, app: str, queues: str, log: str, *options: str) -> subprocess.Popen:
+    """A Celery worker of `app` on `queues`, started and ready (its log says so)."""
     worker = procs.start(
         [
             sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-l",
-            "info",
-            "-c",
-            str(concurrency),
-            "-Q",
-            f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"bench{time.time()}@%h",
-        ],
-        log="worker",
-    )
-    wait_log("worker", " ready.")
-    return worker
-
-
-def _plain_celery_worker(procs: Procs, log: str) -> None:
-    """The plain Celery baseline's worker: bench/plain_celery.py, 2 prefork processes, its own queue."""
-    procs.start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "bench.plain_celery",
-            "worker",
-            "-l",
-            "info",
-            "-c",
-            "2",
-            "-Q",
-            "plain_bench",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"{log}{time.time()}@%h",
+            *("-m", "celery", "-A", app, "worker", "-l", "info", *options, "-Q", queues),
+            *("--without-gossip", "--without-mingle", "-n", f"bench-{log}{time.time()}@%h"),
         ],
         log=log,
     )
     wait_log(log, " ready.")
+    return worker
+
+
+def _spindle_worker(procs: Procs, *, concurrency: int = 2) -> subprocess.Popen:
+    return _celery_worker(procs, "config", SPINDLE_QUEUES, "worker", "-c", str(concurrency))
+
+
+def _plain_celery_worker(procs: Procs, log: str) -> None:
+    """The plain Celery baseline's worker: bench/plain_celery.py, 2 prefork processes, its own queue."""
+    _celery_worker(procs, "bench.plain_celery", "plain_bench", log, "-c", "2")
 
 
 def bench_push(size: float, procs: Procs) -> None:
@@ -291,31 +264,9 @@ def _spindle_latencies(ws, ep: int, samples: int) -> list[float]:
 
 def _procfile_worker(procs: Procs, log: str) -> None:
     """One worker as the Procfile runs it: beat in a worker thread, thread pool of 4."""
-    procs.start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--beat-thread",
-            "-l",
-            "info",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "-Q",
-            f"{SPINDLE_QUEUE},{SPINDLE_QUEUE}-system",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"bench-{log}{time.time()}@%h",
-        ],
-        log=log,
+    _celery_worker(
+        procs, "config", SPINDLE_QUEUES, log, "--beat-thread", "--pool", "threads", "--concurrency", "4"
     )
-    wait_log(log, " ready.")
 
 
 def procfile_push_queue(procs: Procs, name: str, *, timeout_ms: int):

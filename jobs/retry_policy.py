@@ -18,7 +18,7 @@ RETRY_POLICY_FIELDS = frozenset(
 )
 BACKOFFS = frozenset({"exponential", "fixed"})
 MULTIPLIER_MIN, MULTIPLIER_MAX = 1, 10
-_UNKNOWN = ["Unknown field."]
+UNKNOWN_FIELD = ["Unknown field."]
 
 
 def validate_retry_policy(
@@ -32,7 +32,7 @@ def validate_retry_policy(
     for key, item in value.items():
         field = f"{prefix}.{key}"
         if key not in RETRY_POLICY_FIELDS:
-            errors[field] = _UNKNOWN
+            errors[field] = UNKNOWN_FIELD
             ok = False
         elif key in RETRY_POLICY_INT_BOUNDS:
             low, high = RETRY_POLICY_INT_BOUNDS[key]

@@ -26,7 +26,7 @@ from config.exceptions import PayloadTooLarge, PlanLimit, ValidationFailed
 from config.inputs import DATETIME_RANGE_MESSAGE, datetime_plus_ms_in_range, parse_client_datetime
 from config.netguard import Resolver, validate_target_url
 from jobs.models import Job
-from jobs.retry_policy import MAX_ATTEMPTS_MAX, MAX_ATTEMPTS_MIN, validate_retry_policy
+from jobs.retry_policy import MAX_ATTEMPTS_MAX, MAX_ATTEMPTS_MIN, UNKNOWN_FIELD, validate_retry_policy
 from jobs.specs import (
     CREATE_FIELDS,
     CREATE_READ_ONLY_FIELDS,
@@ -51,7 +51,6 @@ MAX_HTTP_BODY_BYTES = 1024 * 1024
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 MAX_HTTP_HEADERS = 50
 
-_UNKNOWN = ["Unknown field."]
 _READ_ONLY = ["This field is read-only."]
 
 Errors = dict[str, list[str]]
@@ -184,7 +183,7 @@ class JobValidator:
         before = len(errors)
         extra = data.keys() - CREATE_FIELDS
         for key in extra:
-            errors[prefix + key] = _READ_ONLY if key in CREATE_READ_ONLY_FIELDS else _UNKNOWN
+            errors[prefix + key] = _READ_ONLY if key in CREATE_READ_ONLY_FIELDS else UNKNOWN_FIELD
         spec = JobSpec()
         if "payload" in data:
             spec.payload = data["payload"]
@@ -327,7 +326,7 @@ class JobValidator:
             return None
         ok = True
         for key in value.keys() - {"url", "method", "headers", "body"}:
-            errors[f"{field}.{key}"] = _UNKNOWN
+            errors[f"{field}.{key}"] = UNKNOWN_FIELD
             ok = False
         method = value.get("method", "POST")
         if type(method) is not str or method.upper() not in HTTP_METHODS:

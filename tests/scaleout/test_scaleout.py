@@ -121,6 +121,11 @@ def _tick_counts(killed_at: float, stopped_at: float) -> tuple[int, int, int]:
     return total, missed, doubled
 
 
+def _each_schedule_ticked(times: int) -> bool:
+    counts = Counter(ScheduleTick.objects.values_list("schedule_id", flat=True))
+    return len(counts) == SCHEDULES and min(counts.values()) >= times
+
+
 def test_two_web_two_worker_nodes_survive_kill9_of_a_worker_node(plans, tmp_path):
     Plan.objects.filter(code="free").update(
         requests_per_minute=None, jobs_per_month=None, max_queues=None, max_schedules=None
@@ -138,11 +143,12 @@ def test_two_web_two_worker_nodes_survive_kill9_of_a_worker_node(plans, tmp_path
             _enqueue_round_robin(web, key.raw, queues)
             enqueued_s = time.monotonic() - started
             wait_until(lambda: _completed(queues) >= JOBS // 4, timeout_s=90, what="a quarter completed")
-            # Mid-delivery: the node to kill sent a job to the endpoint in the last 0.3 s.
+            # Mid-delivery (the node to kill sent a job to the endpoint in the last 0.3 s), and late enough that the
+            # tick window checked below starts before the kill: every schedule has ticked for 2 seconds.
             wait_until(
-                lambda: endpoint.sent_since(nodes[0].local_ports(), 0.3),
+                lambda: _each_schedule_ticked(3) and endpoint.sent_since(nodes[0].local_ports(), 0.3),
                 timeout_s=60,
-                what="worker0 delivering",
+                what="worker0 delivering, every schedule ticking",
             )
             nodes[0].kill9()
             killed_at, killed_after = time.time(), time.monotonic() - started

@@ -11,11 +11,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import exceptions, negotiation, serializers, viewsets
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config.exceptions import ValidationFailed
+from config.renderers import JSONRenderer
 
 BODY_NOT_OBJECT = "The body must be a JSON object."
 
@@ -173,7 +173,7 @@ def public_post(view: Callable[..., Any]) -> Any:
 
 
 def render_json(data: Any) -> bytes:
-    """`data` as DRF's JSONRenderer writes a response for a plain `Accept: application/json` (or none)."""
+    """`data` as the API's JSONRenderer writes a response for a plain `Accept: application/json` (or none)."""
     return JSONRenderer().render(data)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils import json as drf_json
 
+from . import fastjson
 from .exceptions import BadRequest, ValidationFailed
 from .inputs import MAX_JSON_DEPTH, json_body_problem
 
@@ -25,7 +25,7 @@ class JSONParser(parsers.JSONParser):
         try:
             text = raw.decode(encoding)
             parse_constant = drf_json.strict_constant if self.strict else None
-            data = json.loads(text, parse_constant=parse_constant)
+            data = fastjson.loads(text, parse_constant=parse_constant)
         except RecursionError:
             raise BadRequest(
                 f"The JSON body is nested deeper than {MAX_JSON_DEPTH} levels.",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from config import fastjson
 from config.db import backend
 from config.ids import new_ids
 
@@ -90,9 +90,9 @@ def events_insert_sql(events: list[PendingEvent], *, now: datetime | None = None
 
 def json_param(value: Any) -> str:
     """JSON text for a jsonb parameter. PostgreSQL refuses NUL in jsonb and text, so it is dropped from strings."""
-    text = json.dumps(value, separators=(",", ":"), default=str)
+    text = fastjson.dumps(value, default=str)
     if "\\u0000" in text:
-        text = json.dumps(_strip_nul(value), separators=(",", ":"), default=str)
+        text = fastjson.dumps(_strip_nul(value), default=str)
     return text
 
 

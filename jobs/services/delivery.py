@@ -9,7 +9,6 @@ builds a job's request and turns the reply into the engine's Outcome.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from config import outbound
+from config import fastjson, outbound
 from jobs.models import Job
 from jobs.services.engine import MAX_DEFERRAL_S, RESPONSE_BODY_MAX, Outcome
 from queues.events import iso
@@ -62,16 +61,12 @@ def build_request(
         # The job's own target replaces the queue endpoint entirely, its headers included.
         extra = dict(target.get("headers") or {})
         body = target.get("body")
-        body = (
-            ""
-            if body is None
-            else (body if isinstance(body, str) else json.dumps(body, separators=(",", ":")))
-        )
+        body = "" if body is None else (body if isinstance(body, str) else fastjson.dumps(body))
     else:
         url = endpoint.get("url")
         method = (endpoint.get("method") or "POST").upper()
         extra = dict(endpoint.get("headers") or {})
-        body = json.dumps(
+        body = fastjson.dumps(
             {
                 "id": job.id,
                 "queue": queue.name,
@@ -80,8 +75,7 @@ def build_request(
                 "tags": job.tags,
                 "attempt": job.attempts,
                 "created_at": iso(job.created_at),
-            },
-            separators=(",", ":"),
+            }
         )
     timestamp = int(time.time())
     msg_id = job.execution_id or job.id

@@ -6,14 +6,13 @@ queue-minute per batch; rows are touched in (queue, minute) order so concurrent 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
-from config import db
+from config import db, fastjson
 from queues.models import QueueMinuteStat
 
 # A pull worker names its own error types: each key is cut to this length (the collector maps unknown ones).
@@ -168,7 +167,7 @@ def stats_upsert_sql(*, deltas: list[StatDelta], now: datetime | None) -> tuple[
         ]
         for d in deltas
     ]
-    return _PG_UPSERT, [now, json.dumps(rows, separators=(",", ":"))]
+    return _PG_UPSERT, [now, fastjson.dumps(rows)]
 
 
 def _minute(now: datetime) -> datetime:

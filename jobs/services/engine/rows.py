@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from django.db import connection
 
-from config import db
+from config import db, fastjson
 from jobs.models import Job
 from queues.models import Queue
 
@@ -32,7 +31,7 @@ def _row_loader(model: Any, fields: list[Any]) -> Callable[[tuple], Any]:
     """Model instances from raw rows in concrete-field order (JSON columns arrive as text: decoded here)."""
     attnames = [f.attname for f in fields]
     json_idx = [i for i, f in enumerate(fields) if f.get_internal_type() == "JSONField"]
-    loads = json.loads
+    loads = fastjson.loads
 
     def load(row: tuple) -> Any:
         values = list(row)

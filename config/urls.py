@@ -58,14 +58,8 @@ urlpatterns = [
     path("health", _spooled_health(health)),
     path("health/live", _spooled_health(livez)),
     path("health/ready", _spooled_health(readyz)),
-    # Job routes first: they carry almost all of the traffic, and Django tries the patterns in order.
-    path("v1/", include("jobs.urls")),
-    path("v1/", include("schedules.urls_executions")),
-    path("v1/", include("accounts.urls")),
-    path("v1/", include("billing.urls")),
-    path("v1/", include("queues.urls")),
-    path("v1/", include("schedules.urls")),
-    path("v1/", include("alerts.urls")),
+    # Every /v1 route in one flat list (config/urls_v1.py), job routes first.
+    path("v1/", include("config.urls_v1")),
     # Spooled's wire surface (spooled/): its own errors and paging, over the same services.
     path("api/v1/", include("spooled.urls")),
     # The customer dashboard owns `/` and is tried last, so /v1, /admin and /doc always win.

@@ -17,6 +17,8 @@ from django.db import connection
 from django.db.models import Q
 from psycopg import sql as pgsql
 
+from config import fastjson
+
 logger = logging.getLogger(__name__)
 
 SET_BASED = True
@@ -149,8 +151,8 @@ def notify_sql(notifications: Iterable[tuple[str, str]]) -> tuple[str, list[Any]
     pairs = list(notifications)
     if not pairs:
         return None
-    channels, payloads = [c for c, _ in pairs], [p for _, p in pairs]
-    return "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS n(c, p)", [channels, payloads]
+    # One JSON parameter: psycopg binds a text list client-side element by element, in Python.
+    return "SELECT pg_notify(n->>0, n->>1) FROM jsonb_array_elements(%s::jsonb) AS n", [fastjson.dumps(pairs)]
 
 
 def json_object_each_sql(column_sql: str) -> str:

@@ -34,13 +34,28 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 _Loader = tuple[type, list[str], int, int, list[tuple[int, list, Any]]]
 
 
-def _key_lookup_sql() -> tuple[str, list[_Loader]]:
-    """One SELECT of key + workspace + plan in concrete-field order, built once per process: compiling the
-    equivalent select_related queryset cost more CPU than the query itself on every API request."""
+@dataclass(frozen=True)
+class Companion:
+    """A row of the key's workspace that a view reads on every request, named by one of its URL arguments: read
+    in the key lookup's round trip (a LEFT JOIN) instead of a query of its own. A view declares it as
+    `auth_companion` (the queue routes name their queue); it reaches the view as `request.user.companion`, or
+    None when no such row exists. The row is looked up in the key's workspace only."""
+
+    model: type
+    url_kwarg: str
+    column: str
+
+
+def _key_lookup_sql(companion: Companion | None = None) -> tuple[str, list[_Loader]]:
+    """One SELECT of key + workspace + plan (+ the companion) in concrete-field order, built once per process:
+    compiling the equivalent select_related queryset cost more CPU than the query itself on every API request."""
     quote = connection.ops.quote_name
     columns: list[str] = []
     loaders: list[_Loader] = []
-    for model, alias in ((ApiKey, "k"), (Workspace, "w"), (Plan, "p")):
+    tables: list[tuple[type, str]] = [(ApiKey, "k"), (Workspace, "w"), (Plan, "p")]
+    if companion is not None:
+        tables.append((companion.model, "c"))
+    for model, alias in tables:
         fields = model._meta.concrete_fields
         start = len(columns)
         columns += [f"{alias}.{quote(f.column)}" for f in fields]
@@ -56,36 +71,48 @@ def _key_lookup_sql() -> tuple[str, list[_Loader]]:
         f"SELECT {', '.join(columns)} FROM {ApiKey._meta.db_table} k"
         f" JOIN {Workspace._meta.db_table} w ON w.{quote(Workspace._meta.pk.column)} = k.{quote('workspace_id')}"
         f" JOIN {Plan._meta.db_table} p ON p.{quote(Plan._meta.pk.column)} = w.{quote('plan_id')}"
-        f" WHERE k.{quote('key_hash')} = %s"
     )
-    return sql, loaders
+    if companion is not None:
+        sql += (
+            f" LEFT JOIN {companion.model._meta.db_table} c ON c.{quote('workspace_id')}"
+            f" = w.{quote(Workspace._meta.pk.column)} AND c.{quote(companion.column)} = %s"
+        )
+    return sql + f" WHERE k.{quote('key_hash')} = %s", loaders
 
 
-_KEY_LOOKUP: dict[str, tuple[str, list[_Loader]]] = {}
+_KEY_LOOKUP: dict[tuple[str, Companion | None], tuple[str, list[_Loader]]] = {}
 
 
-def _api_key_by_hash(key_hash: str) -> ApiKey | None:
-    lookup = _KEY_LOOKUP.get(connection.vendor)
+def _api_key_by_hash(
+    key_hash: str, companion: Companion | None = None, value: str | None = None
+) -> tuple[ApiKey, Any] | None:
+    """(the key with its workspace and plan, the companion row named `value` or None), or None."""
+    if value is None:
+        companion = None
+    lookup = _KEY_LOOKUP.get((connection.vendor, companion))
     if lookup is None:
-        lookup = _KEY_LOOKUP[connection.vendor] = _key_lookup_sql()
+        lookup = _KEY_LOOKUP[(connection.vendor, companion)] = _key_lookup_sql(companion)
     sql, loaders = lookup
     with connection.cursor() as cursor:
-        # Prepared on the connection: this three-table join runs on every authenticated request.
-        db.execute_prepared(cursor, [(sql, [key_hash])])
+        # Prepared on the connection: this join runs on every authenticated request.
+        db.execute_prepared(cursor, [(sql, [key_hash] if companion is None else [value, key_hash])])
         row = cursor.fetchone()
     if row is None:
         return None
     objs = []
     for model, attnames, start, end, converters in loaders:
         values = list(row[start:end])
+        if len(objs) == 3 and values[attnames.index(model._meta.pk.attname)] is None:
+            objs.append(None)  # the companion's LEFT JOIN found no row
+            continue
         for i, funcs, col in converters:
             for func in funcs:
                 values[i] = func(values[i], col, connection)
         objs.append(model.from_db(connection.alias, attnames, values))
-    key, workspace, plan = objs
+    key, workspace, plan = objs[:3]
     workspace.plan = plan
     key.workspace = workspace
-    return key
+    return key, (objs[3] if companion is not None else None)
 
 
 @dataclass
@@ -97,6 +124,7 @@ class WorkspacePrincipal:
     api_key: ApiKey | None = None
     is_authenticated: bool = True
     is_staff: bool = False
+    companion: Any = None  # the view's `auth_companion` row, when a key read it (Companion)
 
     @property
     def is_anonymous(self) -> bool:
@@ -113,21 +141,33 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+def _companion_of(request: Request) -> tuple[Companion | None, str | None]:
+    """The view's `auth_companion` and the URL argument that names its row (None, None without one)."""
+    context = getattr(request, "parser_context", None) or {}
+    companion = getattr(context.get("view"), "auth_companion", None)
+    if companion is None:
+        return None, None
+    value = (context.get("kwargs") or {}).get(companion.url_kwarg)
+    return (companion, value) if isinstance(value, str) else (None, None)
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[WorkspacePrincipal, ApiKey] | None:
         token = bearer_token(request)
         if token is None or not token.startswith(KEY_PREFIX):
             return None  # another authenticator (JWT) may take it; none -> 401
+        companion, value = _companion_of(request)
         # The lookup is by SHA-256 digest on a unique index: no timing signal about stored keys.
-        key = _api_key_by_hash(hash_api_key(token))
-        if key is None or key.revoked_at is not None:
+        found = _api_key_by_hash(hash_api_key(token), companion, value)
+        if found is None or found[0].revoked_at is not None:
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        key, row = found
         now = timezone.now()
         api_key_check(key, request=request, now=now)  # scoped keys: expiry, queues, own rate limit
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             # At most one write a minute per key, and never blocking on a concurrent one.
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return WorkspacePrincipal(workspace=key.workspace, api_key=key), key
+        return WorkspacePrincipal(workspace=key.workspace, api_key=key, companion=row), key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="spindle"'

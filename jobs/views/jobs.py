@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.authentication import Companion
 from accounts.models import Workspace
 from config.api import PrerenderedResponse, WorkspaceViewSet, error_responses, list_envelope, render_json
 from config.exceptions import NotFound, ValidationFailed
@@ -28,6 +29,7 @@ from jobs.serializers import JobSchema, job_to_dict
 from jobs.services.enqueue import job_enqueue, job_enqueue_batch, queue_by_name
 from jobs.specs import CREATE_FIELDS
 from jobs.validation import MAX_BATCH, JobValidator
+from jobs.views.route_queue import QUEUE_OF_ROUTE, route_queue
 from queues.models import Queue
 from queues.selectors import queue_get
 
@@ -170,14 +172,18 @@ def _enqueue_one(workspace: Workspace, queue: Queue, body: Any) -> Response:
 class QueueJobsViewSet(WorkspaceViewSet):
     """/v1/queues/{name}/jobs[...]"""
 
+    @property
+    def auth_companion(self) -> Companion | None:
+        return QUEUE_OF_ROUTE if self.action == "create" else None  # the single enqueue's queue, with the key
+
     def _render(self, rows: Any, queue_name: str) -> list[dict[str, Any]]:
         return [job_to_dict(job, queue_name=queue_name) for job in rows]
 
     @extend_schema(**_enqueue_schema("jobs_enqueue", JobEnqueueIn, "Enqueue one job."))
     @idempotent
     def create(self, request: Request, name: str) -> Response:
-        # The hot path of single enqueues: a prepared lookup (same 404 as queue_get).
-        queue = queue_by_name(workspace_id=self.workspace.id, name=name)
+        # The hot path of single enqueues: the queue came with the API key (same 404 as queue_get).
+        queue = route_queue(request, self.workspace, name)
         if queue is None:
             raise NotFound(f"Queue '{name}' not found.")
         return _enqueue_one(self.workspace, queue, request.data)

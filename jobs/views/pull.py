@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
+from accounts.authentication import Companion
 from config.api import WorkspaceViewSet, error_responses
 from config.exceptions import NotFound, PayloadTooLarge, ValidationFailed
 from jobs.models import Job
@@ -38,6 +39,7 @@ from jobs.views.pull_inputs import (
     lease_token_of,
     raise_if,
 )
+from jobs.views.route_queue import QUEUE_OF_ROUTE, route_queue
 
 
 def _leased(job: Job, queue_name: str) -> dict[str, Any]:
@@ -66,6 +68,11 @@ def _job_op_schema(request: type[Serializer], response: type[Serializer]) -> Any
 class PullJobViewSet(WorkspaceViewSet):
     """`/v1/queues/{name}/jobs/claim|ack` and `/v1/queues/{name}/jobs/{id}/heartbeat|progress|complete|fail`.
     A push queue answers 409 INVALID_STATE (`details.delivery`): its jobs are leased by the delivery engine."""
+
+    @property
+    def auth_companion(self) -> Companion | None:
+        # Only the claim reads its queue's row; the lease-fenced routes scope their statements by its name.
+        return QUEUE_OF_ROUTE if self.action == "claim" else None
 
     def handle_exception(self, exc: Exception) -> Response:
         # Another workspace's (or an unknown) job is a 404 whatever the body holds. Checked only when the body
@@ -111,7 +118,7 @@ class PullJobViewSet(WorkspaceViewSet):
     def claim(self, request: Request, name: str) -> Response:
         data = self.strict_data(request, {"worker_id", "limit", "lease_ms", "wait_ms"})
         params = claim_params(data, {})
-        queue = pull.pull_queue_get(workspace=self.workspace, queue_name=name)
+        queue = pull.pull_queue_checked(route_queue(request, self.workspace, name))
         return _claim_response(
             pull.jobs_claim_pull(workspace=self.workspace, queues=[queue], **params._asdict())
         )

@@ -14,6 +14,7 @@ from jobs.services.pull.claims import (
     ClaimResult,
     job_claim_pull,
     jobs_claim_pull,
+    pull_queue_checked,
     pull_queue_get,
     pull_queues_for_claim,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "job_progress_set",
     "jobs_ack",
     "jobs_claim_pull",
+    "pull_queue_checked",
     "pull_queue_get",
     "pull_queues_for_claim",
     "worker_active_counts",

@@ -44,7 +44,11 @@ class ClaimResult:
 
 def pull_queue_get(*, workspace: Workspace, queue_name: str) -> Queue:
     """The workspace's queue by name, refusing push queues (their jobs belong to the delivery engine)."""
-    queue = queue_by_name(workspace_id=workspace.id, name=queue_name)
+    return pull_queue_checked(queue_by_name(workspace_id=workspace.id, name=queue_name))
+
+
+def pull_queue_checked(queue: Queue | None) -> Queue:
+    """A queue already read (None: there is none) as pull_queue_get answers it: 404, or 409 for a push queue."""
     if queue is None:
         raise NotFound("No such queue.")
     if queue.delivery != Queue.Delivery.PULL:

@@ -40,23 +40,18 @@ def loads(data: bytes | str, *, parse_constant: Callable[[str], Any] | None = No
 
 
 def orjson_dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> bytes | None:
-    """Compact UTF-8 JSON of `value` if orjson can write it exactly (see dumps_bytes), else None."""
+    """Compact UTF-8 JSON of `value` if orjson can write it exactly (see `dumps`), else None."""
     try:
         return orjson.dumps(value, default=default, option=_OPTIONS)
     except orjson.JSONEncodeError:
         return None
 
 
-def dumps_bytes(value: Any, *, default: Callable[[Any], Any] | None = None) -> bytes:
-    """Compact JSON as UTF-8, as `json.dumps(value, separators=(",", ":"), default=default)` writes it but with
-    non-ASCII characters unescaped. Datetimes go to `default` as they do in `json`; a value neither can encode
-    raises TypeError or ValueError. A value orjson refuses is written by `json` (ASCII, surrogates escaped)."""
+def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
+    """Compact JSON, as `json.dumps(value, separators=(",", ":"), default=default)` writes it but with non-ASCII
+    characters unescaped. Datetimes go to `default` as they do in `json`; a value neither can encode raises
+    TypeError or ValueError. A value orjson refuses is written by `json` (ASCII, surrogates escaped)."""
     body = orjson_dumps(value, default=default)
     if body is None:
-        body = json.dumps(value, separators=(",", ":"), default=default).encode()
-    return body
-
-
-def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
-    """`dumps_bytes` as text."""
-    return dumps_bytes(value, default=default).decode()
+        return json.dumps(value, separators=(",", ":"), default=default)
+    return body.decode()

@@ -13,7 +13,8 @@ _LINE_SEPARATORS = (b"\xe2\x80\xa8", b"\xe2\x80\xa9")  # U+2028, U+2029 as UTF-8
 
 class JSONRenderer(renderers.JSONRenderer):
     """Bytes equal to DRF's for the same data (compact, UTF-8, U+2028 and U+2029 escaped, dates by DRF's
-    encoder), except that floats take their shortest form (`1e-05` is written `0.00001`)."""
+    encoder), except that a float may be spelled differently (`1e-05` is written `0.00001`) and a float NaN or
+    infinity is written as null (config.fastjson)."""
 
     def render(
         self,

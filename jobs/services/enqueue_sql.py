@@ -107,15 +107,11 @@ def write_set_based(
         workspace=workspace, queue_id=queue_id, count=count, minute=minute, now=now, commit=commit
     )
     if commit and pipelined(count):
-        columns = _job_columns(jobs)
-        statements = (
-            part
+        chunks = (
+            (jobs[at : at + PIPELINE_CHUNK], events[at : at + PIPELINE_CHUNK])
             for at in range(0, count, PIPELINE_CHUNK)
-            for part in (
-                _insert_jobs_statement(jobs[at : at + PIPELINE_CHUNK], columns=columns),
-                events_insert_sql(events[at : at + PIPELINE_CHUNK], now=now),
-            )
         )
+        statements = _chunk_statements(chunks, columns=_job_columns(jobs), now=now)
         _write_pipelined(statements=statements, tail=tail, present=present)
         return
     parts = [_insert_jobs_statement(jobs), events_insert_sql(events, now=now), *tail]
@@ -187,13 +183,23 @@ def write_streamed(
     )
     # Every column: a chunk is encoded before the later rows are known, so no column is left out of the statement
     # (one statement text, prepared once); each row leaves out its NULL optional values instead.
-    columns, skip = _columns_without(()), frozenset(_optional_attnames())
-    statements = (
-        part
-        for jobs, events in chunks
-        for part in (_insert_jobs_statement(jobs, columns, skip), events_insert_sql(events, now=now))
+    statements = _chunk_statements(
+        chunks, columns=_columns_without(()), skip_nulls=frozenset(_optional_attnames()), now=now
     )
     _write_pipelined(statements=statements, tail=tail, present=present)
+
+
+def _chunk_statements(
+    chunks: Iterator[tuple[list[Job], list[PendingEvent]]],
+    *,
+    columns: tuple[str, list[tuple[str, str]]],
+    now: datetime,
+    skip_nulls: frozenset[str] = frozenset(),
+) -> Iterator[tuple[str, list]]:
+    """Each chunk's job INSERT, then its events' INSERT, built as the chunk comes."""
+    for jobs, events in chunks:
+        yield _insert_jobs_statement(jobs, columns, skip_nulls)
+        yield events_insert_sql(events, now=now)
 
 
 def _write_pipelined(

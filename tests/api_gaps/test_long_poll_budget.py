@@ -12,8 +12,10 @@ import urllib.error
 import urllib.request
 
 import pytest
+from django.core.cache import cache
 
 from accounts.services import workspace_create
+from jobs.services.pull.longpoll import LONG_POLL_SLOT_KEY
 from tests import processes
 from tests.factories import make_queue
 
@@ -111,7 +113,13 @@ def test_one_workspace_cannot_take_the_whole_process_budget(plans, live_server, 
 
     first = threading.Thread(target=poll, args=("greedy-1", greedy_key.raw))
     first.start()
-    time.sleep(0.5)
+    # The first poll holds the workspace's slot before the others come (not a fixed pause: under load it can
+    # take longer to arrive).
+    held = LONG_POLL_SLOT_KEY.format(workspace_id=greedy.id, slot=0)
+    deadline = time.monotonic() + 10
+    while cache.get(held) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cache.get(held) is not None, "the first poll never took the workspace's slot"
     others = [
         threading.Thread(target=poll, args=("greedy-2", greedy_key.raw)),
         threading.Thread(target=poll, args=("polite", polite_key.raw)),

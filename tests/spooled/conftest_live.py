@@ -64,6 +64,15 @@ def wait_for(check, timeout_s=20.0):
             return True
         time.sleep(0.05)
     return False
+def applied(send_ping, count_pings, timeout_s=10.0):
+    # Subscribe and unsubscribe are not acknowledged, but a socket's commands are answered in order: the
+    # answer to a ping sent after one shows that it has been applied.
+    before = count_pings()
+    send_ping()
+    return wait_for(lambda: count_pings() > before, timeout_s)
+def settled(client, seen):
+    # The same for a SpooledRealtime WebSocket, which has no ping of its own; its Pings reach on_event.
+    return applied(lambda: client._ws.send('{"cmd": "ping"}'), lambda: [t for t, _ in seen].count("ping"))
 """
 
 

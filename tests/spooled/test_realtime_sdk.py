@@ -101,12 +101,12 @@ q.enqueue("a", {}); q.enqueue("b", {})
 client, seen = realtime("websocket")
 client.connect()
 client.subscribe(Filter(queue="a"))
-time.sleep(0.5)
+settled_ = [settled(client, seen)]
 in_b = run_job("b")  # first: its events are all rendered by the time a's completion is seen
 in_a = run_job("a")
 wait_for(lambda: COMPLETED in of_job(seen, in_a))
 client.unsubscribe(Filter(queue="a"))  # no subscription left: every event of the workspace again
-time.sleep(0.5)
+settled_.append(settled(client, seen))
 later_b = run_job("b")
 wait_for(lambda: COMPLETED in of_job(seen, later_b))
 client.disconnect()
@@ -138,7 +138,7 @@ try:
     refused = None
 except Exception as exc:
     refused = getattr(getattr(exc, "response", None), "status_code", repr(exc))
-done({"a": of_job(seen, in_a), "b": of_job(seen, in_b), "later_b": of_job(seen, later_b),
+done({"a": of_job(seen, in_a), "b": of_job(seen, in_b), "later_b": of_job(seen, later_b), "settled": settled_,
       "foreign": of_job(foreign_seen, hidden), "opening": opening["type"], "pong": pong["type"],
       "unknown": [unknown["type"], unknown["data"]["message"]], "refused": refused})
 """,
@@ -148,6 +148,7 @@ done({"a": of_job(seen, in_a), "b": of_job(seen, in_b), "later_b": of_job(seen, 
         other_key=other_key,
         base_url=live.base_url,
     )
+    assert out["settled"] == [True, True]
     assert out["a"] == LIFE
     assert out["b"] == []  # subscribed to queue a only
     assert out["later_b"] == LIFE  # unsubscribed: everything again

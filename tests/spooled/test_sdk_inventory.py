@@ -293,7 +293,7 @@ ws_seen = []
 ws.on_event(lambda event: ws_seen.append([event.type, event.data]))
 ws.connect()
 ws.subscribe(Filter(queue="rt"))
-time.sleep(0.5)
+subscribed = settled(ws, ws_seen)
 skipped, got = run_job("elsewhere"), run_job("rt")
 wait_for(lambda: COMPLETED in of_job(ws_seen, got))
 ws.disconnect()
@@ -313,7 +313,7 @@ async def async_factory():
         return [state, types[:1]]
 import asyncio
 done({"first": first, "later": of_job(seen, later), "opened": opened, "switches": switches,
-      "jwt": token.count(".") == 2,
+      "jwt": token.count(".") == 2, "subscribed": subscribed,
       "ws": of_job(ws_seen, got), "ws_skipped": of_job(ws_seen, skipped), "async": asyncio.run(async_factory())})
 """,
         key=api_key,
@@ -323,6 +323,7 @@ done({"first": first, "later": of_job(seen, later), "opened": opened, "switches"
     assert out["opened"] is True, out  # the new filter's stream opened (its Ping)
     assert out["later"] == LIFE, out  # after reconnect(filter): the other queue's stream
     assert out["jwt"] is True
+    assert out["subscribed"] is True
     assert out["ws"] == LIFE and out["ws_skipped"] == []
     assert out["async"] == ["connected", ["ping"]]  # the opening Ping
 
@@ -351,11 +352,11 @@ for _ in range(20):
     ws.ping()
 answered = wait_for(lambda: len(pings) >= before + 20, 5)  # keep-alives alone: one a second at most
 ws.subscribe(SubscriptionFilter(queue="a"))
-time.sleep(0.5)
+settled_ = [applied(ws.ping, lambda: len(pings))]
 in_b, in_a = run_job("b"), run_job("a")
 wait_for(lambda: COMPLETED in of_job(seen, in_a))
 ws.unsubscribe(SubscriptionFilter(queue="a"))
-time.sleep(0.5)
+settled_.append(applied(ws.ping, lambda: len(pings)))
 later_b = run_job("b")
 wait_for(lambda: COMPLETED in of_job(seen, later_b))
 ws.disconnect()
@@ -372,7 +373,7 @@ async def async_ws():
         for _ in range(5):
             await stream.ping()
         def jobs():
-            time.sleep(0.5)
+            wait_for(lambda: [t for t, _ in got].count("ping") >= 2)  # an answer: the subscribe is applied
             ids["b"] = run_job("b")
             ids["a"] = run_job("a")
         threading.Thread(target=jobs, daemon=True).start()
@@ -385,13 +386,13 @@ async def async_ws():
         await stream.unsubscribe(SubscriptionFilter(queue="a"))
     return {"a": of_job(got, ids["a"]), "b": of_job(got, ids["b"]), "pings": [t for t, _ in got].count("ping")}
 
-done({"answered": answered, "a": of_job(seen, in_a), "b": of_job(seen, in_b), "later_b": of_job(seen, later_b),
+done({"answered": answered, "settled": settled_, "a": of_job(seen, in_a), "b": of_job(seen, in_b), "later_b": of_job(seen, later_b),
       "states": states, "background": in_background, "async": asyncio.run(async_ws())})
 """,
         key=api_key,
         base_url=live.base_url,
     )
-    assert out["answered"] is True
+    assert out["answered"] is True and out["settled"] == [True, True]
     assert out["a"] == LIFE and out["b"] == [] and out["later_b"] == LIFE
     assert out["states"] == ["connecting", "connected", "disconnected"]
     assert out["background"] is True

@@ -58,35 +58,36 @@ def generated(tmp_path: Path) -> Any:
 @pytest.mark.django_db(transaction=True)
 def test_generated_client_creates_gets_and_lists(generated, live_server, plans):
     _, key = workspace_create(name="generated", plan_code="pro")
-    client = generated("client").AuthenticatedClient(
+    # Closed at the end: a kept-alive connection would hold a live-server thread and its database session.
+    with generated("client").AuthenticatedClient(
         base_url=live_server.url, token=key.raw, raise_on_unexpected_status=True
-    )
-    models = generated("models")
-    api = "api.{}.{}"
+    ) as client:
+        models = generated("models")
+        api = "api.{}.{}"
 
-    queue = generated(api.format("queues", "queues_create")).sync(
-        client=client, body=models.QueueInRequest(name="emails", delivery=models.DeliveryEnum.PULL)
-    )
-    assert isinstance(queue, models.QueueWithSecretSchema) and queue.name == "emails"
+        queue = generated(api.format("queues", "queues_create")).sync(
+            client=client, body=models.QueueInRequest(name="emails", delivery=models.DeliveryEnum.PULL)
+        )
+        assert isinstance(queue, models.QueueWithSecretSchema) and queue.name == "emails"
 
-    enqueue = generated(api.format("jobs", "jobs_enqueue"))
-    job = enqueue.sync(
-        "emails", client=client, body=models.JobEnqueueInRequest(name="welcome", payload={"user_id": 42})
-    )
-    assert isinstance(job, models.JobSchema) and job.id.startswith("job_")
-    enqueue.sync("emails", client=client, body=models.JobEnqueueInRequest(name="other", payload={}))
+        enqueue = generated(api.format("jobs", "jobs_enqueue"))
+        job = enqueue.sync(
+            "emails", client=client, body=models.JobEnqueueInRequest(name="welcome", payload={"user_id": 42})
+        )
+        assert isinstance(job, models.JobSchema) and job.id.startswith("job_")
+        enqueue.sync("emails", client=client, body=models.JobEnqueueInRequest(name="other", payload={}))
 
-    got = generated(api.format("jobs", "jobs_retrieve")).sync("emails", job.id, client=client)
-    assert isinstance(got, models.JobSchema) and got.id == job.id and got.payload == {"user_id": 42}
+        got = generated(api.format("jobs", "jobs_retrieve")).sync("emails", job.id, client=client)
+        assert isinstance(got, models.JobSchema) and got.id == job.id and got.payload == {"user_id": 42}
 
-    # The lists: the object envelope, parsed; the path parameter and the `name` filter side by side.
-    listed = generated(api.format("jobs", "jobs_list")).sync(
-        "emails", client=client, name="welcome", limit=10
-    )
-    assert isinstance(listed, models.JobList)
-    assert [j.id for j in listed.data] == [job.id] and listed.next_cursor is None
-    queues = generated(api.format("queues", "queues_list")).sync(client=client)
-    assert [q.name for q in queues.data] == ["emails"]
+        # The lists: the object envelope, parsed; the path parameter and the `name` filter side by side.
+        listed = generated(api.format("jobs", "jobs_list")).sync(
+            "emails", client=client, name="welcome", limit=10
+        )
+        assert isinstance(listed, models.JobList)
+        assert [j.id for j in listed.data] == [job.id] and listed.next_cursor is None
+        queues = generated(api.format("queues", "queues_list")).sync(client=client)
+        assert [q.name for q in queues.data] == ["emails"]
 
-    missing = generated(api.format("jobs", "jobs_retrieve")).sync("emails", "job_missing", client=client)
-    assert isinstance(missing, models.ErrorEnvelope) and missing.error.code == "NOT_FOUND"
+        missing = generated(api.format("jobs", "jobs_retrieve")).sync("emails", "job_missing", client=client)
+        assert isinstance(missing, models.ErrorEnvelope) and missing.error.code == "NOT_FOUND"

@@ -132,14 +132,16 @@ def test_a_slot_left_by_a_dead_process_expires_and_a_live_one_is_renewed():
         time.sleep(1.5)
         assert StreamSlot("ws_dead", ttl_s=1).acquire()
 
-        live = StreamSlot("ws_live", ttl_s=1)
+        # Three renewals 0.8 s apart outlast the 2 s TTL, which would have freed the slot without them; each
+        # comes 1.2 s before its TTL ends, so a busy machine's late wake-up does not free it early.
+        live = StreamSlot("ws_live", ttl_s=2)
         assert live.acquire()
         for _ in range(3):
-            time.sleep(0.6)
+            time.sleep(0.8)
             live.renew()
-            assert not StreamSlot("ws_live", ttl_s=1).acquire()
+            assert not StreamSlot("ws_live", ttl_s=2).acquire()
         live.release()
-        assert StreamSlot("ws_live", ttl_s=1).acquire()
+        assert StreamSlot("ws_live", ttl_s=2).acquire()
 
 
 class _Ending(streams.Stream):

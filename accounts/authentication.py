@@ -102,7 +102,11 @@ def _api_key_by_hash(
     objs = []
     for model, attnames, start, end, converters in loaders:
         values = list(row[start:end])
-        if len(objs) == 3 and values[attnames.index(model._meta.pk.attname)] is None:
+        if (
+            companion is not None
+            and model is companion.model
+            and values[attnames.index(model._meta.pk.attname)] is None
+        ):
             objs.append(None)  # the companion's LEFT JOIN found no row
             continue
         for i, funcs, col in converters:
@@ -124,7 +128,8 @@ class WorkspacePrincipal:
     api_key: ApiKey | None = None
     is_authenticated: bool = True
     is_staff: bool = False
-    companion: Any = None  # the view's `auth_companion` row, when a key read it (Companion)
+    companion: Any = None  # the view's `auth_companion` row (Companion), or None when there is none
+    companion_of: str | None = None  # the URL value the key's lookup read `companion` by (None: not read)
 
     @property
     def is_anonymous(self) -> bool:
@@ -167,7 +172,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             # At most one write a minute per key, and never blocking on a concurrent one.
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return WorkspacePrincipal(workspace=key.workspace, api_key=key, companion=row), key
+        return WorkspacePrincipal(
+            workspace=key.workspace,
+            api_key=key,
+            companion=row,
+            companion_of=value if companion is not None else None,
+        ), key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="spindle"'

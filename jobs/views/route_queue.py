@@ -14,9 +14,9 @@ QUEUE_OF_ROUTE = Companion(Queue, url_kwarg="name", column="name")
 
 
 def route_queue(request: Request, workspace: Workspace, name: str) -> Queue | None:
-    """The workspace's queue `name`, or None: the row the API key's lookup read, else a query of its own (a JWT,
-    or a view without the companion)."""
-    queue = getattr(request.user, "companion", None)
-    if isinstance(queue, Queue) and queue.name == name and queue.workspace_id == workspace.id:
-        return queue
+    """The workspace's queue `name`, or None: what the API key's lookup read (the row, or None when there is
+    none), else a query of its own (a JWT, or a view without the companion)."""
+    user = request.user
+    if getattr(user, "companion_of", None) == name and getattr(user, "workspace", None) == workspace:
+        return user.companion
     return queue_by_name(workspace_id=workspace.id, name=name)
